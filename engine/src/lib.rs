@@ -1,0 +1,10 @@
+//! kup's engine: configuration, model, policy, planner, plans, executor, state and journal.
+//! It depends on no cloud SDK; providers implement [`provider::Provider`].
+
+pub mod model;
+pub mod plan;
+pub mod policy;
+pub mod provider;
+pub mod version;
+
+pub use version::{Minor, Version};

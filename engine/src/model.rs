@@ -1,0 +1,401 @@
+//! Plain data: what the user declared (`Desired`) and what a provider reported (`Actual`).
+//! No I/O lives here.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::version::{Minor, Version};
+
+/// Where a value came from in the configuration, for diagnostics.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SourceLoc {
+    pub file: String,
+    pub line: usize,
+    pub col: usize,
+}
+
+impl fmt::Display for SourceLoc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.col)
+    }
+}
+
+/// Everything the configuration declares, after variables and expressions are evaluated.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Desired {
+    pub providers: Vec<ProviderSpec>,
+    pub clusters: Vec<ClusterSpec>,
+}
+
+impl Desired {
+    pub fn provider(&self, key: &str) -> Option<&ProviderSpec> {
+        self.providers.iter().find(|p| p.key() == key)
+    }
+    pub fn cluster(&self, label: &str) -> Option<&ClusterSpec> {
+        self.clusters.iter().find(|c| c.label == label)
+    }
+}
+
+/// `provider "eks" { ... }`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ProviderSpec {
+    /// The provider type: the block label, e.g. `eks`.
+    pub kind: String,
+    /// `alias = "us"` makes this provider addressable as `eks.us`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// Send API calls to this URL instead of the provider's public endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Run kup's simulator in-process and point this provider at it.
+    #[serde(default)]
+    pub simulate: bool,
+    /// With `simulate = true`: the world file that seeds the simulation (absolute path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub world: Option<String>,
+    /// With `simulate = true`: how many simulated seconds pass per real second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed: Option<f64>,
+    /// How often to poll long-running operations.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_duration")]
+    #[schemars(with = "Option<String>")]
+    pub poll_interval: Option<Duration>,
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub origin: Option<SourceLoc>,
+}
+
+impl ProviderSpec {
+    /// How clusters refer to this provider: `eks` or `eks.<alias>`.
+    pub fn key(&self) -> String {
+        match &self.alias {
+            Some(a) => format!("{}.{}", self.kind, a),
+            None => self.kind.clone(),
+        }
+    }
+}
+
+/// `cluster "LABEL" { ... }`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ClusterSpec {
+    /// The block label; the cluster's address is `cluster.<label>`.
+    pub label: String,
+    /// Key of the provider block (`eks`, `eks.us`).
+    pub provider: String,
+    /// The cluster's name at the provider (defaults to the label).
+    pub name: String,
+    /// Region override (defaults to the provider's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Target control-plane version: a minor alias (`1.31`) or an exact release.
+    pub version: Version,
+    #[serde(default)]
+    pub addons: Vec<AddonSpec>,
+    #[serde(default)]
+    pub node_groups: Vec<NodeGroupSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubeconfig: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// How many node groups of this cluster may roll at the same time.
+    #[serde(default = "one")]
+    pub parallel_node_groups: u32,
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub origin: Option<SourceLoc>,
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub version_origin: Option<SourceLoc>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl ClusterSpec {
+    pub fn address(&self) -> String {
+        format!("cluster.{}", self.label)
+    }
+    pub fn node_group(&self, name: &str) -> Option<&NodeGroupSpec> {
+        self.node_groups.iter().find(|n| n.name == name)
+    }
+}
+
+/// `node_group "NAME" { ... }`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct NodeGroupSpec {
+    pub name: String,
+    /// Target kubelet version; defaults to the cluster's version.
+    pub version: Version,
+    pub strategy: Strategy,
+    #[serde(default)]
+    pub drain: DrainSpec,
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub origin: Option<SourceLoc>,
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub version_origin: Option<SourceLoc>,
+}
+
+/// How a node group's nodes are replaced.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Strategy {
+    /// Replace nodes in place, at most `max_unavailable` at a time.
+    Rolling {
+        max_unavailable: Unavailable,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_surge: Option<Unavailable>,
+    },
+    /// Create a new group at the target version, move pods, then delete the old one.
+    BlueGreen {
+        max_unavailable: Unavailable,
+        #[serde(with = "duration_str")]
+        #[schemars(with = "String")]
+        soak: Duration,
+        #[serde(with = "duration_str")]
+        #[schemars(with = "String")]
+        batch_soak: Duration,
+    },
+}
+
+impl Strategy {
+    pub fn max_unavailable(&self) -> Unavailable {
+        match self {
+            Strategy::Rolling {
+                max_unavailable, ..
+            }
+            | Strategy::BlueGreen {
+                max_unavailable, ..
+            } => *max_unavailable,
+        }
+    }
+    pub fn name(&self) -> &'static str {
+        match self {
+            Strategy::Rolling { .. } => "rolling",
+            Strategy::BlueGreen { .. } => "blue_green",
+        }
+    }
+}
+
+/// A count of nodes or a percentage of the group (`2` or `"25%"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Unavailable {
+    Count(u32),
+    Percent(u32),
+}
+
+impl Unavailable {
+    /// Nodes this allows out of `size` at once (a percentage rounds down, but never below 1).
+    pub fn nodes_of(&self, size: u32) -> u32 {
+        match *self {
+            Unavailable::Count(n) => n,
+            Unavailable::Percent(p) => ((size as u64 * p as u64) / 100).max(1) as u32,
+        }
+    }
+}
+
+impl fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unavailable::Count(n) => write!(f, "{n}"),
+            Unavailable::Percent(p) => write!(f, "{p}%"),
+        }
+    }
+}
+
+/// `drain { ... }` inside a node group: how kup (or the provider) moves pods off a node.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DrainSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_duration")]
+    #[schemars(with = "Option<String>")]
+    pub timeout: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_duration")]
+    #[schemars(with = "Option<String>")]
+    pub grace_period: Option<Duration>,
+    #[serde(default)]
+    pub delete_emptydir_data: bool,
+    #[serde(default)]
+    pub force: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_selector: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_duration")]
+    #[schemars(with = "Option<String>")]
+    pub skip_wait_for_delete_timeout: Option<Duration>,
+    #[serde(default)]
+    pub disable_eviction: bool,
+}
+
+/// `addon "NAME" { version = ... }`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AddonSpec {
+    pub name: String,
+    pub version: AddonVersionReq,
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub origin: Option<SourceLoc>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AddonVersionReq {
+    /// The provider's default version for the control plane's minor.
+    Compatible,
+    /// The newest version compatible with the control plane's minor.
+    Latest,
+    /// Exactly this version.
+    Exact(String),
+}
+
+// ---------------------------------------------------------------------------------------
+// What providers report
+// ---------------------------------------------------------------------------------------
+
+/// A cluster as its provider reports it now.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ActualCluster {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Control-plane version; minor-only when the provider reports only minors (EKS).
+    pub version: Version,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform_version: Option<String>,
+    pub status: String,
+    /// Control-plane versions the provider offers now (a minor alias resolves against these).
+    pub offered_versions: Vec<Version>,
+    pub node_groups: Vec<ActualNodeGroup>,
+    pub addons: Vec<ActualAddon>,
+    /// Operations already running at the provider (e.g. an apply that was killed).
+    #[serde(default)]
+    pub in_flight: Vec<InFlightOperation>,
+}
+
+impl ActualCluster {
+    pub fn node_group(&self, name: &str) -> Option<&ActualNodeGroup> {
+        self.node_groups.iter().find(|n| n.name == name)
+    }
+    pub fn addon(&self, name: &str) -> Option<&ActualAddon> {
+        self.addons.iter().find(|a| a.name == name)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ActualNodeGroup {
+    pub name: String,
+    pub version: Version,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_version: Option<String>,
+    pub status: String,
+    pub desired_size: u32,
+    pub min_size: u32,
+    pub max_size: u32,
+    /// The provider-side limit on nodes replaced at once, when the provider has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unavailable: Option<Unavailable>,
+    #[serde(default)]
+    pub health_issues: Vec<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ActualAddon {
+    pub name: String,
+    pub version: String,
+    pub status: String,
+    /// For each Kubernetes minor: the add-on versions the provider says are compatible,
+    /// newest first, and which one is the provider's default.
+    #[serde(default)]
+    pub compatibility: BTreeMap<Minor, AddonCompatibility>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AddonCompatibility {
+    pub versions: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct InFlightOperation {
+    /// The provider's id for the operation (EKS update id, GKE operation name, ...).
+    pub id: String,
+    /// What it changes: `control_plane`, `node_group.NAME`, `addon.NAME`.
+    pub resource: String,
+    /// Provider-specific kind, e.g. `VersionUpdate`.
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------
+// serde helpers for durations written the way users write them ("15m", "1h30m")
+// ---------------------------------------------------------------------------------------
+
+pub mod duration_str {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_duration(*d))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+pub mod opt_duration {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.collect_str(&humantime::format_duration(*d)),
+            None => s.serialize_none(),
+        }
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let s = Option::<String>::deserialize(d)?;
+        s.map(|s| humantime::parse_duration(&s).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_rounds_down_but_never_to_zero() {
+        assert_eq!(Unavailable::Percent(25).nodes_of(10), 2);
+        assert_eq!(Unavailable::Percent(25).nodes_of(3), 1);
+        assert_eq!(Unavailable::Percent(100).nodes_of(7), 7);
+        assert_eq!(Unavailable::Count(3).nodes_of(2), 3);
+    }
+
+    #[test]
+    fn strategy_serializes_with_human_durations() {
+        let s = Strategy::BlueGreen {
+            max_unavailable: Unavailable::Percent(25),
+            soak: Duration::from_secs(900),
+            batch_soak: Duration::ZERO,
+        };
+        let j = serde_json::to_value(&s).unwrap();
+        assert_eq!(j["type"], "blue_green");
+        assert_eq!(j["soak"], "15m");
+        let back: Strategy = serde_json::from_value(j).unwrap();
+        assert_eq!(back, s);
+    }
+}

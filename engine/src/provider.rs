@@ -1,0 +1,128 @@
+//! The boundary between the engine and the outside world. A provider reads a cluster's
+//! actual state and carries out single actions; it never decides order (the planner does).
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::model::ActualCluster;
+use crate::plan::Action;
+use crate::policy::ProviderPolicy;
+
+/// Which cluster at the provider.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterTarget {
+    /// The cluster's name at the provider.
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+}
+
+/// A provider's handle on a long-running operation, journaled so a resumed apply can wait
+/// on it instead of issuing the action again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperationId(pub String);
+
+impl fmt::Display for OperationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum OperationStatus {
+    InProgress,
+    Succeeded,
+    /// The provider's own error code and text, shown to the user unchanged.
+    Failed {
+        code: String,
+        message: String,
+    },
+    Cancelled {
+        message: String,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// Throttling, 5xx, timeouts, connection resets: worth retrying with backoff.
+    Transient,
+    /// Another operation holds the resource (EKS ResourceInUseException).
+    Conflict,
+    /// The provider refused the request as invalid.
+    Invalid,
+    NotFound,
+    /// Credentials missing or refused.
+    Auth,
+    Other,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[error("{message}")]
+pub struct ProviderError {
+    pub kind: ErrorKind,
+    /// The provider's error code, e.g. `InvalidParameterException`.
+    pub code: Option<String>,
+    pub message: String,
+}
+
+impl ProviderError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        ProviderError {
+            kind,
+            code: None,
+            message: message.into(),
+        }
+    }
+    pub fn with_code(mut self, code: impl Into<String>) -> Self {
+        self.code = Some(code.into());
+        self
+    }
+    pub fn is_transient(&self) -> bool {
+        self.kind == ErrorKind::Transient
+    }
+}
+
+#[async_trait]
+pub trait Provider: Send + Sync {
+    /// The provider type, e.g. `eks`.
+    fn kind(&self) -> &str;
+
+    /// Provider-specific constraints the planner must respect.
+    fn policy(&self) -> ProviderPolicy;
+
+    /// How long to wait between polls of a running operation.
+    fn poll_interval(&self) -> Duration;
+
+    /// Read the cluster's actual state.
+    async fn refresh(&self, cluster: &ClusterTarget) -> Result<ActualCluster, ProviderError>;
+
+    /// Start `action`. `token` is stable for this plan step; providers that support
+    /// idempotent requests must pass it so a re-sent request is not acted on twice.
+    async fn start(
+        &self,
+        cluster: &ClusterTarget,
+        action: &Action,
+        token: &str,
+    ) -> Result<OperationId, ProviderError>;
+
+    /// An operation already running at the provider that carries out `action`, if any
+    /// (used when a killed apply never journaled the id it was given).
+    async fn find_in_flight(
+        &self,
+        cluster: &ClusterTarget,
+        action: &Action,
+    ) -> Result<Option<OperationId>, ProviderError>;
+
+    /// The current status of an operation started for `action`.
+    async fn poll(
+        &self,
+        cluster: &ClusterTarget,
+        action: &Action,
+        op: &OperationId,
+    ) -> Result<OperationStatus, ProviderError>;
+}
