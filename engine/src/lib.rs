@@ -3,6 +3,7 @@
 
 pub mod model;
 pub mod plan;
+pub mod planner;
 pub mod policy;
 pub mod provider;
 pub mod version;

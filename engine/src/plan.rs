@@ -95,6 +95,7 @@ pub enum Condition {
     ControlPlaneAt { minor: Minor },
     ControlPlaneAtLeast { minor: Minor },
     NodeGroupAt { node_group: String, minor: Minor },
+    NodeGroupAtLeast { node_group: String, minor: Minor },
     NodeGroupMaxUnavailable { node_group: String, max_unavailable: Unavailable },
     AddonAt { addon: String, version: String },
 }
@@ -108,6 +109,9 @@ impl Condition {
             Condition::NodeGroupAt { node_group, minor } => actual
                 .node_group(node_group)
                 .is_some_and(|n| n.version.minor() == *minor),
+            Condition::NodeGroupAtLeast { node_group, minor } => actual
+                .node_group(node_group)
+                .is_some_and(|n| n.version.minor() >= *minor),
             Condition::NodeGroupMaxUnavailable {
                 node_group,
                 max_unavailable,
@@ -127,6 +131,7 @@ impl Condition {
                 format!("control plane is at {}", actual.version)
             }
             Condition::NodeGroupAt { node_group, .. }
+            | Condition::NodeGroupAtLeast { node_group, .. }
             | Condition::NodeGroupMaxUnavailable { node_group, .. } => {
                 match actual.node_group(node_group) {
                     Some(n) => format!(
@@ -156,6 +161,9 @@ impl std::fmt::Display for Condition {
             }
             Condition::NodeGroupAt { node_group, minor } => {
                 write!(f, "node group {node_group} at {minor}")
+            }
+            Condition::NodeGroupAtLeast { node_group, minor } => {
+                write!(f, "node group {node_group} at {minor} or newer")
             }
             Condition::NodeGroupMaxUnavailable {
                 node_group,

@@ -1,0 +1,962 @@
+//! The planner: `plan(desired, actual, policies) -> Plan`, pure and deterministic.
+//!
+//! Per cluster it walks the control plane one minor at a time towards the target. Before
+//! each hop it asks the skew policy whether every kubelet may stay; a node group that may
+//! not is rolled first, as far as the control plane allows *now* (but never past its own
+//! target). Rolling as late and as far as possible gives the fewest rollouts: 1.26 → 1.31
+//! with 1.26 nodes is CP 1.27, 1.28, 1.29, nodes → 1.29, CP 1.30, 1.31, nodes → 1.31.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::model::{
+    ActualAddon, ActualCluster, AddonSpec, AddonVersionReq, ClusterSpec, Desired, SourceLoc,
+    Strategy,
+};
+use crate::plan::{Action, Change, ClusterPlan, Condition, Plan, Step, TimelinePoint};
+use crate::policy::{ProviderPolicy, SkewPolicy};
+use crate::version::{Minor, Version};
+
+/// Narrow a plan to part of the configuration (`-target`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    Cluster(String),
+    NodeGroup { cluster: String, node_group: String },
+}
+
+impl Target {
+    /// Parse `cluster.NAME` or `cluster.NAME.node_group.NAME`.
+    pub fn parse(s: &str) -> Result<Target, String> {
+        let parts: Vec<&str> = s.split('.').collect();
+        match parts.as_slice() {
+            ["cluster", c] if !c.is_empty() => Ok(Target::Cluster(c.to_string())),
+            ["cluster", c, "node_group", n] if !c.is_empty() && !n.is_empty() => {
+                Ok(Target::NodeGroup {
+                    cluster: c.to_string(),
+                    node_group: n.to_string(),
+                })
+            }
+            _ => Err(format!(
+                "`{s}` is not a target address; write cluster.NAME or cluster.NAME.node_group.NAME"
+            )),
+        }
+    }
+
+    fn cluster(&self) -> &str {
+        match self {
+            Target::Cluster(c) | Target::NodeGroup { cluster: c, .. } => c,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct PlanOptions {
+    /// Use the two-minor reading of the skew policy everywhere.
+    pub strict_skew: bool,
+    pub targets: Vec<Target>,
+}
+
+/// Why a plan cannot be made.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PlanError {
+    /// The resource, e.g. `cluster.prod.node_group.general`.
+    pub address: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loc: Option<SourceLoc>,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for PlanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.address, self.message)?;
+        if let Some(loc) = &self.loc {
+            write!(f, " (at {loc})")?;
+        }
+        if let Some(h) = &self.hint {
+            write!(f, "\n  hint: {h}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The whole input of one planning run.
+pub struct PlanInput<'a> {
+    pub desired: &'a Desired,
+    /// Refreshed state, by cluster label.
+    pub actual: &'a BTreeMap<String, ActualCluster>,
+    /// Constraints of each provider, by provider key.
+    pub policies: &'a BTreeMap<String, ProviderPolicy>,
+    pub options: &'a PlanOptions,
+}
+
+pub fn plan(input: &PlanInput<'_>) -> Result<Plan, Vec<PlanError>> {
+    let mut errors = Vec::new();
+    for t in &input.options.targets {
+        if input.desired.cluster(t.cluster()).is_none() {
+            errors.push(PlanError {
+                address: format!("cluster.{}", t.cluster()),
+                loc: None,
+                message: "-target names a cluster that is not in the configuration".into(),
+                hint: Some(format!(
+                    "declared clusters: {}",
+                    input
+                        .desired
+                        .clusters
+                        .iter()
+                        .map(|c| c.label.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            });
+        }
+    }
+    let mut cluster_plans = Vec::new();
+    let mut steps = Vec::new();
+    for spec in &input.desired.clusters {
+        let cluster_targets: Vec<&Target> = input
+            .options
+            .targets
+            .iter()
+            .filter(|t| t.cluster() == spec.label)
+            .collect();
+        if !input.options.targets.is_empty() && cluster_targets.is_empty() {
+            continue;
+        }
+        let Some(actual) = input.actual.get(&spec.label) else {
+            errors.push(PlanError {
+                address: spec.address(),
+                loc: spec.origin.clone(),
+                message: "no refreshed state for this cluster".into(),
+                hint: None,
+            });
+            continue;
+        };
+        let policy = SkewPolicy {
+            strict_skew: input.options.strict_skew,
+            provider: input
+                .policies
+                .get(&spec.provider)
+                .cloned()
+                .unwrap_or_default(),
+        };
+        let narrowed;
+        let spec = if cluster_targets
+            .iter()
+            .any(|t| matches!(t, Target::Cluster(_)))
+        {
+            spec
+        } else if cluster_targets.is_empty() {
+            spec
+        } else {
+            narrowed = narrow_to_node_groups(spec, actual, &cluster_targets, &mut errors);
+            &narrowed
+        };
+        match plan_cluster(spec, actual, &policy) {
+            Ok((cp, mut s)) => {
+                cluster_plans.push(cp);
+                steps.append(&mut s);
+            }
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(Plan::new(cluster_plans, steps))
+    } else {
+        Err(errors)
+    }
+}
+
+/// With `-target cluster.X.node_group.Y`, only those node groups move, and only as far as
+/// the control plane already allows.
+fn narrow_to_node_groups(
+    spec: &ClusterSpec,
+    actual: &ActualCluster,
+    targets: &[&Target],
+    errors: &mut Vec<PlanError>,
+) -> ClusterSpec {
+    let mut out = spec.clone();
+    out.version = Version::new(actual.version.major, actual.version.minor, None);
+    out.addons.clear();
+    let wanted: Vec<&str> = targets
+        .iter()
+        .filter_map(|t| match t {
+            Target::NodeGroup { node_group, .. } => Some(node_group.as_str()),
+            Target::Cluster(_) => None,
+        })
+        .collect();
+    for w in &wanted {
+        if spec.node_group(w).is_none() {
+            errors.push(PlanError {
+                address: format!("{}.node_group.{w}", spec.address()),
+                loc: spec.origin.clone(),
+                message: "-target names a node group that is not in this cluster's configuration"
+                    .into(),
+                hint: None,
+            });
+        }
+    }
+    out.node_groups.retain(|n| wanted.contains(&n.name.as_str()));
+    let cp = actual.version.minor();
+    for ng in &mut out.node_groups {
+        if ng.version.minor() > cp {
+            ng.version = Version::new(cp.major, cp.minor, None);
+        }
+    }
+    out
+}
+
+/// Tracks one cluster's versions while the planner walks forward.
+struct Walk<'a> {
+    spec: &'a ClusterSpec,
+    actual: &'a ActualCluster,
+    policy: &'a SkewPolicy,
+    cp: Minor,
+    /// Managed node groups: current (planned) minor.
+    groups: BTreeMap<String, Minor>,
+    /// Add-on versions as planned so far.
+    addons: BTreeMap<String, String>,
+    steps: Vec<Step>,
+    timeline: Vec<TimelinePoint>,
+    /// Steps the next "level" must wait for.
+    frontier: Vec<String>,
+    errors: Vec<PlanError>,
+}
+
+fn plan_cluster(
+    spec: &ClusterSpec,
+    actual: &ActualCluster,
+    policy: &SkewPolicy,
+) -> Result<(ClusterPlan, Vec<Step>), Vec<PlanError>> {
+    let mut errors = Vec::new();
+    let address = spec.address();
+    let target = match resolve_target(spec, actual, policy) {
+        Ok(t) => t,
+        Err(e) => return Err(vec![e]),
+    };
+    let target_minor = target.minor();
+    let current = actual.version.minor();
+
+    // Every intermediate minor must be offered, or the provider cannot step through it.
+    let mut m = current;
+    while m < target_minor {
+        m = m.next();
+        if !actual.offered_versions.iter().any(|v| v.minor() == m) {
+            errors.push(PlanError {
+                address: address.clone(),
+                loc: spec.version_origin.clone(),
+                message: format!(
+                    "the upgrade from {current} to {target_minor} must pass through {m}, which the provider does not offer"
+                ),
+                hint: Some(offered_hint(actual)),
+            });
+        }
+    }
+
+    // Node groups: exist, no downgrade, final state legal.
+    let mut groups = BTreeMap::new();
+    for ng in &spec.node_groups {
+        let ng_addr = format!("{address}.node_group.{}", ng.name);
+        let Some(actual_ng) = actual.node_group(&ng.name) else {
+            errors.push(PlanError {
+                address: ng_addr,
+                loc: ng.origin.clone(),
+                message: format!(
+                    "node group `{}` does not exist in cluster `{}`",
+                    ng.name, actual.name
+                ),
+                hint: Some(format!(
+                    "kup upgrades existing node groups; the cluster has: {}",
+                    names_or_none(actual.node_groups.iter().map(|n| n.name.as_str()))
+                )),
+            });
+            continue;
+        };
+        let have = actual_ng.version.minor();
+        let want = ng.version.minor();
+        if want < have {
+            errors.push(PlanError {
+                address: ng_addr,
+                loc: ng.version_origin.clone(),
+                message: format!(
+                    "node group runs {have} but the configuration says {want}: Kubernetes does not support downgrades"
+                ),
+                hint: Some(format!(
+                    "set version to \"{have}\" or newer; to go back, create a new node group at {want}"
+                )),
+            });
+            continue;
+        }
+        if want > target_minor {
+            errors.push(PlanError {
+                address: ng_addr,
+                loc: ng.version_origin.clone(),
+                message: format!(
+                    "node group target {want} is newer than the control plane target {target_minor}; kubelet must not be newer than kube-apiserver"
+                ),
+                hint: Some(format!("set the node group version to \"{target_minor}\" or older")),
+            });
+            continue;
+        }
+        if let Err(v) = policy.kubelet_ok(target_minor, want) {
+            errors.push(PlanError {
+                address: ng_addr,
+                loc: ng.version_origin.clone(),
+                message: format!("the end state would break the version-skew policy: {v}"),
+                hint: Some(format!(
+                    "set the node group version to at least \"{}\"",
+                    target_minor.minus(policy.max_kubelet_lag(want))
+                )),
+            });
+            continue;
+        }
+        if matches!(ng.strategy, Strategy::BlueGreen { .. }) && want > have {
+            errors.push(PlanError {
+                address: ng_addr,
+                loc: ng.origin.clone(),
+                message: "strategy \"blue_green\" is not supported by this version of kup yet"
+                    .into(),
+                hint: Some("use strategy = \"rolling\" for now".into()),
+            });
+            continue;
+        }
+        groups.insert(ng.name.clone(), have);
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+
+    let mut walk = Walk {
+        spec,
+        actual,
+        policy,
+        cp: current,
+        groups,
+        addons: actual
+            .addons
+            .iter()
+            .map(|a| (a.name.clone(), a.version.clone()))
+            .collect(),
+        steps: Vec::new(),
+        timeline: Vec::new(),
+        frontier: Vec::new(),
+        errors: Vec::new(),
+    };
+    walk.record(None);
+    walk.config_updates();
+
+    while walk.cp < target_minor {
+        let next = walk.cp.next();
+        walk.roll_forced_groups(next);
+        walk.check_unmanaged(next);
+        if !walk.errors.is_empty() {
+            break;
+        }
+        let to = if next == target_minor {
+            target.clone()
+        } else {
+            newest_offered(actual, next).unwrap_or_else(|| Version::new(1, next.minor, None))
+        };
+        walk.hop(to);
+        walk.addons_after_hop(next == target_minor);
+    }
+    // A patch-level control-plane upgrade on providers that let you pick patches.
+    if walk.errors.is_empty()
+        && current == target_minor
+        && !policy.provider.control_plane_minor_only
+        && !target.is_minor_alias()
+        && !target.satisfied_by(&actual.version)
+        && actual.version.patch.is_some_and(|p| Some(p) < target.patch)
+    {
+        walk.hop(target.clone());
+    }
+    if walk.errors.is_empty() {
+        walk.final_rollouts();
+        if current == target_minor {
+            walk.addons_after_hop(true);
+        }
+    }
+    if !walk.errors.is_empty() {
+        return Err(walk.errors);
+    }
+
+    let mut warnings = Vec::new();
+    let unmanaged: Vec<String> = actual
+        .node_groups
+        .iter()
+        .filter(|n| spec.node_group(&n.name).is_none())
+        .map(|n| n.name.clone())
+        .collect();
+    for op in &actual.in_flight {
+        warnings.push(format!(
+            "an operation is already in progress on {}: {} {} (id {}); apply waits for it where it matches a step",
+            op.resource,
+            op.kind,
+            op.target.as_deref().unwrap_or(""),
+            op.id
+        ));
+    }
+    for a in &actual.addons {
+        if spec.addons.iter().any(|s| s.name == a.name) {
+            continue;
+        }
+        if let Some(c) = a.compatibility.get(&target_minor) {
+            if !c.versions.is_empty() && !c.versions.contains(&a.version) {
+                warnings.push(format!(
+                    "add-on {} {} is not listed as compatible with {target_minor} and is not in the configuration; add `addon \"{}\" {{ version = \"compatible\" }}` to let kup move it",
+                    a.name, a.version, a.name
+                ));
+            }
+        }
+    }
+    if policy.provider.control_plane_minor_only && spec.version.patch.is_some() {
+        warnings.push(format!(
+            "the provider upgrades control planes by minor; it will run its current patch of {} ({})",
+            target.minor(),
+            target
+        ));
+    }
+
+    let changes = changes(spec, actual, &walk);
+    let steps = walk.steps;
+    let cluster_plan = ClusterPlan {
+        address,
+        name: actual.name.clone(),
+        provider: spec.provider.clone(),
+        from: actual.version.clone(),
+        to: if current == target_minor && policy.provider.control_plane_minor_only {
+            actual.version.clone()
+        } else {
+            target
+        },
+        changes,
+        timeline: walk.timeline,
+        unmanaged_node_groups: unmanaged,
+        warnings,
+    };
+    Ok((cluster_plan, steps))
+}
+
+impl Walk<'_> {
+    fn address(&self) -> String {
+        self.spec.address()
+    }
+
+    fn label(&self) -> &str {
+        &self.spec.label
+    }
+
+    fn record(&mut self, after: Option<String>) {
+        self.timeline.push(TimelinePoint {
+            after_step: after,
+            control_plane: self.cp,
+            node_groups: self.groups.clone(),
+        });
+    }
+
+    fn push(&mut self, step: Step) -> String {
+        let id = step.id.clone();
+        self.steps.push(step);
+        id
+    }
+
+    /// Rolling strategy settings that differ from the provider's go first, so every
+    /// rollout runs with the bounds the user asked for.
+    fn config_updates(&mut self) {
+        let mut ids = Vec::new();
+        for ng in &self.spec.node_groups {
+            let Some(actual_ng) = self.actual.node_group(&ng.name) else {
+                continue;
+            };
+            let want = ng.strategy.max_unavailable();
+            let Some(have) = actual_ng.max_unavailable else {
+                continue;
+            };
+            if have == want {
+                continue;
+            }
+            let action = Action::UpdateNodeGroupConfig {
+                node_group: ng.name.clone(),
+                from: Some(have),
+                max_unavailable: want,
+            };
+            let cond = Condition::NodeGroupMaxUnavailable {
+                node_group: ng.name.clone(),
+                max_unavailable: want,
+            };
+            ids.push(self.push(Step {
+                id: format!("{}/node_group/{}/config", self.label(), ng.name),
+                cluster: self.address(),
+                address: format!("{}.node_group.{}", self.address(), ng.name),
+                action,
+                depends_on: vec![],
+                precondition: vec![],
+                postcondition: vec![cond],
+                estimated_secs: self.policy.provider.config_update_estimate.as_secs(),
+                reason: format!(
+                    "max_unavailable is {have} at the provider and {want} in the configuration"
+                ),
+            }));
+        }
+        self.frontier = ids;
+    }
+
+    /// Before the control plane reaches `next`, roll every node group whose kubelets
+    /// would fall out of the skew window, as far as the control plane allows now.
+    fn roll_forced_groups(&mut self, next: Minor) {
+        let mut rollouts = Vec::new();
+        for ng in &self.spec.node_groups {
+            let Some(&have) = self.groups.get(&ng.name) else {
+                continue;
+            };
+            let target = ng.version.minor();
+            let needs_match = self
+                .policy
+                .provider
+                .nodes_must_match_before_control_plane_upgrade
+                && have != self.cp;
+            let violation = self.policy.kubelet_ok(next, have).err();
+            if violation.is_none() && !needs_match {
+                continue;
+            }
+            let to = target.min(self.cp);
+            if to <= have || self.policy.kubelet_ok(next, to).is_err() {
+                self.errors.push(PlanError {
+                    address: format!("{}.node_group.{}", self.address(), ng.name),
+                    loc: ng.version_origin.clone(),
+                    message: format!(
+                        "node group {} must be at {} or newer before the control plane can reach {next}, but its target is {target}",
+                        ng.name,
+                        next.minus(self.policy.max_kubelet_lag(have).min(3)),
+                    ),
+                    hint: Some(format!("raise the node group version to \"{}\" or newer", self.cp)),
+                });
+                continue;
+            }
+            let reason = match violation {
+                Some(v) => format!(
+                    "before the control plane moves to {next}: {v}; rolled to {to}, as far as the control plane allows now"
+                ),
+                None => format!(
+                    "the provider requires node groups to match the control plane ({}) before it is upgraded",
+                    self.cp
+                ),
+            };
+            rollouts.push((ng.name.clone(), have, to, reason));
+        }
+        self.roll(rollouts);
+    }
+
+    /// Unmanaged node groups cannot be moved by kup, so they must already be legal.
+    fn check_unmanaged(&mut self, next: Minor) {
+        for ng in &self.actual.node_groups {
+            if self.spec.node_group(&ng.name).is_some() {
+                continue;
+            }
+            let have = ng.version.minor();
+            let problem = if self
+                .policy
+                .provider
+                .nodes_must_match_before_control_plane_upgrade
+                && have != self.cp
+            {
+                Some(format!(
+                    "the provider requires it to match the control plane ({}) first",
+                    self.cp
+                ))
+            } else {
+                self.policy.kubelet_ok(next, have).err().map(|v| v.to_string())
+            };
+            if let Some(problem) = problem {
+                self.errors.push(PlanError {
+                    address: format!("{}.node_group.{}", self.address(), ng.name),
+                    loc: self.spec.origin.clone(),
+                    message: format!(
+                        "node group {} runs {have} and is not in the configuration, so kup cannot move it; the control plane cannot reach {next}: {problem}",
+                        ng.name
+                    ),
+                    hint: Some(format!(
+                        "add node_group \"{}\" to cluster \"{}\" so kup can roll it",
+                        ng.name, self.spec.label
+                    )),
+                });
+            }
+        }
+    }
+
+    fn roll(&mut self, rollouts: Vec<(String, Minor, Minor, String)>) {
+        if rollouts.is_empty() {
+            return;
+        }
+        let width = self.spec.parallel_node_groups.max(1) as usize;
+        let base = std::mem::take(&mut self.frontier);
+        let mut ids: Vec<String> = Vec::new();
+        for (i, (name, from, to, reason)) in rollouts.into_iter().enumerate() {
+            let ng = self.spec.node_group(&name).expect("managed node group");
+            let actual_ng = self.actual.node_group(&name).expect("checked above");
+            let max_unavailable = ng.strategy.max_unavailable();
+            let per_batch = max_unavailable.nodes_of(actual_ng.desired_size).max(1);
+            let batches = actual_ng.desired_size.max(1).div_ceil(per_batch) as u64;
+            let mut depends_on = base.clone();
+            if i >= width {
+                depends_on.push(ids[i - width].clone());
+            }
+            let from_v = Version::new(from.major, from.minor, None);
+            let to_v = Version::new(to.major, to.minor, None);
+            let id = format!("{}/node_group/{name}/{to}", self.label());
+            ids.push(self.push(Step {
+                id: id.clone(),
+                cluster: self.address(),
+                address: format!("{}.node_group.{name}", self.address()),
+                action: Action::UpgradeNodeGroup {
+                    node_group: name.clone(),
+                    from: from_v,
+                    to: to_v,
+                    max_unavailable,
+                },
+                depends_on,
+                precondition: vec![
+                    Condition::NodeGroupAt {
+                        node_group: name.clone(),
+                        minor: from,
+                    },
+                    Condition::ControlPlaneAtLeast { minor: to },
+                ],
+                postcondition: vec![Condition::NodeGroupAtLeast {
+                    node_group: name.clone(),
+                    minor: to,
+                }],
+                estimated_secs: batches * self.policy.provider.node_batch_estimate.as_secs(),
+                reason,
+            }));
+            self.groups.insert(name, to);
+            self.record(Some(id));
+        }
+        self.frontier = ids;
+    }
+
+    fn hop(&mut self, to: Version) {
+        let from = self.cp;
+        let from_v = if from == self.actual.version.minor() {
+            self.actual.version.clone()
+        } else {
+            newest_offered(self.actual, from).unwrap_or_else(|| Version::new(1, from.minor, None))
+        };
+        let id = format!("{}/control_plane/{}", self.label(), to.minor());
+        let target_minor = self.spec.version.minor();
+        let total = target_minor.distance_from(self.actual.version.minor());
+        let reason = if total > 1 {
+            format!(
+                "the control plane moves one minor at a time ({} → {target_minor} takes {total} hops)",
+                self.actual.version.minor()
+            )
+        } else if to.minor() == from {
+            format!("patch upgrade to {to}")
+        } else {
+            format!("target version is {}", self.spec.version)
+        };
+        let step = Step {
+            id: id.clone(),
+            cluster: self.address(),
+            address: format!("{}.control_plane", self.address()),
+            action: Action::UpgradeControlPlane {
+                from: from_v,
+                to: to.clone(),
+            },
+            depends_on: std::mem::take(&mut self.frontier),
+            precondition: vec![Condition::ControlPlaneAt { minor: from }],
+            postcondition: vec![Condition::ControlPlaneAtLeast { minor: to.minor() }],
+            estimated_secs: self.policy.provider.control_plane_upgrade_estimate.as_secs(),
+            reason,
+        };
+        self.push(step);
+        self.cp = to.minor();
+        self.frontier = vec![id.clone()];
+        self.record(Some(id));
+    }
+
+    /// After the control plane reaches a new minor, add-ons that are not compatible with
+    /// it move to the provider's default for it; at the final minor, add-ons go where the
+    /// configuration says.
+    fn addons_after_hop(&mut self, is_final: bool) {
+        let mut ids = Vec::new();
+        let minor = self.cp;
+        for addon in &self.spec.addons {
+            let Some(actual) = self.actual.addon(&addon.name) else {
+                self.errors.push(PlanError {
+                    address: format!("{}.addon.{}", self.address(), addon.name),
+                    loc: addon.origin.clone(),
+                    message: format!("add-on `{}` is not installed in the cluster", addon.name),
+                    hint: Some(format!(
+                        "kup updates installed add-ons; installed: {}",
+                        names_or_none(self.actual.addons.iter().map(|a| a.name.as_str()))
+                    )),
+                });
+                continue;
+            };
+            let current = self.addons.get(&addon.name).cloned().unwrap_or_default();
+            let want = match self.addon_target(addon, actual, minor, &current, is_final) {
+                Ok(Some(v)) => v,
+                Ok(None) => continue,
+                Err(e) => {
+                    self.errors.push(e);
+                    continue;
+                }
+            };
+            if want == current {
+                continue;
+            }
+            if !self.policy.provider.addons_track_control_plane && !is_final {
+                continue;
+            }
+            let id = format!("{}/addon/{}/{minor}", self.label(), addon.name);
+            let reason = if is_final {
+                format!("configuration asks for {:?} at {minor}", addon.version)
+                    .replace("Compatible", "compatible")
+                    .replace("Latest", "latest")
+            } else {
+                format!("{current} is not compatible with {minor}; moved to the provider's default for {minor}")
+            };
+            ids.push(self.push(Step {
+                id,
+                cluster: self.address(),
+                address: format!("{}.addon.{}", self.address(), addon.name),
+                action: Action::UpdateAddon {
+                    addon: addon.name.clone(),
+                    from: current.clone(),
+                    to: want.clone(),
+                },
+                depends_on: self.frontier.clone(),
+                precondition: vec![Condition::ControlPlaneAtLeast { minor }],
+                postcondition: vec![Condition::AddonAt {
+                    addon: addon.name.clone(),
+                    version: want.clone(),
+                }],
+                estimated_secs: self.policy.provider.addon_update_estimate.as_secs(),
+                reason,
+            }));
+            self.addons.insert(addon.name.clone(), want);
+        }
+        if !ids.is_empty() {
+            // The next hop waits for the hop itself and for every add-on update.
+            self.frontier.extend(ids);
+        }
+    }
+
+    fn addon_target(
+        &self,
+        spec: &AddonSpec,
+        actual: &ActualAddon,
+        minor: Minor,
+        current: &str,
+        is_final: bool,
+    ) -> Result<Option<String>, PlanError> {
+        let compat = actual.compatibility.get(&minor);
+        let compatible_now = compat.is_some_and(|c| c.versions.iter().any(|v| v == current));
+        let default_for = |c: &crate::model::AddonCompatibility| {
+            c.default.clone().or_else(|| c.versions.first().cloned())
+        };
+        let addr = format!("{}.addon.{}", self.address(), spec.name);
+        match (&spec.version, is_final) {
+            (AddonVersionReq::Exact(v), true) => {
+                match compat {
+                    Some(c) if c.versions.iter().any(|x| x == v) => {
+                        Ok((v != current).then(|| v.clone()))
+                    }
+                    Some(c) => Err(PlanError {
+                        address: addr,
+                        loc: spec.origin.clone(),
+                        message: format!("add-on version {v} is not offered for Kubernetes {minor}"),
+                        hint: Some(format!(
+                            "versions compatible with {minor}: {}",
+                            names_or_none(c.versions.iter().map(|s| s.as_str()))
+                        )),
+                    }),
+                    None => Ok(Some(v.clone())),
+                }
+            }
+            (AddonVersionReq::Latest, true) => Ok(compat.and_then(|c| c.versions.first().cloned())),
+            _ => {
+                if compatible_now || compat.is_none() {
+                    return Ok(None);
+                }
+                Ok(compat.and_then(default_for))
+            }
+        }
+    }
+
+    fn final_rollouts(&mut self) {
+        let mut rollouts = Vec::new();
+        for ng in &self.spec.node_groups {
+            let Some(&have) = self.groups.get(&ng.name) else {
+                continue;
+            };
+            let target = ng.version.minor();
+            if have < target {
+                rollouts.push((
+                    ng.name.clone(),
+                    have,
+                    target,
+                    format!("node group target is {}", ng.version),
+                ));
+            }
+        }
+        self.roll(rollouts);
+    }
+}
+
+fn resolve_target(
+    spec: &ClusterSpec,
+    actual: &ActualCluster,
+    policy: &SkewPolicy,
+) -> Result<Version, PlanError> {
+    let want = &spec.version;
+    let have = &actual.version;
+    let err = |message: String, hint: Option<String>| PlanError {
+        address: spec.address(),
+        loc: spec.version_origin.clone().or_else(|| spec.origin.clone()),
+        message,
+        hint,
+    };
+    if want.minor() < have.minor()
+        || (want.minor() == have.minor()
+            && !policy.provider.control_plane_minor_only
+            && matches!((want.patch, have.patch), (Some(w), Some(h)) if w < h))
+    {
+        return Err(err(
+            format!(
+                "the cluster runs {have} but the configuration says {want}: Kubernetes does not support downgrades"
+            ),
+            Some(format!(
+                "set version to \"{}\" or newer",
+                have.minor()
+            )),
+        ));
+    }
+    if want.minor() == have.minor() && (want.is_minor_alias() || want.satisfied_by(have)) {
+        return Ok(have.clone());
+    }
+    let offered_in_minor: Vec<&Version> = actual
+        .offered_versions
+        .iter()
+        .filter(|v| v.minor() == want.minor())
+        .collect();
+    let found = if want.is_minor_alias() {
+        offered_in_minor.iter().max().map(|v| (*v).clone())
+    } else {
+        offered_in_minor
+            .iter()
+            .find(|v| want.satisfied_by(v) && (v.patch.is_some() || policy.provider.control_plane_minor_only))
+            .map(|v| (*v).clone())
+    };
+    found.ok_or_else(|| {
+        err(
+            format!("the provider does not offer Kubernetes {want}"),
+            Some(offered_hint(actual)),
+        )
+    })
+}
+
+fn newest_offered(actual: &ActualCluster, minor: Minor) -> Option<Version> {
+    actual
+        .offered_versions
+        .iter()
+        .filter(|v| v.minor() == minor)
+        .max()
+        .cloned()
+}
+
+fn offered_hint(actual: &ActualCluster) -> String {
+    let mut v: Vec<&Version> = actual.offered_versions.iter().collect();
+    v.sort();
+    format!(
+        "the provider offers: {}",
+        names_or_none(v.iter().map(|x| x.to_string()))
+    )
+}
+
+fn names_or_none<I, S>(names: I) -> String
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    let v: Vec<String> = names.into_iter().map(|s| s.as_ref().to_string()).collect();
+    if v.is_empty() {
+        "(none)".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+fn changes(spec: &ClusterSpec, actual: &ActualCluster, walk: &Walk<'_>) -> Vec<Change> {
+    let mut out = Vec::new();
+    let addr = spec.address();
+    if walk.cp != actual.version.minor()
+        || walk
+            .steps
+            .iter()
+            .any(|s| matches!(s.action, Action::UpgradeControlPlane { .. }))
+    {
+        let to = walk
+            .steps
+            .iter()
+            .rev()
+            .find_map(|s| match &s.action {
+                Action::UpgradeControlPlane { to, .. } => Some(to.to_string()),
+                _ => None,
+            })
+            .unwrap_or_else(|| walk.cp.to_string());
+        out.push(Change {
+            address: addr.clone(),
+            attribute: "version".into(),
+            from: actual.version.to_string(),
+            to,
+        });
+    }
+    for ng in &spec.node_groups {
+        let Some(a) = actual.node_group(&ng.name) else {
+            continue;
+        };
+        let ng_addr = format!("{addr}.node_group.{}", ng.name);
+        if let Some(&now) = walk.groups.get(&ng.name) {
+            if now != a.version.minor() {
+                out.push(Change {
+                    address: ng_addr.clone(),
+                    attribute: "version".into(),
+                    from: a.version.to_string(),
+                    to: now.to_string(),
+                });
+            }
+        }
+        if let Some(have) = a.max_unavailable {
+            let want = ng.strategy.max_unavailable();
+            if have != want {
+                out.push(Change {
+                    address: ng_addr,
+                    attribute: "max_unavailable".into(),
+                    from: have.to_string(),
+                    to: want.to_string(),
+                });
+            }
+        }
+    }
+    for a in &actual.addons {
+        if let Some(now) = walk.addons.get(&a.name) {
+            if now != &a.version {
+                out.push(Change {
+                    address: format!("{addr}.addon.{}", a.name),
+                    attribute: "version".into(),
+                    from: a.version.clone(),
+                    to: now.clone(),
+                });
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

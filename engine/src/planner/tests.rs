@@ -1,0 +1,530 @@
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::*;
+use crate::model::{
+    ActualAddon, ActualNodeGroup, AddonCompatibility, DrainSpec, NodeGroupSpec, Unavailable,
+};
+
+fn v(s: &str) -> Version {
+    s.parse().unwrap()
+}
+
+fn m(minor: u32) -> Minor {
+    Minor::new(1, minor)
+}
+
+fn offered(from: u32, to: u32) -> Vec<Version> {
+    (from..=to).map(|x| v(&format!("1.{x}.{}", x % 7 + 2))).collect()
+}
+
+fn ng_spec(name: &str, version: &str) -> NodeGroupSpec {
+    NodeGroupSpec {
+        name: name.into(),
+        version: v(version),
+        strategy: Strategy::Rolling {
+            max_unavailable: Unavailable::Count(1),
+            max_surge: None,
+        },
+        drain: DrainSpec::default(),
+        origin: None,
+        version_origin: None,
+    }
+}
+
+fn cluster_spec(version: &str, ngs: Vec<NodeGroupSpec>) -> ClusterSpec {
+    ClusterSpec {
+        label: "prod".into(),
+        provider: "eks".into(),
+        name: "prod-eu".into(),
+        region: None,
+        version: v(version),
+        addons: vec![],
+        node_groups: ngs,
+        kubeconfig: None,
+        context: None,
+        parallel_node_groups: 1,
+        origin: None,
+        version_origin: None,
+    }
+}
+
+fn actual_ng(name: &str, version: &str, size: u32) -> ActualNodeGroup {
+    ActualNodeGroup {
+        name: name.into(),
+        version: v(version),
+        release_version: None,
+        status: "ACTIVE".into(),
+        desired_size: size,
+        min_size: 1,
+        max_size: size * 2,
+        max_unavailable: Some(Unavailable::Count(1)),
+        health_issues: vec![],
+        labels: BTreeMap::new(),
+    }
+}
+
+fn actual(version: &str, ngs: Vec<ActualNodeGroup>) -> ActualCluster {
+    ActualCluster {
+        name: "prod-eu".into(),
+        region: Some("eu-west-1".into()),
+        version: v(version),
+        platform_version: None,
+        status: "ACTIVE".into(),
+        offered_versions: offered(23, 34),
+        node_groups: ngs,
+        addons: vec![],
+        in_flight: vec![],
+    }
+}
+
+fn eks_policy() -> ProviderPolicy {
+    ProviderPolicy {
+        control_plane_minor_only: true,
+        addons_track_control_plane: true,
+        ..ProviderPolicy::default()
+    }
+}
+
+fn run(spec: ClusterSpec, act: ActualCluster, policy: ProviderPolicy) -> Result<Plan, Vec<PlanError>> {
+    run_opts(spec, act, policy, PlanOptions::default())
+}
+
+fn run_opts(
+    spec: ClusterSpec,
+    act: ActualCluster,
+    policy: ProviderPolicy,
+    options: PlanOptions,
+) -> Result<Plan, Vec<PlanError>> {
+    let desired = Desired {
+        providers: vec![],
+        clusters: vec![spec],
+    };
+    let actual: BTreeMap<String, ActualCluster> = [("prod".to_string(), act)].into();
+    let policies: BTreeMap<String, ProviderPolicy> = [("eks".to_string(), policy)].into();
+    plan(&PlanInput {
+        desired: &desired,
+        actual: &actual,
+        policies: &policies,
+        options: &options,
+    })
+}
+
+fn step_ids(p: &Plan) -> Vec<&str> {
+    p.steps.iter().map(|s| s.id.as_str()).collect()
+}
+
+fn rollouts(p: &Plan) -> usize {
+    p.steps
+        .iter()
+        .filter(|s| matches!(s.action, Action::UpgradeNodeGroup { .. }))
+        .count()
+}
+
+#[test]
+fn issue_example_two_rollouts_not_five() {
+    let p = run(
+        cluster_spec("1.31", vec![ng_spec("general", "1.31")]),
+        actual("1.26", vec![actual_ng("general", "1.26", 3)]),
+        eks_policy(),
+    )
+    .unwrap();
+    assert_eq!(
+        step_ids(&p),
+        [
+            "prod/control_plane/1.27",
+            "prod/control_plane/1.28",
+            "prod/control_plane/1.29",
+            "prod/node_group/general/1.29",
+            "prod/control_plane/1.30",
+            "prod/control_plane/1.31",
+            "prod/node_group/general/1.31",
+        ]
+    );
+    assert_eq!(rollouts(&p), 2);
+    // Every step waits for the one before: one cluster is a chain here.
+    for w in p.steps.windows(2) {
+        assert_eq!(w[1].depends_on, vec![w[0].id.clone()], "{}", w[1].id);
+    }
+    assert!(p.steps[3].reason.contains("trail"), "{}", p.steps[3].reason);
+}
+
+#[test]
+fn every_timeline_point_is_legal() {
+    let policy = SkewPolicy::for_provider(eks_policy());
+    for (from, to) in [(23, 34), (24, 30), (26, 31), (29, 33), (30, 31)] {
+        let p = run(
+            cluster_spec(&format!("1.{to}"), vec![ng_spec("a", &format!("1.{to}"))]),
+            actual(&format!("1.{from}"), vec![actual_ng("a", &format!("1.{from}"), 2)]),
+            eks_policy(),
+        )
+        .unwrap_or_else(|e| panic!("1.{from}→1.{to}: {e:?}"));
+        let tl = &p.clusters[0].timeline;
+        assert_eq!(tl.first().unwrap().control_plane, m(from));
+        assert_eq!(tl.last().unwrap().control_plane, m(to));
+        for w in tl.windows(2) {
+            let d = w[1].control_plane.distance_from(w[0].control_plane);
+            assert!(d == 0 || d == 1, "hop of {d} minors");
+        }
+        for point in tl {
+            for (name, k) in &point.node_groups {
+                policy
+                    .kubelet_ok(point.control_plane, *k)
+                    .unwrap_or_else(|e| panic!("1.{from}→1.{to} at {:?}: {name}: {e}", point.after_step));
+            }
+        }
+    }
+}
+
+#[test]
+fn cluster_api_reference_case_1_29_to_1_33() {
+    // CAPI's "efficient upgrade": CP ×4, workers at 1.32 and 1.33 only.
+    let p = run(
+        cluster_spec("1.33", vec![ng_spec("w", "1.33")]),
+        actual("1.29", vec![actual_ng("w", "1.29", 3)]),
+        eks_policy(),
+    )
+    .unwrap();
+    let worker_targets: Vec<String> = p
+        .steps
+        .iter()
+        .filter_map(|s| match &s.action {
+            Action::UpgradeNodeGroup { to, .. } => Some(to.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(worker_targets, ["1.32", "1.33"]);
+}
+
+#[test]
+fn kubelets_older_than_1_25_may_trail_by_two_only() {
+    let p = run(
+        cluster_spec("1.26", vec![ng_spec("a", "1.26")]),
+        actual("1.22", vec![actual_ng("a", "1.22", 2)]),
+        eks_policy(),
+    )
+    .unwrap();
+    assert_eq!(
+        step_ids(&p),
+        [
+            "prod/control_plane/1.23",
+            "prod/control_plane/1.24",
+            "prod/node_group/a/1.24",
+            "prod/control_plane/1.25",
+            "prod/control_plane/1.26",
+            "prod/node_group/a/1.26",
+        ]
+    );
+}
+
+#[test]
+fn strict_provider_rule_rolls_before_every_hop() {
+    let policy = ProviderPolicy {
+        nodes_must_match_before_control_plane_upgrade: true,
+        ..eks_policy()
+    };
+    let p = run(
+        cluster_spec("1.30", vec![ng_spec("a", "1.30")]),
+        actual("1.28", vec![actual_ng("a", "1.28", 2)]),
+        policy,
+    )
+    .unwrap();
+    assert_eq!(
+        step_ids(&p),
+        [
+            "prod/control_plane/1.29",
+            "prod/node_group/a/1.29",
+            "prod/control_plane/1.30",
+            "prod/node_group/a/1.30",
+        ]
+    );
+}
+
+#[test]
+fn nothing_to_do_is_an_empty_plan() {
+    let p = run(
+        cluster_spec("1.31", vec![ng_spec("a", "1.31")]),
+        actual("1.31", vec![actual_ng("a", "1.31", 2)]),
+        eks_policy(),
+    )
+    .unwrap();
+    assert!(p.is_empty(), "{:?}", step_ids(&p));
+    assert!(p.clusters[0].changes.is_empty());
+}
+
+#[test]
+fn minor_alias_resolves_to_newest_offered_patch() {
+    let mut act = actual("1.30", vec![]);
+    act.offered_versions = vec![v("1.30.2"), v("1.31.1"), v("1.31.9"), v("1.31.4")];
+    let p = run(cluster_spec("1.31", vec![]), act, ProviderPolicy::default()).unwrap();
+    match &p.steps[0].action {
+        Action::UpgradeControlPlane { to, .. } => assert_eq!(to.to_string(), "1.31.9"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn downgrade_is_refused_with_reason() {
+    let e = run(cluster_spec("1.29", vec![]), actual("1.30", vec![]), eks_policy()).unwrap_err();
+    assert!(e[0].message.contains("does not support downgrades"), "{}", e[0]);
+    assert_eq!(e[0].address, "cluster.prod");
+    let e = run(
+        cluster_spec("1.30", vec![ng_spec("a", "1.28")]),
+        actual("1.30", vec![actual_ng("a", "1.29", 2)]),
+        eks_policy(),
+    )
+    .unwrap_err();
+    assert!(e[0].message.contains("does not support downgrades"), "{}", e[0]);
+    assert_eq!(e[0].address, "cluster.prod.node_group.a");
+}
+
+#[test]
+fn unoffered_target_lists_offered_versions() {
+    let mut act = actual("1.30", vec![]);
+    act.offered_versions = vec![v("1.30.2"), v("1.31.4")];
+    let e = run(cluster_spec("1.35", vec![]), act.clone(), eks_policy()).unwrap_err();
+    assert!(e[0].message.contains("does not offer Kubernetes 1.35"), "{}", e[0]);
+    assert!(e[0].hint.as_deref().unwrap().contains("1.30.2, 1.31.4"));
+    // An exact patch the provider does not have.
+    let e = run(cluster_spec("1.31.2", vec![]), act, ProviderPolicy::default()).unwrap_err();
+    assert!(e[0].message.contains("1.31.2"), "{}", e[0]);
+}
+
+#[test]
+fn node_group_newer_than_control_plane_is_refused() {
+    let e = run(
+        cluster_spec("1.30", vec![ng_spec("a", "1.31")]),
+        actual("1.29", vec![actual_ng("a", "1.29", 2)]),
+        eks_policy(),
+    )
+    .unwrap_err();
+    assert!(e[0].message.contains("newer than the control plane"), "{}", e[0]);
+}
+
+#[test]
+fn end_state_must_be_inside_skew() {
+    let e = run(
+        cluster_spec("1.31", vec![ng_spec("a", "1.27")]),
+        actual("1.27", vec![actual_ng("a", "1.27", 2)]),
+        eks_policy(),
+    )
+    .unwrap_err();
+    assert!(e[0].message.contains("skew"), "{}", e[0]);
+    assert!(e[0].hint.as_deref().unwrap().contains("1.28"), "{:?}", e[0].hint);
+}
+
+#[test]
+fn node_group_left_behind_on_purpose_is_rolled_only_when_forced() {
+    // Target 1.28 for nodes while the CP goes to 1.31: one rollout, to 1.28 exactly.
+    let p = run(
+        cluster_spec("1.31", vec![ng_spec("a", "1.28")]),
+        actual("1.27", vec![actual_ng("a", "1.27", 2)]),
+        eks_policy(),
+    )
+    .unwrap();
+    assert_eq!(rollouts(&p), 1);
+    assert!(step_ids(&p).contains(&"prod/node_group/a/1.28"));
+}
+
+#[test]
+fn unmanaged_node_group_blocks_with_hint() {
+    let e = run(
+        cluster_spec("1.31", vec![]),
+        actual("1.28", vec![actual_ng("legacy", "1.27", 2)]),
+        eks_policy(),
+    )
+    .unwrap_err();
+    assert!(e[0].message.contains("not in the configuration"), "{}", e[0]);
+    assert!(e[0].hint.as_deref().unwrap().contains("node_group \"legacy\""));
+}
+
+#[test]
+fn unmanaged_node_groups_are_listed_when_harmless() {
+    let p = run(
+        cluster_spec("1.29", vec![]),
+        actual("1.28", vec![actual_ng("legacy", "1.28", 2)]),
+        eks_policy(),
+    )
+    .unwrap();
+    assert_eq!(p.clusters[0].unmanaged_node_groups, ["legacy"]);
+}
+
+#[test]
+fn max_unavailable_change_is_planned_before_rollouts() {
+    let mut spec = cluster_spec("1.29", vec![ng_spec("a", "1.29")]);
+    spec.node_groups[0].strategy = Strategy::Rolling {
+        max_unavailable: Unavailable::Percent(25),
+        max_surge: None,
+    };
+    let p = run(spec, actual("1.28", vec![actual_ng("a", "1.28", 8)]), eks_policy()).unwrap();
+    assert_eq!(
+        step_ids(&p),
+        ["prod/node_group/a/config", "prod/control_plane/1.29", "prod/node_group/a/1.29"]
+    );
+    assert_eq!(p.steps[1].depends_on, ["prod/node_group/a/config"]);
+    // 8 nodes at 25% = 2 per batch = 4 batches.
+    assert_eq!(p.steps[2].estimated_secs, 4 * eks_policy().node_batch_estimate.as_secs());
+    let change = &p.clusters[0].changes.iter().find(|c| c.attribute == "max_unavailable").unwrap();
+    assert_eq!((change.from.as_str(), change.to.as_str()), ("1", "25%"));
+}
+
+#[test]
+fn parallel_node_groups_bounds_concurrent_rollouts() {
+    let mut spec = cluster_spec(
+        "1.29",
+        vec![ng_spec("a", "1.29"), ng_spec("b", "1.29"), ng_spec("c", "1.29")],
+    );
+    spec.parallel_node_groups = 2;
+    let act = actual(
+        "1.28",
+        vec![actual_ng("a", "1.28", 2), actual_ng("b", "1.28", 2), actual_ng("c", "1.28", 2)],
+    );
+    let p = run(spec, act, eks_policy()).unwrap();
+    let deps = |id: &str| p.step(id).unwrap().depends_on.clone();
+    assert_eq!(deps("prod/node_group/a/1.29"), ["prod/control_plane/1.29"]);
+    assert_eq!(deps("prod/node_group/b/1.29"), ["prod/control_plane/1.29"]);
+    assert_eq!(
+        deps("prod/node_group/c/1.29"),
+        ["prod/control_plane/1.29", "prod/node_group/a/1.29"]
+    );
+}
+
+fn addon(name: &str, version: &str, compat: &[(u32, &[&str], &str)]) -> ActualAddon {
+    ActualAddon {
+        name: name.into(),
+        version: version.into(),
+        status: "ACTIVE".into(),
+        compatibility: compat
+            .iter()
+            .map(|(minor, versions, default)| {
+                (
+                    m(*minor),
+                    AddonCompatibility {
+                        versions: versions.iter().map(|s| s.to_string()).collect(),
+                        default: Some(default.to_string()),
+                    },
+                )
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn addons_follow_each_hop_when_incompatible() {
+    let mut spec = cluster_spec("1.30", vec![]);
+    spec.addons = vec![
+        AddonSpec {
+            name: "kube-proxy".into(),
+            version: AddonVersionReq::Compatible,
+            origin: None,
+        },
+        AddonSpec {
+            name: "coredns".into(),
+            version: AddonVersionReq::Latest,
+            origin: None,
+        },
+    ];
+    let mut act = actual("1.28", vec![]);
+    act.addons = vec![
+        addon(
+            "coredns",
+            "v1.10.1",
+            &[(28, &["v1.10.1"], "v1.10.1"), (29, &["v1.11.1", "v1.10.1"], "v1.10.1"), (30, &["v1.11.3", "v1.11.1"], "v1.11.1")],
+        ),
+        addon(
+            "kube-proxy",
+            "v1.28.4",
+            &[(28, &["v1.28.4"], "v1.28.4"), (29, &["v1.29.1"], "v1.29.1"), (30, &["v1.30.0"], "v1.30.0")],
+        ),
+    ];
+    let p = run(spec, act, eks_policy()).unwrap();
+    assert_eq!(
+        step_ids(&p),
+        [
+            "prod/control_plane/1.29",
+            "prod/addon/kube-proxy/1.29",
+            "prod/control_plane/1.30",
+            "prod/addon/kube-proxy/1.30",
+            "prod/addon/coredns/1.30",
+        ]
+    );
+    // The second hop waits for the add-on update of the first.
+    assert!(p.steps[2].depends_on.contains(&"prod/addon/kube-proxy/1.29".to_string()));
+    match &p.steps[4].action {
+        Action::UpdateAddon { to, .. } => assert_eq!(to, "v1.11.3", "latest = newest"),
+        a => panic!("{a:?}"),
+    }
+}
+
+#[test]
+fn exact_addon_version_must_be_compatible() {
+    let mut spec = cluster_spec("1.29", vec![]);
+    spec.addons = vec![AddonSpec {
+        name: "kube-proxy".into(),
+        version: AddonVersionReq::Exact("v1.28.4".into()),
+        origin: None,
+    }];
+    let mut act = actual("1.28", vec![]);
+    act.addons = vec![addon(
+        "kube-proxy",
+        "v1.28.4",
+        &[(28, &["v1.28.4"], "v1.28.4"), (29, &["v1.29.1", "v1.29.0"], "v1.29.1")],
+    )];
+    let e = run(spec, act, eks_policy()).unwrap_err();
+    assert!(e[0].message.contains("v1.28.4 is not offered for Kubernetes 1.29"), "{}", e[0]);
+    assert!(e[0].hint.as_deref().unwrap().contains("v1.29.1, v1.29.0"));
+}
+
+#[test]
+fn plans_are_deterministic_and_ids_depend_on_content() {
+    let mk = || {
+        run(
+            cluster_spec("1.31", vec![ng_spec("b", "1.31"), ng_spec("a", "1.31")]),
+            actual("1.27", vec![actual_ng("a", "1.27", 3), actual_ng("b", "1.27", 3)]),
+            eks_policy(),
+        )
+        .unwrap()
+    };
+    let one = serde_json::to_vec(&mk()).unwrap();
+    let two = serde_json::to_vec(&mk()).unwrap();
+    assert_eq!(one, two);
+    let other = run(
+        cluster_spec("1.30", vec![ng_spec("b", "1.30"), ng_spec("a", "1.30")]),
+        actual("1.27", vec![actual_ng("a", "1.27", 3), actual_ng("b", "1.27", 3)]),
+        eks_policy(),
+    )
+    .unwrap();
+    assert_ne!(mk().id, other.id);
+    assert_ne!(mk().idempotency_token("x"), mk().idempotency_token("y"));
+}
+
+#[test]
+fn target_narrows_to_one_node_group() {
+    let spec = cluster_spec("1.31", vec![ng_spec("a", "1.31"), ng_spec("b", "1.31")]);
+    let act = actual("1.30", vec![actual_ng("a", "1.28", 2), actual_ng("b", "1.28", 2)]);
+    let p = run_opts(
+        spec,
+        act,
+        eks_policy(),
+        PlanOptions {
+            targets: vec![Target::parse("cluster.prod.node_group.a").unwrap()],
+            ..PlanOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(step_ids(&p), ["prod/node_group/a/1.30"]);
+    assert!(Target::parse("cluster").is_err());
+    assert!(Target::parse("cluster.x.nodegroup.y").is_err());
+}
+
+#[test]
+fn blue_green_is_refused_honestly_until_supported() {
+    let mut spec = cluster_spec("1.29", vec![ng_spec("a", "1.29")]);
+    spec.node_groups[0].strategy = Strategy::BlueGreen {
+        max_unavailable: Unavailable::Count(1),
+        soak: Duration::from_secs(60),
+        batch_soak: Duration::ZERO,
+    };
+    let e = run(spec, actual("1.28", vec![actual_ng("a", "1.28", 2)]), eks_policy()).unwrap_err();
+    assert!(e[0].message.contains("blue_green"), "{}", e[0]);
+}
