@@ -1,0 +1,589 @@
+//! The executor: walks a plan's DAG on tokio with bounded concurrency.
+//!
+//! Before acting on a step it refreshes the cluster: a step whose postcondition already
+//! holds is skipped, one whose precondition fails stops as stale. Every start, provider
+//! operation id and finish is journaled (fsynced) before the executor moves on, so a run
+//! killed at any instant is resumed by replaying the journal: finished steps are skipped
+//! and journaled operations are waited on instead of issued again.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::events::{Event, Level};
+use crate::journal::{Journal, Record, RunOutcome, StepOutcome, UnfinishedRun};
+use crate::plan::{SavedPlan, Step};
+use crate::provider::{
+    ClusterTarget, ErrorKind, OperationId, OperationStatus, Provider, ProviderError,
+};
+use crate::state::{now_rfc3339, random_id};
+
+/// Where each cluster of the plan lives.
+#[derive(Clone)]
+pub struct ClusterHandle {
+    pub provider: Arc<dyn Provider>,
+    pub target: ClusterTarget,
+}
+
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    /// Attempts for one call that fails transiently (throttling, 5xx, timeouts).
+    pub max_attempts: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    /// How long to keep retrying when the provider says another operation holds the
+    /// resource.
+    pub conflict_wait: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 8,
+            base_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(20),
+            conflict_wait: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Full-jitter exponential backoff.
+    fn delay(&self, attempt: u32) -> Duration {
+        let exp = self
+            .base_delay
+            .saturating_mul(2u32.saturating_pow(attempt.min(16)));
+        let cap = exp.min(self.max_delay);
+        let ms = cap.as_millis().max(1) as u64;
+        Duration::from_millis(rand::random_range(ms / 2..=ms))
+    }
+}
+
+pub type EventSink = Arc<dyn Fn(Event) + Send + Sync>;
+
+#[derive(Clone, Debug, Default)]
+pub struct ApplyReport {
+    pub run_id: String,
+    pub outcome: Option<RunOutcome>,
+    pub done: Vec<String>,
+    pub already_done: Vec<String>,
+    pub failed: Vec<(String, String)>,
+    pub not_run: Vec<(String, String)>,
+    pub elapsed: Duration,
+}
+
+impl ApplyReport {
+    pub fn succeeded(&self) -> bool {
+        self.outcome == Some(RunOutcome::Completed)
+    }
+}
+
+pub struct Executor {
+    pub clusters: BTreeMap<String, ClusterHandle>,
+    pub parallelism: usize,
+    pub retry: RetryPolicy,
+    pub events: EventSink,
+    /// Flips to true on the first Ctrl-C: no new steps start and running ones detach at
+    /// their next safe point (their operations keep running at the provider).
+    pub cancel: watch::Receiver<bool>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Status {
+    Pending,
+    Running,
+    Done,
+    Failed,
+    NotRun,
+}
+
+enum StepEnd {
+    Done { already: bool },
+    Failed(String),
+    Interrupted,
+}
+
+impl Executor {
+    /// Carry out `saved.plan`, continuing `resume` when it is the same plan.
+    pub async fn run(
+        &self,
+        saved: &SavedPlan,
+        journal: Journal,
+        resume: Option<&UnfinishedRun>,
+    ) -> io::Result<ApplyReport> {
+        let started = Instant::now();
+        let plan = &saved.plan;
+        let journal = Arc::new(Mutex::new(journal));
+        let run_id = match resume {
+            Some(r) => r.run_id.clone(),
+            None => {
+                let id = random_id(8);
+                journal.lock().unwrap().append(&Record::RunStarted {
+                    run_id: id.clone(),
+                    at: now_rfc3339(),
+                    saved_plan: Box::new(saved.clone()),
+                })?;
+                id
+            }
+        };
+        let mut report = ApplyReport {
+            run_id: run_id.clone(),
+            ..ApplyReport::default()
+        };
+        let mut status: HashMap<&str, Status> = plan
+            .steps
+            .iter()
+            .map(|s| (s.id.as_str(), Status::Pending))
+            .collect();
+        let mut already_finished = 0;
+        if let Some(r) = resume {
+            for id in &r.finished {
+                if let Some(s) = status.get_mut(id.as_str()) {
+                    *s = Status::Done;
+                    already_finished += 1;
+                }
+            }
+        }
+        (self.events)(Event::ApplyStarted {
+            plan_id: plan.id.clone(),
+            run_id: run_id.clone(),
+            steps: plan.steps.len(),
+            resumed: resume.is_some(),
+            already_finished,
+        });
+
+        let sem = Arc::new(Semaphore::new(self.parallelism.max(1)));
+        let mut tasks: JoinSet<(String, StepEnd)> = JoinSet::new();
+        let mut interrupted = false;
+        loop {
+            let cancelled = *self.cancel.borrow();
+            // Propagate failures and launch every step whose dependencies are done.
+            let mut progressed = true;
+            while progressed {
+                progressed = false;
+                for step in &plan.steps {
+                    if status[step.id.as_str()] != Status::Pending {
+                        continue;
+                    }
+                    let deps: Vec<Status> =
+                        step.depends_on.iter().map(|d| status[d.as_str()]).collect();
+                    if let Some(pos) = deps
+                        .iter()
+                        .position(|s| matches!(s, Status::Failed | Status::NotRun))
+                    {
+                        let reason = format!("depends on {}, which did not finish", step.depends_on[pos]);
+                        (self.events)(Event::StepNotRun {
+                            step: step.id.clone(),
+                            reason: reason.clone(),
+                        });
+                        report.not_run.push((step.id.clone(), reason));
+                        status.insert(&step.id, Status::NotRun);
+                        progressed = true;
+                        continue;
+                    }
+                    if cancelled || deps.iter().any(|s| *s != Status::Done) {
+                        continue;
+                    }
+                    status.insert(&step.id, Status::Running);
+                    let ctx = StepContext {
+                        step: step.clone(),
+                        handle: self.clusters.get(&step.cluster).cloned(),
+                        token: plan.idempotency_token(&step.id),
+                        journal: journal.clone(),
+                        run_id: run_id.clone(),
+                        known_operation: resume.and_then(|r| r.operations.get(&step.id).cloned()),
+                        journaled_start: resume.is_some_and(|r| r.started.contains(&step.id)),
+                        retry: self.retry.clone(),
+                        events: self.events.clone(),
+                        cancel: self.cancel.clone(),
+                    };
+                    let sem = sem.clone();
+                    tasks.spawn(async move {
+                        let _permit = sem.acquire_owned().await.expect("semaphore open");
+                        let id = ctx.step.id.clone();
+                        (id, ctx.run().await)
+                    });
+                }
+            }
+            if tasks.is_empty() {
+                break;
+            }
+            let mut cancel = self.cancel.clone();
+            let joined = tokio::select! {
+                j = tasks.join_next() => j,
+                _ = cancel.changed(), if !cancelled => continue,
+            };
+            let Some(joined) = joined else { break };
+            let (id, end) = joined.map_err(|e| io::Error::other(format!("step task panicked: {e}")))?;
+            let id = plan.step(&id).expect("own step").id.as_str();
+            match end {
+                StepEnd::Done { already } => {
+                    status.insert(id, Status::Done);
+                    if already {
+                        report.already_done.push(id.to_string());
+                    } else {
+                        report.done.push(id.to_string());
+                    }
+                }
+                StepEnd::Failed(msg) => {
+                    status.insert(id, Status::Failed);
+                    report.failed.push((id.to_string(), msg));
+                }
+                StepEnd::Interrupted => {
+                    interrupted = true;
+                    status.insert(id, Status::Pending);
+                }
+            }
+        }
+        let cancelled = *self.cancel.borrow();
+        let pending: Vec<&Step> = plan
+            .steps
+            .iter()
+            .filter(|s| status[s.id.as_str()] == Status::Pending)
+            .collect();
+        let outcome = if !report.failed.is_empty() {
+            RunOutcome::Failed
+        } else if interrupted || cancelled || !pending.is_empty() {
+            RunOutcome::Interrupted
+        } else {
+            RunOutcome::Completed
+        };
+        for s in pending {
+            report
+                .not_run
+                .push((s.id.clone(), "interrupted before it started".into()));
+        }
+        journal.lock().unwrap().append(&Record::RunFinished {
+            run_id,
+            outcome,
+            at: now_rfc3339(),
+        })?;
+        report.outcome = Some(outcome);
+        report.elapsed = started.elapsed();
+        (self.events)(Event::ApplyFinished {
+            outcome,
+            done: report.done.len(),
+            already_done: report.already_done.len() + already_finished,
+            failed: report.failed.len(),
+            not_run: report.not_run.len(),
+            elapsed_secs: report.elapsed.as_secs_f64(),
+        });
+        Ok(report)
+    }
+}
+
+struct StepContext {
+    step: Step,
+    handle: Option<ClusterHandle>,
+    token: String,
+    journal: Arc<Mutex<Journal>>,
+    run_id: String,
+    known_operation: Option<String>,
+    journaled_start: bool,
+    retry: RetryPolicy,
+    events: EventSink,
+    cancel: watch::Receiver<bool>,
+}
+
+impl StepContext {
+    fn journal(&self, r: Record) -> Result<(), String> {
+        self.journal
+            .lock()
+            .unwrap()
+            .append(&r)
+            .map_err(|e| format!("cannot write the journal: {e}"))
+    }
+
+    fn finish(&self, outcome: StepOutcome) -> Result<(), String> {
+        self.journal(Record::StepFinished {
+            run_id: self.run_id.clone(),
+            step: self.step.id.clone(),
+            outcome,
+            at: now_rfc3339(),
+        })
+    }
+
+    async fn run(self) -> StepEnd {
+        let started = Instant::now();
+        let result = self.execute(started).await;
+        match result {
+            Ok(end @ StepEnd::Done { already }) => {
+                let outcome = if already {
+                    StepOutcome::AlreadyDone
+                } else {
+                    StepOutcome::Done
+                };
+                if let Err(e) = self.finish(outcome) {
+                    return self.failed(e);
+                }
+                (self.events)(Event::StepFinished {
+                    step: self.step.id.clone(),
+                    outcome: if already { "already_done" } else { "done" }.into(),
+                    elapsed_secs: started.elapsed().as_secs_f64(),
+                });
+                end
+            }
+            Ok(StepEnd::Interrupted) => {
+                (self.events)(Event::Message {
+                    level: Level::Warning,
+                    text: format!(
+                        "{}: stopped waiting; the operation continues at the provider and `kup apply` will resume it",
+                        self.step.id
+                    ),
+                });
+                StepEnd::Interrupted
+            }
+            Ok(StepEnd::Failed(msg)) | Err(msg) => {
+                let _ = self.finish(StepOutcome::Failed {
+                    message: msg.clone(),
+                });
+                self.failed(msg)
+            }
+        }
+    }
+
+    fn failed(&self, msg: String) -> StepEnd {
+        (self.events)(Event::StepFailed {
+            step: self.step.id.clone(),
+            error: msg.clone(),
+        });
+        StepEnd::Failed(msg)
+    }
+
+    async fn execute(&self, started: Instant) -> Result<StepEnd, String> {
+        let Some(handle) = &self.handle else {
+            return Err(format!(
+                "no provider is configured for {}; the plan does not match this configuration",
+                self.step.cluster
+            ));
+        };
+        let provider = handle.provider.as_ref();
+        let target = &handle.target;
+        let action = &self.step.action;
+        (self.events)(Event::StepStarted {
+            step: self.step.id.clone(),
+            cluster: self.step.cluster.clone(),
+            description: action.describe(),
+            estimated_secs: self.step.estimated_secs,
+        });
+        if !self.journaled_start {
+            self.journal(Record::StepStarted {
+                run_id: self.run_id.clone(),
+                step: self.step.id.clone(),
+                at: now_rfc3339(),
+            })?;
+        }
+
+        let op = match &self.known_operation {
+            Some(op) => {
+                (self.events)(Event::OperationStarted {
+                    step: self.step.id.clone(),
+                    operation_id: op.clone(),
+                    attached: true,
+                });
+                OperationId(op.clone())
+            }
+            None => {
+                let actual = self
+                    .with_retry(|| provider.refresh(target))
+                    .await
+                    .map_err(|e| format!("refresh of {} failed: {e}", self.step.cluster))?;
+                if self.step.postcondition.iter().all(|c| c.holds(&actual)) {
+                    return Ok(StepEnd::Done { already: true });
+                }
+                if let Some(c) = self.step.precondition.iter().find(|c| !c.holds(&actual)) {
+                    return Err(format!(
+                        "the plan is stale: this step needs {c}, but {}. The cluster changed since the plan was made; run `kup plan` again",
+                        c.observed(&actual)
+                    ));
+                }
+                if *self.cancel.borrow() {
+                    return Ok(StepEnd::Interrupted);
+                }
+                let found = self
+                    .with_retry(|| provider.find_in_flight(target, action))
+                    .await
+                    .map_err(|e| format!("cannot list running operations: {e}"))?;
+                let (op, attached) = match found {
+                    Some(op) => (op, true),
+                    None => (self.start(provider, target).await?, false),
+                };
+                self.journal(Record::OperationStarted {
+                    run_id: self.run_id.clone(),
+                    step: self.step.id.clone(),
+                    operation_id: op.0.clone(),
+                    attached,
+                    at: now_rfc3339(),
+                })?;
+                (self.events)(Event::OperationStarted {
+                    step: self.step.id.clone(),
+                    operation_id: op.0.clone(),
+                    attached,
+                });
+                op
+            }
+        };
+
+        // Wait for the operation.
+        let interval = provider.poll_interval();
+        let mut last_status = String::new();
+        loop {
+            let status = match self.with_retry(|| provider.poll(target, action, &op)).await {
+                Ok(s) => s,
+                Err(e) if e.kind == ErrorKind::NotFound => {
+                    // The provider forgot the operation (e.g. it expired). Decide from
+                    // the cluster itself, never by issuing the action again.
+                    let actual = self
+                        .with_retry(|| provider.refresh(target))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    if self.step.postcondition.iter().all(|c| c.holds(&actual)) {
+                        return Ok(StepEnd::Done { already: false });
+                    }
+                    return Err(format!(
+                        "operation {op} is no longer known to the provider and the step is not done ({e}); check the cluster, then run `kup plan`"
+                    ));
+                }
+                Err(e) => return Err(format!("cannot read operation {op}: {e}")),
+            };
+            match status {
+                OperationStatus::Succeeded => break,
+                OperationStatus::Failed { code, message } => {
+                    return Ok(StepEnd::Failed(format!(
+                        "{} operation {op} failed: {code}: {message}",
+                        provider.kind()
+                    )))
+                }
+                OperationStatus::Cancelled { message } => {
+                    return Ok(StepEnd::Failed(format!(
+                        "{} operation {op} was cancelled: {message}",
+                        provider.kind()
+                    )))
+                }
+                OperationStatus::InProgress => {
+                    if last_status.is_empty() {
+                        last_status = "in_progress".into();
+                    }
+                    (self.events)(Event::StepProgress {
+                        step: self.step.id.clone(),
+                        status: last_status.clone(),
+                        elapsed_secs: started.elapsed().as_secs_f64(),
+                    });
+                }
+            }
+            let mut cancel = self.cancel.clone();
+            if *cancel.borrow() {
+                return Ok(StepEnd::Interrupted);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = cancel.changed() => return Ok(StepEnd::Interrupted),
+            }
+        }
+
+        // Trust, but verify: the provider said done; the cluster must agree (allowing for
+        // eventual consistency).
+        for attempt in 0..5u32 {
+            let actual = self
+                .with_retry(|| provider.refresh(target))
+                .await
+                .map_err(|e| e.to_string())?;
+            match self.step.postcondition.iter().find(|c| !c.holds(&actual)) {
+                None => return Ok(StepEnd::Done { already: false }),
+                Some(c) if attempt == 4 => {
+                    return Err(format!(
+                        "operation {op} reported success, but {c} does not hold: {}",
+                        c.observed(&actual)
+                    ))
+                }
+                Some(_) => tokio::time::sleep(interval).await,
+            }
+        }
+        unreachable!()
+    }
+
+    /// Issue the action. Transient errors are retried by `with_retry`; a conflict (another
+    /// operation holds the resource) is waited out up to `conflict_wait`.
+    async fn start(&self, provider: &dyn Provider, target: &ClusterTarget) -> Result<OperationId, String> {
+        let deadline = Instant::now() + self.retry.conflict_wait;
+        let mut attempt = 0;
+        loop {
+            match self
+                .with_retry(|| provider.start(target, &self.step.action, &self.token))
+                .await
+            {
+                Ok(op) => return Ok(op),
+                Err(e) if e.kind == ErrorKind::Conflict && Instant::now() < deadline => {
+                    let delay = self.retry.delay(attempt).max(provider.poll_interval());
+                    (self.events)(Event::Retrying {
+                        step: Some(self.step.id.clone()),
+                        attempt: attempt + 1,
+                        delay_ms: delay.as_millis() as u64,
+                        error: e.to_string(),
+                    });
+                    attempt += 1;
+                    tokio::time::sleep(delay).await;
+                }
+                Err(e) => {
+                    let code = e.code.as_deref().map(|c| format!("{c}: ")).unwrap_or_default();
+                    return Err(format!("{} refused the request: {code}{}", provider.kind(), e.message));
+                }
+            }
+        }
+    }
+
+    async fn with_retry<T, F, Fut>(&self, mut call: F) -> Result<T, ProviderError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, ProviderError>>,
+    {
+        retry(&self.retry, &self.events, Some(&self.step.id), &mut call).await
+    }
+}
+
+/// Call `f`, retrying transient errors with jittered exponential backoff.
+pub async fn retry<T, F, Fut>(
+    policy: &RetryPolicy,
+    events: &EventSink,
+    step: Option<&str>,
+    f: &mut F,
+) -> Result<T, ProviderError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ProviderError>>,
+{
+    let mut attempt = 0;
+    loop {
+        match f().await {
+            Err(e) if e.is_transient() && attempt + 1 < policy.max_attempts => {
+                let delay = policy.delay(attempt);
+                events(Event::Retrying {
+                    step: step.map(str::to_string),
+                    attempt: attempt + 1,
+                    delay_ms: delay.as_millis() as u64,
+                    error: e.to_string(),
+                });
+                attempt += 1;
+                tokio::time::sleep(delay).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Steps of `plan` that no journal record says are finished.
+pub fn remaining_steps<'a>(saved: &'a SavedPlan, finished: &BTreeSet<String>) -> Vec<&'a Step> {
+    saved
+        .plan
+        .steps
+        .iter()
+        .filter(|s| !finished.contains(&s.id))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,354 @@
+//! `kup.state.json`: what kup last applied and observed per cluster, with lineage and
+//! serial like Terraform's state, written atomically, guarded by a lock file.
+
+use std::collections::BTreeMap;
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::fsutil::write_atomic;
+use crate::model::{ActualCluster, ClusterSpec};
+
+pub const STATE_FORMAT_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct StateFile {
+    pub format_version: u32,
+    /// Random id given when the state is first created; never changes.
+    pub lineage: String,
+    /// Incremented on every write.
+    pub serial: u64,
+    pub kup_version: String,
+    /// By cluster address (`cluster.prod`).
+    pub clusters: BTreeMap<String, ClusterState>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ClusterState {
+    /// The configuration last applied to this cluster.
+    pub desired: ClusterSpec,
+    /// What the provider reported after that apply.
+    pub observed: ActualCluster,
+    pub applied_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_id: Option<String>,
+    /// Blue/green node groups: base name → the group currently serving.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub live_colours: BTreeMap<String, String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot read state file {path}: {source}")]
+    Read { path: PathBuf, source: io::Error },
+    #[error("state file {path} is not valid kup state: {source}; restore it from {path}.backup or from version control")]
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("state file {path} has format version {found}, but this kup understands up to {STATE_FORMAT_VERSION}; upgrade kup")]
+    Format { path: PathBuf, found: u32 },
+    #[error("cannot write state file {path}: {source}")]
+    Write { path: PathBuf, source: io::Error },
+}
+
+impl StateFile {
+    pub fn new() -> StateFile {
+        StateFile {
+            format_version: STATE_FORMAT_VERSION,
+            lineage: random_id(16),
+            serial: 0,
+            kup_version: env!("CARGO_PKG_VERSION").to_string(),
+            clusters: BTreeMap::new(),
+        }
+    }
+
+    /// Load the state, or `None` when there is none yet.
+    pub fn load(path: &Path) -> Result<Option<StateFile>, StateError> {
+        let bytes = match fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(StateError::Read {
+                    path: path.into(),
+                    source,
+                })
+            }
+        };
+        let state: StateFile = serde_json::from_slice(&bytes).map_err(|source| StateError::Parse {
+            path: path.into(),
+            source,
+        })?;
+        if state.format_version > STATE_FORMAT_VERSION {
+            return Err(StateError::Format {
+                path: path.into(),
+                found: state.format_version,
+            });
+        }
+        Ok(Some(state))
+    }
+
+    /// Write with serial + 1; the previous file is kept as `<path>.backup`.
+    pub fn save(&mut self, path: &Path) -> Result<(), StateError> {
+        self.serial += 1;
+        self.kup_version = env!("CARGO_PKG_VERSION").to_string();
+        let mut bytes = serde_json::to_vec_pretty(self).expect("state serializes");
+        bytes.push(b'\n');
+        let err = |source| StateError::Write {
+            path: path.into(),
+            source,
+        };
+        if path.exists() {
+            let backup = backup_path(path);
+            let old = fs::read(path).map_err(err)?;
+            write_atomic(&backup, &old).map_err(err)?;
+        }
+        write_atomic(path, &bytes).map_err(err)
+    }
+}
+
+impl Default for StateFile {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn backup_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".backup");
+    PathBuf::from(s)
+}
+
+pub fn lock_path(state: &Path) -> PathBuf {
+    let mut s = state.as_os_str().to_owned();
+    s.push(".lock");
+    PathBuf::from(s)
+}
+
+pub fn journal_path(state: &Path) -> PathBuf {
+    let mut s = state.as_os_str().to_owned();
+    s.push(".journal");
+    PathBuf::from(s)
+}
+
+/// Who holds the state lock.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LockInfo {
+    pub id: String,
+    pub operation: String,
+    pub who: String,
+    pub host: String,
+    pub pid: u32,
+    pub created: String,
+}
+
+impl LockInfo {
+    /// Whether the holder is a process on this host that no longer exists.
+    pub fn holder_is_gone(&self) -> bool {
+        if self.host != hostname() {
+            return false;
+        }
+        // SAFETY: kill with signal 0 only checks whether the pid exists.
+        let r = unsafe { libc::kill(self.pid as libc::pid_t, 0) };
+        r != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("{}", held_message(.0, .1))]
+    Held(Box<LockInfo>, PathBuf),
+    #[error("cannot create lock file {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("no lock file at {0}: the state is not locked")]
+    NotLocked(PathBuf),
+    #[error("the state is locked with ID {held}, not {given}; check the ID with the lock holder before forcing")]
+    WrongId { held: String, given: String },
+}
+
+fn held_message(info: &LockInfo, path: &Path) -> String {
+    let gone = if info.holder_is_gone() {
+        " (that process is no longer running)"
+    } else {
+        ""
+    };
+    format!(
+        "the state is locked: {} by {} on {} (pid {}{gone}) since {}, lock ID {}.\n  Wait for it to finish, or if it is gone, run: kup force-unlock {}\n  (lock file: {})",
+        info.operation,
+        info.who,
+        info.host,
+        info.pid,
+        info.created,
+        info.id,
+        info.id,
+        path.display()
+    )
+}
+
+/// A held state lock; released on drop.
+#[derive(Debug)]
+pub struct StateLock {
+    path: PathBuf,
+    pub info: LockInfo,
+}
+
+impl StateLock {
+    /// Take the lock, retrying until `timeout` (zero = one try).
+    pub fn acquire(state: &Path, operation: &str, timeout: Duration) -> Result<StateLock, LockError> {
+        let path = lock_path(state);
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir).map_err(|source| LockError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        }
+        let info = LockInfo {
+            id: random_id(8),
+            operation: operation.to_string(),
+            who: std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
+            host: hostname(),
+            pid: std::process::id(),
+            created: now_rfc3339(),
+        };
+        let deadline = Instant::now() + timeout;
+        loop {
+            match OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(mut f) => {
+                    let body = serde_json::to_vec_pretty(&info).expect("lock serializes");
+                    f.write_all(&body)
+                        .and_then(|_| f.sync_all())
+                        .map_err(|source| LockError::Io {
+                            path: path.clone(),
+                            source,
+                        })?;
+                    return Ok(StateLock { path, info });
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    if Instant::now() >= deadline {
+                        let held = read_lock(&path).unwrap_or_else(|| LockInfo {
+                            id: "(unreadable)".into(),
+                            operation: "unknown".into(),
+                            who: "unknown".into(),
+                            host: "unknown".into(),
+                            pid: 0,
+                            created: "unknown".into(),
+                        });
+                        return Err(LockError::Held(Box::new(held), path));
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(source) => return Err(LockError::Io { path, source }),
+            }
+        }
+    }
+
+    pub fn release(self) {
+        drop(self)
+    }
+}
+
+impl Drop for StateLock {
+    fn drop(&mut self) {
+        // Only remove the lock if it is still ours (force-unlock may have replaced it).
+        if read_lock(&self.path).is_some_and(|l| l.id == self.info.id) {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+pub fn read_lock(path: &Path) -> Option<LockInfo> {
+    fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+}
+
+/// Remove a lock left by a process that died, after checking its ID.
+pub fn force_unlock(state: &Path, id: &str) -> Result<LockInfo, LockError> {
+    let path = lock_path(state);
+    let Some(info) = read_lock(&path) else {
+        if path.exists() {
+            fs::remove_file(&path).map_err(|source| LockError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        }
+        return Err(LockError::NotLocked(path));
+    };
+    if info.id != id {
+        return Err(LockError::WrongId {
+            held: info.id,
+            given: id.to_string(),
+        });
+    }
+    fs::remove_file(&path).map_err(|source| LockError::Io { path, source })?;
+    Ok(info)
+}
+
+pub fn hostname() -> String {
+    gethostname::gethostname().to_string_lossy().into_owned()
+}
+
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+pub fn random_id(bytes: usize) -> String {
+    let v: Vec<u8> = (0..bytes).map(|_| rand::random::<u8>()).collect();
+    hex::encode(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn save_increments_serial_keeps_lineage_and_backup() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("kup.state.json");
+        assert!(StateFile::load(&p).unwrap().is_none());
+        let mut s = StateFile::new();
+        s.save(&p).unwrap();
+        s.save(&p).unwrap();
+        let back = StateFile::load(&p).unwrap().unwrap();
+        assert_eq!(back.serial, 2);
+        assert_eq!(back.lineage, s.lineage);
+        let backup: StateFile =
+            serde_json::from_slice(&fs::read(backup_path(&p)).unwrap()).unwrap();
+        assert_eq!(backup.serial, 1);
+    }
+
+    #[test]
+    fn corrupt_state_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("kup.state.json");
+        fs::write(&p, "{not json").unwrap();
+        let e = StateFile::load(&p).unwrap_err().to_string();
+        assert!(e.contains("kup.state.json") && e.contains("backup"), "{e}");
+    }
+
+    #[test]
+    fn second_lock_fails_naming_holder_and_force_unlock_needs_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("kup.state.json");
+        let first = StateLock::acquire(&p, "apply", Duration::ZERO).unwrap();
+        let err = StateLock::acquire(&p, "plan", Duration::from_millis(300)).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains(&first.info.id), "{msg}");
+        assert!(msg.contains("apply") && msg.contains(&format!("pid {}", std::process::id())), "{msg}");
+        assert!(matches!(force_unlock(&p, "nope"), Err(LockError::WrongId { .. })));
+        let id = first.info.id.clone();
+        force_unlock(&p, &id).unwrap();
+        // The old holder's drop must not remove a lock someone else now holds.
+        let second = StateLock::acquire(&p, "apply", Duration::ZERO).unwrap();
+        drop(first);
+        assert!(lock_path(&p).exists());
+        drop(second);
+        assert!(!lock_path(&p).exists());
+    }
+}
