@@ -1,1 +1,114 @@
-fn main() {}
+//! The `kup` binary: parses the command line and hands over to a command module.
+
+mod cli;
+mod commands;
+mod failure;
+mod interrupt;
+mod render;
+mod workspace;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+
+pub use cli::VarArgs;
+use cli::{Cli, Command, SimCommand};
+
+fn main() -> ExitCode {
+    // aws-sdk and kube are built on one rustls; pick its crypto provider once, up front.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KUP_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let cli = Cli::parse_from(cli::normalize_args(std::env::args()));
+    let json = wants_json(&cli.command);
+    if no_color(&cli.command) {
+        console::set_colors_enabled(false);
+        console::set_colors_enabled_stderr(false);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("Error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async move {
+        interrupt::install();
+        run(cli.command).await
+    });
+    match result {
+        Ok(code) => code,
+        Err(f) => f.report(json),
+    }
+}
+
+async fn run(command: Command) -> failure::Result<ExitCode> {
+    match command {
+        Command::Validate(a) => commands::validate::run(a),
+        Command::Fmt(a) => commands::fmt::run(a),
+        Command::Plan(a) => commands::plan::run(a).await,
+        Command::Apply(a) => commands::apply::run(a).await,
+        Command::Show(a) => commands::show::run(a),
+        Command::State(c) => commands::state::run(c),
+        Command::ForceUnlock(a) => commands::state::force_unlock_cmd(a),
+        Command::Drift(a) => commands::drift::run(a).await,
+        Command::Version(a) => {
+            if a.json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "kup_version": env!("CARGO_PKG_VERSION"),
+                        "providers": kup_provider::compiled_kinds(),
+                    })
+                );
+            } else {
+                println!(
+                    "kup v{} (providers: {})",
+                    env!("CARGO_PKG_VERSION"),
+                    kup_provider::compiled_kinds().join(", ")
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sim(SimCommand::Serve(a)) => commands::sim::serve(a).await,
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "kup", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Schemas { dir } => kup_engine::schemas::write_all(&dir)
+            .map(|_| ExitCode::SUCCESS)
+            .map_err(|e| failure::Failure::Message(e.to_string())),
+    }
+}
+
+fn wants_json(c: &Command) -> bool {
+    match c {
+        Command::Validate(a) => a.output.json,
+        Command::Plan(a) => a.output.json,
+        Command::Apply(a) => a.output.json,
+        Command::Show(a) => a.output.json,
+        Command::Drift(a) => a.output.json,
+        _ => false,
+    }
+}
+
+fn no_color(c: &Command) -> bool {
+    match c {
+        Command::Validate(a) => a.output.no_color,
+        Command::Plan(a) => a.output.no_color,
+        Command::Apply(a) => a.output.no_color,
+        Command::Show(a) => a.output.no_color,
+        Command::Drift(a) => a.output.no_color,
+        Command::Fmt(a) => a.no_color,
+        _ => false,
+    }
+}

@@ -1,6 +1,7 @@
 //! kup's engine: configuration, model, policy, planner, plans, executor, state and journal.
 //! It depends on no cloud SDK; providers implement [`provider::Provider`].
 
+pub mod config;
 pub mod model;
 pub mod plan;
 pub mod planner;
@@ -14,3 +15,4 @@ pub mod journal;
 pub mod state;
 pub mod events;
 pub mod executor;
+pub mod schemas;

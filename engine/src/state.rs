@@ -246,6 +246,11 @@ impl StateLock {
         }
     }
 
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     pub fn release(self) {
         drop(self)
     }

@@ -1,0 +1,368 @@
+//! `kup apply`: from a directory (plan, confirm, execute) or from a saved plan file
+//! (check it is neither tampered with nor stale, then execute exactly it). An apply that
+//! was interrupted is resumed from the journal first.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use console::Style;
+use kup_engine::executor::{ApplyReport, Executor, RetryPolicy};
+use kup_engine::journal::{self, Journal, RunOutcome, UnfinishedRun};
+use kup_engine::model::{ActualCluster, Desired};
+use kup_engine::plan::{fingerprint, SavedPlan};
+use kup_engine::state::{journal_path, now_rfc3339, ClusterState, StateFile, StateLock};
+
+use crate::cli::ApplyArgs;
+use crate::commands::drift;
+use crate::commands::plan::{make_plan, read_plan_file, PlanRequest};
+use crate::failure::{Failure, Result};
+use crate::render::plan::render_plan;
+use crate::render::progress::{quiet_sink, sink, Mode};
+use crate::workspace::{config_files_hash, default_state_path, Connected};
+
+pub async fn run(args: ApplyArgs) -> Result<ExitCode> {
+    let mode = Mode::detect(args.output.json);
+    if args.target.is_file() {
+        return apply_plan_file(&args, mode).await;
+    }
+    let dir = args.target.clone();
+    let state_path = args
+        .state
+        .state
+        .clone()
+        .unwrap_or_else(|| default_state_path(&dir));
+    let lock = StateLock::acquire(&state_path, "apply", args.state.lock_timeout)
+        .map_err(|e| Failure::Message(e.to_string()))?;
+    crate::interrupt::hold_lock(&lock);
+
+    if args.refresh_only {
+        let code = drift::apply_refresh_only(
+            &dir,
+            &args.vars,
+            &state_path,
+            args.parallelism,
+            args.output.json,
+        )
+        .await;
+        drop(lock);
+        return code;
+    }
+
+    // An apply that was killed or interrupted comes first: finish what it started.
+    if let Some(run) = unfinished(&state_path)? {
+        say(mode, &format!(
+            "Resuming the apply that did not finish (run {}, plan {}): {} of {} steps were finished.",
+            run.run_id,
+            run.saved_plan.plan.id,
+            run.finished.len(),
+            run.saved_plan.plan.steps.len()
+        ));
+        let saved = run.saved_plan.clone();
+        let dir_of_plan = PathBuf::from(&saved.config_dir);
+        let connected = Connected::start(&saved.desired, &dir_of_plan).await?;
+        let report = execute(&saved, Some(&run), &connected, &state_path, &args, mode).await;
+        connected.shutdown().await;
+        let report = report?;
+        if !report.succeeded() {
+            drop(lock);
+            return Ok(ExitCode::from(1));
+        }
+        say(
+            mode,
+            "The interrupted apply is complete; planning again from the configuration.",
+        );
+    }
+
+    let req = PlanRequest {
+        dir: &dir,
+        vars: &args.vars,
+        targets: &args.targets,
+        strict_skew: args.strict_skew,
+        parallelism: args.parallelism,
+    };
+    let planned = make_plan(&req, &quiet_sink(mode)).await?;
+    let saved = planned.saved.clone();
+    if mode == Mode::Json {
+        println!(
+            "{}",
+            serde_json::to_string(&saved).expect("plan serializes")
+        );
+    } else {
+        print!("{}", render_plan(&saved.plan));
+    }
+    if saved.plan.is_empty() {
+        record_state(&state_path, &saved.desired, &planned.actual, None)?;
+        planned.connected.shutdown().await;
+        drop(lock);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !args.auto_approve && !approve()? {
+        planned.connected.shutdown().await;
+        drop(lock);
+        say(mode, "Apply cancelled.");
+        return Ok(ExitCode::from(1));
+    }
+    let report = execute(&saved, None, &planned.connected, &state_path, &args, mode).await;
+    planned.connected.shutdown().await;
+    drop(lock);
+    Ok(exit_code(&report?))
+}
+
+async fn apply_plan_file(args: &ApplyArgs, mode: Mode) -> Result<ExitCode> {
+    let saved = read_plan_file(&args.target)?;
+    let dir = PathBuf::from(&saved.config_dir);
+    let state_path = args
+        .state
+        .state
+        .clone()
+        .unwrap_or_else(|| default_state_path(&dir));
+    let lock = StateLock::acquire(&state_path, "apply", args.state.lock_timeout)
+        .map_err(|e| Failure::Message(e.to_string()))?;
+    crate::interrupt::hold_lock(&lock);
+    let resume = match unfinished(&state_path)? {
+        Some(run) if run.saved_plan.plan.id == saved.plan.id => Some(run),
+        Some(run) => {
+            return Err(Failure::Message(format!(
+                "an earlier apply of another plan ({}) did not finish; run `kup apply {}` to resume it first, then make a new plan",
+                run.saved_plan.plan.id,
+                dir.display()
+            )))
+        }
+        None => None,
+    };
+    if resume.is_none() && dir.is_dir() {
+        let now = config_files_hash(&dir)?;
+        if now != saved.config_hash {
+            return Err(Failure::Message(format!(
+                "the saved plan is stale: the configuration in {} changed after the plan was made. Run `kup plan -out {}` again",
+                dir.display(),
+                args.target.display()
+            )));
+        }
+    }
+    let connected = Connected::start(&saved.desired, &dir).await?;
+    if resume.is_none() {
+        let clusters: Vec<_> = saved
+            .desired
+            .clusters
+            .iter()
+            .filter(|c| saved.state_fingerprints.contains_key(&c.address()))
+            .collect();
+        let actual = connected
+            .refresh(
+                &saved.desired,
+                &clusters,
+                args.parallelism,
+                &quiet_sink(mode),
+            )
+            .await;
+        let actual = match actual {
+            Ok(a) => a,
+            Err(e) => {
+                connected.shutdown().await;
+                return Err(e);
+            }
+        };
+        let changed: Vec<String> = actual
+            .iter()
+            .filter(|(label, a)| {
+                saved.state_fingerprints.get(&format!("cluster.{label}")) != Some(&fingerprint(a))
+            })
+            .map(|(label, _)| format!("cluster.{label}"))
+            .collect();
+        if !changed.is_empty() {
+            connected.shutdown().await;
+            return Err(Failure::Message(format!(
+                "the saved plan is stale: {} changed since the plan was made (versions, node groups, add-ons or operations in progress differ). Run `kup plan -out {}` again",
+                changed.join(", "),
+                args.target.display()
+            )));
+        }
+    } else {
+        say(mode, "Resuming this plan's apply from the journal.");
+    }
+    if mode != Mode::Json {
+        print!("{}", render_plan(&saved.plan));
+    }
+    let report = execute(&saved, resume.as_ref(), &connected, &state_path, args, mode).await;
+    connected.shutdown().await;
+    drop(lock);
+    Ok(exit_code(&report?))
+}
+
+fn unfinished(state_path: &Path) -> Result<Option<UnfinishedRun>> {
+    let records =
+        journal::read(&journal_path(state_path)).map_err(|e| Failure::Message(e.to_string()))?;
+    Ok(journal::unfinished_run(&records))
+}
+
+async fn execute(
+    saved: &SavedPlan,
+    resume: Option<&UnfinishedRun>,
+    connected: &Connected,
+    state_path: &Path,
+    args: &ApplyArgs,
+    mode: Mode,
+) -> Result<ApplyReport> {
+    let mut clusters = BTreeMap::new();
+    for c in &saved.desired.clusters {
+        if let Some(h) = connected.handle(c, &saved.desired) {
+            clusters.insert(c.address(), h);
+        }
+    }
+    let events = sink(mode, Some(&saved.plan));
+    let executor = Executor {
+        clusters,
+        parallelism: args.parallelism,
+        retry: RetryPolicy::default(),
+        events: events.clone(),
+        cancel: crate::interrupt::cancelled(),
+    };
+    let journal = Journal::open(&journal_path(state_path))
+        .map_err(|e| Failure::Message(format!("cannot open the journal: {e}")))?;
+    let report = executor
+        .run(saved, journal, resume)
+        .await
+        .map_err(|e| Failure::Message(format!("apply stopped: {e}")))?;
+
+    // Record what is running now, whatever the outcome.
+    let touched: Vec<_> = saved
+        .desired
+        .clusters
+        .iter()
+        .filter(|c| saved.plan.steps.iter().any(|s| s.cluster == c.address()))
+        .collect();
+    match connected
+        .refresh(
+            &saved.desired,
+            &touched,
+            args.parallelism,
+            &quiet_sink(mode),
+        )
+        .await
+    {
+        Ok(actual) => record_state(state_path, &saved.desired, &actual, Some(&saved.plan.id))?,
+        Err(e) => {
+            eprintln!("warning: could not refresh after apply, so the state was not updated: {e:?}")
+        }
+    }
+    if mode != Mode::Json {
+        print_summary(&report, state_path);
+    }
+    Ok(report)
+}
+
+/// Store the applied configuration and what the provider reports now.
+pub fn record_state(
+    state_path: &Path,
+    desired: &Desired,
+    actual: &BTreeMap<String, ActualCluster>,
+    plan_id: Option<&str>,
+) -> Result<()> {
+    let mut state = StateFile::load(state_path)
+        .map_err(|e| Failure::Message(e.to_string()))?
+        .unwrap_or_default();
+    for (label, observed) in actual {
+        let Some(spec) = desired.cluster(label) else {
+            continue;
+        };
+        let address = spec.address();
+        let live_colours = state
+            .clusters
+            .get(&address)
+            .map(|c| c.live_colours.clone())
+            .unwrap_or_default();
+        state.clusters.insert(
+            address,
+            ClusterState {
+                desired: spec.clone(),
+                observed: observed.clone(),
+                applied_at: now_rfc3339(),
+                plan_id: plan_id.map(str::to_string),
+                live_colours,
+            },
+        );
+    }
+    state
+        .save(state_path)
+        .map_err(|e| Failure::Message(e.to_string()))
+}
+
+fn print_summary(r: &ApplyReport, state_path: &Path) {
+    let green = Style::new().green().bold();
+    let red = Style::new().red().bold();
+    let yellow = Style::new().yellow().bold();
+    println!();
+    match r.outcome {
+        Some(RunOutcome::Completed) => println!(
+            "{} {} steps done, {} already done, in {}.",
+            green.apply_to("Apply complete!"),
+            r.done.len(),
+            r.already_done.len(),
+            crate::render::short_duration(r.elapsed)
+        ),
+        Some(RunOutcome::Failed) => {
+            println!(
+                "{} {} steps done, {} failed, {} not run.",
+                red.apply_to("Apply failed."),
+                r.done.len(),
+                r.failed.len(),
+                r.not_run.len()
+            );
+            for (step, err) in &r.failed {
+                println!("  ✗ {step}: {err}");
+            }
+            for (step, why) in &r.not_run {
+                println!("  - {step}: not run ({why})");
+            }
+        }
+        Some(RunOutcome::Interrupted) | None => println!(
+            "{} {} steps done, {} left. Operations already started keep running at the provider; run `kup apply` again to resume (journal: {}).",
+            yellow.apply_to("Apply interrupted."),
+            r.done.len(),
+            r.not_run.len(),
+            journal_path(state_path).display()
+        ),
+    }
+}
+
+fn exit_code(r: &ApplyReport) -> ExitCode {
+    if r.succeeded() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// Terraform's prompt: only `yes` proceeds. Without a terminal this is an error, not a hang.
+fn approve() -> Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        return Err(Failure::Message(
+            "kup apply needs approval, but there is no terminal to ask on. Run `kup apply -auto-approve`, or apply a saved plan: `kup plan -out plan.kup` then `kup apply plan.kup`".into(),
+        ));
+    }
+    print!(
+        "\nDo you want to perform these actions?\n  kup will perform the actions described above.\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: "
+    );
+    std::io::stdout().flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim() == "yes")
+}
+
+fn say(mode: Mode, text: &str) {
+    if mode == Mode::Json {
+        let rec = kup_engine::events::EventRecord {
+            at: now_rfc3339(),
+            event: kup_engine::events::Event::Message {
+                level: kup_engine::events::Level::Info,
+                text: text.to_string(),
+            },
+        };
+        println!("{}", serde_json::to_string(&rec).expect("event serializes"));
+    } else {
+        println!("{text}");
+    }
+}

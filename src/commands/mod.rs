@@ -1,0 +1,10 @@
+//! One module per command; each returns an exit code or a [`Failure`].
+
+pub mod apply;
+pub mod drift;
+pub mod fmt;
+pub mod plan;
+pub mod show;
+pub mod sim;
+pub mod state;
+pub mod validate;

@@ -1,0 +1,69 @@
+//! Ctrl-C and SIGTERM: the first stops gracefully (no new steps; running ones detach at
+//! their next safe point, the journal makes a later apply resume); the second exits at
+//! once, removing our state lock first.
+
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+
+use kup_engine::state::{read_lock, StateLock};
+use tokio::sync::watch;
+
+static CANCEL: OnceLock<watch::Sender<bool>> = OnceLock::new();
+static LOCK: Mutex<Option<(PathBuf, String)>> = Mutex::new(None);
+
+fn sender() -> &'static watch::Sender<bool> {
+    CANCEL.get_or_init(|| watch::channel(false).0)
+}
+
+pub fn cancelled() -> watch::Receiver<bool> {
+    sender().subscribe()
+}
+
+/// Remember the lock so an immediate exit can still release it.
+pub fn hold_lock(lock: &StateLock) {
+    *LOCK.lock().unwrap() = Some((lock.path().to_path_buf(), lock.info.id.clone()));
+}
+
+/// Install the handlers. Call once from main inside the runtime.
+pub fn install() {
+    tokio::spawn(async {
+        let mut count = 0;
+        loop {
+            wait_for_signal().await;
+            count += 1;
+            if count == 1 {
+                eprintln!("\nInterrupt received: stopping after the current safe point. Operations already started keep running at the provider; `kup apply` resumes them. Press Ctrl-C again to exit now.");
+                sender().send_replace(true);
+            } else {
+                if let Some((path, id)) = LOCK.lock().unwrap().take() {
+                    if read_lock(&path).is_some_and(|l| l.id == id) {
+                        let _ = std::fs::remove_file(&path);
+                    }
+                }
+                std::process::exit(130);
+            }
+        }
+    });
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// For long-running servers: resolves on the first Ctrl-C or SIGTERM.
+pub async fn wait_for_stop() {
+    let mut rx = cancelled();
+    let _ = rx.wait_for(|c| *c).await;
+}

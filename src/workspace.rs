@@ -1,0 +1,252 @@
+//! Wiring shared by plan, apply and drift: load the configuration, start in-process
+//! simulators for `simulate = true` providers, build providers, refresh clusters.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::stream::{self, StreamExt};
+use kup_engine::config::{self, Diagnostics, LoadOptions, Loaded};
+use kup_engine::events::Event;
+use kup_engine::executor::{retry, ClusterHandle, EventSink, RetryPolicy};
+use kup_engine::model::{ActualCluster, ClusterSpec, Desired, ProviderSpec};
+use kup_engine::plan::sha256_hex;
+use kup_engine::policy::ProviderPolicy;
+use kup_engine::provider::{ClusterTarget, Provider};
+
+use crate::failure::Failure;
+use crate::VarArgs;
+
+/// Simulated seconds per real second when a provider block does not say.
+pub const DEFAULT_SIM_SPEED: f64 = 600.0;
+
+pub fn load_config(dir: &Path, vars: &VarArgs) -> Result<Loaded, Failure> {
+    let opts = LoadOptions {
+        vars: vars.vars.clone(),
+        var_files: vars.var_files.clone(),
+        env: std::env::vars().collect(),
+    };
+    config::load_dir(dir, &opts).map_err(|d| diagnostics_failure(&d, dir))
+}
+
+pub fn diagnostics_failure(d: &Diagnostics, dir: &Path) -> Failure {
+    let sources = read_sources(dir);
+    Failure::Diagnostics {
+        rendered: d.render(&sources),
+        json: serde_json::to_value(&d.0).unwrap_or_default(),
+    }
+}
+
+fn read_sources(dir: &Path) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if let Ok(text) = std::fs::read_to_string(&p) {
+                out.push((p.clone(), text.clone()));
+                if let Some(name) = p.file_name() {
+                    out.push((dir.join(name), text));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Hash of the configuration files' names and bytes: a saved plan is stale when this
+/// changes. (Variable values given on the command line are baked into the saved plan's
+/// evaluated configuration, so they need not match at apply time.)
+pub fn config_files_hash(dir: &Path) -> std::io::Result<String> {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            n.ends_with(".kup.hcl") || n == "kup.kupvars" || n.ends_with(".auto.kupvars")
+        })
+        .collect();
+    names.sort();
+    let mut buf = Vec::new();
+    for p in names {
+        buf.extend_from_slice(p.file_name().unwrap().as_encoded_bytes());
+        buf.push(0);
+        buf.extend_from_slice(&std::fs::read(&p)?);
+        buf.push(0);
+    }
+    Ok(sha256_hex(&buf))
+}
+
+/// Providers ready to use, and the simulators serving them.
+pub struct Connected {
+    pub providers: BTreeMap<String, Arc<dyn Provider>>,
+    pub sims: Vec<kup_sim::Sim>,
+}
+
+impl Connected {
+    /// Start a simulator for every `simulate = true` provider without an endpoint, then
+    /// build every provider the clusters use.
+    pub async fn start(desired: &Desired, dir: &Path) -> Result<Connected, Failure> {
+        let mut providers = BTreeMap::new();
+        let mut sims = Vec::new();
+        for spec in &desired.providers {
+            if !desired.clusters.iter().any(|c| c.provider == spec.key()) {
+                continue;
+            }
+            let mut spec = spec.clone();
+            let mut endpoint = None;
+            if spec.simulate && spec.endpoint.is_none() {
+                let sim = start_sim(&spec, dir).await?;
+                endpoint = Some(sim.endpoints().eks.clone());
+                let speed = spec.speed.unwrap_or(DEFAULT_SIM_SPEED);
+                if spec.poll_interval.is_none() {
+                    // Poll about every 15 simulated seconds, but not in a busy loop.
+                    let secs = (15.0 / speed).clamp(0.02, 15.0);
+                    spec.poll_interval = Some(Duration::from_secs_f64(secs));
+                }
+                sims.push(sim);
+            }
+            let provider = kup_provider::build(&spec, endpoint.as_deref())
+                .await
+                .map_err(|e| {
+                    Failure::Message(format!("provider \"{}\": {}", spec.key(), e.message))
+                })?;
+            providers.insert(spec.key(), provider);
+        }
+        Ok(Connected { providers, sims })
+    }
+
+    pub fn handle(&self, cluster: &ClusterSpec, desired: &Desired) -> Option<ClusterHandle> {
+        let provider = self.providers.get(&cluster.provider)?.clone();
+        let region = cluster.region.clone().or_else(|| {
+            desired
+                .provider(&cluster.provider)
+                .and_then(|p| p.region.clone())
+        });
+        Some(ClusterHandle {
+            provider,
+            target: ClusterTarget {
+                name: cluster.name.clone(),
+                region,
+            },
+        })
+    }
+
+    pub fn policies(&self) -> BTreeMap<String, ProviderPolicy> {
+        self.providers
+            .iter()
+            .map(|(k, p)| (k.clone(), p.policy()))
+            .collect()
+    }
+
+    /// Refresh `clusters` concurrently (at most `parallelism` at once), by label.
+    pub async fn refresh(
+        &self,
+        desired: &Desired,
+        clusters: &[&ClusterSpec],
+        parallelism: usize,
+        events: &EventSink,
+    ) -> Result<BTreeMap<String, ActualCluster>, Failure> {
+        let retry_policy = RetryPolicy::default();
+        let results: Vec<(String, Result<ActualCluster, String>)> = stream::iter(clusters)
+            .map(|spec| {
+                let retry_policy = retry_policy.clone();
+                async move {
+                    events(Event::Refreshing {
+                        cluster: spec.address(),
+                    });
+                    let Some(h) = self.handle(spec, desired) else {
+                        return (
+                            spec.label.clone(),
+                            Err(format!("provider \"{}\" is not configured", spec.provider)),
+                        );
+                    };
+                    let mut call = || h.provider.refresh(&h.target);
+                    let r = retry(&retry_policy, events, None, &mut call).await;
+                    (spec.label.clone(), r.map_err(|e| e.to_string()))
+                }
+            })
+            .buffer_unordered(parallelism.max(1))
+            .collect()
+            .await;
+        let mut out = BTreeMap::new();
+        let mut errors = Vec::new();
+        for (label, r) in results {
+            match r {
+                Ok(a) => {
+                    out.insert(label, a);
+                }
+                Err(e) => errors.push(format!("cluster.{label}: cannot read the cluster: {e}")),
+            }
+        }
+        if !errors.is_empty() {
+            errors.sort();
+            return Err(Failure::Message(errors.join("\n")));
+        }
+        Ok(out)
+    }
+
+    /// Stop the simulators, saving their worlds.
+    pub async fn shutdown(self) {
+        for sim in self.sims {
+            if let Err(e) = sim.shutdown().await {
+                eprintln!("warning: the simulator could not save its world: {e:#}");
+            }
+        }
+    }
+}
+
+/// The simulator's live world is a copy of the seed world under `DIR/.kup/sim/`, so the
+/// example directory stays untouched and a second run sees the upgraded world.
+async fn start_sim(spec: &ProviderSpec, dir: &Path) -> Result<kup_sim::Sim, Failure> {
+    let seed = spec
+        .world
+        .as_ref()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| dir.join("world.hcl"));
+    let ext = seed
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("hcl")
+        .to_string();
+    let live = dir
+        .join(".kup")
+        .join("sim")
+        .join(format!("{}.world.{ext}", spec.key()));
+    if !live.exists() {
+        std::fs::create_dir_all(live.parent().unwrap()).map_err(|e| {
+            Failure::Message(format!(
+                "cannot create {}: {e}",
+                live.parent().unwrap().display()
+            ))
+        })?;
+        std::fs::copy(&seed, &live).map_err(|e| {
+            Failure::Message(format!(
+                "provider \"{}\": cannot copy the simulated world {} to {}: {e}",
+                spec.key(),
+                seed.display(),
+                live.display()
+            ))
+        })?;
+    }
+    kup_sim::Sim::start(kup_sim::SimConfig {
+        world: live.clone(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        speed: spec.speed.unwrap_or(DEFAULT_SIM_SPEED),
+        faults: kup_sim::FaultSpec::none(),
+    })
+    .await
+    .map_err(|e| {
+        Failure::Message(format!(
+            "provider \"{}\": cannot start the simulator on {}: {e:#}",
+            spec.key(),
+            live.display()
+        ))
+    })
+}
+
+/// kup keeps everything it writes locally under `DIR/.kup/` (state, its backup, journal and
+/// lock, simulated worlds), so one `.gitignore` line keeps it out of version control.
+pub fn default_state_path(dir: &Path) -> PathBuf {
+    dir.join(".kup").join("kup.state.json")
+}
