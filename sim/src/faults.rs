@@ -1,0 +1,368 @@
+//! Fault injection: the `--faults SPEC` grammar and its runtime state.
+
+use std::fmt;
+use std::time::Duration;
+
+/// The error codes an update may fail with (model enum `ErrorCode`).
+pub const ERROR_CODES: &[&str] = &[
+    "SubnetNotFound",
+    "SecurityGroupNotFound",
+    "EniLimitReached",
+    "IpNotAvailable",
+    "AccessDenied",
+    "OperationNotPermitted",
+    "VpcIdNotFound",
+    "Unknown",
+    "NodeCreationFailure",
+    "PodEvictionFailure",
+    "InsufficientFreeAddresses",
+    "ClusterUnreachable",
+    "InsufficientNumberOfReplicas",
+    "ConfigurationConflict",
+    "AdmissionRequestDenied",
+    "UnsupportedAddonModification",
+    "K8sResourceNotFound",
+];
+
+const FORMS: &str = "accepted items: seed=N, throttle=RATE (0..1), error500=RATE (0..1), \
+latency=DURATION (e.g. 20ms, 1s), fail=CLUSTER[/NODEGROUP|/addon:NAME]:ERRORCODE[:MESSAGE], \
+hang=CLUSTER[/NODEGROUP|/addon:NAME]";
+
+/// The resource a `fail=` or `hang=` item targets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Cluster(String),
+    NodeGroup(String, String),
+    Addon(String, String),
+}
+
+impl Target {
+    pub(crate) fn matches(
+        &self,
+        cluster: &str,
+        nodegroup: Option<&str>,
+        addon: Option<&str>,
+    ) -> bool {
+        match self {
+            Target::Cluster(c) => c == cluster && nodegroup.is_none() && addon.is_none(),
+            Target::NodeGroup(c, n) => c == cluster && nodegroup == Some(n.as_str()),
+            Target::Addon(c, a) => c == cluster && addon == Some(a.as_str()),
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Cluster(c) => write!(f, "{c}"),
+            Target::NodeGroup(c, n) => write!(f, "{c}/{n}"),
+            Target::Addon(c, a) => write!(f, "{c}/addon:{a}"),
+        }
+    }
+}
+
+/// A `fail=` item: the next update started on `target` ends `Failed` with `code`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailFault {
+    pub target: Target,
+    pub code: String,
+    pub message: Option<String>,
+}
+
+/// Parsed `--faults` specification. See the crate README for the grammar.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FaultSpec {
+    pub seed: Option<u64>,
+    pub throttle: f64,
+    pub error500: f64,
+    pub latency: Duration,
+    pub fail: Vec<FailFault>,
+    pub hang: Vec<Target>,
+}
+
+fn bad(item: &str, why: &str) -> String {
+    format!("invalid fault item `{item}`: {why}; {FORMS}")
+}
+
+fn parse_rate(item: &str, v: &str) -> Result<f64, String> {
+    let r: f64 = v
+        .parse()
+        .map_err(|_| bad(item, "rate must be a number between 0 and 1"))?;
+    if !(0.0..=1.0).contains(&r) {
+        return Err(bad(item, "rate must be between 0 and 1"));
+    }
+    Ok(r)
+}
+
+fn parse_duration(item: &str, v: &str) -> Result<Duration, String> {
+    let (num, scale) = if let Some(n) = v.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = v.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = v.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        return Err(bad(item, "duration needs a unit: ms, s or m (e.g. 20ms)"));
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| bad(item, "duration must be a number with a unit (e.g. 20ms)"))?;
+    if !(0.0..=3600.0).contains(&(n * scale)) {
+        return Err(bad(item, "duration must be between 0 and 1h"));
+    }
+    Ok(Duration::from_secs_f64(n * scale))
+}
+
+fn check_name(item: &str, what: &str, s: &str) -> Result<String, String> {
+    if s.is_empty()
+        || !s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+    {
+        return Err(bad(
+            item,
+            &format!("{what} name `{s}` is empty or has invalid characters"),
+        ));
+    }
+    Ok(s.to_string())
+}
+
+/// Parse `CLUSTER[/NODEGROUP|/addon:NAME]` from the front of `v`; returns the target and the
+/// rest after the target (starting after a `:` if any).
+fn parse_target<'a>(item: &str, v: &'a str) -> Result<(Target, Option<&'a str>), String> {
+    let (cluster, after) = match v.find(['/', ':']) {
+        Some(i) => (&v[..i], Some(&v[i..])),
+        None => (v, None),
+    };
+    let cluster = check_name(item, "cluster", cluster)?;
+    let Some(after) = after else {
+        return Ok((Target::Cluster(cluster), None));
+    };
+    if let Some(rest) = after.strip_prefix(':') {
+        return Ok((Target::Cluster(cluster), Some(rest)));
+    }
+    let after = &after[1..]; // after '/'
+    if let Some(addon) = after.strip_prefix("addon:") {
+        let (name, rest) = match addon.find(':') {
+            Some(i) => (&addon[..i], Some(&addon[i + 1..])),
+            None => (addon, None),
+        };
+        let name = check_name(item, "addon", name)?;
+        return Ok((Target::Addon(cluster, name), rest));
+    }
+    let (ng, rest) = match after.find(':') {
+        Some(i) => (&after[..i], Some(&after[i + 1..])),
+        None => (after, None),
+    };
+    let ng = check_name(item, "node group", ng)?;
+    Ok((Target::NodeGroup(cluster, ng), rest))
+}
+
+impl FaultSpec {
+    /// No faults.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// True when nothing is injected.
+    pub fn is_none(&self) -> bool {
+        self.throttle == 0.0
+            && self.error500 == 0.0
+            && self.latency.is_zero()
+            && self.fail.is_empty()
+            && self.hang.is_empty()
+    }
+
+    /// Parse a SPEC: comma-separated items (see README). Empty or `none` means no faults.
+    pub fn parse(s: &str) -> Result<FaultSpec, String> {
+        let mut spec = FaultSpec::default();
+        let s = s.trim();
+        if s.is_empty() || s == "none" {
+            return Ok(spec);
+        }
+        for item in s.split(',') {
+            let item = item.trim();
+            if item.is_empty() {
+                continue;
+            }
+            let Some((key, value)) = item.split_once('=') else {
+                return Err(bad(item, "expected KEY=VALUE"));
+            };
+            let value = value.trim();
+            match key.trim() {
+                "seed" => {
+                    spec.seed = Some(
+                        value
+                            .parse()
+                            .map_err(|_| bad(item, "seed must be a non-negative integer"))?,
+                    )
+                }
+                "throttle" => spec.throttle = parse_rate(item, value)?,
+                "error500" => spec.error500 = parse_rate(item, value)?,
+                "latency" => spec.latency = parse_duration(item, value)?,
+                "fail" => {
+                    let (target, rest) = parse_target(item, value)?;
+                    let Some(rest) = rest else {
+                        return Err(bad(item, "missing :ERRORCODE after the target"));
+                    };
+                    let (code, message) = match rest.split_once(':') {
+                        Some((c, m)) => (c, Some(m.to_string())),
+                        None => (rest, None),
+                    };
+                    if !ERROR_CODES.contains(&code) {
+                        return Err(bad(
+                            item,
+                            &format!(
+                                "unknown error code `{code}` (one of: {})",
+                                ERROR_CODES.join(", ")
+                            ),
+                        ));
+                    }
+                    spec.fail.push(FailFault {
+                        target,
+                        code: code.to_string(),
+                        message: message.filter(|m| !m.is_empty()),
+                    });
+                }
+                "hang" => {
+                    let (target, rest) = parse_target(item, value)?;
+                    if rest.is_some() {
+                        return Err(bad(item, "hang takes only a target"));
+                    }
+                    spec.hang.push(target);
+                }
+                other => return Err(bad(item, &format!("unknown key `{other}`"))),
+            }
+        }
+        Ok(spec)
+    }
+}
+
+impl fmt::Display for FaultSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if let Some(seed) = self.seed {
+            parts.push(format!("seed={seed}"));
+        }
+        if self.throttle > 0.0 {
+            parts.push(format!("throttle={}", self.throttle));
+        }
+        if self.error500 > 0.0 {
+            parts.push(format!("error500={}", self.error500));
+        }
+        if !self.latency.is_zero() {
+            parts.push(format!("latency={}ms", self.latency.as_millis()));
+        }
+        for fl in &self.fail {
+            match &fl.message {
+                Some(m) => parts.push(format!("fail={}:{}:{}", fl.target, fl.code, m)),
+                None => parts.push(format!("fail={}:{}", fl.target, fl.code)),
+            }
+        }
+        for h in &self.hang {
+            parts.push(format!("hang={h}"));
+        }
+        if parts.is_empty() {
+            write!(f, "none")
+        } else {
+            write!(f, "{}", parts.join(","))
+        }
+    }
+}
+
+/// A realistic default message for a failed update.
+pub(crate) fn default_message(code: &str, target: &Target) -> String {
+    let ng = match target {
+        Target::NodeGroup(_, n) => n.as_str(),
+        _ => "",
+    };
+    match code {
+        "PodEvictionFailure" => format!(
+            "Reached max retries while trying to evict pods from nodes in node group {ng}"
+        ),
+        "NodeCreationFailure" => "Instances failed to join the kubernetes cluster".into(),
+        "ClusterUnreachable" => {
+            "Amazon EKS was unable to communicate with the Kubernetes cluster API server".into()
+        }
+        "InsufficientFreeAddresses" => {
+            "One or more of the subnets associated with your cluster does not have enough available IP addresses".into()
+        }
+        "IpNotAvailable" => "Subnet does not have enough available IP addresses".into(),
+        "AccessDenied" => "Amazon EKS is failing to authenticate or authorize with your Kubernetes cluster API server".into(),
+        "ConfigurationConflict" => "Conflicts found when trying to apply. Will not continue due to resolve conflicts mode".into(),
+        "InsufficientNumberOfReplicas" => "The add-on is unhealthy because it doesn't have the desired number of replicas".into(),
+        "AdmissionRequestDenied" => "admission webhook denied the request".into(),
+        "SubnetNotFound" => "The subnet associated with the resource could not be found".into(),
+        "SecurityGroupNotFound" => "The security group associated with the resource could not be found".into(),
+        "EniLimitReached" => "You have reached the elastic network interface limit for your account".into(),
+        "VpcIdNotFound" => "The VPC associated with the cluster could not be found".into(),
+        "OperationNotPermitted" => "The service role associated with the cluster doesn't have the required permissions".into(),
+        "UnsupportedAddonModification" => "Amazon EKS detected a modification of an add-on field that it manages".into(),
+        "K8sResourceNotFound" => "A Kubernetes resource managed by the add-on could not be found".into(),
+        _ => "An unknown error occurred during the update".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_full_example() {
+        let s = FaultSpec::parse(
+            "seed=7,throttle=0.2,error500=0.1,latency=20ms,fail=prod-eu/general:PodEvictionFailure,hang=prod-eu",
+        )
+        .unwrap();
+        assert_eq!(s.seed, Some(7));
+        assert_eq!(s.throttle, 0.2);
+        assert_eq!(s.error500, 0.1);
+        assert_eq!(s.latency, Duration::from_millis(20));
+        assert_eq!(
+            s.fail,
+            vec![FailFault {
+                target: Target::NodeGroup("prod-eu".into(), "general".into()),
+                code: "PodEvictionFailure".into(),
+                message: None
+            }]
+        );
+        assert_eq!(s.hang, vec![Target::Cluster("prod-eu".into())]);
+        // Display round-trips.
+        assert_eq!(FaultSpec::parse(&s.to_string()).unwrap(), s);
+    }
+
+    #[test]
+    fn parses_targets() {
+        let s = FaultSpec::parse(
+            "fail=c:Unknown:boom now,fail=c/addon:coredns:ConfigurationConflict,hang=c/addon:vpc-cni,hang=c/ng1",
+        )
+        .unwrap();
+        assert_eq!(s.fail[0].target, Target::Cluster("c".into()));
+        assert_eq!(s.fail[0].message.as_deref(), Some("boom now"));
+        assert_eq!(
+            s.fail[1].target,
+            Target::Addon("c".into(), "coredns".into())
+        );
+        assert_eq!(s.hang[0], Target::Addon("c".into(), "vpc-cni".into()));
+        assert_eq!(s.hang[1], Target::NodeGroup("c".into(), "ng1".into()));
+        assert!(FaultSpec::parse("").unwrap().is_none());
+        assert!(FaultSpec::parse("none").unwrap().is_none());
+    }
+
+    #[test]
+    fn rejects_bad_items_naming_them() {
+        for (spec, needle) in [
+            ("throttle=2", "throttle=2"),
+            ("latency=20", "latency=20"),
+            ("fail=c/ng", "fail=c/ng"),
+            ("fail=c/ng:Nope", "Nope"),
+            ("bogus=1", "bogus"),
+            ("seed=x", "seed=x"),
+            ("hang=", "hang="),
+            ("throttle", "throttle"),
+        ] {
+            let e = FaultSpec::parse(spec).unwrap_err();
+            assert!(e.contains(needle), "{spec}: {e}");
+            assert!(e.contains("accepted items"), "{e}");
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! `kup-sim`: a simulated cloud served over real wire protocols on loopback.
+//!
+//! Today it serves the Amazon EKS REST-JSON API (model `eks-2017-11-01`), written from the
+//! service model in `../shared/reference/eks/`, so the real `aws-sdk-eks` client and the aws
+//! CLI talk to it unchanged. The world (clusters, node groups, add-ons, in-flight updates)
+//! lives in an HCL or JSON file that the simulator rewrites after every change. An admin API
+//! under `/_sim/` exposes the call log, the world, and runtime fault injection.
+//!
+//! See `README.md` in this crate for the world-file language, the catalog, the faults grammar
+//! and the admin API.
+
+pub mod catalog;
+mod eks;
+mod error;
+mod faults;
+mod server;
+mod state;
+mod world;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use faults::{FailFault, FaultSpec, Target as FaultTarget, ERROR_CODES};
+
+use state::{now_secs, App, FaultState, Inner};
+
+/// How to run a simulator.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// World file (`.hcl` or `.json`); read at start, rewritten after every change.
+    pub world: PathBuf,
+    /// Address to listen on; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Time acceleration: simulated durations are divided by this (1 = real time).
+    pub speed: f64,
+    /// Faults to inject from the start.
+    pub faults: FaultSpec,
+}
+
+/// Where a running simulator answers.
+#[derive(serde::Serialize, Clone, Debug)]
+pub struct Endpoints {
+    /// EKS API endpoint: `http://127.0.0.1:PORT`.
+    pub eks: String,
+    /// Admin API base: `http://127.0.0.1:PORT/_sim`.
+    pub admin: String,
+}
+
+/// A running simulator.
+pub struct Sim {
+    app: Arc<App>,
+    addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: JoinHandle<std::io::Result<()>>,
+    ticker: JoinHandle<()>,
+}
+
+impl Sim {
+    /// Load the world file, bind, spawn the server task and return.
+    pub async fn start(cfg: SimConfig) -> anyhow::Result<Sim> {
+        if !(cfg.speed.is_finite() && cfg.speed > 0.0) {
+            anyhow::bail!("speed must be a positive number, got {}", cfg.speed);
+        }
+        let format = world::Format::from_path(&cfg.world).map_err(anyhow::Error::msg)?;
+        let text = std::fs::read_to_string(&cfg.world)
+            .with_context(|| format!("reading world file {}", cfg.world.display()))?;
+        let now = now_secs();
+        let file = world::parse_text(&cfg.world, &text, format).map_err(anyhow::Error::msg)?;
+        let w = world::from_file(&cfg.world, file, now, cfg.speed).map_err(anyhow::Error::msg)?;
+        let app = Arc::new(App {
+            inner: Mutex::new(Inner {
+                world: w,
+                faults: FaultState::new(cfg.faults.clone()),
+                calls: Vec::new(),
+            }),
+            speed: cfg.speed,
+            path: cfg.world.clone(),
+            format,
+        });
+        // Apply anything already due and write the normalised world back once.
+        {
+            let mut inner = app.lock();
+            inner.advance(now);
+            app.save(&inner, now)?;
+        }
+        let listener = tokio::net::TcpListener::bind(cfg.listen)
+            .await
+            .with_context(|| format!("binding {}", cfg.listen))?;
+        let addr = listener.local_addr()?;
+        let router = axum::Router::new()
+            .fallback(server::handle)
+            .with_state(app.clone());
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await
+        });
+        let tick_app = app.clone();
+        let ticker = tokio::spawn(async move {
+            let mut iv = tokio::time::interval(Duration::from_millis(100));
+            iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                iv.tick().await;
+                let now = now_secs();
+                let mut inner = tick_app.lock();
+                if inner.advance(now) {
+                    tick_app.save_logged(&inner, now);
+                }
+            }
+        });
+        tracing::info!(%addr, world = %cfg.world.display(), speed = cfg.speed, "kup sim listening");
+        Ok(Sim {
+            app,
+            addr,
+            shutdown: Some(tx),
+            server,
+            ticker,
+        })
+    }
+
+    /// The socket address actually bound.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn endpoints(&self) -> Endpoints {
+        let host = if self.addr.ip().is_unspecified() {
+            match self.addr {
+                SocketAddr::V4(_) => "127.0.0.1".to_string(),
+                SocketAddr::V6(_) => "[::1]".to_string(),
+            }
+        } else {
+            match self.addr {
+                SocketAddr::V4(a) => a.ip().to_string(),
+                SocketAddr::V6(a) => format!("[{}]", a.ip()),
+            }
+        };
+        let base = format!("http://{host}:{}", self.addr.port());
+        Endpoints {
+            admin: format!("{base}/_sim"),
+            eks: base,
+        }
+    }
+
+    /// Stop serving, apply completions due now and save the world.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.ticker.abort();
+        let _ = (&mut self.ticker).await;
+        match tokio::time::timeout(Duration::from_secs(5), &mut self.server).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::warn!("sim server ended with error: {e}"),
+            Ok(Err(e)) => tracing::warn!("sim server task failed: {e}"),
+            Err(_) => {
+                self.server.abort();
+                tracing::warn!("sim server did not stop within 5s; aborted");
+            }
+        }
+        let now = now_secs();
+        let mut inner = self.app.lock();
+        inner.advance(now);
+        self.app.save(&inner, now)
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        // A Sim dropped without shutdown() stops serving; the world was already saved after
+        // every change.
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.ticker.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send_sync<T: Send + Sync>(_: &T) {}
+
+    #[test]
+    fn sim_and_its_futures_are_send() {
+        fn is_send<T: Send>(_: &T) {}
+        let cfg = SimConfig {
+            world: "w.hcl".into(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            speed: 1.0,
+            faults: FaultSpec::none(),
+        };
+        let fut = Sim::start(cfg);
+        is_send(&fut);
+        drop(fut);
+        let ep = Endpoints {
+            eks: String::new(),
+            admin: String::new(),
+        };
+        send_sync(&ep);
+        fn sim_is_send_sync<T: Send + Sync>() {}
+        sim_is_send_sync::<Sim>();
+    }
+
+    #[tokio::test]
+    async fn start_rejects_bad_speed_and_missing_file() {
+        let cfg = |speed: f64| SimConfig {
+            world: "/nonexistent/dir/world.hcl".into(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            speed,
+            faults: FaultSpec::none(),
+        };
+        let e = Sim::start(cfg(0.0)).await.err().unwrap();
+        assert!(e.to_string().contains("speed"), "{e}");
+        let e = Sim::start(cfg(10.0)).await.err().unwrap();
+        assert!(
+            format!("{e:#}").contains("/nonexistent/dir/world.hcl"),
+            "{e:#}"
+        );
+    }
+}

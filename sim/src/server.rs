@@ -1,0 +1,210 @@
+//! HTTP front: SigV4 presence check, fault injection, EKS dispatch and the `/_sim` admin API.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+use crate::eks::{self, Ctx, Route};
+use crate::error::EksError;
+use crate::faults::FaultSpec;
+use crate::state::{now_secs, App, CallRecord, FaultState};
+use crate::world;
+
+pub async fn handle(
+    State(app): State<Arc<App>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path();
+    if path == "/_sim" || path.starts_with("/_sim/") {
+        return admin(&app, &method, path, body);
+    }
+    eks_request(&app, method, uri.path(), uri.query(), &headers, body).await
+}
+
+fn json_response(status: StatusCode, v: Value) -> Response {
+    let mut r = (status, axum::Json(v)).into_response();
+    r.headers_mut().insert(
+        "x-amzn-requestid",
+        HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()).expect("uuid"),
+    );
+    r
+}
+
+async fn eks_request(
+    app: &Arc<App>,
+    method: Method,
+    path: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response {
+    // 1. Signature presence (SigV4 is not verified, only required).
+    match headers.get("authorization").and_then(|v| v.to_str().ok()) {
+        None => {
+            return EksError::new(
+                "MissingAuthenticationTokenException",
+                "Missing Authentication Token",
+            )
+            .into_response()
+        }
+        Some(a) if !a.starts_with("AWS4-HMAC-SHA256 ") => {
+            return EksError::new(
+                "InvalidSignatureException",
+                "Authorization header requires the AWS4-HMAC-SHA256 (SigV4) scheme",
+            )
+            .into_response()
+        }
+        Some(_) => {}
+    }
+    // 2. Route.
+    let Some(route) = Route::parse(&method, path) else {
+        return EksError::new(
+            "NotFoundException",
+            format!("No EKS operation matches {method} {path}"),
+        )
+        .into_response();
+    };
+    let body_json: Value = if body.is_empty() {
+        json!({})
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(v) => v,
+            Err(e) => {
+                return EksError::new(
+                    "BadRequestException",
+                    format!("The request body is not valid JSON: {e}"),
+                )
+                .into_response()
+            }
+        }
+    };
+    let query = eks::parse_query(query);
+    // 3. Injected latency (outside the lock).
+    let latency = app.lock().faults.spec.latency;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    // 4. Everything else happens under the lock, so requests are serialised.
+    let now = now_secs();
+    let mut inner = app.lock();
+    let changed = inner.advance(now);
+    let (cluster, nodegroup, addon) = route.resource(&body_json);
+    let token = body_json
+        .get("clientRequestToken")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let result = match inner.faults.roll() {
+        Some("ThrottlingException") => {
+            let mut e = EksError::new("ThrottlingException", "Rate exceeded");
+            e.cluster = cluster.clone();
+            Err(e)
+        }
+        Some(kind) => Err(EksError::new(
+            kind,
+            "An internal error occurred. Try again.",
+        )),
+        None => eks::execute(
+            &route,
+            &query,
+            &body_json,
+            Ctx {
+                inner: &mut inner,
+                now,
+                speed: app.speed,
+            },
+        ),
+    };
+    if route.is_mutating() {
+        let rec = CallRecord {
+            op: route.op().to_string(),
+            cluster,
+            nodegroup,
+            addon,
+            client_request_token: token,
+            update_id: result.as_ref().ok().and_then(|d| d.update_id.clone()),
+            replay: result.as_ref().is_ok_and(|d| d.replay),
+            mutation: result.as_ref().is_ok_and(|d| d.mutated),
+            error: result.as_ref().err().map(|e| e.kind.to_string()),
+            at: eks::now_rfc3339(now),
+        };
+        inner.calls.push(rec);
+    }
+    let mutated = result.as_ref().is_ok_and(|d| d.mutated);
+    if changed || mutated {
+        app.save_logged(&inner, now);
+    }
+    drop(inner);
+    match result {
+        Ok(done) => json_response(eks::OK, done.body),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn admin(app: &Arc<App>, method: &Method, path: &str, body: Bytes) -> Response {
+    let err = |status: StatusCode, msg: String| json_response(status, json!({ "error": msg }));
+    match (method.clone(), path.trim_end_matches('/')) {
+        (Method::GET, "/_sim/health") => json_response(StatusCode::OK, json!({ "status": "ok" })),
+        (Method::GET, "/_sim/calls") => {
+            let inner = app.lock();
+            json_response(
+                StatusCode::OK,
+                serde_json::to_value(&inner.calls).unwrap_or(Value::Null),
+            )
+        }
+        (Method::GET, "/_sim/world") => {
+            let now = now_secs();
+            let mut inner = app.lock();
+            if inner.advance(now) {
+                app.save_logged(&inner, now);
+            }
+            let f = world::to_file(&inner.world, now, app.speed);
+            json_response(
+                StatusCode::OK,
+                serde_json::to_value(&f).unwrap_or(Value::Null),
+            )
+        }
+        (Method::GET, "/_sim/faults") => {
+            let inner = app.lock();
+            let pending: Vec<String> = inner
+                .faults
+                .fails
+                .iter()
+                .map(|f| format!("{}:{}", f.target, f.code))
+                .collect();
+            json_response(
+                StatusCode::OK,
+                json!({ "spec": inner.faults.spec.to_string(), "pending_fail": pending }),
+            )
+        }
+        (Method::POST, "/_sim/faults") => {
+            let text = String::from_utf8_lossy(&body).to_string();
+            // Accept a bare SPEC or a JSON string.
+            let text = serde_json::from_str::<String>(&text).unwrap_or(text);
+            match FaultSpec::parse(&text) {
+                Ok(spec) => {
+                    let shown = spec.to_string();
+                    app.lock().faults = FaultState::new(spec);
+                    json_response(StatusCode::OK, json!({ "spec": shown }))
+                }
+                Err(e) => err(StatusCode::BAD_REQUEST, e),
+            }
+        }
+        (Method::DELETE, "/_sim/faults") => {
+            app.lock().faults = FaultState::new(FaultSpec::none());
+            json_response(StatusCode::OK, json!({ "spec": "none" }))
+        }
+        _ => err(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no admin route {method} {path}; routes: GET /_sim/health, GET /_sim/calls, GET /_sim/world, GET|POST|DELETE /_sim/faults"
+            ),
+        ),
+    }
+}

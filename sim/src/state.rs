@@ -1,0 +1,121 @@
+//! Shared server state: the world, active faults, the call log, persistence.
+
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+
+use crate::faults::{FailFault, FaultSpec};
+use crate::world::{self, Format, World};
+
+/// One mutating EKS call, as seen by `GET /_sim/calls`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallRecord {
+    pub op: String,
+    pub cluster: Option<String>,
+    pub nodegroup: Option<String>,
+    pub addon: Option<String>,
+    pub client_request_token: Option<String>,
+    pub update_id: Option<String>,
+    /// Same clientRequestToken as an earlier call: answered with the earlier result.
+    pub replay: bool,
+    /// The call changed the world (succeeded and was not a replay).
+    pub mutation: bool,
+    /// Error type returned instead (e.g. `ResourceInUseException`, or an injected
+    /// `ThrottlingException`).
+    pub error: Option<String>,
+    /// RFC 3339 wall-clock time the call was received.
+    pub at: String,
+}
+
+pub struct FaultState {
+    pub spec: FaultSpec,
+    pub rng: StdRng,
+    /// `fail=` items not yet consumed.
+    pub fails: Vec<FailFault>,
+}
+
+impl FaultState {
+    pub fn new(spec: FaultSpec) -> Self {
+        let rng = match spec.seed {
+            Some(s) => StdRng::seed_from_u64(s),
+            None => StdRng::from_os_rng(),
+        };
+        FaultState {
+            fails: spec.fail.clone(),
+            spec,
+            rng,
+        }
+    }
+
+    /// Decide whether this request is throttled or gets a 500. Draws from the RNG only for
+    /// non-zero rates, so a seed gives the same sequence for the same requests.
+    pub fn roll(&mut self) -> Option<&'static str> {
+        if self.spec.throttle > 0.0 && self.rng.random::<f64>() < self.spec.throttle {
+            return Some("ThrottlingException");
+        }
+        if self.spec.error500 > 0.0 && self.rng.random::<f64>() < self.spec.error500 {
+            return Some("ServerException");
+        }
+        None
+    }
+
+    pub fn hangs(&self, cluster: &str, nodegroup: Option<&str>, addon: Option<&str>) -> bool {
+        self.spec
+            .hang
+            .iter()
+            .any(|t| t.matches(cluster, nodegroup, addon))
+    }
+}
+
+pub struct Inner {
+    pub world: World,
+    pub faults: FaultState,
+    pub calls: Vec<CallRecord>,
+}
+
+impl Inner {
+    /// Apply every completion due by `now`. True when the world changed.
+    pub fn advance(&mut self, now: f64) -> bool {
+        let faults = &self.faults;
+        self.world.advance(now, &|c, n, a| faults.hangs(c, n, a))
+    }
+}
+
+pub struct App {
+    pub inner: Mutex<Inner>,
+    pub speed: f64,
+    pub path: PathBuf,
+    pub format: Format,
+}
+
+pub fn now_secs() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+impl App {
+    pub fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Render the world and write it atomically to the world file.
+    pub fn save(&self, inner: &Inner, now: f64) -> anyhow::Result<()> {
+        let f = world::to_file(&inner.world, now, self.speed);
+        let text = world::render(&f, self.format).map_err(anyhow::Error::msg)?;
+        world::write_atomic(&self.path, &text)
+            .map_err(|e| anyhow::anyhow!("saving world file {}: {e}", self.path.display()))
+    }
+
+    /// Save, logging (not failing) on error: used on the request path.
+    pub fn save_logged(&self, inner: &Inner, now: f64) {
+        if let Err(e) = self.save(inner, now) {
+            tracing::error!("{e:#}");
+        }
+    }
+}
