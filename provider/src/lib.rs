@@ -1,1 +1,139 @@
+//! kup's providers: the [`Provider`] trait's implementations, each behind a cargo feature.
+//!
+//! `build` turns a `provider` block into a provider object; kinds this build was compiled
+//! without are reported with the feature that enables them.
 
+use std::sync::Arc;
+
+pub use kup_engine::provider::*;
+
+use kup_engine::model::ProviderSpec;
+
+#[cfg(feature = "eks")]
+pub mod eks;
+
+/// Every provider kind kup knows about, and the cargo feature that compiles it in.
+const KNOWN_KINDS: &[(&str, &str)] = &[
+    ("eks", "eks"),
+    ("aks", "aks"),
+    ("gke", "gke"),
+    ("kubeadm", "kubeadm"),
+    ("k3s", "k3s"),
+];
+
+/// Provider kinds compiled into this build.
+pub fn compiled_kinds() -> &'static [&'static str] {
+    &[
+        #[cfg(feature = "eks")]
+        "eks",
+    ]
+}
+
+/// Build the provider for a `provider` block. `endpoint_override` is set when kup started
+/// its simulator in-process (the provider then uses it and static dummy credentials).
+pub async fn build(
+    spec: &ProviderSpec,
+    endpoint_override: Option<&str>,
+) -> Result<Arc<dyn Provider>, ProviderError> {
+    match spec.kind.as_str() {
+        #[cfg(feature = "eks")]
+        "eks" => Ok(Arc::new(
+            eks::EksProvider::new(spec, endpoint_override).await?,
+        )),
+        other => {
+            let _ = endpoint_override;
+            Err(not_compiled(other))
+        }
+    }
+}
+
+fn not_compiled(kind: &str) -> ProviderError {
+    let have = match compiled_kinds() {
+        [] => "none".to_string(),
+        kinds => kinds.join(", "),
+    };
+    let message = match KNOWN_KINDS.iter().find(|(k, _)| *k == kind) {
+        Some((_, feature)) => format!(
+            "provider `{kind}` is not available in this build of kup (compiled providers: \
+             {have}); rebuild with the `{feature}` cargo feature, e.g. \
+             `cargo install kup --features {feature}`"
+        ),
+        None => {
+            let known: Vec<&str> = KNOWN_KINDS.iter().map(|(k, _)| *k).collect();
+            format!(
+                "unknown provider `{kind}`: kup knows {} (compiled into this build: {have}; \
+                 each other kind is enabled by the cargo feature of the same name)",
+                known.join(", ")
+            )
+        }
+    };
+    ProviderError::new(ErrorKind::Other, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(kind: &str) -> ProviderSpec {
+        ProviderSpec {
+            kind: kind.into(),
+            alias: None,
+            region: Some("eu-west-1".into()),
+            profile: None,
+            endpoint: None,
+            simulate: true,
+            world: None,
+            speed: None,
+            poll_interval: None,
+            origin: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn unknown_kind_lists_compiled_kinds() {
+        let err = build(&spec("openstack"), None).await.err().unwrap();
+        assert_eq!(err.kind, ErrorKind::Other);
+        assert!(
+            err.message.contains("unknown provider `openstack`"),
+            "{}",
+            err.message
+        );
+        assert!(
+            err.message.contains("compiled into this build"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[tokio::test]
+    async fn known_but_missing_kind_names_its_feature() {
+        let err = build(&spec("aks"), None).await.err().unwrap();
+        assert_eq!(err.kind, ErrorKind::Other);
+        assert!(
+            err.message.contains("`aks` cargo feature"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[cfg(feature = "eks")]
+    #[tokio::test]
+    async fn eks_builds_for_the_simulator() {
+        assert_eq!(compiled_kinds(), ["eks"]);
+        let p = build(&spec("eks"), Some("http://127.0.0.1:9"))
+            .await
+            .unwrap();
+        assert_eq!(p.kind(), "eks");
+    }
+
+    #[cfg(not(feature = "eks"))]
+    #[tokio::test]
+    async fn eks_missing_names_its_feature() {
+        let err = build(&spec("eks"), None).await.err().unwrap();
+        assert!(
+            err.message.contains("`eks` cargo feature"),
+            "{}",
+            err.message
+        );
+    }
+}

@@ -1,0 +1,504 @@
+//! Pure conversions between EKS API shapes and kup's model (no I/O; unit-tested here).
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+use aws_sdk_eks::types::{
+    AddonInfo, ClusterVersionInformation, ClusterVersionStatus, Update, UpdateParamType,
+    UpdateStatus, UpdateType, VersionStatus,
+};
+use kup_engine::model::{AddonCompatibility, InFlightOperation, Unavailable};
+use kup_engine::plan::Action;
+use kup_engine::{Minor, Version};
+
+use crate::OperationStatus;
+
+// ---------------------------------------------------------------------------------------
+// Add-on versions
+// ---------------------------------------------------------------------------------------
+
+/// Sort key for add-on versions such as `v1.11.1-eksbuild.4`: the dotted numbers
+/// (major.minor.patch…) compared numerically, then the `eksbuild.N` build number, then the
+/// text as a final tie-break, so `v1.11.1-eksbuild.10` is newer than `v1.11.1-eksbuild.9`
+/// and `v1.10.0` older than `v1.9.10` is impossible.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct AddonVersionKey<'a> {
+    core: Vec<u64>,
+    build: u64,
+    text: &'a str,
+}
+
+fn addon_version_key(v: &str) -> AddonVersionKey<'_> {
+    let s = v.trim();
+    let s = s.strip_prefix(['v', 'V']).unwrap_or(s);
+    let (core, rest) = match s.find(['-', '+']) {
+        Some(i) => (&s[..i], &s[i + 1..]),
+        None => (s, ""),
+    };
+    let core = core.split('.').map(leading_number).collect();
+    let build = rest
+        .split(['-', '+'])
+        .find_map(|part| {
+            let part = part.strip_prefix("eksbuild").unwrap_or(part);
+            let part = part.trim_start_matches('.');
+            part.parse::<u64>().ok()
+        })
+        .unwrap_or(0);
+    AddonVersionKey {
+        core,
+        build,
+        text: v,
+    }
+}
+
+fn leading_number(s: &str) -> u64 {
+    let digits: String = s.chars().take_while(|c| c.is_ascii_digit()).collect();
+    digits.parse().unwrap_or(0)
+}
+
+/// Compare two add-on versions numerically (see [`addon_version_key`]).
+pub(crate) fn compare_addon_versions(a: &str, b: &str) -> Ordering {
+    addon_version_key(a).cmp(&addon_version_key(b))
+}
+
+/// Sort add-on versions newest first and drop duplicates.
+pub(crate) fn sort_newest_first(versions: &mut Vec<String>) {
+    versions.sort_by(|a, b| compare_addon_versions(b, a));
+    versions.dedup();
+}
+
+/// Build the per-minor compatibility table for one add-on from DescribeAddonVersions.
+pub(crate) fn addon_compatibility(
+    name: &str,
+    infos: &[AddonInfo],
+) -> BTreeMap<Minor, AddonCompatibility> {
+    let mut map: BTreeMap<Minor, AddonCompatibility> = BTreeMap::new();
+    for info in infos
+        .iter()
+        .filter(|i| i.addon_name().is_none_or(|n| n == name))
+    {
+        for v in info.addon_versions() {
+            let Some(version) = v.addon_version() else {
+                continue;
+            };
+            for c in v.compatibilities() {
+                let Some(minor) = c.cluster_version().and_then(|cv| cv.parse::<Minor>().ok())
+                else {
+                    continue;
+                };
+                let entry = map.entry(minor).or_default();
+                entry.versions.push(version.to_string());
+                if c.default_version() {
+                    entry.default = match entry.default.take() {
+                        // Two defaults for one minor would be a service bug; keep the newest.
+                        Some(d) if compare_addon_versions(&d, version) == Ordering::Greater => {
+                            Some(d)
+                        }
+                        _ => Some(version.to_string()),
+                    };
+                }
+            }
+        }
+    }
+    for c in map.values_mut() {
+        sort_newest_first(&mut c.versions);
+    }
+    map
+}
+
+// ---------------------------------------------------------------------------------------
+// Cluster versions
+// ---------------------------------------------------------------------------------------
+
+/// Control-plane versions EKS offers now: each non-UNSUPPORTED version's patch release
+/// (`kubernetesPatchVersion`) or, without one, its minor; sorted ascending, deduplicated.
+pub(crate) fn offered_versions(infos: &[ClusterVersionInformation]) -> Vec<Version> {
+    let mut out: Vec<Version> = infos
+        .iter()
+        .filter(|i| !is_unsupported(i))
+        .filter_map(|i| {
+            i.kubernetes_patch_version()
+                .filter(|p| !p.trim().is_empty())
+                .or(i.cluster_version())
+                .and_then(|s| s.parse::<Version>().ok())
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+#[allow(deprecated)]
+fn is_unsupported(i: &ClusterVersionInformation) -> bool {
+    match i.version_status() {
+        Some(s) => *s == VersionStatus::Unsupported,
+        None => i
+            .status()
+            .is_some_and(|s| *s == ClusterVersionStatus::Unsupported),
+    }
+}
+
+/// `MAJOR.MINOR` of a version, the form EKS takes for cluster and node-group versions.
+pub(crate) fn minor_string(v: &Version) -> String {
+    v.minor().to_string()
+}
+
+// ---------------------------------------------------------------------------------------
+// Updates
+// ---------------------------------------------------------------------------------------
+
+pub(crate) fn param<'a>(u: &'a Update, t: &UpdateParamType) -> Option<&'a str> {
+    u.params()
+        .iter()
+        .find(|p| p.r#type() == Some(t))
+        .and_then(|p| p.value())
+}
+
+/// What an update is moving to: its Version, AddonVersion or MaxUnavailable(Percentage)
+/// parameter (percentages are written `25%`, like [`Unavailable`]'s display).
+pub(crate) fn update_target(u: &Update) -> Option<String> {
+    param(u, &UpdateParamType::Version)
+        .or_else(|| param(u, &UpdateParamType::AddonVersion))
+        .or_else(|| param(u, &UpdateParamType::MaxUnavailable))
+        .map(str::to_string)
+        .or_else(|| param(u, &UpdateParamType::MaxUnavailablePercentage).map(|p| format!("{p}%")))
+}
+
+pub(crate) fn is_in_progress(u: &Update) -> bool {
+    u.status() == Some(&UpdateStatus::InProgress)
+}
+
+pub(crate) fn in_flight(resource: &str, u: &Update) -> Option<InFlightOperation> {
+    Some(InFlightOperation {
+        id: u.id()?.to_string(),
+        resource: resource.to_string(),
+        kind: u
+            .r#type()
+            .map(|t| t.as_str().to_string())
+            .unwrap_or_else(|| "Unknown".into()),
+        target: update_target(u),
+    })
+}
+
+/// Does this update carry out `action`? (Type and parameters must match.)
+pub(crate) fn update_matches(u: &Update, action: &Action) -> bool {
+    let ty = u.r#type();
+    match action {
+        Action::UpgradeControlPlane { to, .. } | Action::UpgradeNodeGroup { to, .. } => {
+            ty == Some(&UpdateType::VersionUpdate)
+                && param(u, &UpdateParamType::Version)
+                    .and_then(|v| v.parse::<Minor>().ok())
+                    .is_some_and(|m| m == to.minor())
+        }
+        Action::UpdateNodeGroupConfig {
+            max_unavailable, ..
+        } => {
+            if ty != Some(&UpdateType::ConfigUpdate) {
+                return false;
+            }
+            let (t, want) = match max_unavailable {
+                Unavailable::Count(n) => (UpdateParamType::MaxUnavailable, *n),
+                Unavailable::Percent(p) => (UpdateParamType::MaxUnavailablePercentage, *p),
+            };
+            param(u, &t)
+                .and_then(|v| v.trim().trim_end_matches('%').parse::<u32>().ok())
+                .is_some_and(|v| v == want)
+        }
+        Action::UpdateAddon { to, .. } => {
+            ty == Some(&UpdateType::AddonUpdate)
+                && param(u, &UpdateParamType::AddonVersion).is_some_and(|v| v == to)
+        }
+    }
+}
+
+/// The newest of several matching updates (by creation time, then id), deterministically.
+pub(crate) fn newest(mut updates: Vec<Update>) -> Option<Update> {
+    updates.sort_by(|a, b| {
+        let ta = a.created_at().map(|t| (t.secs(), t.subsec_nanos()));
+        let tb = b.created_at().map(|t| (t.secs(), t.subsec_nanos()));
+        ta.cmp(&tb).then_with(|| a.id().cmp(&b.id()))
+    });
+    updates.pop()
+}
+
+/// The operation status a DescribeUpdate result means.
+pub(crate) fn operation_status(u: &Update) -> OperationStatus {
+    match u.status() {
+        Some(UpdateStatus::Successful) => OperationStatus::Succeeded,
+        Some(UpdateStatus::Failed) => {
+            let errs = u.errors();
+            let code = errs
+                .iter()
+                .find_map(|e| e.error_code().map(|c| c.as_str().to_string()))
+                .unwrap_or_else(|| "Failed".to_string());
+            let mut parts: Vec<String> = errs
+                .iter()
+                .map(|e| {
+                    let c = e.error_code().map(|c| c.as_str()).unwrap_or("Unknown");
+                    let mut s = format!("{c}: {}", e.error_message().unwrap_or(""));
+                    if !e.resource_ids().is_empty() {
+                        s.push_str(&format!(" (resources: {})", e.resource_ids().join(", ")));
+                    }
+                    s
+                })
+                .collect();
+            if parts.is_empty() {
+                parts.push(format!(
+                    "EKS reports update {} as Failed without error details",
+                    u.id().unwrap_or("?")
+                ));
+            }
+            OperationStatus::Failed {
+                code,
+                message: parts.join("; "),
+            }
+        }
+        Some(UpdateStatus::Cancelled) => OperationStatus::Cancelled {
+            message: u
+                .cancellation()
+                .and_then(|c| c.reason())
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("update {} was cancelled", u.id().unwrap_or("?"))),
+        },
+        // InProgress, a missing status, or a status this SDK does not know yet: keep waiting.
+        _ => OperationStatus::InProgress,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_eks::types::{
+        AddonVersionInfo, Cancellation, Compatibility, ErrorCode, ErrorDetail, UpdateParam,
+    };
+
+    #[test]
+    fn addon_versions_sort_numerically_not_lexically() {
+        let mut v: Vec<String> = [
+            "v1.9.3-eksbuild.2",
+            "v1.11.1-eksbuild.4",
+            "v1.11.1-eksbuild.10",
+            "v1.10.1-eksbuild.7",
+            "v1.11.1-eksbuild.9",
+            "v1.11.3-eksbuild.1",
+            "v1.10.1-eksbuild.13",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        sort_newest_first(&mut v);
+        assert_eq!(
+            v,
+            [
+                "v1.11.3-eksbuild.1",
+                "v1.11.1-eksbuild.10",
+                "v1.11.1-eksbuild.9",
+                "v1.11.1-eksbuild.4",
+                "v1.10.1-eksbuild.13",
+                "v1.10.1-eksbuild.7",
+                "v1.9.3-eksbuild.2",
+            ]
+        );
+        assert_eq!(
+            compare_addon_versions("v1.28.10-eksbuild.2", "v1.28.9-eksbuild.30"),
+            Ordering::Greater
+        );
+        assert_eq!(
+            compare_addon_versions("v1.2.0", "v1.2.0-eksbuild.1"),
+            Ordering::Less
+        );
+        assert_eq!(
+            compare_addon_versions("1.19.0", "v1.18.9"),
+            Ordering::Greater
+        );
+    }
+
+    fn compat(minor: &str, default: bool) -> Compatibility {
+        Compatibility::builder()
+            .cluster_version(minor)
+            .default_version(default)
+            .build()
+    }
+
+    #[test]
+    fn compatibility_groups_by_minor_newest_first_with_default() {
+        let info = AddonInfo::builder()
+            .addon_name("coredns")
+            .addon_versions(
+                AddonVersionInfo::builder()
+                    .addon_version("v1.10.1-eksbuild.7")
+                    .compatibilities(compat("1.28", true))
+                    .compatibilities(compat("1.29", false))
+                    .build(),
+            )
+            .addon_versions(
+                AddonVersionInfo::builder()
+                    .addon_version("v1.11.1-eksbuild.9")
+                    .compatibilities(compat("1.28", false))
+                    .compatibilities(compat("1.29", true))
+                    .build(),
+            )
+            .addon_versions(
+                AddonVersionInfo::builder()
+                    .addon_version("v1.9.3-eksbuild.22")
+                    .compatibilities(compat("1.28", false))
+                    .build(),
+            )
+            .build();
+        let m = addon_compatibility("coredns", &[info]);
+        let m28 = &m[&Minor::new(1, 28)];
+        assert_eq!(
+            m28.versions,
+            [
+                "v1.11.1-eksbuild.9",
+                "v1.10.1-eksbuild.7",
+                "v1.9.3-eksbuild.22"
+            ]
+        );
+        assert_eq!(m28.default.as_deref(), Some("v1.10.1-eksbuild.7"));
+        let m29 = &m[&Minor::new(1, 29)];
+        assert_eq!(m29.versions, ["v1.11.1-eksbuild.9", "v1.10.1-eksbuild.7"]);
+        assert_eq!(m29.default.as_deref(), Some("v1.11.1-eksbuild.9"));
+    }
+
+    #[test]
+    fn offered_versions_skip_unsupported_and_prefer_patch() {
+        let infos = vec![
+            ClusterVersionInformation::builder()
+                .cluster_version("1.24")
+                .kubernetes_patch_version("1.24.17")
+                .version_status(VersionStatus::Unsupported)
+                .build(),
+            ClusterVersionInformation::builder()
+                .cluster_version("1.30")
+                .version_status(VersionStatus::StandardSupport)
+                .build(),
+            ClusterVersionInformation::builder()
+                .cluster_version("1.28")
+                .kubernetes_patch_version("1.28.15")
+                .version_status(VersionStatus::ExtendedSupport)
+                .build(),
+        ];
+        let v: Vec<String> = offered_versions(&infos)
+            .iter()
+            .map(|v| v.to_string())
+            .collect();
+        assert_eq!(v, ["1.28.15", "1.30"]);
+    }
+
+    fn update(ty: UpdateType, status: UpdateStatus, params: &[(UpdateParamType, &str)]) -> Update {
+        let mut b = Update::builder().id("u-1").r#type(ty).status(status);
+        for (t, v) in params {
+            b = b.params(UpdateParam::builder().r#type(t.clone()).value(*v).build());
+        }
+        b.build()
+    }
+
+    #[test]
+    fn matching_and_targets() {
+        let cp = update(
+            UpdateType::VersionUpdate,
+            UpdateStatus::InProgress,
+            &[
+                (UpdateParamType::Version, "1.29"),
+                (UpdateParamType::PlatformVersion, "eks.1"),
+            ],
+        );
+        let to_29 = Action::UpgradeControlPlane {
+            from: "1.28".parse().unwrap(),
+            to: "1.29.10".parse().unwrap(),
+        };
+        let to_30 = Action::UpgradeControlPlane {
+            from: "1.29".parse().unwrap(),
+            to: "1.30".parse().unwrap(),
+        };
+        assert!(update_matches(&cp, &to_29));
+        assert!(!update_matches(&cp, &to_30));
+        assert_eq!(update_target(&cp).as_deref(), Some("1.29"));
+
+        let cfg = update(
+            UpdateType::ConfigUpdate,
+            UpdateStatus::InProgress,
+            &[(UpdateParamType::MaxUnavailablePercentage, "25")],
+        );
+        let pct = |p| Action::UpdateNodeGroupConfig {
+            node_group: "g".into(),
+            from: None,
+            max_unavailable: Unavailable::Percent(p),
+        };
+        assert!(update_matches(&cfg, &pct(25)));
+        assert!(!update_matches(&cfg, &pct(30)));
+        assert!(!update_matches(
+            &cfg,
+            &Action::UpdateNodeGroupConfig {
+                node_group: "g".into(),
+                from: None,
+                max_unavailable: Unavailable::Count(25),
+            }
+        ));
+        assert_eq!(update_target(&cfg).as_deref(), Some("25%"));
+
+        let addon = update(
+            UpdateType::AddonUpdate,
+            UpdateStatus::InProgress,
+            &[(UpdateParamType::AddonVersion, "v1.11.1-eksbuild.9")],
+        );
+        let a = |to: &str| Action::UpdateAddon {
+            addon: "coredns".into(),
+            from: "v1.10.1-eksbuild.7".into(),
+            to: to.into(),
+        };
+        assert!(update_matches(&addon, &a("v1.11.1-eksbuild.9")));
+        assert!(!update_matches(&addon, &a("v1.11.1-eksbuild.4")));
+        assert!(!update_matches(&addon, &to_29));
+        let f = in_flight("addon.coredns", &addon).unwrap();
+        assert_eq!(f.kind, "AddonUpdate");
+        assert_eq!(f.target.as_deref(), Some("v1.11.1-eksbuild.9"));
+    }
+
+    #[test]
+    fn failed_update_reports_all_errors() {
+        let u = Update::builder()
+            .id("u-9")
+            .r#type(UpdateType::VersionUpdate)
+            .status(UpdateStatus::Failed)
+            .errors(
+                ErrorDetail::builder()
+                    .error_code(ErrorCode::PodEvictionFailure)
+                    .error_message("Reached max retries while trying to evict pods")
+                    .resource_ids("ip-10-0-0-1.ec2.internal")
+                    .build(),
+            )
+            .errors(
+                ErrorDetail::builder()
+                    .error_code(ErrorCode::NodeCreationFailure)
+                    .error_message("Instances failed to join")
+                    .build(),
+            )
+            .build();
+        match operation_status(&u) {
+            OperationStatus::Failed { code, message } => {
+                assert_eq!(code, "PodEvictionFailure");
+                assert_eq!(
+                    message,
+                    "PodEvictionFailure: Reached max retries while trying to evict pods \
+                     (resources: ip-10-0-0-1.ec2.internal); \
+                     NodeCreationFailure: Instances failed to join"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let c = Update::builder()
+            .status(UpdateStatus::Cancelled)
+            .cancellation(Cancellation::builder().reason("rolled back").build())
+            .build();
+        assert_eq!(
+            operation_status(&c),
+            OperationStatus::Cancelled {
+                message: "rolled back".into()
+            }
+        );
+        let ok = Update::builder().status(UpdateStatus::Successful).build();
+        assert_eq!(operation_status(&ok), OperationStatus::Succeeded);
+    }
+}

@@ -1,0 +1,771 @@
+//! The EKS provider: reads clusters and carries out single actions through `aws-sdk-eks`.
+//!
+//! Every mutating call carries the step's idempotency token as `clientRequestToken`, so a
+//! resumed apply that re-sends a request gets the same update back instead of a second
+//! one. Updates are tracked with `DescribeUpdate` (EKS has no waiter for them) and found
+//! again after a crash with `ListUpdates`.
+
+mod config;
+mod convert;
+mod errors;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_eks::types::{NodegroupUpdateConfig, ResolveConflicts, Update};
+use aws_sdk_eks::Client;
+use futures::future::try_join_all;
+use futures::stream::{self, StreamExt, TryStreamExt};
+use kup_engine::model::{
+    ActualAddon, ActualCluster, ActualNodeGroup, AddonCompatibility, InFlightOperation,
+    ProviderSpec, Unavailable,
+};
+use kup_engine::plan::Action;
+use kup_engine::policy::ProviderPolicy;
+use kup_engine::{Minor, Version};
+use tokio::sync::OnceCell;
+
+use crate::{ClusterTarget, ErrorKind, OperationId, OperationStatus, Provider, ProviderError};
+use errors::{map_sdk_error, ErrCtx};
+
+/// How often to poll a running update when the provider block does not say.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(15);
+
+/// Region used against the simulator when nothing else names one.
+const SIMULATOR_DEFAULT_REGION: &str = "us-east-1";
+
+/// How many DescribeUpdate calls one resource's update history may have in flight at once.
+const DESCRIBE_UPDATE_CONCURRENCY: usize = 8;
+
+type Compat = Arc<BTreeMap<Minor, AddonCompatibility>>;
+
+/// Values fetched at most once per key, even when many refreshes ask at the same time
+/// (failures are not remembered, so the next caller tries again).
+struct Memo<K, V>(Mutex<HashMap<K, Arc<OnceCell<V>>>>);
+
+impl<K: std::hash::Hash + Eq, V> Memo<K, V> {
+    fn new() -> Self {
+        Memo(Mutex::new(HashMap::new()))
+    }
+    fn cell(&self, key: K) -> Arc<OnceCell<V>> {
+        self.0
+            .lock()
+            .expect("cache poisoned")
+            .entry(key)
+            .or_default()
+            .clone()
+    }
+}
+
+/// kup's provider for Amazon EKS.
+pub struct EksProvider {
+    sdk: aws_config::SdkConfig,
+    spec_region: Option<String>,
+    simulated: bool,
+    poll_interval: Duration,
+    /// One client per region (a provider block may serve clusters in several regions).
+    clients: Mutex<HashMap<String, Client>>,
+    /// DescribeClusterVersions per region: the same for every cluster, fetched once.
+    offered: Memo<String, Arc<Vec<Version>>>,
+    /// DescribeAddonVersions per (region, add-on): the same for every cluster, fetched once.
+    addon_catalog: Memo<(String, String), Compat>,
+}
+
+/// Which update history a ListUpdates/DescribeUpdate call is about.
+#[derive(Clone, Copy, Debug)]
+enum Scope<'a> {
+    Cluster,
+    NodeGroup(&'a str),
+    Addon(&'a str),
+}
+
+impl Scope<'_> {
+    fn resource(&self) -> String {
+        match self {
+            Scope::Cluster => "control_plane".into(),
+            Scope::NodeGroup(n) => format!("node_group.{n}"),
+            Scope::Addon(a) => format!("addon.{a}"),
+        }
+    }
+    fn ctx(&self, cluster: &str, region: &str) -> ErrCtx {
+        let c = ErrCtx::cluster(cluster, region);
+        match self {
+            Scope::Cluster => c,
+            Scope::NodeGroup(n) => c.node_group(n),
+            Scope::Addon(a) => c.addon(a),
+        }
+    }
+    fn of(action: &Action) -> Scope<'_> {
+        match action {
+            Action::UpgradeControlPlane { .. } => Scope::Cluster,
+            Action::UpdateNodeGroupConfig { node_group, .. }
+            | Action::UpgradeNodeGroup { node_group, .. } => Scope::NodeGroup(node_group),
+            Action::UpdateAddon { addon, .. } => Scope::Addon(addon),
+        }
+    }
+}
+
+impl EksProvider {
+    /// Build the provider for a `provider "eks"` block. `endpoint_override` (kup's
+    /// in-process simulator) wins over `spec.endpoint`; either one, with `simulate` or an
+    /// override, runs on static dummy credentials.
+    pub async fn new(
+        spec: &ProviderSpec,
+        endpoint_override: Option<&str>,
+    ) -> Result<EksProvider, ProviderError> {
+        let simulated = spec.simulate || endpoint_override.is_some();
+        let endpoint = endpoint_override.or(spec.endpoint.as_deref());
+        if let Some(e) = endpoint {
+            if !(e.starts_with("http://") || e.starts_with("https://")) {
+                return Err(ProviderError::new(
+                    ErrorKind::Other,
+                    format!(
+                        "eks provider: endpoint `{e}` is not a URL; write it as \
+                         \"https://host[:port]\" (or \"http://127.0.0.1:PORT\" for a local simulator)"
+                    ),
+                ));
+            }
+        }
+        let sdk = config::load(spec, endpoint, simulated).await;
+        Ok(EksProvider {
+            sdk,
+            spec_region: spec.region.clone(),
+            simulated,
+            poll_interval: spec.poll_interval.unwrap_or(DEFAULT_POLL_INTERVAL),
+            clients: Mutex::new(HashMap::new()),
+            offered: Memo::new(),
+            addon_catalog: Memo::new(),
+        })
+    }
+
+    /// The region for `cluster`: the cluster's own (an override), the provider block's,
+    /// the credential chain's (AWS_REGION, profile), and against the simulator a default.
+    fn region_for(&self, cluster: &ClusterTarget) -> Result<String, ProviderError> {
+        cluster
+            .region
+            .clone()
+            .or_else(|| self.spec_region.clone())
+            .or_else(|| self.sdk.region().map(|r| r.to_string()))
+            .or_else(|| self.simulated.then(|| SIMULATOR_DEFAULT_REGION.to_string()))
+            .ok_or_else(|| {
+                ProviderError::new(
+                    ErrorKind::Other,
+                    format!(
+                        "no AWS region for EKS cluster `{}`: set `region = \"...\"` in the \
+                         provider \"eks\" block or the cluster block, or set AWS_REGION \
+                         (or a region in your AWS profile)",
+                        cluster.name
+                    ),
+                )
+            })
+    }
+
+    fn client(&self, cluster: &ClusterTarget) -> Result<(Client, String), ProviderError> {
+        let region = self.region_for(cluster)?;
+        let mut clients = self.clients.lock().expect("client cache poisoned");
+        let client = clients
+            .entry(region.clone())
+            .or_insert_with(|| config::client(&self.sdk, &region))
+            .clone();
+        Ok((client, region))
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Reads
+    // -----------------------------------------------------------------------------------
+
+    async fn offered_versions(
+        &self,
+        c: &Client,
+        region: &str,
+        ctx: &ErrCtx,
+    ) -> Result<Arc<Vec<Version>>, ProviderError> {
+        let cell = self.offered.cell(region.to_string());
+        cell.get_or_try_init(|| async {
+            let infos = c
+                .describe_cluster_versions()
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| map_sdk_error(e, ctx))?;
+            Ok(Arc::new(convert::offered_versions(&infos)))
+        })
+        .await
+        .cloned()
+    }
+
+    async fn addon_compatibility(
+        &self,
+        c: &Client,
+        region: &str,
+        name: &str,
+        ctx: &ErrCtx,
+    ) -> Result<Compat, ProviderError> {
+        let cell = self
+            .addon_catalog
+            .cell((region.to_string(), name.to_string()));
+        cell.get_or_try_init(|| async {
+            let infos = c
+                .describe_addon_versions()
+                .addon_name(name)
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| map_sdk_error(e, ctx))?;
+            Ok(Arc::new(convert::addon_compatibility(name, &infos)))
+        })
+        .await
+        .cloned()
+    }
+
+    async fn list_update_ids(
+        &self,
+        c: &Client,
+        cluster: &str,
+        scope: Scope<'_>,
+        ctx: &ErrCtx,
+    ) -> Result<Vec<String>, ProviderError> {
+        let mut req = c.list_updates().name(cluster);
+        match scope {
+            Scope::Cluster => {}
+            Scope::NodeGroup(n) => req = req.nodegroup_name(n),
+            Scope::Addon(a) => req = req.addon_name(a),
+        }
+        req.into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| map_sdk_error(e, ctx))
+    }
+
+    async fn describe_update(
+        &self,
+        c: &Client,
+        cluster: &str,
+        scope: Scope<'_>,
+        id: &str,
+        ctx: &ErrCtx,
+    ) -> Result<Update, ProviderError> {
+        let mut req = c.describe_update().name(cluster).update_id(id);
+        match scope {
+            Scope::Cluster => {}
+            Scope::NodeGroup(n) => req = req.nodegroup_name(n),
+            Scope::Addon(a) => req = req.addon_name(a),
+        }
+        let out = req.send().await.map_err(|e| map_sdk_error(e, ctx))?;
+        out.update.ok_or_else(|| {
+            ProviderError::new(
+                ErrorKind::Other,
+                format!("EKS returned no update for id {id} ({})", ctx.describe()),
+            )
+        })
+    }
+
+    /// Every InProgress update of one resource.
+    async fn running_updates(
+        &self,
+        c: &Client,
+        cluster: &str,
+        scope: Scope<'_>,
+        ctx: &ErrCtx,
+    ) -> Result<Vec<Update>, ProviderError> {
+        let ids = self.list_update_ids(c, cluster, scope, ctx).await?;
+        let updates: Vec<Update> = stream::iter(ids)
+            .map(|id| async move { self.describe_update(c, cluster, scope, &id, ctx).await })
+            .buffered(DESCRIBE_UPDATE_CONCURRENCY)
+            .try_collect()
+            .await?;
+        Ok(updates
+            .into_iter()
+            .filter(convert::is_in_progress)
+            .collect())
+    }
+
+    async fn in_flight(
+        &self,
+        c: &Client,
+        cluster: &str,
+        scope: Scope<'_>,
+        ctx: &ErrCtx,
+    ) -> Result<Vec<InFlightOperation>, ProviderError> {
+        let resource = scope.resource();
+        Ok(self
+            .running_updates(c, cluster, scope, ctx)
+            .await?
+            .iter()
+            .filter_map(|u| convert::in_flight(&resource, u))
+            .collect())
+    }
+
+    async fn refresh_node_group(
+        &self,
+        c: &Client,
+        cluster: &str,
+        region: &str,
+        name: &str,
+    ) -> Result<(ActualNodeGroup, Vec<InFlightOperation>), ProviderError> {
+        let scope = Scope::NodeGroup(name);
+        let ctx = scope.ctx(cluster, region);
+        let describe = async {
+            c.describe_nodegroup()
+                .cluster_name(cluster)
+                .nodegroup_name(name)
+                .send()
+                .await
+                .map_err(|e| map_sdk_error(e, &ctx))
+        };
+        let (out, in_flight) = tokio::try_join!(describe, self.in_flight(c, cluster, scope, &ctx))?;
+        let ng = out.nodegroup.ok_or_else(|| {
+            ProviderError::new(
+                ErrorKind::Other,
+                format!(
+                    "DescribeNodegroup returned no node group ({})",
+                    ctx.describe()
+                ),
+            )
+        })?;
+        let version = parse_version(ng.version(), "node group version", &ctx)?;
+        let scaling = ng.scaling_config();
+        let size = |v: Option<i32>| v.unwrap_or(0).max(0) as u32;
+        let max_unavailable = ng.update_config().and_then(|u| {
+            u.max_unavailable()
+                .map(|n| Unavailable::Count(n.max(0) as u32))
+                .or_else(|| {
+                    u.max_unavailable_percentage()
+                        .map(|p| Unavailable::Percent(p.max(0) as u32))
+                })
+        });
+        let health_issues = ng
+            .health()
+            .map(|h| {
+                h.issues()
+                    .iter()
+                    .map(|i| {
+                        format!(
+                            "{}: {}",
+                            i.code().map(|c| c.as_str()).unwrap_or("Unknown"),
+                            i.message().unwrap_or("")
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let labels = ng
+            .labels()
+            .map(|l| l.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        Ok((
+            ActualNodeGroup {
+                name: ng.nodegroup_name().unwrap_or(name).to_string(),
+                version,
+                release_version: ng.release_version().map(str::to_string),
+                status: ng
+                    .status()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_else(|| "UNKNOWN".into()),
+                desired_size: size(scaling.and_then(|s| s.desired_size())),
+                min_size: size(scaling.and_then(|s| s.min_size())),
+                max_size: size(scaling.and_then(|s| s.max_size())),
+                max_unavailable,
+                health_issues,
+                labels,
+            },
+            in_flight,
+        ))
+    }
+
+    async fn refresh_addon(
+        &self,
+        c: &Client,
+        cluster: &str,
+        region: &str,
+        name: &str,
+    ) -> Result<(ActualAddon, Vec<InFlightOperation>), ProviderError> {
+        let scope = Scope::Addon(name);
+        let ctx = scope.ctx(cluster, region);
+        let describe = async {
+            c.describe_addon()
+                .cluster_name(cluster)
+                .addon_name(name)
+                .send()
+                .await
+                .map_err(|e| map_sdk_error(e, &ctx))
+        };
+        let (out, compat, in_flight) = tokio::try_join!(
+            describe,
+            self.addon_compatibility(c, region, name, &ctx),
+            self.in_flight(c, cluster, scope, &ctx)
+        )?;
+        let addon = out.addon.ok_or_else(|| {
+            ProviderError::new(
+                ErrorKind::Other,
+                format!("DescribeAddon returned no add-on ({})", ctx.describe()),
+            )
+        })?;
+        Ok((
+            ActualAddon {
+                name: addon.addon_name().unwrap_or(name).to_string(),
+                version: addon.addon_version().unwrap_or_default().to_string(),
+                status: addon
+                    .status()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_else(|| "UNKNOWN".into()),
+                compatibility: (*compat).clone(),
+            },
+            in_flight,
+        ))
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Writes
+    // -----------------------------------------------------------------------------------
+
+    async fn issue(
+        &self,
+        c: &Client,
+        cluster: &str,
+        action: &Action,
+        token: &str,
+        ctx: &ErrCtx,
+    ) -> Result<Option<Update>, ProviderError> {
+        Ok(match action {
+            Action::UpgradeControlPlane { to, .. } => {
+                c.update_cluster_version()
+                    .name(cluster)
+                    .version(convert::minor_string(to))
+                    .client_request_token(token)
+                    .send()
+                    .await
+                    .map_err(|e| map_sdk_error(e, ctx))?
+                    .update
+            }
+            Action::UpgradeNodeGroup { node_group, to, .. } => {
+                c.update_nodegroup_version()
+                    .cluster_name(cluster)
+                    .nodegroup_name(node_group)
+                    .version(convert::minor_string(to))
+                    .client_request_token(token)
+                    .send()
+                    .await
+                    .map_err(|e| map_sdk_error(e, ctx))?
+                    .update
+            }
+            Action::UpdateNodeGroupConfig {
+                node_group,
+                max_unavailable,
+                ..
+            } => {
+                let cfg = match *max_unavailable {
+                    Unavailable::Count(n) => {
+                        NodegroupUpdateConfig::builder().max_unavailable(to_i32(n))
+                    }
+                    Unavailable::Percent(p) => {
+                        NodegroupUpdateConfig::builder().max_unavailable_percentage(to_i32(p))
+                    }
+                }
+                .build();
+                c.update_nodegroup_config()
+                    .cluster_name(cluster)
+                    .nodegroup_name(node_group)
+                    .update_config(cfg)
+                    .client_request_token(token)
+                    .send()
+                    .await
+                    .map_err(|e| map_sdk_error(e, ctx))?
+                    .update
+            }
+            Action::UpdateAddon { addon, to, .. } => {
+                c.update_addon()
+                    .cluster_name(cluster)
+                    .addon_name(addon)
+                    .addon_version(to)
+                    .resolve_conflicts(ResolveConflicts::Preserve)
+                    .client_request_token(token)
+                    .send()
+                    .await
+                    .map_err(|e| map_sdk_error(e, ctx))?
+                    .update
+            }
+        })
+    }
+}
+
+fn to_i32(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+fn parse_version(v: Option<&str>, what: &str, ctx: &ErrCtx) -> Result<Version, ProviderError> {
+    let raw = v.ok_or_else(|| {
+        ProviderError::new(
+            ErrorKind::Other,
+            format!("EKS reported no {what} ({})", ctx.describe()),
+        )
+    })?;
+    raw.parse::<Version>().map_err(|e| {
+        ProviderError::new(
+            ErrorKind::Other,
+            format!(
+                "EKS reported {what} `{raw}`, which kup cannot read ({}): {e}",
+                ctx.describe()
+            ),
+        )
+    })
+}
+
+#[async_trait]
+impl Provider for EksProvider {
+    fn kind(&self) -> &str {
+        "eks"
+    }
+
+    fn policy(&self) -> ProviderPolicy {
+        ProviderPolicy {
+            max_kubelet_skew: None,
+            // The EKS user guide lets kubelets ≥ 1.25 trail by three minors; the API
+            // reference's stricter "node groups must match" prose is a simulator option.
+            nodes_must_match_before_control_plane_upgrade: false,
+            control_plane_minor_only: true,
+            addons_track_control_plane: true,
+            control_plane_upgrade_estimate: Duration::from_secs(10 * 60),
+            node_batch_estimate: Duration::from_secs(5 * 60),
+            addon_update_estimate: Duration::from_secs(60),
+            config_update_estimate: Duration::from_secs(30),
+        }
+    }
+
+    fn poll_interval(&self) -> Duration {
+        self.poll_interval
+    }
+
+    async fn refresh(&self, target: &ClusterTarget) -> Result<ActualCluster, ProviderError> {
+        let (c, region) = self.client(target)?;
+        let name = target.name.as_str();
+        let ctx = ErrCtx::cluster(name, &region);
+
+        let describe = async {
+            c.describe_cluster()
+                .name(name)
+                .send()
+                .await
+                .map_err(|e| map_sdk_error(e, &ctx))
+        };
+        let node_groups = async {
+            c.list_nodegroups()
+                .cluster_name(name)
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| map_sdk_error(e, &ctx))
+        };
+        let addons = async {
+            c.list_addons()
+                .cluster_name(name)
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| map_sdk_error(e, &ctx))
+        };
+        let (out, offered, mut ng_names, mut addon_names, cp_in_flight) = tokio::try_join!(
+            describe,
+            self.offered_versions(&c, &region, &ctx),
+            node_groups,
+            addons,
+            self.in_flight(&c, name, Scope::Cluster, &ctx),
+        )?;
+        ng_names.sort();
+        ng_names.dedup();
+        addon_names.sort();
+        addon_names.dedup();
+
+        let cluster = out.cluster.ok_or_else(|| {
+            ProviderError::new(
+                ErrorKind::Other,
+                format!("DescribeCluster returned no cluster ({})", ctx.describe()),
+            )
+        })?;
+        let version = parse_version(cluster.version(), "cluster version", &ctx)?;
+
+        let (ngs, adds) = tokio::try_join!(
+            try_join_all(
+                ng_names
+                    .iter()
+                    .map(|n| self.refresh_node_group(&c, name, &region, n))
+            ),
+            try_join_all(
+                addon_names
+                    .iter()
+                    .map(|a| self.refresh_addon(&c, name, &region, a))
+            ),
+        )?;
+
+        let mut in_flight = cp_in_flight;
+        let mut node_groups = Vec::with_capacity(ngs.len());
+        for (ng, f) in ngs {
+            node_groups.push(ng);
+            in_flight.extend(f);
+        }
+        let mut addons = Vec::with_capacity(adds.len());
+        for (a, f) in adds {
+            addons.push(a);
+            in_flight.extend(f);
+        }
+        node_groups.sort_by(|a, b| a.name.cmp(&b.name));
+        addons.sort_by(|a, b| a.name.cmp(&b.name));
+        in_flight.sort_by(|a, b| (&a.resource, &a.id).cmp(&(&b.resource, &b.id)));
+
+        Ok(ActualCluster {
+            name: cluster.name().unwrap_or(name).to_string(),
+            region: Some(region),
+            version,
+            platform_version: cluster.platform_version().map(str::to_string),
+            status: cluster
+                .status()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_else(|| "UNKNOWN".into()),
+            offered_versions: (*offered).clone(),
+            node_groups,
+            addons,
+            in_flight,
+        })
+    }
+
+    async fn start(
+        &self,
+        target: &ClusterTarget,
+        action: &Action,
+        token: &str,
+    ) -> Result<OperationId, ProviderError> {
+        let (c, region) = self.client(target)?;
+        let ctx = Scope::of(action).ctx(&target.name, &region);
+        let update = self.issue(&c, &target.name, action, token, &ctx).await?;
+        update.and_then(|u| u.id).map(OperationId).ok_or_else(|| {
+            ProviderError::new(
+                ErrorKind::Other,
+                format!(
+                    "EKS accepted `{}` but returned no update id ({})",
+                    action.describe(),
+                    ctx.describe()
+                ),
+            )
+        })
+    }
+
+    async fn find_in_flight(
+        &self,
+        target: &ClusterTarget,
+        action: &Action,
+    ) -> Result<Option<OperationId>, ProviderError> {
+        let (c, region) = self.client(target)?;
+        let scope = Scope::of(action);
+        let ctx = scope.ctx(&target.name, &region);
+        let running = self.running_updates(&c, &target.name, scope, &ctx).await?;
+        let matching: Vec<Update> = running
+            .into_iter()
+            .filter(|u| convert::update_matches(u, action))
+            .collect();
+        Ok(convert::newest(matching)
+            .and_then(|u| u.id)
+            .map(OperationId))
+    }
+
+    async fn poll(
+        &self,
+        target: &ClusterTarget,
+        action: &Action,
+        op: &OperationId,
+    ) -> Result<OperationStatus, ProviderError> {
+        let (c, region) = self.client(target)?;
+        let scope = Scope::of(action);
+        let ctx = scope.ctx(&target.name, &region);
+        let u = self
+            .describe_update(&c, &target.name, scope, &op.0, &ctx)
+            .await?;
+        Ok(convert::operation_status(&u))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> ProviderSpec {
+        ProviderSpec {
+            kind: "eks".into(),
+            alias: None,
+            region: Some("eu-west-1".into()),
+            profile: None,
+            endpoint: Some("http://127.0.0.1:1".into()),
+            simulate: true,
+            world: None,
+            speed: None,
+            poll_interval: None,
+            origin: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn policy_and_poll_interval() {
+        let p = EksProvider::new(&spec(), None).await.unwrap();
+        assert_eq!(p.kind(), "eks");
+        let pol = p.policy();
+        assert!(pol.control_plane_minor_only);
+        assert!(pol.addons_track_control_plane);
+        assert!(!pol.nodes_must_match_before_control_plane_upgrade);
+        assert_eq!(pol.control_plane_upgrade_estimate, Duration::from_secs(600));
+        assert_eq!(pol.node_batch_estimate, Duration::from_secs(300));
+        assert_eq!(pol.addon_update_estimate, Duration::from_secs(60));
+        assert_eq!(pol.config_update_estimate, Duration::from_secs(30));
+        assert_eq!(p.poll_interval(), DEFAULT_POLL_INTERVAL);
+        let mut s = spec();
+        s.poll_interval = Some(Duration::from_secs(2));
+        let p = EksProvider::new(&s, None).await.unwrap();
+        assert_eq!(p.poll_interval(), Duration::from_secs(2));
+    }
+
+    #[tokio::test]
+    async fn cluster_region_overrides_provider_region() {
+        let p = EksProvider::new(&spec(), None).await.unwrap();
+        let t = |r: Option<&str>| ClusterTarget {
+            name: "c".into(),
+            region: r.map(str::to_string),
+        };
+        assert_eq!(p.region_for(&t(None)).unwrap(), "eu-west-1");
+        assert_eq!(p.region_for(&t(Some("us-west-2"))).unwrap(), "us-west-2");
+    }
+
+    #[tokio::test]
+    async fn bad_endpoint_is_rejected() {
+        let mut s = spec();
+        s.endpoint = Some("127.0.0.1:8080".into());
+        let err = EksProvider::new(&s, None).await.err().unwrap();
+        assert_eq!(err.kind, ErrorKind::Other);
+        assert!(err.message.contains("http://"));
+    }
+
+    #[tokio::test]
+    async fn unreachable_endpoint_is_transient() {
+        // Port 1 on loopback refuses connections: a dispatch failure, worth retrying.
+        let mut s = spec();
+        s.poll_interval = None;
+        let p = EksProvider::new(&s, None).await.unwrap();
+        let err = p
+            .refresh(&ClusterTarget {
+                name: "c".into(),
+                region: None,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Transient, "{err:?}");
+    }
+}
