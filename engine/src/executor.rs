@@ -175,7 +175,8 @@ impl Executor {
                         .iter()
                         .position(|s| matches!(s, Status::Failed | Status::NotRun))
                     {
-                        let reason = format!("depends on {}, which did not finish", step.depends_on[pos]);
+                        let reason =
+                            format!("depends on {}, which did not finish", step.depends_on[pos]);
                         (self.events)(Event::StepNotRun {
                             step: step.id.clone(),
                             reason: reason.clone(),
@@ -218,7 +219,8 @@ impl Executor {
                 _ = cancel.changed(), if !cancelled => continue,
             };
             let Some(joined) = joined else { break };
-            let (id, end) = joined.map_err(|e| io::Error::other(format!("step task panicked: {e}")))?;
+            let (id, end) =
+                joined.map_err(|e| io::Error::other(format!("step task panicked: {e}")))?;
             let id = plan.step(&id).expect("own step").id.as_str();
             match end {
                 StepEnd::Done { already } => {
@@ -508,7 +510,11 @@ impl StepContext {
 
     /// Issue the action. Transient errors are retried by `with_retry`; a conflict (another
     /// operation holds the resource) is waited out up to `conflict_wait`.
-    async fn start(&self, provider: &dyn Provider, target: &ClusterTarget) -> Result<OperationId, String> {
+    async fn start(
+        &self,
+        provider: &dyn Provider,
+        target: &ClusterTarget,
+    ) -> Result<OperationId, String> {
         let deadline = Instant::now() + self.retry.conflict_wait;
         let mut attempt = 0;
         loop {
@@ -529,8 +535,16 @@ impl StepContext {
                     tokio::time::sleep(delay).await;
                 }
                 Err(e) => {
-                    let code = e.code.as_deref().map(|c| format!("{c}: ")).unwrap_or_default();
-                    return Err(format!("{} refused the request: {code}{}", provider.kind(), e.message));
+                    let code = e
+                        .code
+                        .as_deref()
+                        .map(|c| format!("{c}: "))
+                        .unwrap_or_default();
+                    return Err(format!(
+                        "{} refused the request: {code}{}",
+                        provider.kind(),
+                        e.message
+                    ));
                 }
             }
         }

@@ -55,7 +55,9 @@ pub enum StepOutcome {
     Done,
     /// Found already done (postcondition held) without acting.
     AlreadyDone,
-    Failed { message: String },
+    Failed {
+        message: String,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -227,11 +229,36 @@ mod tests {
         let mut j = Journal::open(&p).unwrap();
         j.append(&started("r1")).unwrap();
         for rec in [
-            Record::StepStarted { run_id: "r1".into(), step: "a".into(), at: "t".into() },
-            Record::OperationStarted { run_id: "r1".into(), step: "a".into(), operation_id: "op-1".into(), attached: false, at: "t".into() },
-            Record::StepFinished { run_id: "r1".into(), step: "a".into(), outcome: StepOutcome::Done, at: "t".into() },
-            Record::StepStarted { run_id: "r1".into(), step: "b".into(), at: "t".into() },
-            Record::OperationStarted { run_id: "r1".into(), step: "b".into(), operation_id: "op-2".into(), attached: false, at: "t".into() },
+            Record::StepStarted {
+                run_id: "r1".into(),
+                step: "a".into(),
+                at: "t".into(),
+            },
+            Record::OperationStarted {
+                run_id: "r1".into(),
+                step: "a".into(),
+                operation_id: "op-1".into(),
+                attached: false,
+                at: "t".into(),
+            },
+            Record::StepFinished {
+                run_id: "r1".into(),
+                step: "a".into(),
+                outcome: StepOutcome::Done,
+                at: "t".into(),
+            },
+            Record::StepStarted {
+                run_id: "r1".into(),
+                step: "b".into(),
+                at: "t".into(),
+            },
+            Record::OperationStarted {
+                run_id: "r1".into(),
+                step: "b".into(),
+                operation_id: "op-2".into(),
+                attached: false,
+                at: "t".into(),
+            },
         ] {
             j.append(&rec).unwrap();
         }
@@ -260,7 +287,12 @@ mod tests {
         let p = dir.path().join("j");
         let mut j = Journal::open(&p).unwrap();
         j.append(&started("r1")).unwrap();
-        j.append(&Record::RunFinished { run_id: "r1".into(), outcome: RunOutcome::Completed, at: "t".into() }).unwrap();
+        j.append(&Record::RunFinished {
+            run_id: "r1".into(),
+            outcome: RunOutcome::Completed,
+            at: "t".into(),
+        })
+        .unwrap();
         assert!(unfinished_run(&read(&p).unwrap()).is_none());
         drop(j);
         let _j = Journal::open(&p).unwrap();
@@ -271,7 +303,11 @@ mod tests {
     fn interrupted_run_is_resumable() {
         let recs = vec![
             started("r1"),
-            Record::RunFinished { run_id: "r1".into(), outcome: RunOutcome::Interrupted, at: "t".into() },
+            Record::RunFinished {
+                run_id: "r1".into(),
+                outcome: RunOutcome::Interrupted,
+                at: "t".into(),
+            },
         ];
         assert!(unfinished_run(&recs).is_some());
     }

@@ -10,9 +10,9 @@ pub mod provider;
 pub mod version;
 
 pub use version::{Minor, Version};
-pub mod fsutil;
-pub mod journal;
-pub mod state;
 pub mod events;
 pub mod executor;
+pub mod fsutil;
+pub mod journal;
 pub mod schemas;
+pub mod state;

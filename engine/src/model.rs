@@ -65,7 +65,11 @@ pub struct ProviderSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub speed: Option<f64>,
     /// How often to poll long-running operations.
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_duration")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "opt_duration"
+    )]
     #[schemars(with = "Option<String>")]
     pub poll_interval: Option<Duration>,
     #[serde(skip)]
@@ -217,10 +221,18 @@ impl fmt::Display for Unavailable {
 /// `drain { ... }` inside a node group: how kup (or the provider) moves pods off a node.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct DrainSpec {
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_duration")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "opt_duration"
+    )]
     #[schemars(with = "Option<String>")]
     pub timeout: Option<Duration>,
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_duration")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "opt_duration"
+    )]
     #[schemars(with = "Option<String>")]
     pub grace_period: Option<Duration>,
     #[serde(default)]
@@ -229,7 +241,11 @@ pub struct DrainSpec {
     pub force: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_selector: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_duration")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "opt_duration"
+    )]
     #[schemars(with = "Option<String>")]
     pub skip_wait_for_delete_timeout: Option<Duration>,
     #[serde(default)]

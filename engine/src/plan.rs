@@ -67,9 +67,9 @@ impl Action {
                 from,
                 max_unavailable,
             } => match from {
-                Some(f) => format!(
-                    "set node group {node_group} max_unavailable {f} → {max_unavailable}"
-                ),
+                Some(f) => {
+                    format!("set node group {node_group} max_unavailable {f} → {max_unavailable}")
+                }
                 None => format!("set node group {node_group} max_unavailable = {max_unavailable}"),
             },
             Action::UpgradeNodeGroup {
@@ -92,12 +92,28 @@ impl Action {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Condition {
-    ControlPlaneAt { minor: Minor },
-    ControlPlaneAtLeast { minor: Minor },
-    NodeGroupAt { node_group: String, minor: Minor },
-    NodeGroupAtLeast { node_group: String, minor: Minor },
-    NodeGroupMaxUnavailable { node_group: String, max_unavailable: Unavailable },
-    AddonAt { addon: String, version: String },
+    ControlPlaneAt {
+        minor: Minor,
+    },
+    ControlPlaneAtLeast {
+        minor: Minor,
+    },
+    NodeGroupAt {
+        node_group: String,
+        minor: Minor,
+    },
+    NodeGroupAtLeast {
+        node_group: String,
+        minor: Minor,
+    },
+    NodeGroupMaxUnavailable {
+        node_group: String,
+        max_unavailable: Unavailable,
+    },
+    AddonAt {
+        addon: String,
+        version: String,
+    },
 }
 
 impl Condition {

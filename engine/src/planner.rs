@@ -144,12 +144,11 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, Vec<PlanError>> {
                 .unwrap_or_default(),
         };
         let narrowed;
-        let spec = if cluster_targets
-            .iter()
-            .any(|t| matches!(t, Target::Cluster(_)))
-        {
-            spec
-        } else if cluster_targets.is_empty() {
+        let whole_cluster = cluster_targets.is_empty()
+            || cluster_targets
+                .iter()
+                .any(|t| matches!(t, Target::Cluster(_)));
+        let spec = if whole_cluster {
             spec
         } else {
             narrowed = narrow_to_node_groups(spec, actual, &cluster_targets, &mut errors);
@@ -199,7 +198,8 @@ fn narrow_to_node_groups(
             });
         }
     }
-    out.node_groups.retain(|n| wanted.contains(&n.name.as_str()));
+    out.node_groups
+        .retain(|n| wanted.contains(&n.name.as_str()));
     let cp = actual.version.minor();
     for ng in &mut out.node_groups {
         if ng.version.minor() > cp {
@@ -568,7 +568,10 @@ impl Walk<'_> {
                     self.cp
                 ))
             } else {
-                self.policy.kubelet_ok(next, have).err().map(|v| v.to_string())
+                self.policy
+                    .kubelet_ok(next, have)
+                    .err()
+                    .map(|v| v.to_string())
             };
             if let Some(problem) = problem {
                 self.errors.push(PlanError {
@@ -669,7 +672,11 @@ impl Walk<'_> {
             depends_on: std::mem::take(&mut self.frontier),
             precondition: vec![Condition::ControlPlaneAt { minor: from }],
             postcondition: vec![Condition::ControlPlaneAtLeast { minor: to.minor() }],
-            estimated_secs: self.policy.provider.control_plane_upgrade_estimate.as_secs(),
+            estimated_secs: self
+                .policy
+                .provider
+                .control_plane_upgrade_estimate
+                .as_secs(),
             reason,
         };
         self.push(step);
@@ -761,23 +768,21 @@ impl Walk<'_> {
         };
         let addr = format!("{}.addon.{}", self.address(), spec.name);
         match (&spec.version, is_final) {
-            (AddonVersionReq::Exact(v), true) => {
-                match compat {
-                    Some(c) if c.versions.iter().any(|x| x == v) => {
-                        Ok((v != current).then(|| v.clone()))
-                    }
-                    Some(c) => Err(PlanError {
-                        address: addr,
-                        loc: spec.origin.clone(),
-                        message: format!("add-on version {v} is not offered for Kubernetes {minor}"),
-                        hint: Some(format!(
-                            "versions compatible with {minor}: {}",
-                            names_or_none(c.versions.iter().map(|s| s.as_str()))
-                        )),
-                    }),
-                    None => Ok(Some(v.clone())),
+            (AddonVersionReq::Exact(v), true) => match compat {
+                Some(c) if c.versions.iter().any(|x| x == v) => {
+                    Ok((v != current).then(|| v.clone()))
                 }
-            }
+                Some(c) => Err(PlanError {
+                    address: addr,
+                    loc: spec.origin.clone(),
+                    message: format!("add-on version {v} is not offered for Kubernetes {minor}"),
+                    hint: Some(format!(
+                        "versions compatible with {minor}: {}",
+                        names_or_none(c.versions.iter().map(|s| s.as_str()))
+                    )),
+                }),
+                None => Ok(Some(v.clone())),
+            },
             (AddonVersionReq::Latest, true) => Ok(compat.and_then(|c| c.versions.first().cloned())),
             _ => {
                 if compatible_now || compat.is_none() {
@@ -849,7 +854,10 @@ fn resolve_target(
     } else {
         offered_in_minor
             .iter()
-            .find(|v| want.satisfied_by(v) && (v.patch.is_some() || policy.provider.control_plane_minor_only))
+            .find(|v| {
+                want.satisfied_by(v)
+                    && (v.patch.is_some() || policy.provider.control_plane_minor_only)
+            })
             .map(|v| (*v).clone())
     };
     found.ok_or_else(|| {

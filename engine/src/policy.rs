@@ -141,7 +141,10 @@ pub enum SkewViolation {
     #[error("the control plane cannot move from {from} to {to}: Kubernetes requires one minor at a time")]
     SkipsMinor { from: Minor, to: Minor },
     #[error("this provider requires node groups to match the control plane ({control_plane}) before it is upgraded, but a node group runs {kubelet}")]
-    ProviderRequiresMatch { control_plane: Minor, kubelet: Minor },
+    ProviderRequiresMatch {
+        control_plane: Minor,
+        kubelet: Minor,
+    },
 }
 
 #[cfg(test)]
@@ -165,8 +168,8 @@ mod tests {
             (30, 27, true), // three behind, kubelet >= 1.25
             (30, 26, false),
             (27, 25, true),
-            (28, 25, true), // 1.25 kubelet may trail by three
-            (26, 24, true), // 1.24 kubelet may trail by two
+            (28, 25, true),  // 1.25 kubelet may trail by three
+            (26, 24, true),  // 1.24 kubelet may trail by two
             (27, 24, false), // ...but not three
             (24, 22, true),
             (24, 21, false),
@@ -203,7 +206,9 @@ mod tests {
     #[test]
     fn control_plane_hops() {
         let p = SkewPolicy::upstream();
-        assert!(p.control_plane_hop_ok(m(28), m(29), &[m(28), m(26)]).is_ok());
+        assert!(p
+            .control_plane_hop_ok(m(28), m(29), &[m(28), m(26)])
+            .is_ok());
         assert_eq!(
             p.control_plane_hop_ok(m(28), m(30), &[]),
             Err(SkewViolation::SkipsMinor {
@@ -221,6 +226,8 @@ mod tests {
             strict_eks.control_plane_hop_ok(m(28), m(29), &[m(27)]),
             Err(SkewViolation::ProviderRequiresMatch { .. })
         ));
-        assert!(strict_eks.control_plane_hop_ok(m(28), m(29), &[m(28)]).is_ok());
+        assert!(strict_eks
+            .control_plane_hop_ok(m(28), m(29), &[m(28)])
+            .is_ok());
     }
 }

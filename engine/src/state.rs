@@ -79,10 +79,11 @@ impl StateFile {
                 })
             }
         };
-        let state: StateFile = serde_json::from_slice(&bytes).map_err(|source| StateError::Parse {
-            path: path.into(),
-            source,
-        })?;
+        let state: StateFile =
+            serde_json::from_slice(&bytes).map_err(|source| StateError::Parse {
+                path: path.into(),
+                source,
+            })?;
         if state.format_version > STATE_FORMAT_VERSION {
             return Err(StateError::Format {
                 path: path.into(),
@@ -194,11 +195,17 @@ fn held_message(info: &LockInfo, path: &Path) -> String {
 pub struct StateLock {
     path: PathBuf,
     pub info: LockInfo,
+    /// A lock left by a process of this host that no longer exists, which we replaced.
+    pub replaced_stale: Option<LockInfo>,
 }
 
 impl StateLock {
     /// Take the lock, retrying until `timeout` (zero = one try).
-    pub fn acquire(state: &Path, operation: &str, timeout: Duration) -> Result<StateLock, LockError> {
+    pub fn acquire(
+        state: &Path,
+        operation: &str,
+        timeout: Duration,
+    ) -> Result<StateLock, LockError> {
         let path = lock_path(state);
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir).map_err(|source| LockError::Io {
@@ -215,6 +222,7 @@ impl StateLock {
             created: now_rfc3339(),
         };
         let deadline = Instant::now() + timeout;
+        let mut replaced_stale = None;
         loop {
             match OpenOptions::new().write(true).create_new(true).open(&path) {
                 Ok(mut f) => {
@@ -225,9 +233,22 @@ impl StateLock {
                             path: path.clone(),
                             source,
                         })?;
-                    return Ok(StateLock { path, info });
+                    return Ok(StateLock {
+                        path,
+                        info,
+                        replaced_stale,
+                    });
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    // A holder on this host whose process is gone (killed, crashed) cannot
+                    // finish; its journal lets us resume its work, so take the lock over.
+                    if let Some(held) = read_lock(&path).filter(|h| h.holder_is_gone()) {
+                        if replaced_stale.is_none() {
+                            let _ = fs::remove_file(&path);
+                            replaced_stale = Some(held);
+                            continue;
+                        }
+                    }
                     if Instant::now() >= deadline {
                         let held = read_lock(&path).unwrap_or_else(|| LockInfo {
                             id: "(unreadable)".into(),
@@ -345,15 +366,55 @@ mod tests {
         let err = StateLock::acquire(&p, "plan", Duration::from_millis(300)).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains(&first.info.id), "{msg}");
-        assert!(msg.contains("apply") && msg.contains(&format!("pid {}", std::process::id())), "{msg}");
-        assert!(matches!(force_unlock(&p, "nope"), Err(LockError::WrongId { .. })));
+        assert!(
+            msg.contains("apply") && msg.contains(&format!("pid {}", std::process::id())),
+            "{msg}"
+        );
+        assert!(matches!(
+            force_unlock(&p, "nope"),
+            Err(LockError::WrongId { .. })
+        ));
         let id = first.info.id.clone();
         force_unlock(&p, &id).unwrap();
+        assert!(first.replaced_stale.is_none());
         // The old holder's drop must not remove a lock someone else now holds.
         let second = StateLock::acquire(&p, "apply", Duration::ZERO).unwrap();
         drop(first);
         assert!(lock_path(&p).exists());
         drop(second);
         assert!(!lock_path(&p).exists());
+    }
+
+    #[test]
+    fn lock_of_a_dead_local_process_is_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("kup.state.json");
+        // A child that has exited: its pid no longer exists.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let stale = LockInfo {
+            id: "old".into(),
+            operation: "apply".into(),
+            who: "ci".into(),
+            host: hostname(),
+            pid: dead,
+            created: now_rfc3339(),
+        };
+        fs::write(lock_path(&p), serde_json::to_vec(&stale).unwrap()).unwrap();
+        let lock = StateLock::acquire(&p, "apply", Duration::ZERO).unwrap();
+        assert_eq!(
+            lock.replaced_stale.as_ref().map(|l| l.id.as_str()),
+            Some("old")
+        );
+        // A lock held by a live process (ours) on another host is never taken over.
+        drop(lock);
+        let foreign = LockInfo {
+            host: "elsewhere".into(),
+            pid: dead,
+            ..stale
+        };
+        fs::write(lock_path(&p), serde_json::to_vec(&foreign).unwrap()).unwrap();
+        assert!(StateLock::acquire(&p, "apply", Duration::ZERO).is_err());
     }
 }

@@ -52,7 +52,12 @@ impl Provider for Memory {
             .cloned()
             .ok_or_else(|| ProviderError::new(ErrorKind::NotFound, "no cluster"))
     }
-    async fn start(&self, c: &ClusterTarget, a: &Action, token: &str) -> Result<OperationId, ProviderError> {
+    async fn start(
+        &self,
+        c: &ClusterTarget,
+        a: &Action,
+        token: &str,
+    ) -> Result<OperationId, ProviderError> {
         self.starts.fetch_add(1, Ordering::SeqCst);
         let id = format!("{}-{token}", c.name);
         self.ops.lock().unwrap().insert(
@@ -65,7 +70,11 @@ impl Provider for Memory {
         );
         Ok(OperationId(id))
     }
-    async fn find_in_flight(&self, _: &ClusterTarget, a: &Action) -> Result<Option<OperationId>, ProviderError> {
+    async fn find_in_flight(
+        &self,
+        _: &ClusterTarget,
+        a: &Action,
+    ) -> Result<Option<OperationId>, ProviderError> {
         Ok(self
             .ops
             .lock()
@@ -74,7 +83,12 @@ impl Provider for Memory {
             .find(|(_, op)| &op.action == a && op.polls_left > 0)
             .map(|(id, _)| OperationId(id.clone())))
     }
-    async fn poll(&self, c: &ClusterTarget, _: &Action, op: &OperationId) -> Result<OperationStatus, ProviderError> {
+    async fn poll(
+        &self,
+        c: &ClusterTarget,
+        _: &Action,
+        op: &OperationId,
+    ) -> Result<OperationStatus, ProviderError> {
         let mut ops = self.ops.lock().unwrap();
         let Some(o) = ops.get_mut(&op.0) else {
             return Err(ProviderError::new(ErrorKind::NotFound, "no such op"));
@@ -84,14 +98,21 @@ impl Provider for Memory {
             return Ok(OperationStatus::InProgress);
         }
         if let Some(msg) = &o.fail {
-            return Ok(OperationStatus::Failed { code: "PodEvictionFailure".into(), message: msg.clone() });
+            return Ok(OperationStatus::Failed {
+                code: "PodEvictionFailure".into(),
+                message: msg.clone(),
+            });
         }
         let mut clusters = self.clusters.lock().unwrap();
         let cl = clusters.get_mut(&c.name).unwrap();
         match &o.action {
             Action::UpgradeControlPlane { to, .. } => cl.version = to.clone(),
             Action::UpgradeNodeGroup { node_group, to, .. } => {
-                cl.node_groups.iter_mut().find(|n| &n.name == node_group).unwrap().version = to.clone()
+                cl.node_groups
+                    .iter_mut()
+                    .find(|n| &n.name == node_group)
+                    .unwrap()
+                    .version = to.clone()
             }
             _ => {}
         }
@@ -133,10 +154,17 @@ fn hop(cluster: &str, from: u32, deps: &[&str]) -> Step {
         id: format!("{cluster}/cp/1.{}", from + 1),
         cluster: format!("cluster.{cluster}"),
         address: format!("cluster.{cluster}.control_plane"),
-        action: Action::UpgradeControlPlane { from: v(&format!("1.{from}")), to: v(&format!("1.{}", from + 1)) },
+        action: Action::UpgradeControlPlane {
+            from: v(&format!("1.{from}")),
+            to: v(&format!("1.{}", from + 1)),
+        },
         depends_on: deps.iter().map(|s| s.to_string()).collect(),
-        precondition: vec![Condition::ControlPlaneAt { minor: Minor::new(1, from) }],
-        postcondition: vec![Condition::ControlPlaneAtLeast { minor: Minor::new(1, from + 1) }],
+        precondition: vec![Condition::ControlPlaneAt {
+            minor: Minor::new(1, from),
+        }],
+        postcondition: vec![Condition::ControlPlaneAtLeast {
+            minor: Minor::new(1, from + 1),
+        }],
         estimated_secs: 1,
         reason: String::new(),
     }
@@ -168,10 +196,19 @@ impl Harness {
     fn new(clusters: &[ActualCluster]) -> Harness {
         let provider = Arc::new(Memory::default());
         for c in clusters {
-            provider.clusters.lock().unwrap().insert(c.name.clone(), c.clone());
+            provider
+                .clusters
+                .lock()
+                .unwrap()
+                .insert(c.name.clone(), c.clone());
         }
         let (cancel_tx, _) = watch::channel(false);
-        Harness { provider, events: Arc::default(), dir: tempfile::tempdir().unwrap(), cancel_tx }
+        Harness {
+            provider,
+            events: Arc::default(),
+            dir: tempfile::tempdir().unwrap(),
+            cancel_tx,
+        }
     }
 
     fn journal_path(&self) -> std::path::PathBuf {
@@ -188,13 +225,20 @@ impl Harness {
                         format!("cluster.{n}"),
                         ClusterHandle {
                             provider: self.provider.clone() as Arc<dyn Provider>,
-                            target: ClusterTarget { name: n.to_string(), region: None },
+                            target: ClusterTarget {
+                                name: n.to_string(),
+                                region: None,
+                            },
                         },
                     )
                 })
                 .collect(),
             parallelism: 4,
-            retry: RetryPolicy { base_delay: Duration::from_millis(1), conflict_wait: Duration::from_millis(50), ..RetryPolicy::default() },
+            retry: RetryPolicy {
+                base_delay: Duration::from_millis(1),
+                conflict_wait: Duration::from_millis(50),
+                ..RetryPolicy::default()
+            },
             events: Arc::new(move |e| events.lock().unwrap().push(e)),
             cancel: self.cancel_tx.subscribe(),
         }
@@ -202,9 +246,13 @@ impl Harness {
 
     async fn run(&self, names: &[&str], plan: &SavedPlan) -> ApplyReport {
         let records = journal::read(&self.journal_path()).unwrap();
-        let resume = journal::unfinished_run(&records).filter(|r| r.saved_plan.plan.id == plan.plan.id);
+        let resume =
+            journal::unfinished_run(&records).filter(|r| r.saved_plan.plan.id == plan.plan.id);
         let j = Journal::open(&self.journal_path()).unwrap();
-        self.executor(names).run(plan, j, resume.as_ref()).await.unwrap()
+        self.executor(names)
+            .run(plan, j, resume.as_ref())
+            .await
+            .unwrap()
     }
 }
 
@@ -228,22 +276,50 @@ async fn resume_waits_on_journaled_operation_instead_of_issuing_again() {
     // Simulate a run killed right after the first step's operation was journaled.
     {
         let mut j = Journal::open(&h.journal_path()).unwrap();
-        j.append(&Record::RunStarted { run_id: "r".into(), at: "t".into(), saved_plan: Box::new(plan.clone()) }).unwrap();
-        j.append(&Record::StepStarted { run_id: "r".into(), step: "a/cp/1.29".into(), at: "t".into() }).unwrap();
+        j.append(&Record::RunStarted {
+            run_id: "r".into(),
+            at: "t".into(),
+            saved_plan: Box::new(plan.clone()),
+        })
+        .unwrap();
+        j.append(&Record::StepStarted {
+            run_id: "r".into(),
+            step: "a/cp/1.29".into(),
+            at: "t".into(),
+        })
+        .unwrap();
         let op = h
             .provider
-            .start(&ClusterTarget { name: "a".into(), region: None }, &plan.plan.steps[0].action, "tok")
+            .start(
+                &ClusterTarget {
+                    name: "a".into(),
+                    region: None,
+                },
+                &plan.plan.steps[0].action,
+                "tok",
+            )
             .await
             .unwrap();
-        j.append(&Record::OperationStarted { run_id: "r".into(), step: "a/cp/1.29".into(), operation_id: op.0, attached: false, at: "t".into() }).unwrap();
+        j.append(&Record::OperationStarted {
+            run_id: "r".into(),
+            step: "a/cp/1.29".into(),
+            operation_id: op.0,
+            attached: false,
+            at: "t".into(),
+        })
+        .unwrap();
     }
     let report = h.run(&["a"], &plan).await;
     assert!(report.succeeded(), "{report:?}");
     // One start from the "killed" run plus one for the second step: none repeated.
     assert_eq!(h.provider.starts.load(Ordering::SeqCst), 2);
     let events = h.events.lock().unwrap();
-    assert!(events.iter().any(|e| matches!(e, Event::OperationStarted { attached: true, step, .. } if step == "a/cp/1.29")));
-    assert!(events.iter().any(|e| matches!(e, Event::ApplyStarted { resumed: true, .. })));
+    assert!(events.iter().any(
+        |e| matches!(e, Event::OperationStarted { attached: true, step, .. } if step == "a/cp/1.29")
+    ));
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Event::ApplyStarted { resumed: true, .. })));
 }
 
 #[tokio::test]
@@ -252,12 +328,23 @@ async fn in_flight_operation_found_at_provider_is_adopted() {
     let h = Harness::new(&[cluster("a", "1.28", "1.28")]);
     let plan = saved(vec![hop("a", 28, &[])]);
     h.provider
-        .start(&ClusterTarget { name: "a".into(), region: None }, &plan.plan.steps[0].action, "other")
+        .start(
+            &ClusterTarget {
+                name: "a".into(),
+                region: None,
+            },
+            &plan.plan.steps[0].action,
+            "other",
+        )
         .await
         .unwrap();
     let report = h.run(&["a"], &plan).await;
     assert!(report.succeeded(), "{report:?}");
-    assert_eq!(h.provider.starts.load(Ordering::SeqCst), 1, "adopted, not re-issued");
+    assert_eq!(
+        h.provider.starts.load(Ordering::SeqCst),
+        1,
+        "adopted, not re-issued"
+    );
 }
 
 #[tokio::test]
@@ -272,22 +359,44 @@ async fn done_steps_are_skipped_by_postcondition() {
 #[tokio::test]
 async fn stale_precondition_stops_the_cluster_but_not_others() {
     let h = Harness::new(&[cluster("a", "1.27", "1.27"), cluster("b", "1.28", "1.28")]);
-    let plan = saved(vec![hop("a", 28, &[]), hop("a", 29, &["a/cp/1.29"]), hop("b", 28, &[])]);
+    let plan = saved(vec![
+        hop("a", 28, &[]),
+        hop("a", 29, &["a/cp/1.29"]),
+        hop("b", 28, &[]),
+    ]);
     let report = h.run(&["a", "b"], &plan).await;
     assert!(!report.succeeded());
     assert_eq!(report.failed.len(), 1);
-    assert!(report.failed[0].1.contains("stale") && report.failed[0].1.contains("1.27"), "{:?}", report.failed);
-    assert_eq!(report.not_run.iter().map(|(s, _)| s.as_str()).collect::<Vec<_>>(), ["a/cp/1.30"]);
+    assert!(
+        report.failed[0].1.contains("stale") && report.failed[0].1.contains("1.27"),
+        "{:?}",
+        report.failed
+    );
+    assert_eq!(
+        report
+            .not_run
+            .iter()
+            .map(|(s, _)| s.as_str())
+            .collect::<Vec<_>>(),
+        ["a/cp/1.30"]
+    );
     assert_eq!(report.done, ["b/cp/1.29"]);
 }
 
 #[tokio::test]
 async fn failed_operation_reports_provider_text() {
     let h = Harness::new(&[cluster("a", "1.28", "1.28")]);
-    *h.provider.fail_next.lock().unwrap() = Some("Reached max retries while trying to evict pods".into());
+    *h.provider.fail_next.lock().unwrap() =
+        Some("Reached max retries while trying to evict pods".into());
     let plan = saved(vec![hop("a", 28, &[])]);
     let report = h.run(&["a"], &plan).await;
-    assert!(report.failed[0].1.contains("PodEvictionFailure: Reached max retries"), "{:?}", report.failed);
+    assert!(
+        report.failed[0]
+            .1
+            .contains("PodEvictionFailure: Reached max retries"),
+        "{:?}",
+        report.failed
+    );
 }
 
 #[tokio::test]
@@ -297,7 +406,13 @@ async fn transient_errors_are_retried() {
     let plan = saved(vec![hop("a", 28, &[])]);
     let report = h.run(&["a"], &plan).await;
     assert!(report.succeeded(), "{report:?}");
-    let retries = h.events.lock().unwrap().iter().filter(|e| matches!(e, Event::Retrying { .. })).count();
+    let retries = h
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| matches!(e, Event::Retrying { .. }))
+        .count();
     assert_eq!(retries, 3);
 }
 
@@ -312,5 +427,10 @@ async fn cancel_interrupts_and_the_run_resumes_later() {
     h.cancel_tx.send_replace(false);
     let report = h.run(&["a"], &plan).await;
     assert!(report.succeeded(), "{report:?}");
-    assert!(h.events.lock().unwrap().iter().any(|e| matches!(e, Event::ApplyStarted { resumed: true, .. })));
+    assert!(h
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|e| matches!(e, Event::ApplyStarted { resumed: true, .. })));
 }

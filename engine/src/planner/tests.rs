@@ -15,7 +15,9 @@ fn m(minor: u32) -> Minor {
 }
 
 fn offered(from: u32, to: u32) -> Vec<Version> {
-    (from..=to).map(|x| v(&format!("1.{x}.{}", x % 7 + 2))).collect()
+    (from..=to)
+        .map(|x| v(&format!("1.{x}.{}", x % 7 + 2)))
+        .collect()
 }
 
 fn ng_spec(name: &str, version: &str) -> NodeGroupSpec {
@@ -86,7 +88,11 @@ fn eks_policy() -> ProviderPolicy {
     }
 }
 
-fn run(spec: ClusterSpec, act: ActualCluster, policy: ProviderPolicy) -> Result<Plan, Vec<PlanError>> {
+fn run(
+    spec: ClusterSpec,
+    act: ActualCluster,
+    policy: ProviderPolicy,
+) -> Result<Plan, Vec<PlanError>> {
     run_opts(spec, act, policy, PlanOptions::default())
 }
 
@@ -155,7 +161,10 @@ fn every_timeline_point_is_legal() {
     for (from, to) in [(23, 34), (24, 30), (26, 31), (29, 33), (30, 31)] {
         let p = run(
             cluster_spec(&format!("1.{to}"), vec![ng_spec("a", &format!("1.{to}"))]),
-            actual(&format!("1.{from}"), vec![actual_ng("a", &format!("1.{from}"), 2)]),
+            actual(
+                &format!("1.{from}"),
+                vec![actual_ng("a", &format!("1.{from}"), 2)],
+            ),
             eks_policy(),
         )
         .unwrap_or_else(|e| panic!("1.{from}→1.{to}: {e:?}"));
@@ -170,7 +179,9 @@ fn every_timeline_point_is_legal() {
             for (name, k) in &point.node_groups {
                 policy
                     .kubelet_ok(point.control_plane, *k)
-                    .unwrap_or_else(|e| panic!("1.{from}→1.{to} at {:?}: {name}: {e}", point.after_step));
+                    .unwrap_or_else(|e| {
+                        panic!("1.{from}→1.{to} at {:?}: {name}: {e}", point.after_step)
+                    });
             }
         }
     }
@@ -265,8 +276,17 @@ fn minor_alias_resolves_to_newest_offered_patch() {
 
 #[test]
 fn downgrade_is_refused_with_reason() {
-    let e = run(cluster_spec("1.29", vec![]), actual("1.30", vec![]), eks_policy()).unwrap_err();
-    assert!(e[0].message.contains("does not support downgrades"), "{}", e[0]);
+    let e = run(
+        cluster_spec("1.29", vec![]),
+        actual("1.30", vec![]),
+        eks_policy(),
+    )
+    .unwrap_err();
+    assert!(
+        e[0].message.contains("does not support downgrades"),
+        "{}",
+        e[0]
+    );
     assert_eq!(e[0].address, "cluster.prod");
     let e = run(
         cluster_spec("1.30", vec![ng_spec("a", "1.28")]),
@@ -274,7 +294,11 @@ fn downgrade_is_refused_with_reason() {
         eks_policy(),
     )
     .unwrap_err();
-    assert!(e[0].message.contains("does not support downgrades"), "{}", e[0]);
+    assert!(
+        e[0].message.contains("does not support downgrades"),
+        "{}",
+        e[0]
+    );
     assert_eq!(e[0].address, "cluster.prod.node_group.a");
 }
 
@@ -283,10 +307,19 @@ fn unoffered_target_lists_offered_versions() {
     let mut act = actual("1.30", vec![]);
     act.offered_versions = vec![v("1.30.2"), v("1.31.4")];
     let e = run(cluster_spec("1.35", vec![]), act.clone(), eks_policy()).unwrap_err();
-    assert!(e[0].message.contains("does not offer Kubernetes 1.35"), "{}", e[0]);
+    assert!(
+        e[0].message.contains("does not offer Kubernetes 1.35"),
+        "{}",
+        e[0]
+    );
     assert!(e[0].hint.as_deref().unwrap().contains("1.30.2, 1.31.4"));
     // An exact patch the provider does not have.
-    let e = run(cluster_spec("1.31.2", vec![]), act, ProviderPolicy::default()).unwrap_err();
+    let e = run(
+        cluster_spec("1.31.2", vec![]),
+        act,
+        ProviderPolicy::default(),
+    )
+    .unwrap_err();
     assert!(e[0].message.contains("1.31.2"), "{}", e[0]);
 }
 
@@ -298,7 +331,11 @@ fn node_group_newer_than_control_plane_is_refused() {
         eks_policy(),
     )
     .unwrap_err();
-    assert!(e[0].message.contains("newer than the control plane"), "{}", e[0]);
+    assert!(
+        e[0].message.contains("newer than the control plane"),
+        "{}",
+        e[0]
+    );
 }
 
 #[test]
@@ -310,7 +347,11 @@ fn end_state_must_be_inside_skew() {
     )
     .unwrap_err();
     assert!(e[0].message.contains("skew"), "{}", e[0]);
-    assert!(e[0].hint.as_deref().unwrap().contains("1.28"), "{:?}", e[0].hint);
+    assert!(
+        e[0].hint.as_deref().unwrap().contains("1.28"),
+        "{:?}",
+        e[0].hint
+    );
 }
 
 #[test]
@@ -334,8 +375,16 @@ fn unmanaged_node_group_blocks_with_hint() {
         eks_policy(),
     )
     .unwrap_err();
-    assert!(e[0].message.contains("not in the configuration"), "{}", e[0]);
-    assert!(e[0].hint.as_deref().unwrap().contains("node_group \"legacy\""));
+    assert!(
+        e[0].message.contains("not in the configuration"),
+        "{}",
+        e[0]
+    );
+    assert!(e[0]
+        .hint
+        .as_deref()
+        .unwrap()
+        .contains("node_group \"legacy\""));
 }
 
 #[test]
@@ -356,15 +405,31 @@ fn max_unavailable_change_is_planned_before_rollouts() {
         max_unavailable: Unavailable::Percent(25),
         max_surge: None,
     };
-    let p = run(spec, actual("1.28", vec![actual_ng("a", "1.28", 8)]), eks_policy()).unwrap();
+    let p = run(
+        spec,
+        actual("1.28", vec![actual_ng("a", "1.28", 8)]),
+        eks_policy(),
+    )
+    .unwrap();
     assert_eq!(
         step_ids(&p),
-        ["prod/node_group/a/config", "prod/control_plane/1.29", "prod/node_group/a/1.29"]
+        [
+            "prod/node_group/a/config",
+            "prod/control_plane/1.29",
+            "prod/node_group/a/1.29"
+        ]
     );
     assert_eq!(p.steps[1].depends_on, ["prod/node_group/a/config"]);
     // 8 nodes at 25% = 2 per batch = 4 batches.
-    assert_eq!(p.steps[2].estimated_secs, 4 * eks_policy().node_batch_estimate.as_secs());
-    let change = &p.clusters[0].changes.iter().find(|c| c.attribute == "max_unavailable").unwrap();
+    assert_eq!(
+        p.steps[2].estimated_secs,
+        4 * eks_policy().node_batch_estimate.as_secs()
+    );
+    let change = &p.clusters[0]
+        .changes
+        .iter()
+        .find(|c| c.attribute == "max_unavailable")
+        .unwrap();
     assert_eq!((change.from.as_str(), change.to.as_str()), ("1", "25%"));
 }
 
@@ -372,12 +437,20 @@ fn max_unavailable_change_is_planned_before_rollouts() {
 fn parallel_node_groups_bounds_concurrent_rollouts() {
     let mut spec = cluster_spec(
         "1.29",
-        vec![ng_spec("a", "1.29"), ng_spec("b", "1.29"), ng_spec("c", "1.29")],
+        vec![
+            ng_spec("a", "1.29"),
+            ng_spec("b", "1.29"),
+            ng_spec("c", "1.29"),
+        ],
     );
     spec.parallel_node_groups = 2;
     let act = actual(
         "1.28",
-        vec![actual_ng("a", "1.28", 2), actual_ng("b", "1.28", 2), actual_ng("c", "1.28", 2)],
+        vec![
+            actual_ng("a", "1.28", 2),
+            actual_ng("b", "1.28", 2),
+            actual_ng("c", "1.28", 2),
+        ],
     );
     let p = run(spec, act, eks_policy()).unwrap();
     let deps = |id: &str| p.step(id).unwrap().depends_on.clone();
@@ -429,12 +502,20 @@ fn addons_follow_each_hop_when_incompatible() {
         addon(
             "coredns",
             "v1.10.1",
-            &[(28, &["v1.10.1"], "v1.10.1"), (29, &["v1.11.1", "v1.10.1"], "v1.10.1"), (30, &["v1.11.3", "v1.11.1"], "v1.11.1")],
+            &[
+                (28, &["v1.10.1"], "v1.10.1"),
+                (29, &["v1.11.1", "v1.10.1"], "v1.10.1"),
+                (30, &["v1.11.3", "v1.11.1"], "v1.11.1"),
+            ],
         ),
         addon(
             "kube-proxy",
             "v1.28.4",
-            &[(28, &["v1.28.4"], "v1.28.4"), (29, &["v1.29.1"], "v1.29.1"), (30, &["v1.30.0"], "v1.30.0")],
+            &[
+                (28, &["v1.28.4"], "v1.28.4"),
+                (29, &["v1.29.1"], "v1.29.1"),
+                (30, &["v1.30.0"], "v1.30.0"),
+            ],
         ),
     ];
     let p = run(spec, act, eks_policy()).unwrap();
@@ -449,7 +530,9 @@ fn addons_follow_each_hop_when_incompatible() {
         ]
     );
     // The second hop waits for the add-on update of the first.
-    assert!(p.steps[2].depends_on.contains(&"prod/addon/kube-proxy/1.29".to_string()));
+    assert!(p.steps[2]
+        .depends_on
+        .contains(&"prod/addon/kube-proxy/1.29".to_string()));
     match &p.steps[4].action {
         Action::UpdateAddon { to, .. } => assert_eq!(to, "v1.11.3", "latest = newest"),
         a => panic!("{a:?}"),
@@ -468,10 +551,18 @@ fn exact_addon_version_must_be_compatible() {
     act.addons = vec![addon(
         "kube-proxy",
         "v1.28.4",
-        &[(28, &["v1.28.4"], "v1.28.4"), (29, &["v1.29.1", "v1.29.0"], "v1.29.1")],
+        &[
+            (28, &["v1.28.4"], "v1.28.4"),
+            (29, &["v1.29.1", "v1.29.0"], "v1.29.1"),
+        ],
     )];
     let e = run(spec, act, eks_policy()).unwrap_err();
-    assert!(e[0].message.contains("v1.28.4 is not offered for Kubernetes 1.29"), "{}", e[0]);
+    assert!(
+        e[0].message
+            .contains("v1.28.4 is not offered for Kubernetes 1.29"),
+        "{}",
+        e[0]
+    );
     assert!(e[0].hint.as_deref().unwrap().contains("v1.29.1, v1.29.0"));
 }
 
@@ -480,7 +571,10 @@ fn plans_are_deterministic_and_ids_depend_on_content() {
     let mk = || {
         run(
             cluster_spec("1.31", vec![ng_spec("b", "1.31"), ng_spec("a", "1.31")]),
-            actual("1.27", vec![actual_ng("a", "1.27", 3), actual_ng("b", "1.27", 3)]),
+            actual(
+                "1.27",
+                vec![actual_ng("a", "1.27", 3), actual_ng("b", "1.27", 3)],
+            ),
             eks_policy(),
         )
         .unwrap()
@@ -490,7 +584,10 @@ fn plans_are_deterministic_and_ids_depend_on_content() {
     assert_eq!(one, two);
     let other = run(
         cluster_spec("1.30", vec![ng_spec("b", "1.30"), ng_spec("a", "1.30")]),
-        actual("1.27", vec![actual_ng("a", "1.27", 3), actual_ng("b", "1.27", 3)]),
+        actual(
+            "1.27",
+            vec![actual_ng("a", "1.27", 3), actual_ng("b", "1.27", 3)],
+        ),
         eks_policy(),
     )
     .unwrap();
@@ -501,7 +598,10 @@ fn plans_are_deterministic_and_ids_depend_on_content() {
 #[test]
 fn target_narrows_to_one_node_group() {
     let spec = cluster_spec("1.31", vec![ng_spec("a", "1.31"), ng_spec("b", "1.31")]);
-    let act = actual("1.30", vec![actual_ng("a", "1.28", 2), actual_ng("b", "1.28", 2)]);
+    let act = actual(
+        "1.30",
+        vec![actual_ng("a", "1.28", 2), actual_ng("b", "1.28", 2)],
+    );
     let p = run_opts(
         spec,
         act,
@@ -525,6 +625,11 @@ fn blue_green_is_refused_honestly_until_supported() {
         soak: Duration::from_secs(60),
         batch_soak: Duration::ZERO,
     };
-    let e = run(spec, actual("1.28", vec![actual_ng("a", "1.28", 2)]), eks_policy()).unwrap_err();
+    let e = run(
+        spec,
+        actual("1.28", vec![actual_ng("a", "1.28", 2)]),
+        eks_policy(),
+    )
+    .unwrap_err();
     assert!(e[0].message.contains("blue_green"), "{}", e[0]);
 }

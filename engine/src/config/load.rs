@@ -1,0 +1,2075 @@
+//! Reading, evaluating and checking a configuration directory.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hcl::edit::expr::Expression as Expr;
+use hcl::edit::structure::{Attribute, Block, Body, Structure};
+use hcl::edit::Span;
+use hcl::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use super::diag::{did_you_mean_hint, Diagnostic, Diagnostics, SourceFile};
+use super::eval::{self, check_refs, convert, type_name, Scope, Type};
+use super::{LoadOptions, Loaded};
+use crate::model::{
+    AddonSpec, AddonVersionReq, ClusterSpec, Desired, DrainSpec, NodeGroupSpec, ProviderSpec,
+    SourceLoc, Strategy, Unavailable,
+};
+use crate::policy::{SkewPolicy, SkewViolation};
+use crate::version::Version;
+
+/// Provider types kup knows.
+pub const PROVIDER_KINDS: &[&str] = &["eks", "aks", "gke", "kubeadm", "k3s"];
+
+const CONFIG_SUFFIX: &str = ".kup.hcl";
+const AUTO_VARS_SUFFIX: &str = ".auto.kupvars";
+const VARS_FILE: &str = "kup.kupvars";
+
+type Span_ = Option<Range<usize>>;
+
+/// Where a variable's value came from.
+#[derive(Clone, Debug)]
+enum Origin {
+    Default { file: usize, span: Span_ },
+    Env(String),
+    File { file: usize, span: Span_ },
+    Cli(String),
+}
+
+struct VarDecl {
+    name: String,
+    file: usize,
+    span: Span_,
+    ty: Type,
+    default: Option<Value>,
+    default_span: Span_,
+    validations: Vec<(usize, Block)>,
+}
+
+struct LocalDecl {
+    name: String,
+    file: usize,
+    key_span: Span_,
+    expr: Expr,
+    deps: Vec<String>,
+    refs_ok: bool,
+    vars: Vec<String>,
+}
+
+struct Loader<'o> {
+    dir: PathBuf,
+    abs_dir: PathBuf,
+    opts: &'o LoadOptions,
+    files: Vec<SourceFile>,
+    diags: Vec<Diagnostic>,
+    hasher: Sha256,
+    var_names: Vec<String>,
+    local_names: Vec<String>,
+    vars: Map<String, Value>,
+    locals: Map<String, Value>,
+    poisoned_vars: HashSet<String>,
+    poisoned_locals: HashSet<String>,
+}
+
+pub(super) fn load_dir(dir: &Path, opts: &LoadOptions) -> Result<Loaded, Diagnostics> {
+    let abs_dir = dir
+        .canonicalize()
+        .or_else(|_| std::path::absolute(dir))
+        .unwrap_or_else(|_| dir.to_path_buf());
+    let mut l = Loader {
+        dir: dir.to_path_buf(),
+        abs_dir,
+        opts,
+        files: Vec::new(),
+        diags: Vec::new(),
+        hasher: Sha256::new(),
+        var_names: Vec::new(),
+        local_names: Vec::new(),
+        vars: Map::new(),
+        locals: Map::new(),
+        poisoned_vars: HashSet::new(),
+        poisoned_locals: HashSet::new(),
+    };
+    let desired = l.run();
+    let sources: Vec<(PathBuf, String)> = l
+        .files
+        .iter()
+        .map(|f| (PathBuf::from(&f.display), f.text.clone()))
+        .collect();
+    // Report in source order: files as read, then line and column.
+    let order: HashMap<&str, usize> = l
+        .files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.display.as_str(), i))
+        .collect();
+    let mut diags = std::mem::take(&mut l.diags);
+    diags.sort_by_key(|d| {
+        d.loc.as_ref().map(|loc| {
+            (
+                order.get(loc.file.as_str()).copied().unwrap_or(usize::MAX),
+                loc.line,
+                loc.col,
+            )
+        })
+    });
+    let (errors, warnings): (Vec<_>, Vec<_>) = diags.into_iter().partition(|d| d.is_error());
+    match desired {
+        Some(desired) if errors.is_empty() => Ok(Loaded {
+            desired,
+            dir: l.abs_dir,
+            config_hash: hex::encode(l.hasher.finalize()),
+            sources,
+            warnings,
+        }),
+        _ => {
+            let mut all = errors;
+            all.extend(warnings);
+            if !all.iter().any(Diagnostic::is_error) {
+                all.insert(
+                    0,
+                    Diagnostic::error("The configuration could not be loaded"),
+                );
+            }
+            Err(Diagnostics(all))
+        }
+    }
+}
+
+fn display_path(dir: &Path, name: &str) -> String {
+    let p = dir.join(name).display().to_string();
+    p.strip_prefix("./").map(str::to_string).unwrap_or(p)
+}
+
+impl Loader<'_> {
+    // -----------------------------------------------------------------------------------
+    // helpers
+    // -----------------------------------------------------------------------------------
+
+    fn err_at(&mut self, f: usize, span: Span_, d: Diagnostic) {
+        let (loc, span) = self.files[f].at(&span);
+        self.diags.push(d.at(loc, span));
+    }
+
+    fn loc(&self, f: usize, span: &Span_) -> SourceLoc {
+        self.files[f].at(span).0
+    }
+
+    fn src_text(&self, f: usize, span: &Span_) -> Option<String> {
+        span.as_ref()
+            .and_then(|s| self.files[f].text.get(s.clone()))
+            .map(|s| s.trim().to_string())
+    }
+
+    fn hash_input(&mut self, kind: &str, name: &str, bytes: &[u8]) {
+        self.hasher.update(kind.as_bytes());
+        self.hasher.update([0]);
+        self.hasher.update(name.as_bytes());
+        self.hasher.update([0]);
+        self.hasher.update((bytes.len() as u64).to_le_bytes());
+        self.hasher.update(bytes);
+    }
+
+    /// Read a file; hashes its name and bytes. Returns the file index.
+    fn read_file(&mut self, path: &Path, display: String, hash_name: &str) -> Option<usize> {
+        match std::fs::read(path) {
+            Ok(bytes) => {
+                self.hash_input("file", hash_name, &bytes);
+                match String::from_utf8(bytes) {
+                    Ok(text) => {
+                        self.files.push(SourceFile::new(display, text));
+                        Some(self.files.len() - 1)
+                    }
+                    Err(e) => {
+                        self.diags.push(
+                            Diagnostic::error(format!("{display} is not valid UTF-8"))
+                                .detail(format!(
+                                    "Byte {} is not part of a UTF-8 character.",
+                                    e.utf8_error().valid_up_to()
+                                ))
+                                .hint("save the file as UTF-8"),
+                        );
+                        None
+                    }
+                }
+            }
+            Err(e) => {
+                self.diags.push(
+                    Diagnostic::error(format!("Cannot read {display}"))
+                        .detail(e.to_string())
+                        .hint("check that the file exists and is readable"),
+                );
+                None
+            }
+        }
+    }
+
+    fn parse(&mut self, f: usize) -> Option<Body> {
+        match hcl::edit::parser::parse_body(&self.files[f].text) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                let file = &self.files[f];
+                let mut off = e.location().offset().min(file.text.len());
+                while !file.text.is_char_boundary(off) {
+                    off -= 1;
+                }
+                let end = file.text[off..]
+                    .char_indices()
+                    .nth(1)
+                    .map(|(i, _)| off + i)
+                    .unwrap_or(file.text.len());
+                let loc = SourceLoc {
+                    file: file.display.clone(),
+                    line: e.location().line(),
+                    col: e.location().column(),
+                };
+                let d = if e.message().contains("redefined attribute") {
+                    Diagnostic::error("Duplicate attribute")
+                        .detail("This attribute is already set earlier in the same block.")
+                        .hint("set each attribute once; remove one of them")
+                } else {
+                    Diagnostic::error("Syntax error")
+                        .detail(format!("The file could not be parsed: {}.", e.message()))
+                        .hint(
+                            "check for a missing or extra quote, brace, bracket or `=` at or just \
+                             before this position",
+                        )
+                };
+                self.diags.push(d.at(loc, Some(off..end)));
+                None
+            }
+        }
+    }
+
+    /// Report unknown/duplicate attributes and blocks, and wrong label counts.
+    fn check_schema(
+        &mut self,
+        f: usize,
+        body: &Body,
+        what: &str,
+        attrs: &[&str],
+        blocks: &[(&str, usize)],
+    ) {
+        let mut seen: HashMap<String, Span_> = HashMap::new();
+        for s in body.iter() {
+            match s {
+                Structure::Attribute(a) => {
+                    let k = a.key.as_str();
+                    if !attrs.contains(&k) {
+                        let d = if blocks.iter().any(|(b, _)| *b == k) {
+                            Diagnostic::error("Unsupported attribute")
+                                .detail(format!("\"{k}\" is a block in {what}, not an attribute."))
+                                .hint(format!("write it as a block: {k} {{ ... }}"))
+                        } else {
+                            Diagnostic::error("Unsupported attribute")
+                                .detail(format!(
+                                    "An attribute named \"{k}\" is not expected in {what}."
+                                ))
+                                .hint(did_you_mean_hint(k, attrs.iter().copied()).unwrap_or_else(
+                                    || {
+                                        if attrs.is_empty() {
+                                            format!("{what} takes no attributes")
+                                        } else {
+                                            format!("expected one of: {}", attrs.join(", "))
+                                        }
+                                    },
+                                ))
+                        };
+                        self.err_at(f, a.key.span(), d);
+                    } else if let Some(first) = seen.get(k) {
+                        let first = self.loc(f, first);
+                        self.err_at(
+                            f,
+                            a.key.span(),
+                            Diagnostic::error("Duplicate attribute")
+                                .detail(format!(
+                                    "The attribute \"{k}\" was already set at {first}."
+                                ))
+                                .hint("set each attribute once; remove one of them"),
+                        );
+                    } else {
+                        seen.insert(k.to_string(), a.key.span());
+                    }
+                }
+                Structure::Block(b) => {
+                    let k = b.ident.as_str();
+                    match blocks.iter().find(|(n, _)| *n == k) {
+                        None => {
+                            let d = if attrs.contains(&k) {
+                                Diagnostic::error("Unsupported block type")
+                                    .detail(format!(
+                                        "\"{k}\" is an attribute in {what}, not a block."
+                                    ))
+                                    .hint(format!("write it as an attribute: {k} = ..."))
+                            } else {
+                                let names: Vec<&str> = blocks.iter().map(|(n, _)| *n).collect();
+                                Diagnostic::error("Unsupported block type")
+                                    .detail(format!(
+                                        "Blocks of type \"{k}\" are not expected in {what}."
+                                    ))
+                                    .hint(
+                                        did_you_mean_hint(k, names.iter().copied()).unwrap_or_else(
+                                            || {
+                                                if names.is_empty() {
+                                                    format!("{what} takes no blocks")
+                                                } else {
+                                                    format!(
+                                                        "blocks allowed here: {}",
+                                                        names.join(", ")
+                                                    )
+                                                }
+                                            },
+                                        ),
+                                    )
+                            };
+                            self.err_at(f, b.ident.span(), d);
+                        }
+                        Some((_, n)) => {
+                            let n = *n;
+                            if b.labels.len() < n {
+                                self.err_at(
+                                    f,
+                                    b.ident.span(),
+                                    Diagnostic::error(format!("Missing name for {k} block"))
+                                        .detail(format!("A {k} block needs a label naming it."))
+                                        .hint(format!("write {k} \"NAME\" {{ ... }}")),
+                                );
+                            } else if b.labels.len() > n {
+                                let extra = b.labels[n].span();
+                                let hint = if n == 0 {
+                                    format!("write {k} {{ ... }} without a label")
+                                } else {
+                                    format!("write {k} \"NAME\" {{ ... }} with one label")
+                                };
+                                self.err_at(
+                                    f,
+                                    extra,
+                                    Diagnostic::error(format!("Extra label on {k} block"))
+                                        .detail(format!(
+                                            "A {k} block takes {n} label{}.",
+                                            if n == 1 { "" } else { "s" }
+                                        ))
+                                        .hint(hint),
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Evaluate an expression that may refer to variables and locals.
+    fn value(&mut self, f: usize, e: &Expr) -> Option<Value> {
+        let vars = self.var_names.clone();
+        let locals = self.local_names.clone();
+        let scope = Scope {
+            vars: Some(&vars),
+            locals: Some(&locals),
+            context: "here",
+        };
+        let mut diags = Vec::new();
+        let refs = check_refs(e, &scope, &self.files[f], &mut diags);
+        if !diags.is_empty() {
+            self.diags.extend(diags);
+            return None;
+        }
+        if refs.vars.iter().any(|v| self.poisoned_vars.contains(v))
+            || refs
+                .locals
+                .iter()
+                .any(|(l, _)| self.poisoned_locals.contains(l))
+        {
+            return None;
+        }
+        let ctx = eval::context(Some(&self.vars), Some(&self.locals));
+        match eval::eval(e, &ctx, &self.files[f]) {
+            Ok(v) => Some(v),
+            Err(d) => {
+                self.diags.push(d);
+                None
+            }
+        }
+    }
+
+    /// Evaluate an expression that may not refer to anything (vars files, defaults).
+    fn literal(&mut self, f: usize, e: &Expr, context: &str) -> Option<Value> {
+        let scope = Scope {
+            vars: None,
+            locals: None,
+            context,
+        };
+        let mut diags = Vec::new();
+        check_refs(e, &scope, &self.files[f], &mut diags);
+        if !diags.is_empty() {
+            self.diags.extend(diags);
+            return None;
+        }
+        let ctx = eval::context(None, None);
+        match eval::eval(e, &ctx, &self.files[f]) {
+            Ok(v) => Some(v),
+            Err(d) => {
+                self.diags.push(d);
+                None
+            }
+        }
+    }
+
+    fn wrong_type(&mut self, f: usize, a: &Attribute, want: &str, got: &Value, hint: String) {
+        self.err_at(
+            f,
+            a.value.span(),
+            Diagnostic::error("Incorrect attribute value type")
+                .detail(format!(
+                    "\"{}\" must be {want}, but this is a {}{}.",
+                    a.key.as_str(),
+                    type_name(got),
+                    short_value(got)
+                ))
+                .hint(hint),
+        );
+    }
+
+    fn get_string(&mut self, f: usize, body: &Body, key: &str) -> Option<String> {
+        let a = body.get_attribute(key)?;
+        match self.value(f, &a.value)? {
+            Value::String(s) => Some(s),
+            Value::Null => None,
+            other => {
+                let shown = match &other {
+                    Value::Number(_) | Value::Bool(_) => self
+                        .src_text(f, &a.value.span())
+                        .filter(|t| !t.contains('"'))
+                        .unwrap_or_else(|| other.to_string()),
+                    _ => "...".to_string(),
+                };
+                self.wrong_type(
+                    f,
+                    a,
+                    "a string",
+                    &other,
+                    format!("quote it: {key} = \"{shown}\""),
+                );
+                None
+            }
+        }
+    }
+
+    fn get_bool(&mut self, f: usize, body: &Body, key: &str) -> Option<bool> {
+        let a = body.get_attribute(key)?;
+        match self.value(f, &a.value)? {
+            Value::Bool(b) => Some(b),
+            Value::Null => None,
+            other => {
+                self.wrong_type(
+                    f,
+                    a,
+                    "a bool",
+                    &other,
+                    format!("write {key} = true or {key} = false, without quotes"),
+                );
+                None
+            }
+        }
+    }
+
+    fn get_number(&mut self, f: usize, body: &Body, key: &str, example: &str) -> Option<f64> {
+        let a = body.get_attribute(key)?;
+        let v = self.value(f, &a.value)?;
+        let n = match &v {
+            Value::Number(n) => n.as_f64(),
+            Value::String(s) => eval::parse_number(s).and_then(|n| n.as_f64()),
+            Value::Null => return None,
+            _ => None,
+        };
+        if n.is_none() {
+            self.wrong_type(
+                f,
+                a,
+                "a number",
+                &v,
+                format!("write a number without quotes, e.g. {key} = {example}"),
+            );
+        }
+        n
+    }
+
+    fn get_duration(&mut self, f: usize, body: &Body, key: &str) -> Option<Duration> {
+        let a = body.get_attribute(key)?;
+        let v = self.value(f, &a.value)?;
+        match &v {
+            Value::String(s) => match humantime::parse_duration(s.trim()) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    self.err_at(
+                        f,
+                        a.value.span(),
+                        Diagnostic::error("Invalid duration")
+                            .detail(format!("\"{s}\" is not a duration: {e}."))
+                            .hint(format!(
+                                "write a number with a unit, e.g. {key} = \"15m\", \"30s\" or \"1h30m\""
+                            )),
+                    );
+                    None
+                }
+            },
+            Value::Null => None,
+            _ => {
+                let shown = self.src_text(f, &a.value.span()).unwrap_or_default();
+                let hint = if matches!(v, Value::Number(_)) {
+                    format!(
+                        "durations need a unit and quotes, e.g. {key} = \"{shown}s\" or \"15m\""
+                    )
+                } else {
+                    format!("write a duration string, e.g. {key} = \"15m\"")
+                };
+                self.wrong_type(f, a, "a duration string", &v, hint);
+                None
+            }
+        }
+    }
+
+    /// Parse a version attribute; errors at the attribute's value.
+    fn get_version(&mut self, f: usize, body: &Body, key: &str) -> Option<(Version, SourceLoc)> {
+        let a = body.get_attribute(key)?;
+        let span = a.value.span();
+        let v = self.value(f, &a.value)?;
+        match v {
+            Value::String(s) => match s.parse::<Version>() {
+                Ok(ver) => Some((ver, self.loc(f, &span))),
+                Err(e) => {
+                    let hint = match e {
+                        crate::version::VersionError::UnknownMajor { .. } => {
+                            "Kubernetes versions are 1.MINOR or 1.MINOR.PATCH, e.g. \"1.31\" or \"1.31.2\""
+                        }
+                        _ => "write MAJOR.MINOR or MAJOR.MINOR.PATCH, e.g. \"1.31\" or \"1.31.2\"",
+                    };
+                    self.err_at(
+                        f,
+                        span,
+                        Diagnostic::error("Invalid Kubernetes version")
+                            .detail(format!("{e}."))
+                            .hint(hint),
+                    );
+                    None
+                }
+            },
+            Value::Number(_) => {
+                let shown = self
+                    .src_text(f, &span)
+                    .filter(|t| t.chars().all(|c| c.is_ascii_digit() || c == '.'))
+                    .unwrap_or_else(|| v.to_string());
+                self.err_at(
+                    f,
+                    span,
+                    Diagnostic::error("Incorrect attribute value type")
+                        .detail(format!(
+                            "\"{key}\" must be a string: as a number, {shown} loses its meaning \
+                             (1.30 would be read as 1.3)."
+                        ))
+                        .hint(format!("quote it: {key} = \"{shown}\"")),
+                );
+                None
+            }
+            other => {
+                self.wrong_type(
+                    f,
+                    a,
+                    "a version string",
+                    &other,
+                    format!("write {key} = \"1.31\" (or another version)"),
+                );
+                None
+            }
+        }
+    }
+
+    /// `max_unavailable` / `max_surge`: a count >= 0 or "N%" with N in 1..=100.
+    fn get_unavailable(
+        &mut self,
+        f: usize,
+        body: &Body,
+        key: &str,
+    ) -> Result<Option<Unavailable>, ()> {
+        let Some(a) = body.get_attribute(key) else {
+            return Ok(None);
+        };
+        let span = a.value.span();
+        let Some(v) = self.value(f, &a.value) else {
+            return Err(());
+        };
+        let bad = |this: &mut Self, detail: String| {
+            this.err_at(
+                f,
+                span.clone(),
+                Diagnostic::error(format!("Invalid {key}"))
+                    .detail(detail)
+                    .hint(format!(
+                        "write a whole number of nodes (e.g. {key} = 1) or a percentage from 1% to 100% (e.g. {key} = \"25%\")"
+                    )),
+            );
+            Err(())
+        };
+        match &v {
+            Value::Number(n) => match n.as_f64() {
+                Some(x) if x >= 0.0 && x.fract() == 0.0 && x <= u32::MAX as f64 => {
+                    Ok(Some(Unavailable::Count(x as u32)))
+                }
+                _ => bad(
+                    self,
+                    format!("{n} is not a whole number of nodes (0 or more)."),
+                ),
+            },
+            Value::String(s) => {
+                let t = s.trim();
+                if let Some(p) = t.strip_suffix('%') {
+                    match p.trim().parse::<u32>() {
+                        Ok(p) if (1..=100).contains(&p) => Ok(Some(Unavailable::Percent(p))),
+                        Ok(p) => bad(
+                            self,
+                            format!("{p}% is out of range: a percentage must be 1%..100%."),
+                        ),
+                        Err(_) => bad(self, format!("\"{s}\" is not a percentage.")),
+                    }
+                } else if let Ok(n) = t.parse::<u32>() {
+                    Ok(Some(Unavailable::Count(n)))
+                } else {
+                    bad(
+                        self,
+                        format!("\"{s}\" is neither a node count nor a percentage."),
+                    )
+                }
+            }
+            Value::Null => Ok(None),
+            other => bad(
+                self,
+                format!("A {} is not a count or a percentage.", type_name(other)),
+            ),
+        }
+    }
+
+    // -----------------------------------------------------------------------------------
+    // the run
+    // -----------------------------------------------------------------------------------
+
+    fn run(&mut self) -> Option<Desired> {
+        // 1. Configuration files.
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(rd) => rd,
+            Err(e) => {
+                self.diags.push(
+                    Diagnostic::error(format!(
+                        "Cannot read configuration directory {}",
+                        self.dir.display()
+                    ))
+                    .detail(e.to_string())
+                    .hint("pass the directory that holds your *.kup.hcl files"),
+                );
+                return None;
+            }
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter(|e| e.path().is_file())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        names.sort();
+        let config_names: Vec<&String> = names
+            .iter()
+            .filter(|n| n.ends_with(CONFIG_SUFFIX))
+            .collect();
+        if config_names.is_empty() {
+            self.diags.push(
+                Diagnostic::error(format!(
+                    "No configuration files in {}",
+                    self.dir.display()
+                ))
+                .detail(format!(
+                    "kup reads every *{CONFIG_SUFFIX} file in the configuration directory ({}); there are none.",
+                    self.abs_dir.display()
+                ))
+                .hint("create main.kup.hcl there, or point kup at the directory that holds your configuration"),
+            );
+            return None;
+        }
+        let mut bodies: Vec<(usize, Body)> = Vec::new();
+        for name in config_names {
+            let display = display_path(&self.dir, name);
+            let path = self.dir.join(name);
+            if let Some(f) = self.read_file(&path, display, name) {
+                if let Some(b) = self.parse(f) {
+                    bodies.push((f, b));
+                }
+            }
+        }
+
+        // 2. Top-level structure.
+        let mut var_blocks: Vec<(usize, Block)> = Vec::new();
+        let mut local_attrs: Vec<(usize, Attribute)> = Vec::new();
+        let mut providers: Vec<(usize, Block)> = Vec::new();
+        let mut clusters: Vec<(usize, Block)> = Vec::new();
+        for (f, body) in &bodies {
+            let f = *f;
+            self.check_schema(
+                f,
+                body,
+                "the top level of a kup configuration",
+                &[],
+                &[
+                    ("variable", 1),
+                    ("locals", 0),
+                    ("provider", 1),
+                    ("cluster", 1),
+                ],
+            );
+            for b in body.blocks() {
+                match b.ident.as_str() {
+                    "variable" if b.labels.len() == 1 => var_blocks.push((f, b.clone())),
+                    "locals" if b.labels.is_empty() => {
+                        for s in b.body.iter() {
+                            match s {
+                                Structure::Attribute(a) => local_attrs.push((f, a.clone())),
+                                Structure::Block(inner) => self.err_at(
+                                    f,
+                                    inner.ident.span(),
+                                    Diagnostic::error("Unsupported block type")
+                                        .detail("A locals block holds only attributes.")
+                                        .hint(format!(
+                                            "write {} = ... instead",
+                                            inner.ident.as_str()
+                                        )),
+                                ),
+                            }
+                        }
+                    }
+                    "provider" if b.labels.len() == 1 => providers.push((f, b.clone())),
+                    "cluster" if b.labels.len() == 1 => clusters.push((f, b.clone())),
+                    _ => {}
+                }
+            }
+        }
+
+        // 3. Variables and their values.
+        let decls = self.declare_variables(&var_blocks);
+        self.var_names = decls.iter().map(|d| d.name.clone()).collect();
+        self.assign_variables(&decls);
+
+        // 4. Locals.
+        self.evaluate_locals(local_attrs);
+
+        // 5. Providers and clusters.
+        let providers = self.providers(&providers);
+        let clusters = self.clusters(&clusters, &providers);
+        Some(Desired {
+            providers,
+            clusters,
+        })
+    }
+
+    // -----------------------------------------------------------------------------------
+    // variables
+    // -----------------------------------------------------------------------------------
+
+    fn declare_variables(&mut self, blocks: &[(usize, Block)]) -> Vec<VarDecl> {
+        let mut decls: Vec<VarDecl> = Vec::new();
+        for (f, b) in blocks {
+            let f = *f;
+            let name = b.labels[0].as_str().to_string();
+            let span = b.ident.span();
+            self.check_schema(
+                f,
+                &b.body,
+                &format!("variable \"{name}\""),
+                &["type", "default", "description"],
+                &[("validation", 0)],
+            );
+            if let Some(prev) = decls.iter().find(|d| d.name == name) {
+                let first = self.loc(prev.file, &prev.span);
+                self.err_at(
+                    f,
+                    b.labels[0].span(),
+                    Diagnostic::error(format!("Duplicate variable \"{name}\""))
+                        .detail(format!("A variable named \"{name}\" was already declared at {first}."))
+                        .hint("variable names must be unique across all configuration files; remove or rename one"),
+                );
+                continue;
+            }
+            if !is_identifier(&name) {
+                self.err_at(
+                    f,
+                    b.labels[0].span(),
+                    Diagnostic::error("Invalid variable name")
+                        .detail(format!("\"{name}\" cannot be used in var.NAME references."))
+                        .hint(
+                            "use letters, digits, underscores and dashes, starting with a letter",
+                        ),
+                );
+            }
+            let ty = match b.body.get_attribute("type") {
+                Some(a) => match eval::parse_type(&a.value, &self.files[f]) {
+                    Ok(t) => t,
+                    Err(d) => {
+                        self.diags.push(d);
+                        self.poisoned_vars.insert(name.clone());
+                        Type::Any
+                    }
+                },
+                None => Type::Any,
+            };
+            let mut default = None;
+            let mut default_span = None;
+            if let Some(a) = b.body.get_attribute("default") {
+                default_span = a.value.span();
+                match self.literal(f, &a.value, "in a variable's default") {
+                    Some(v) => default = Some(v),
+                    None => {
+                        self.poisoned_vars.insert(name.clone());
+                    }
+                }
+            }
+            if let Some(a) = b.body.get_attribute("description") {
+                if let Some(v) = self.literal(f, &a.value, "in a variable's description") {
+                    if !matches!(v, Value::String(_)) {
+                        self.wrong_type(f, a, "a string", &v, "write description = \"...\"".into());
+                    }
+                }
+            }
+            let mut validations = Vec::new();
+            for v in b.body.get_blocks("validation") {
+                if !v.labels.is_empty() {
+                    continue;
+                }
+                self.check_schema(
+                    f,
+                    &v.body,
+                    "a validation block",
+                    &["condition", "error_message"],
+                    &[],
+                );
+                let mut complete = true;
+                for req in ["condition", "error_message"] {
+                    if v.body.get_attribute(req).is_none() {
+                        complete = false;
+                        self.err_at(
+                            f,
+                            v.ident.span(),
+                            Diagnostic::error(format!("Missing required attribute \"{req}\""))
+                                .detail(
+                                    "A validation block needs a condition and an error_message.",
+                                )
+                                .hint(if req == "condition" {
+                                    format!("add condition = <a bool expression over var.{name}>")
+                                } else {
+                                    "add error_message = \"what a valid value looks like\""
+                                        .to_string()
+                                }),
+                        );
+                    }
+                }
+                if complete {
+                    validations.push((f, v.clone()));
+                }
+            }
+            decls.push(VarDecl {
+                name,
+                file: f,
+                span,
+                ty,
+                default,
+                default_span,
+                validations,
+            });
+        }
+        decls
+    }
+
+    /// Parse a `-var`/`KUP_VAR_` value: HCL literal if it is one, otherwise the raw text.
+    fn cli_value(raw: &str, ty: &Type) -> Value {
+        if *ty == Type::String {
+            return Value::String(raw.to_string());
+        }
+        let Ok(e) = hcl::edit::parser::parse_expr(raw) else {
+            return Value::String(raw.to_string());
+        };
+        let file = SourceFile::new("<value>".into(), raw.to_string());
+        let mut diags = Vec::new();
+        let scope = Scope {
+            vars: None,
+            locals: None,
+            context: "in a -var value",
+        };
+        check_refs(&e, &scope, &file, &mut diags);
+        if !diags.is_empty() {
+            return Value::String(raw.to_string());
+        }
+        match eval::eval(&e, &eval::context(None, None), &file) {
+            // Without a declared number type, keep numbers as written ("1.30" stays "1.30").
+            Ok(Value::Number(_)) if *ty != Type::Number => Value::String(raw.to_string()),
+            Ok(v) => v,
+            Err(_) => Value::String(raw.to_string()),
+        }
+    }
+
+    fn read_vars_file(
+        &mut self,
+        path: &Path,
+        display: String,
+        hash_name: &str,
+        decls: &[VarDecl],
+        out: &mut Vec<(String, Value, Origin)>,
+    ) {
+        let Some(f) = self.read_file(path, display, hash_name) else {
+            return;
+        };
+        let Some(body) = self.parse(f) else {
+            return;
+        };
+        let names: Vec<&str> = decls.iter().map(|d| d.name.as_str()).collect();
+        let mut seen: HashMap<String, Span_> = HashMap::new();
+        for s in body.iter() {
+            match s {
+                Structure::Block(b) => self.err_at(
+                    f,
+                    b.ident.span(),
+                    Diagnostic::error("Unexpected block in a variables file")
+                        .detail("A variables file holds only NAME = VALUE assignments.")
+                        .hint(format!("write {} = VALUE", b.ident.as_str())),
+                ),
+                Structure::Attribute(a) => {
+                    let k = a.key.as_str().to_string();
+                    if !names.contains(&k.as_str()) {
+                        let display = self.files[f].display.clone();
+                        self.err_at(
+                            f,
+                            a.key.span(),
+                            Diagnostic::error("Value for undeclared variable")
+                                .detail(format!(
+                                    "{display} assigns \"{k}\", but no variable \"{k}\" is declared. \
+                                     (Terraform only warns here; kup refuses, because a mistyped \
+                                     name would silently be ignored.)"
+                                ))
+                                .hint(did_you_mean_hint(&k, names.iter().copied()).unwrap_or_else(
+                                    || format!("declare it: variable \"{k}\" {{ ... }}, or remove this line"),
+                                )),
+                        );
+                        continue;
+                    }
+                    if let Some(first) = seen.get(&k) {
+                        let first = self.loc(f, first);
+                        self.err_at(
+                            f,
+                            a.key.span(),
+                            Diagnostic::error("Duplicate variable assignment")
+                                .detail(format!("\"{k}\" was already assigned at {first}."))
+                                .hint("assign each variable once per file"),
+                        );
+                        continue;
+                    }
+                    seen.insert(k.clone(), a.key.span());
+                    match self.literal(f, &a.value, "in a variables file") {
+                        Some(v) => out.push((
+                            k,
+                            v,
+                            Origin::File {
+                                file: f,
+                                span: a.value.span(),
+                            },
+                        )),
+                        None => {
+                            self.poisoned_vars.insert(k);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn assign_variables(&mut self, decls: &[VarDecl]) {
+        // Lowest precedence first; the last assignment of a name wins.
+        let mut assigned: Vec<(String, Value, Origin)> = Vec::new();
+        for d in decls {
+            if let Some(v) = &d.default {
+                assigned.push((
+                    d.name.clone(),
+                    v.clone(),
+                    Origin::Default {
+                        file: d.file,
+                        span: d.default_span.clone(),
+                    },
+                ));
+            }
+        }
+        let mut env: Vec<(String, String)> = self
+            .opts
+            .env
+            .iter()
+            .filter_map(|(k, v)| {
+                k.strip_prefix("KUP_VAR_")
+                    .map(|n| (n.to_string(), v.clone()))
+            })
+            .collect();
+        env.sort();
+        for (name, raw) in &env {
+            self.hash_input("env", name, raw.as_bytes());
+            // Like Terraform, values for undeclared variables in the environment are ignored.
+            if let Some(d) = decls.iter().find(|d| d.name == *name) {
+                assigned.push((
+                    name.clone(),
+                    Self::cli_value(raw, &d.ty),
+                    Origin::Env(format!("KUP_VAR_{name}")),
+                ));
+            }
+        }
+        // Auto-loaded files from the directory.
+        let mut auto: Vec<String> = match std::fs::read_dir(&self.dir) {
+            Ok(rd) => rd
+                .filter_map(Result::ok)
+                .filter(|e| e.path().is_file())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| n.ends_with(AUTO_VARS_SUFFIX))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        auto.sort();
+        if self.dir.join(VARS_FILE).is_file() {
+            auto.insert(0, VARS_FILE.to_string());
+        }
+        for name in auto {
+            let display = display_path(&self.dir, &name);
+            let path = self.dir.join(&name);
+            self.read_vars_file(&path, display, &name, decls, &mut assigned);
+        }
+        for p in self.opts.var_files.clone() {
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            self.read_vars_file(&p, p.display().to_string(), &name, decls, &mut assigned);
+        }
+        for arg in self.opts.vars.clone() {
+            self.hash_input("var", "", arg.as_bytes());
+            let Some((name, raw)) = arg.split_once('=') else {
+                self.diags.push(
+                    Diagnostic::error(format!("Invalid -var option \"{arg}\""))
+                        .detail("A -var option assigns one variable.")
+                        .hint(format!("write -var '{arg}=VALUE'")),
+                );
+                continue;
+            };
+            let name = name.trim();
+            match decls.iter().find(|d| d.name == name) {
+                Some(d) => assigned.push((
+                    name.to_string(),
+                    Self::cli_value(raw, &d.ty),
+                    Origin::Cli(arg.clone()),
+                )),
+                None => self.diags.push(
+                    Diagnostic::error(format!("Value for undeclared variable \"{name}\""))
+                        .detail(format!(
+                            "-var {arg} sets a variable that no configuration file declares."
+                        ))
+                        .hint(
+                            did_you_mean_hint(name, decls.iter().map(|d| d.name.as_str()))
+                                .unwrap_or_else(|| {
+                                    format!("declare it: variable \"{name}\" {{ ... }}")
+                                }),
+                        ),
+                ),
+            }
+        }
+
+        // Final values: convert, check, validate.
+        let mut final_: BTreeMap<String, (Value, Origin)> = BTreeMap::new();
+        for (n, v, o) in assigned {
+            final_.insert(n, (v, o));
+        }
+        for d in decls {
+            if self.poisoned_vars.contains(&d.name) {
+                continue;
+            }
+            let Some((v, origin)) = final_.remove(&d.name) else {
+                self.err_at(
+                    d.file,
+                    d.span.clone(),
+                    Diagnostic::error(format!("No value for required variable \"{}\"", d.name))
+                        .detail(format!(
+                            "variable \"{}\" has no default, and no value was given.",
+                            d.name
+                        ))
+                        .hint(format!(
+                            "set it with -var '{n}=VALUE', the environment variable KUP_VAR_{n}, \
+                             a line `{n} = VALUE` in kup.kupvars, or give it a default",
+                            n = d.name
+                        )),
+                );
+                self.poisoned_vars.insert(d.name.clone());
+                continue;
+            };
+            let v = match convert(v, &d.ty) {
+                Ok(v) => v,
+                Err(e) => {
+                    let d2 =
+                        Diagnostic::error(format!("Invalid value for variable \"{}\"", d.name))
+                            .detail(format!("The variable's type is {}: {e}.", d.ty))
+                            .hint(format!("give a value of type {}", d.ty));
+                    self.report_at_origin(d, &origin, d2);
+                    self.poisoned_vars.insert(d.name.clone());
+                    continue;
+                }
+            };
+            if self.validate(d, &v, &origin) {
+                self.vars.insert(d.name.clone(), v);
+            } else {
+                self.poisoned_vars.insert(d.name.clone());
+            }
+        }
+    }
+
+    fn report_at_origin(&mut self, d: &VarDecl, origin: &Origin, diag: Diagnostic) {
+        match origin {
+            Origin::Default { file, span } | Origin::File { file, span } => {
+                self.err_at(*file, span.clone(), diag)
+            }
+            Origin::Env(k) => {
+                let detail = format!(
+                    "{}\nThe value came from the environment variable {k}.",
+                    diag.detail.clone().unwrap_or_default()
+                );
+                self.err_at(d.file, d.span.clone(), diag.detail(detail))
+            }
+            Origin::Cli(arg) => {
+                let detail = format!(
+                    "{}\nThe value came from -var '{arg}'.",
+                    diag.detail.clone().unwrap_or_default()
+                );
+                self.err_at(d.file, d.span.clone(), diag.detail(detail))
+            }
+        }
+    }
+
+    /// Run the variable's validation blocks; false if one failed.
+    fn validate(&mut self, d: &VarDecl, value: &Value, origin: &Origin) -> bool {
+        let mut ok = true;
+        let only = [d.name.clone()];
+        let mut this = Map::new();
+        this.insert(d.name.clone(), value.clone());
+        for (f, block) in &d.validations {
+            let f = *f;
+            let (Some(cond), Some(msg)) = (
+                block.body.get_attribute("condition"),
+                block.body.get_attribute("error_message"),
+            ) else {
+                continue;
+            };
+            let scope = Scope {
+                vars: Some(&only),
+                locals: None,
+                context: "in a variable validation (only var.<this variable> may be used)",
+            };
+            let mut diags = Vec::new();
+            check_refs(&cond.value, &scope, &self.files[f], &mut diags);
+            check_refs(&msg.value, &scope, &self.files[f], &mut diags);
+            if !diags.is_empty() {
+                self.diags.extend(diags);
+                ok = false;
+                continue;
+            }
+            let ctx = eval::context(Some(&this), None);
+            let result = match eval::eval(&cond.value, &ctx, &self.files[f]) {
+                Ok(v) => v,
+                Err(e) => {
+                    self.diags.push(e);
+                    ok = false;
+                    continue;
+                }
+            };
+            let message = match eval::eval(&msg.value, &ctx, &self.files[f]) {
+                Ok(Value::String(s)) => s,
+                Ok(other) => {
+                    self.wrong_type(
+                        f,
+                        msg,
+                        "a string",
+                        &other,
+                        "write error_message = \"...\"".into(),
+                    );
+                    ok = false;
+                    continue;
+                }
+                Err(e) => {
+                    self.diags.push(e);
+                    ok = false;
+                    continue;
+                }
+            };
+            match result {
+                Value::Bool(true) => {}
+                Value::Bool(false) => {
+                    ok = false;
+                    let rule = self.loc(f, &cond.value.span());
+                    let diag =
+                        Diagnostic::error(format!("Invalid value for variable \"{}\"", d.name))
+                            .detail(format!(
+                                "{message}\nThis was checked by the validation rule at {rule}."
+                            ))
+                            .hint(format!(
+                                "give var.{} a value that satisfies: {}",
+                                d.name, message
+                            ));
+                    self.report_at_origin(d, origin, diag);
+                }
+                other => {
+                    ok = false;
+                    self.err_at(
+                        f,
+                        cond.value.span(),
+                        Diagnostic::error("Invalid validation condition")
+                            .detail(format!(
+                                "The condition must be true or false, but it is a {}.",
+                                type_name(&other)
+                            ))
+                            .hint("write a comparison or a call like can(regex(...)) that yields a bool"),
+                    );
+                }
+            }
+        }
+        ok
+    }
+
+    // -----------------------------------------------------------------------------------
+    // locals
+    // -----------------------------------------------------------------------------------
+
+    fn evaluate_locals(&mut self, attrs: Vec<(usize, Attribute)>) {
+        let mut decls: Vec<LocalDecl> = Vec::new();
+        for (f, a) in attrs {
+            let name = a.key.as_str().to_string();
+            if let Some(prev) = decls.iter().find(|d| d.name == name) {
+                let first = self.loc(prev.file, &prev.key_span);
+                self.err_at(
+                    f,
+                    a.key.span(),
+                    Diagnostic::error(format!("Duplicate local value \"{name}\""))
+                        .detail(format!("local.{name} was already defined at {first}."))
+                        .hint("local names must be unique across all locals blocks; rename or remove one"),
+                );
+                continue;
+            }
+            decls.push(LocalDecl {
+                name,
+                file: f,
+                key_span: a.key.span(),
+                expr: a.value.clone(),
+                deps: Vec::new(),
+                refs_ok: true,
+                vars: Vec::new(),
+            });
+        }
+        self.local_names = decls.iter().map(|d| d.name.clone()).collect();
+        let vars = self.var_names.clone();
+        let locals = self.local_names.clone();
+        for d in decls.iter_mut() {
+            let scope = Scope {
+                vars: Some(&vars),
+                locals: Some(&locals),
+                context: "in a local value",
+            };
+            let mut diags = Vec::new();
+            let refs = check_refs(&d.expr, &scope, &self.files[d.file], &mut diags);
+            if !diags.is_empty() {
+                d.refs_ok = false;
+                self.diags.extend(diags);
+            }
+            d.deps = refs.locals.into_iter().map(|(n, _)| n).collect();
+            d.deps.dedup();
+            d.vars = refs.vars.into_iter().collect();
+        }
+        // Topological order with cycle detection.
+        let index: HashMap<String, usize> = decls
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.name.clone(), i))
+            .collect();
+        let mut state = vec![0u8; decls.len()]; // 0 new, 1 on stack, 2 done
+        let mut order = Vec::new();
+        let mut in_cycle: HashSet<usize> = HashSet::new();
+        for start in 0..decls.len() {
+            if state[start] != 0 {
+                continue;
+            }
+            // Iterative DFS: (node, next dep index).
+            let mut stack: Vec<(usize, usize)> = vec![(start, 0)];
+            state[start] = 1;
+            while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+                if let Some(dep) = decls[node].deps.get(*next) {
+                    *next += 1;
+                    let Some(&j) = index.get(dep) else { continue };
+                    match state[j] {
+                        0 => {
+                            state[j] = 1;
+                            stack.push((j, 0));
+                        }
+                        1 => {
+                            // A cycle: the stack from j to the top.
+                            let pos = stack.iter().position(|(n, _)| *n == j).unwrap_or(0);
+                            let members: Vec<usize> =
+                                stack[pos..].iter().map(|(n, _)| *n).collect();
+                            if members.iter().all(|m| !in_cycle.contains(m)) {
+                                let mut path: Vec<String> = members
+                                    .iter()
+                                    .map(|m| format!("local.{}", decls[*m].name))
+                                    .collect();
+                                path.push(format!("local.{}", decls[j].name));
+                                let d = &decls[j];
+                                let (f, span) = (d.file, d.key_span.clone());
+                                self.err_at(
+                                    f,
+                                    span,
+                                    Diagnostic::error("Cycle in local values")
+                                        .detail(format!(
+                                            "These local values refer to each other: {}.",
+                                            path.join(" → ")
+                                        ))
+                                        .hint("break the cycle: compute one of them without referring back to the others"),
+                                );
+                            }
+                            in_cycle.extend(members);
+                        }
+                        _ => {}
+                    }
+                } else {
+                    state[node] = 2;
+                    order.push(node);
+                    stack.pop();
+                }
+            }
+        }
+        for i in order {
+            let d = &decls[i];
+            let name = d.name.clone();
+            let bad = !d.refs_ok
+                || in_cycle.contains(&i)
+                || d.deps.iter().any(|x| self.poisoned_locals.contains(x))
+                || d.vars.iter().any(|x| self.poisoned_vars.contains(x));
+            if bad {
+                self.poisoned_locals.insert(name);
+                continue;
+            }
+            let ctx = eval::context(Some(&self.vars), Some(&self.locals));
+            match eval::eval(&d.expr, &ctx, &self.files[d.file]) {
+                Ok(v) => {
+                    self.locals.insert(name, v);
+                }
+                Err(e) => {
+                    self.diags.push(e);
+                    self.poisoned_locals.insert(name);
+                }
+            }
+        }
+    }
+
+    // -----------------------------------------------------------------------------------
+    // providers
+    // -----------------------------------------------------------------------------------
+
+    fn providers(&mut self, blocks: &[(usize, Block)]) -> Vec<ProviderSpec> {
+        let mut out: Vec<ProviderSpec> = Vec::new();
+        for (f, b) in blocks {
+            let f = *f;
+            let kind = b.labels[0].as_str().to_string();
+            let origin = self.loc(f, &b.ident.span());
+            self.check_schema(
+                f,
+                &b.body,
+                &format!("provider \"{kind}\""),
+                &[
+                    "alias",
+                    "region",
+                    "profile",
+                    "endpoint",
+                    "simulate",
+                    "world",
+                    "speed",
+                    "poll_interval",
+                ],
+                &[],
+            );
+            if !PROVIDER_KINDS.contains(&kind.as_str()) {
+                self.err_at(
+                    f,
+                    b.labels[0].span(),
+                    Diagnostic::error(format!("Unknown provider type \"{kind}\""))
+                        .detail(format!(
+                            "kup knows these provider types: {}.",
+                            PROVIDER_KINDS.join(", ")
+                        ))
+                        .hint(
+                            did_you_mean_hint(&kind, PROVIDER_KINDS.iter().copied())
+                                .unwrap_or_else(|| {
+                                    format!("use one of: {}", PROVIDER_KINDS.join(", "))
+                                }),
+                        ),
+                );
+            }
+            let alias = self.get_string(f, &b.body, "alias");
+            if let Some(a) = &alias {
+                if !is_identifier(a) {
+                    let span = b.body.get_attribute("alias").and_then(|a| a.value.span());
+                    self.err_at(
+                        f,
+                        span,
+                        Diagnostic::error("Invalid provider alias")
+                            .detail(format!("\"{a}\" cannot be used in a provider key like {kind}.ALIAS."))
+                            .hint("use letters, digits, underscores and dashes, starting with a letter"),
+                    );
+                }
+            }
+            let simulate_given = b.body.get_attribute("simulate").is_some();
+            let simulate_value = self.get_bool(f, &b.body, "simulate");
+            // When `simulate` itself is wrong, do not pile up errors about world and speed.
+            let simulate_failed = simulate_given && simulate_value.is_none();
+            let simulate = simulate_value.unwrap_or(false);
+            let world_attr = b.body.get_attribute("world");
+            let world_str = self.get_string(f, &b.body, "world");
+            let mut world = None;
+            // With an endpoint, the simulator runs elsewhere (`kup sim serve`) and owns its
+            // world; only an in-process simulator needs a world file here.
+            let external_sim = b.body.get_attribute("endpoint").is_some();
+            if simulate && (!external_sim || world_attr.is_some()) {
+                let rel = world_str.clone().unwrap_or_else(|| "world.hcl".to_string());
+                let abs = self.abs_dir.join(&rel);
+                if abs.is_file() {
+                    world = Some(abs.display().to_string());
+                } else {
+                    let (span, hint) = match world_attr {
+                        Some(a) => (
+                            a.value.span(),
+                            "point world at an existing file (paths are relative to the configuration directory)"
+                                .to_string(),
+                        ),
+                        None => (
+                            b.ident.span(),
+                            format!(
+                                "create world.hcl in {}, or set world = \"PATH\" in this block",
+                                self.abs_dir.display()
+                            ),
+                        ),
+                    };
+                    if world_attr.is_none() || world_str.is_some() {
+                        self.err_at(
+                            f,
+                            span,
+                            Diagnostic::error("World file not found")
+                                .detail(format!(
+                                    "A simulated provider needs a world file; {} does not exist.",
+                                    abs.display()
+                                ))
+                                .hint(hint),
+                        );
+                    }
+                }
+            } else if simulate {
+                // External simulator: nothing to check.
+            } else if let Some(a) = world_attr.filter(|_| !simulate_failed) {
+                self.err_at(
+                    f,
+                    a.key.span(),
+                    Diagnostic::error("world is only valid with simulate = true")
+                        .detail("The world file seeds kup's simulator; a real provider does not use it.")
+                        .hint("add simulate = true, or remove world"),
+                );
+            }
+            let speed = match b.body.get_attribute("speed") {
+                Some(a) => {
+                    let s = self.get_number(f, &b.body, "speed", "600");
+                    if simulate_failed {
+                        None
+                    } else if !simulate {
+                        self.err_at(
+                            f,
+                            a.key.span(),
+                            Diagnostic::error("speed is only valid with simulate = true")
+                                .detail("speed sets how fast simulated time runs.")
+                                .hint("add simulate = true, or remove speed"),
+                        );
+                        None
+                    } else {
+                        match s {
+                            Some(x) if x > 0.0 && x.is_finite() => Some(x),
+                            Some(x) => {
+                                self.err_at(
+                                    f,
+                                    a.value.span(),
+                                    Diagnostic::error("Invalid speed")
+                                        .detail(format!("speed must be greater than 0, but it is {x}."))
+                                        .hint("write how many simulated seconds pass per real second, e.g. speed = 600"),
+                                );
+                                None
+                            }
+                            None => None,
+                        }
+                    }
+                }
+                None => None,
+            };
+            let spec = ProviderSpec {
+                kind: kind.clone(),
+                alias,
+                region: self.get_string(f, &b.body, "region"),
+                profile: self.get_string(f, &b.body, "profile"),
+                endpoint: self.get_string(f, &b.body, "endpoint"),
+                simulate,
+                world,
+                speed,
+                poll_interval: self.get_duration(f, &b.body, "poll_interval"),
+                origin: Some(origin),
+            };
+            if let Some(prev) = out.iter().find(|p| p.key() == spec.key()) {
+                let first = prev
+                    .origin
+                    .clone()
+                    .map(|o| o.to_string())
+                    .unwrap_or_default();
+                let key = spec.key();
+                self.err_at(
+                    f,
+                    b.labels[0].span(),
+                    Diagnostic::error(format!("Duplicate provider \"{key}\""))
+                        .detail(format!("A provider with key \"{key}\" was already declared at {first}."))
+                        .hint(format!(
+                            "give one of them an alias (alias = \"us\" makes it \"{kind}.us\") so clusters can tell them apart"
+                        )),
+                );
+                continue;
+            }
+            out.push(spec);
+        }
+        out
+    }
+
+    // -----------------------------------------------------------------------------------
+    // clusters
+    // -----------------------------------------------------------------------------------
+
+    fn clusters(
+        &mut self,
+        blocks: &[(usize, Block)],
+        providers: &[ProviderSpec],
+    ) -> Vec<ClusterSpec> {
+        let mut out: Vec<ClusterSpec> = Vec::new();
+        let keys: Vec<String> = providers.iter().map(ProviderSpec::key).collect();
+        for (f, b) in blocks {
+            let f = *f;
+            let label = b.labels[0].as_str().to_string();
+            let origin = self.loc(f, &b.ident.span());
+            self.check_schema(
+                f,
+                &b.body,
+                &format!("cluster \"{label}\""),
+                &[
+                    "provider",
+                    "name",
+                    "region",
+                    "version",
+                    "kubeconfig",
+                    "context",
+                    "parallel_node_groups",
+                ],
+                &[("addon", 1), ("node_group", 1)],
+            );
+            if let Some(prev) = out.iter().find(|c| c.label == label) {
+                let first = prev
+                    .origin
+                    .clone()
+                    .map(|o| o.to_string())
+                    .unwrap_or_default();
+                self.err_at(
+                    f,
+                    b.labels[0].span(),
+                    Diagnostic::error(format!("Duplicate cluster \"{label}\""))
+                        .detail(format!("cluster \"{label}\" was already declared at {first}."))
+                        .hint("cluster labels must be unique across all configuration files; rename one"),
+                );
+                continue;
+            }
+            // provider
+            let provider = match b.body.get_attribute("provider") {
+                Some(a) => match self.get_string(f, &b.body, "provider") {
+                    Some(p) if keys.contains(&p) => Some(p),
+                    Some(p) => {
+                        let hint = did_you_mean_hint(&p, keys.iter().map(String::as_str))
+                            .unwrap_or_else(|| {
+                                if keys.is_empty() {
+                                    format!("declare it: provider \"{p}\" {{ ... }}")
+                                } else {
+                                    format!("declared providers: {}", keys.join(", "))
+                                }
+                            });
+                        self.err_at(
+                            f,
+                            a.value.span(),
+                            Diagnostic::error(format!("Unknown provider \"{p}\""))
+                                .detail("A cluster's provider must name a declared provider block by its key: the type (\"eks\") or type.alias (\"eks.us\").")
+                                .hint(hint),
+                        );
+                        None
+                    }
+                    None => None,
+                },
+                None => match keys.len() {
+                    1 => Some(keys[0].clone()),
+                    0 => {
+                        self.err_at(
+                            f,
+                            b.ident.span(),
+                            Diagnostic::error("No provider for this cluster")
+                                .detail("No provider block is declared, so kup cannot reach this cluster.")
+                                .hint("declare one, e.g. provider \"eks\" { region = \"eu-west-1\" }"),
+                        );
+                        None
+                    }
+                    _ => {
+                        self.err_at(
+                            f,
+                            b.ident.span(),
+                            Diagnostic::error("Missing required attribute \"provider\"")
+                                .detail(format!(
+                                    "{} providers are declared, so cluster \"{label}\" must say which one it uses.",
+                                    keys.len()
+                                ))
+                                .hint(format!("add provider = one of: {}", keys.iter().map(|k| format!("\"{k}\"")).collect::<Vec<_>>().join(", "))),
+                        );
+                        None
+                    }
+                },
+            };
+            let name = self
+                .get_string(f, &b.body, "name")
+                .unwrap_or_else(|| label.clone());
+            let region = self.get_string(f, &b.body, "region");
+            let kubeconfig = self.get_string(f, &b.body, "kubeconfig");
+            let context = self.get_string(f, &b.body, "context");
+            let parallel = match b.body.get_attribute("parallel_node_groups") {
+                Some(a) => match self.get_number(f, &b.body, "parallel_node_groups", "1") {
+                    Some(x) if x >= 1.0 && x.fract() == 0.0 && x <= u32::MAX as f64 => x as u32,
+                    Some(x) => {
+                        self.err_at(
+                            f,
+                            a.value.span(),
+                            Diagnostic::error("Invalid parallel_node_groups")
+                                .detail(format!("parallel_node_groups must be a whole number of at least 1, but it is {x}."))
+                                .hint("write parallel_node_groups = 1 (one group at a time) or more"),
+                        );
+                        1
+                    }
+                    None => 1,
+                },
+                None => 1,
+            };
+            let version = if b.body.get_attribute("version").is_none() {
+                self.err_at(
+                    f,
+                    b.ident.span(),
+                    Diagnostic::error("Missing required attribute \"version\"")
+                        .detail(format!("cluster \"{label}\" must say which Kubernetes version its control plane should run."))
+                        .hint("add version = \"1.31\" (a minor) or an exact release like \"1.31.2\""),
+                );
+                None
+            } else {
+                self.get_version(f, &b.body, "version")
+            };
+
+            // addons
+            let mut addons: Vec<AddonSpec> = Vec::new();
+            for ab in b.body.get_blocks("addon").filter(|x| x.labels.len() == 1) {
+                let name = ab.labels[0].as_str().to_string();
+                self.check_schema(f, &ab.body, &format!("addon \"{name}\""), &["version"], &[]);
+                if let Some(prev) = addons.iter().find(|a| a.name == name) {
+                    let first = prev
+                        .origin
+                        .clone()
+                        .map(|o| o.to_string())
+                        .unwrap_or_default();
+                    self.err_at(
+                        f,
+                        ab.labels[0].span(),
+                        Diagnostic::error(format!("Duplicate addon \"{name}\""))
+                            .detail(format!(
+                                "addon \"{name}\" was already declared in this cluster at {first}."
+                            ))
+                            .hint("declare each add-on once per cluster"),
+                    );
+                    continue;
+                }
+                let version = match self.get_string(f, &ab.body, "version").as_deref() {
+                    None | Some("compatible") => AddonVersionReq::Compatible,
+                    Some("latest") => AddonVersionReq::Latest,
+                    Some(v) => AddonVersionReq::Exact(v.to_string()),
+                };
+                addons.push(AddonSpec {
+                    name,
+                    version,
+                    origin: Some(self.loc(f, &ab.ident.span())),
+                });
+            }
+
+            // node groups
+            let mut groups: Vec<NodeGroupSpec> = Vec::new();
+            for nb in b
+                .body
+                .get_blocks("node_group")
+                .filter(|x| x.labels.len() == 1)
+            {
+                if let Some(g) = self.node_group(f, nb, &groups, version.as_ref()) {
+                    groups.push(g);
+                }
+            }
+
+            if let (Some(provider), Some((version, version_origin))) = (provider, version) {
+                out.push(ClusterSpec {
+                    label,
+                    provider,
+                    name,
+                    region,
+                    version,
+                    addons,
+                    node_groups: groups,
+                    kubeconfig,
+                    context,
+                    parallel_node_groups: parallel,
+                    origin: Some(origin),
+                    version_origin: Some(version_origin),
+                });
+            } else {
+                // Still remember the label so duplicates are reported.
+                out.push(ClusterSpec {
+                    label,
+                    provider: String::new(),
+                    name,
+                    region,
+                    version: Version::new(1, 0, None),
+                    addons,
+                    node_groups: groups,
+                    kubeconfig,
+                    context,
+                    parallel_node_groups: parallel,
+                    origin: Some(origin),
+                    version_origin: None,
+                });
+                if !self.diags.iter().any(Diagnostic::is_error) {
+                    self.diags
+                        .push(Diagnostic::error("cluster could not be loaded"));
+                }
+            }
+        }
+        out
+    }
+
+    fn node_group(
+        &mut self,
+        f: usize,
+        nb: &Block,
+        existing: &[NodeGroupSpec],
+        cluster_version: Option<&(Version, SourceLoc)>,
+    ) -> Option<NodeGroupSpec> {
+        let name = nb.labels[0].as_str().to_string();
+        let origin = self.loc(f, &nb.ident.span());
+        self.check_schema(
+            f,
+            &nb.body,
+            &format!("node_group \"{name}\""),
+            &["version", "strategy", "max_unavailable", "max_surge"],
+            &[("drain", 0), ("blue_green", 0)],
+        );
+        if let Some(prev) = existing.iter().find(|g| g.name == name) {
+            let first = prev
+                .origin
+                .clone()
+                .map(|o| o.to_string())
+                .unwrap_or_default();
+            self.err_at(
+                f,
+                nb.labels[0].span(),
+                Diagnostic::error(format!("Duplicate node_group \"{name}\""))
+                    .detail(format!(
+                        "node_group \"{name}\" was already declared in this cluster at {first}."
+                    ))
+                    .hint("node group names must be unique within a cluster; rename one"),
+            );
+            return None;
+        }
+        let mut failed = false;
+        // version
+        let version = if nb.body.get_attribute("version").is_some() {
+            match self.get_version(f, &nb.body, "version") {
+                Some((v, loc)) => {
+                    if let Some((cv, _)) = cluster_version {
+                        let span = nb
+                            .body
+                            .get_attribute("version")
+                            .and_then(|a| a.value.span());
+                        match SkewPolicy::upstream().kubelet_ok(cv.minor(), v.minor()) {
+                            Ok(()) => {}
+                            Err(SkewViolation::KubeletNewer { .. }) => {
+                                failed = true;
+                                self.err_at(
+                                    f,
+                                    span,
+                                    Diagnostic::error("Node group version is newer than the cluster version")
+                                        .detail(format!(
+                                            "node_group \"{name}\" asks for {v}, but the control plane's target is {cv}: \
+                                             kubelet must not be newer than the control plane (kube-apiserver), per the \
+                                             Kubernetes version skew policy."
+                                        ))
+                                        .hint(format!(
+                                            "use version = \"{}\" (or older) here, or raise the cluster's version to {}",
+                                            cv.minor(),
+                                            v.minor()
+                                        )),
+                                );
+                            }
+                            Err(e) => {
+                                failed = true;
+                                let max = SkewPolicy::upstream().max_kubelet_lag(v.minor());
+                                self.err_at(
+                                    f,
+                                    span,
+                                    Diagnostic::error("Node group version is too far behind the cluster version")
+                                        .detail(format!(
+                                            "node_group \"{name}\" would stay at {v} while the control plane goes to {cv}: {e}."
+                                        ))
+                                        .hint(format!(
+                                            "use a version no more than {max} minors behind {}, e.g. version = \"{}\"",
+                                            cv.minor(),
+                                            cv.minor().minus(max)
+                                        )),
+                                );
+                            }
+                        }
+                    }
+                    Some((v, loc))
+                }
+                None => {
+                    failed = true;
+                    None
+                }
+            }
+        } else {
+            cluster_version.cloned()
+        };
+
+        // strategy
+        let strategy_attr = nb.body.get_attribute("strategy");
+        let strategy = match self.get_string(f, &nb.body, "strategy") {
+            None => {
+                if strategy_attr.is_some() {
+                    failed = true;
+                }
+                "rolling".to_string()
+            }
+            Some(s) if s == "rolling" || s == "blue_green" => s,
+            Some(s) => {
+                failed = true;
+                let span = strategy_attr.and_then(|a| a.value.span());
+                self.err_at(
+                    f,
+                    span,
+                    Diagnostic::error(format!("Unknown strategy \"{s}\""))
+                        .detail("A node group is replaced either in place (\"rolling\") or by a new group (\"blue_green\").")
+                        .hint(
+                            did_you_mean_hint(&s, ["rolling", "blue_green"])
+                                .unwrap_or_else(|| "use strategy = \"rolling\" or strategy = \"blue_green\"".to_string()),
+                        ),
+                );
+                "rolling".to_string()
+            }
+        };
+        let mu = self.get_unavailable(f, &nb.body, "max_unavailable");
+        let ms = self.get_unavailable(f, &nb.body, "max_surge");
+        let (Ok(mu), Ok(ms)) = (mu, ms) else {
+            return None;
+        };
+        let max_unavailable = mu.unwrap_or(Unavailable::Count(1));
+        let mu_span = nb
+            .body
+            .get_attribute("max_unavailable")
+            .and_then(|a| a.value.span())
+            .or(nb.ident.span());
+
+        // drain
+        let drains: Vec<&Block> = nb
+            .body
+            .get_blocks("drain")
+            .filter(|d| d.labels.is_empty())
+            .collect();
+        if let Some(extra) = drains.get(1) {
+            self.err_at(
+                f,
+                extra.ident.span(),
+                Diagnostic::error("Duplicate drain block")
+                    .detail("A node group has at most one drain block.")
+                    .hint("merge the settings into one drain { ... } block"),
+            );
+        }
+        let drain = match drains.first() {
+            Some(d) => self.drain(f, d),
+            None => DrainSpec::default(),
+        };
+
+        // blue_green
+        let bgs: Vec<&Block> = nb
+            .body
+            .get_blocks("blue_green")
+            .filter(|d| d.labels.is_empty())
+            .collect();
+        if let Some(extra) = bgs.get(1) {
+            self.err_at(
+                f,
+                extra.ident.span(),
+                Diagnostic::error("Duplicate blue_green block")
+                    .detail("A node group has at most one blue_green block.")
+                    .hint("merge the settings into one blue_green { ... } block"),
+            );
+        }
+        let strategy = if strategy == "blue_green" {
+            let (mut soak, mut batch_soak) = (Duration::from_secs(15 * 60), Duration::ZERO);
+            if let Some(bg) = bgs.first() {
+                self.check_schema(
+                    f,
+                    &bg.body,
+                    "a blue_green block",
+                    &["soak", "batch_soak"],
+                    &[],
+                );
+                if let Some(d) = self.get_duration(f, &bg.body, "soak") {
+                    soak = d;
+                }
+                if let Some(d) = self.get_duration(f, &bg.body, "batch_soak") {
+                    batch_soak = d;
+                }
+            }
+            if let Some(a) = nb.body.get_attribute("max_surge") {
+                failed = true;
+                self.err_at(
+                    f,
+                    a.key.span(),
+                    Diagnostic::error("max_surge is only valid with strategy = \"rolling\"")
+                        .detail("A blue/green rollout creates a whole new group, so there is nothing to surge.")
+                        .hint("remove max_surge, or use strategy = \"rolling\""),
+                );
+            }
+            if max_unavailable == Unavailable::Count(0) {
+                failed = true;
+                self.err_at(
+                    f,
+                    mu_span,
+                    Diagnostic::error("max_unavailable = 0 would never drain the old group")
+                        .detail("With blue_green, max_unavailable bounds how many old nodes are drained at once; 0 means none ever could be.")
+                        .hint("use max_unavailable = 1 or more, or a percentage like \"25%\""),
+                );
+            }
+            Strategy::BlueGreen {
+                max_unavailable,
+                soak,
+                batch_soak,
+            }
+        } else {
+            if let Some(bg) = bgs.first() {
+                failed = true;
+                self.err_at(
+                    f,
+                    bg.ident.span(),
+                    Diagnostic::error("blue_green block with a rolling strategy")
+                        .detail(format!(
+                            "node_group \"{name}\" uses strategy \"rolling\", so its blue_green settings would be ignored."
+                        ))
+                        .hint("add strategy = \"blue_green\", or remove the blue_green block"),
+                );
+            }
+            if max_unavailable == Unavailable::Count(0)
+                && matches!(ms, None | Some(Unavailable::Count(0)))
+            {
+                failed = true;
+                self.err_at(
+                    f,
+                    mu_span,
+                    Diagnostic::error("max_unavailable = 0 with max_surge = 0: no node could ever be replaced")
+                        .detail("A rolling update either takes a node out (max_unavailable) or adds one first (max_surge); with both at 0 it can do neither.")
+                        .hint("set max_unavailable = 1 (or more), or max_surge = 1 to add a node before removing one"),
+                );
+            }
+            Strategy::Rolling {
+                max_unavailable,
+                max_surge: ms,
+            }
+        };
+        if failed {
+            return None;
+        }
+        let (version, version_origin) = match version {
+            Some((v, loc)) => (v, Some(loc)),
+            None => return None,
+        };
+        Some(NodeGroupSpec {
+            name,
+            version,
+            strategy,
+            drain,
+            origin: Some(origin),
+            version_origin,
+        })
+    }
+
+    fn drain(&mut self, f: usize, d: &Block) -> DrainSpec {
+        self.check_schema(
+            f,
+            &d.body,
+            "a drain block",
+            &[
+                "timeout",
+                "grace_period",
+                "delete_emptydir_data",
+                "force",
+                "pod_selector",
+                "skip_wait_for_delete_timeout",
+                "disable_eviction",
+            ],
+            &[],
+        );
+        DrainSpec {
+            timeout: self.get_duration(f, &d.body, "timeout"),
+            grace_period: self.get_duration(f, &d.body, "grace_period"),
+            delete_emptydir_data: self
+                .get_bool(f, &d.body, "delete_emptydir_data")
+                .unwrap_or(false),
+            force: self.get_bool(f, &d.body, "force").unwrap_or(false),
+            pod_selector: self.get_string(f, &d.body, "pod_selector"),
+            skip_wait_for_delete_timeout: self.get_duration(
+                f,
+                &d.body,
+                "skip_wait_for_delete_timeout",
+            ),
+            disable_eviction: self
+                .get_bool(f, &d.body, "disable_eviction")
+                .unwrap_or(false),
+        }
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut c = s.chars();
+    matches!(c.next(), Some(ch) if ch.is_alphabetic() || ch == '_')
+        && c.all(|ch| ch.is_alphanumeric() || ch == '_' || ch == '-')
+}
+
+fn short_value(v: &Value) -> String {
+    match v {
+        Value::String(s) if s.chars().count() <= 40 => format!(" (\"{s}\")"),
+        Value::Number(n) => format!(" ({n})"),
+        Value::Bool(b) => format!(" ({b})"),
+        _ => String::new(),
+    }
+}

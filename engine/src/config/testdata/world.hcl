@@ -1,0 +1,1 @@
+# Simulated world for the test fixture (contents are the simulator's business).
