@@ -21,6 +21,12 @@ pub fn cancelled() -> watch::Receiver<bool> {
 
 /// Remember the lock so an immediate exit can still release it.
 pub fn hold_lock(lock: &StateLock) {
+    if let Some(old) = &lock.replaced_stale {
+        eprintln!(
+            "note: took over the state lock {} left by pid {} ({}), which is no longer running; its journal is resumed if it did not finish",
+            old.id, old.pid, old.operation
+        );
+    }
     *LOCK.lock().unwrap() = Some((lock.path().to_path_buf(), lock.info.id.clone()));
 }
 

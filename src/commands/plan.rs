@@ -1,7 +1,7 @@
 //! `kup plan`: refresh, compute the plan, print it, optionally save it.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use kup_engine::config::Loaded;
@@ -171,7 +171,7 @@ pub async fn run(args: PlanArgs) -> Result<ExitCode> {
     })
 }
 
-pub fn write_plan_file(out: &PathBuf, saved: &SavedPlan) -> Result<()> {
+pub fn write_plan_file(out: &Path, saved: &SavedPlan) -> Result<()> {
     let mut bytes = serde_json::to_vec_pretty(saved).expect("plan serializes");
     bytes.push(b'\n');
     kup_engine::fsutil::write_atomic(out, &bytes)

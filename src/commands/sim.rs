@@ -10,7 +10,7 @@ pub async fn serve(args: SimServeArgs) -> Result<ExitCode> {
         Some(s) => kup_sim::FaultSpec::parse(s).map_err(Failure::Message)?,
         None => kup_sim::FaultSpec::none(),
     };
-    if !(args.speed > 0.0) {
+    if args.speed.is_nan() || args.speed <= 0.0 {
         return Err(Failure::Message("--speed must be greater than 0".into()));
     }
     let sim = kup_sim::Sim::start(kup_sim::SimConfig {

@@ -11,7 +11,7 @@ pub fn short_duration(d: Duration) -> String {
     if secs >= 3600 {
         format!("{}h{:02}m", secs / 3600, (secs % 3600) / 60)
     } else if secs >= 60 {
-        if secs % 60 == 0 {
+        if secs.is_multiple_of(60) {
             format!("{}m", secs / 60)
         } else {
             format!("{}m{:02}s", secs / 60, secs % 60)

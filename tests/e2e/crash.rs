@@ -1,0 +1,80 @@
+//! SIGKILL at several points of an apply, then `kup apply` again: the upgrade completes,
+//! and no update is issued twice (the simulator counts every mutating call).
+
+use std::collections::BTreeMap;
+
+use crate::harness::*;
+
+fn kill_when(sim: &Sim, dir: &str, mutations_at_least: usize) -> String {
+    let mut child = spawn_kup(&["apply", "-auto-approve", dir]);
+    wait_until(&format!("{mutations_at_least} mutations"), || {
+        sim.mutations().len() >= mutations_at_least
+            || child.try_wait().map(|s| s.is_some()).unwrap_or(true)
+    });
+    // SAFETY: plain kill(2) of our own child.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGKILL);
+    }
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn sigkill_then_resume_never_repeats_an_update() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Slow enough that kills land while operations are in flight.
+    let sim = Sim::start(tmp.path(), WORLD_ONE, 400.0, None);
+    let dir = config_dir(tmp.path(), &sim, &one_cluster("1.31"));
+    let d = dir.to_str().unwrap();
+    let planned = kup(&["plan", "-json", d]);
+    let saved: kup_engine::plan::SavedPlan = serde_json::from_str(&planned.stdout).unwrap();
+    let steps = saved.plan.steps.len();
+    assert!(steps >= 8, "expected a long plan, got {steps}");
+
+    // Kill right after the 1st, 3rd and 6th update were accepted by the provider.
+    for n in [1, 3, 6] {
+        kill_when(&sim, d, n);
+    }
+    let journal = std::fs::read_to_string(journal_path(&dir)).unwrap();
+    assert!(journal.contains("operation_started"), "{journal}");
+
+    let last = kup(&["apply", "-auto-approve", d]);
+    assert_eq!(last.code, 0, "{last:?}");
+    assert!(
+        last.stdout
+            .contains("Resuming the apply that did not finish"),
+        "{last:?}"
+    );
+    let w = sim.world_json();
+    assert_eq!(cluster_version(&w, "prod-eu"), "1.31");
+    assert_eq!(node_group_version(&w, "prod-eu", "general"), "1.31");
+    assert_eq!(node_group_version(&w, "prod-eu", "payments"), "1.31");
+
+    // One accepted mutation per planned step; resends were replays, not new updates.
+    let mutations = sim.mutations();
+    let mut per_resource: BTreeMap<String, usize> = BTreeMap::new();
+    for m in &mutations {
+        let key = format!(
+            "{} {} {} {}",
+            m["op"], m["cluster"], m["nodegroup"], m["addon"]
+        );
+        *per_resource.entry(key).or_default() += 1;
+    }
+    assert_eq!(
+        mutations.len(),
+        steps,
+        "mutations per resource: {per_resource:#?}"
+    );
+    let refused = sim
+        .calls()
+        .iter()
+        .filter(|c| c["error"] == "ResourceInUseException")
+        .count();
+    assert_eq!(
+        refused, 0,
+        "a resumed apply re-issued an update that was in flight"
+    );
+
+    let again = kup(&["apply", "-auto-approve", d]);
+    assert!(again.stdout.contains("No changes."), "{again:?}");
+}

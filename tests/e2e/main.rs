@@ -1,0 +1,9 @@
+//! End-to-end tests: the real `kup` binary against `kup sim serve` on 127.0.0.1, through
+//! the real AWS SDK. One test binary, so the suite shares one build.
+
+mod harness;
+
+mod apply;
+mod cli;
+mod crash;
+mod saved_plan;
