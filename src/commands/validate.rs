@@ -21,15 +21,17 @@ pub fn run(args: ValidateArgs) -> Result<ExitCode> {
         for w in &loaded.warnings {
             eprintln!("{}", w.render(&loaded.sources).trim_end());
         }
+        let clusters = loaded.desired.clusters.len();
+        let groups: usize = loaded
+            .desired
+            .clusters
+            .iter()
+            .map(|c| c.node_groups.len())
+            .sum();
         println!(
-            "Success! The configuration is valid ({} clusters, {} node groups).",
-            loaded.desired.clusters.len(),
-            loaded
-                .desired
-                .clusters
-                .iter()
-                .map(|c| c.node_groups.len())
-                .sum::<usize>()
+            "Success! The configuration is valid ({clusters} cluster{}, {groups} node group{}).",
+            if clusters == 1 { "" } else { "s" },
+            if groups == 1 { "" } else { "s" },
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -222,9 +222,12 @@ async fn drift_after_an_out_of_band_change() {
             .contains("+node_group.general.max_unavailable: 3"),
         "{drift:?}"
     );
-    let json = tokio::task::spawn_blocking(move || kup(&["drift", "-json", &d]))
-        .await
-        .unwrap();
+    let json = tokio::task::spawn_blocking({
+        let d = d.clone();
+        move || kup(&["drift", "-json", &d])
+    })
+    .await
+    .unwrap();
     assert_eq!(json.code, 2);
     let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(v["drift"], true);
@@ -232,4 +235,45 @@ async fn drift_after_an_out_of_band_change() {
         v["clusters"][0]["config"][0]["attribute"],
         "max_unavailable"
     );
+
+    // Someone upgrades by hand and adds a node group outside kup.
+    eks.update_cluster_version()
+        .name("prod-eu")
+        .version("1.30")
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    eks.update_nodegroup_version()
+        .cluster_name("prod-eu")
+        .nodegroup_name("payments")
+        .version("1.30")
+        .send()
+        .await
+        .unwrap();
+    eks.create_nodegroup()
+        .cluster_name("prod-eu")
+        .nodegroup_name("batch")
+        .subnets("subnet-1")
+        .node_role("arn:aws:iam::123456789012:role/nodes")
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let drift = tokio::task::spawn_blocking(move || kup(&["drift", &d]))
+        .await
+        .unwrap();
+    assert_eq!(drift.code, 2, "{drift:?}");
+    for expected in [
+        "~ cluster.prod version: configuration says 1.29, running 1.30",
+        "~ cluster.prod.node_group.payments version: configuration says 1.29, running 1.30",
+        "+ cluster.prod.node_group.batch exists (1.30) but is not in the configuration",
+        "-version: 1.29",
+        "+version: 1.30",
+    ] {
+        assert!(
+            drift.stdout.contains(expected),
+            "missing {expected:?} in {drift:?}"
+        );
+    }
 }

@@ -1,5 +1,6 @@
-//! SIGKILL at several points of an apply, then `kup apply` again: the upgrade completes,
-//! and no update is issued twice (the simulator counts every mutating call).
+//! SIGKILL after every update of an apply, resuming each time, then `kup apply` again: the
+//! upgrade completes, and no update is issued twice (the simulator counts every mutating
+//! call, and would refuse a second concurrent update with ResourceInUseException).
 
 use std::collections::BTreeMap;
 
@@ -31,8 +32,9 @@ fn sigkill_then_resume_never_repeats_an_update() {
     let steps = saved.plan.steps.len();
     assert!(steps >= 8, "expected a long plan, got {steps}");
 
-    // Kill right after the 1st, 3rd and 6th update were accepted by the provider.
-    for n in [1, 3, 6] {
+    // Kill right after each update is accepted by the provider: after the 1st, then
+    // (resumed) after the 2nd, and so on through the whole plan.
+    for n in 1..steps {
         kill_when(&sim, d, n);
     }
     let journal = std::fs::read_to_string(journal_path(&dir)).unwrap();
@@ -77,4 +79,44 @@ fn sigkill_then_resume_never_repeats_an_update() {
 
     let again = kup(&["apply", "-auto-approve", d]);
     assert!(again.stdout.contains("No changes."), "{again:?}");
+}
+
+#[test]
+fn first_ctrl_c_detaches_releases_the_lock_and_apply_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The first control-plane update never finishes while the fault is set.
+    let sim = Sim::start(tmp.path(), WORLD_ONE, 3000.0, Some("hang=prod-eu"));
+    let dir = config_dir(tmp.path(), &sim, &one_cluster("1.29"));
+    let d = dir.to_str().unwrap();
+    let child = spawn_kup(&["apply", "-auto-approve", d]);
+    wait_until("the update to start", || !sim.mutations().is_empty());
+    // SAFETY: plain kill(2) of our own child.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("Apply interrupted."), "{stdout}");
+    assert!(
+        !dir.join(".kup/kup.state.json.lock").exists(),
+        "the lock must be released"
+    );
+    let journal = std::fs::read_to_string(journal_path(&dir)).unwrap();
+    assert!(journal.contains("\"outcome\":\"interrupted\""), "{journal}");
+
+    sim.clear_faults();
+    let resumed = kup(&["apply", "-auto-approve", d]);
+    assert_eq!(resumed.code, 0, "{resumed:?}");
+    assert!(
+        resumed.stdout.contains("waiting on operation"),
+        "{resumed:?}"
+    );
+    let hops = sim
+        .mutations()
+        .iter()
+        .filter(|m| m["op"] == "UpdateClusterVersion")
+        .count();
+    assert_eq!(hops, 1, "the hung update was waited on, not issued again");
+    assert_eq!(cluster_version(&sim.world_json(), "prod-eu"), "1.29");
 }

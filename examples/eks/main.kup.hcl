@@ -1,0 +1,67 @@
+# Upgrade real EKS clusters. Credentials come from the AWS default chain
+# (AWS_PROFILE, environment variables, SSO, instance roles); `profile` picks one.
+#
+#   kup plan -out upgrade.kupplan examples/eks     # on a pull request
+#   kup apply upgrade.kupplan                      # on merge, exactly that plan
+
+variable "target" {
+  type        = string
+  default     = "1.31"
+  description = "Kubernetes minor every cluster should run"
+
+  validation {
+    condition     = can(regex("^1\\.[0-9]+$", var.target))
+    error_message = "target must be a Kubernetes minor such as 1.31"
+  }
+}
+
+locals {
+  addons = "compatible"
+}
+
+provider "eks" {
+  region  = "eu-west-1"
+  profile = "platform-admin"
+}
+
+provider "eks" {
+  alias  = "us"
+  region = "us-east-1"
+}
+
+cluster "prod_eu" {
+  provider = "eks"
+  name     = "prod-eu"
+  version  = var.target
+
+  addon "coredns"    { version = local.addons }
+  addon "kube-proxy" { version = local.addons }
+  addon "vpc-cni"    { version = "latest" }
+
+  node_group "general" {
+    version         = var.target
+    max_unavailable = "25%"
+  }
+
+  # Batch nodes may trail the control plane; kup rolls them only when the skew policy
+  # forces it.
+  node_group "batch" {
+    version         = "1.29"
+    max_unavailable = 2
+  }
+}
+
+cluster "prod_us" {
+  provider             = "eks.us"
+  name                 = "prod-us"
+  version              = var.target
+  parallel_node_groups = 2
+
+  node_group "general" {
+    version         = var.target
+    max_unavailable = "20%"
+  }
+  node_group "system" {
+    version = var.target
+  }
+}
