@@ -225,6 +225,17 @@ impl Bars {
                     bar.finish_with_message(format!("{} {step}: {error}", red.apply_to("✗")));
                 }
             }
+            Event::OperationStarted {
+                step,
+                operation_id,
+                attached,
+            } => {
+                if let Some(bar) = self.steps.lock().unwrap().get(step) {
+                    let how = if *attached { "waiting on" } else { "operation" };
+                    let msg = bar.message();
+                    bar.set_message(format!("{msg}  [{how} {operation_id}]"));
+                }
+            }
             Event::ApplyFinished { .. } => {
                 for bar in self.clusters.values() {
                     bar.abandon();
