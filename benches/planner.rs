@@ -75,6 +75,7 @@ fn world(clusters: usize, groups: usize) -> (Desired, BTreeMap<String, ActualClu
                     .collect(),
                 addons: vec![],
                 in_flight: vec![],
+                kube: None,
             },
         );
     }

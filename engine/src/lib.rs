@@ -14,5 +14,6 @@ pub mod events;
 pub mod executor;
 pub mod fsutil;
 pub mod journal;
+pub mod kube;
 pub mod schemas;
 pub mod state;

@@ -295,6 +295,10 @@ pub struct ActualCluster {
     /// Operations already running at the provider (e.g. an apply that was killed).
     #[serde(default)]
     pub in_flight: Vec<InFlightOperation>,
+    /// Nodes, pods and PDBs, when kup could reach the cluster's Kubernetes API. Not part
+    /// of a plan's staleness fingerprint: pods come and go all the time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kube: Option<crate::kube::KubeSnapshot>,
 }
 
 impl ActualCluster {

@@ -327,7 +327,9 @@ impl SavedPlan {
 
 /// Fingerprint of the parts of a refreshed cluster that planning depends on.
 pub fn fingerprint(actual: &ActualCluster) -> String {
-    sha256_hex(&serde_json::to_vec(actual).expect("actual serializes"))[..32].to_string()
+    let mut cloud = actual.clone();
+    cloud.kube = None;
+    sha256_hex(&serde_json::to_vec(&cloud).expect("actual serializes"))[..32].to_string()
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {

@@ -7,9 +7,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::model::ActualCluster;
+use crate::kube::{DrainError, DrainReport, KubeSnapshot};
+use crate::model::{ActualCluster, DrainSpec};
 use crate::plan::Action;
 use crate::policy::ProviderPolicy;
+use crate::version::Minor;
 
 /// Which cluster at the provider.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,4 +127,53 @@ pub trait Provider: Send + Sync {
         action: &Action,
         op: &OperationId,
     ) -> Result<OperationStatus, ProviderError>;
+
+    /// Access to the cluster's Kubernetes API, when kup can reach it: from the cluster's
+    /// `kubeconfig`/`context`, or from the provider itself (EKS: endpoint, CA and token
+    /// from DescribeCluster). `Ok(None)` when this provider offers no way in.
+    async fn node_ops(
+        &self,
+        cluster: &ClusterTarget,
+        access: &KubeAccess,
+    ) -> Result<Option<std::sync::Arc<dyn NodeOps>>, ProviderError> {
+        let _ = (cluster, access);
+        Ok(None)
+    }
+}
+
+/// How the configuration says to reach a cluster's Kubernetes API.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KubeAccess {
+    /// `kubeconfig` attribute (path, `~` expanded by the provider).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubeconfig: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+}
+
+/// Operations kup performs itself inside a cluster, shared by every provider that must
+/// move pods (blue/green on EKS, kubeadm, K3s): read nodes/pods/PDBs, cordon, drain with
+/// kubectl's rules, wait for nodes.
+#[async_trait]
+pub trait NodeOps: Send + Sync {
+    async fn snapshot(&self) -> Result<KubeSnapshot, ProviderError>;
+
+    /// Cordon (`true`) or uncordon (`false`); idempotent.
+    async fn set_unschedulable(&self, node: &str, unschedulable: bool)
+        -> Result<(), ProviderError>;
+
+    /// Evict (or with `disable_eviction`, delete) every pod kubectl's rules allow, all
+    /// concurrently; retry PDB refusals (429) with backoff until `opts.timeout`; wait for
+    /// the pods to be gone with watches.
+    async fn drain(&self, node: &str, opts: &DrainSpec) -> Result<DrainReport, DrainError>;
+
+    /// Wait until `count` nodes whose labels include `selector` are Ready with a kubelet
+    /// at `minor`; on timeout the error names the nodes that are late.
+    async fn wait_ready(
+        &self,
+        selector: &std::collections::BTreeMap<String, String>,
+        count: usize,
+        minor: Minor,
+        timeout: Duration,
+    ) -> Result<(), ProviderError>;
 }

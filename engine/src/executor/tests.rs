@@ -146,6 +146,7 @@ fn cluster(name: &str, cp: &str, ng: &str) -> ActualCluster {
         }],
         addons: vec![],
         in_flight: vec![],
+        kube: None,
     }
 }
 

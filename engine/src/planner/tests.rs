@@ -77,6 +77,7 @@ fn actual(version: &str, ngs: Vec<ActualNodeGroup>) -> ActualCluster {
         node_groups: ngs,
         addons: vec![],
         in_flight: vec![],
+        kube: None,
     }
 }
 

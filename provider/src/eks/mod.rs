@@ -637,6 +637,7 @@ impl Provider for EksProvider {
             node_groups,
             addons,
             in_flight,
+            kube: None,
         })
     }
 
