@@ -39,6 +39,53 @@ pub enum Action {
         from: String,
         to: String,
     },
+    /// Blue/green, provider side: create `node_group` as a clone of `clone_of` (instance
+    /// types, scaling, subnets, labels, taints, AMI and capacity type, launch template,
+    /// node role, tags) at `version`.
+    CreateNodeGroup {
+        node_group: String,
+        clone_of: String,
+        version: Version,
+    },
+    /// Blue/green, provider side: delete a node group (only once no pod but DaemonSet
+    /// pods runs on it; the executor checks).
+    DeleteNodeGroup { node_group: String },
+    /// In the cluster: wait until `count` nodes of `node_group` are Ready at `minor`.
+    WaitNodesReady {
+        node_group: String,
+        count: u32,
+        minor: Minor,
+    },
+    /// In the cluster: cordon (or with `uncordon`, uncordon) every node of `node_group`.
+    CordonNodeGroup {
+        node_group: String,
+        #[serde(default)]
+        uncordon: bool,
+    },
+    /// In the cluster: drain every node of `node_group`, `batch_size` nodes at a time,
+    /// waiting `batch_soak_secs` between batches.
+    DrainNodeGroup {
+        node_group: String,
+        batch_size: u32,
+        batch_soak_secs: u64,
+    },
+    /// Watch the workloads for `secs` (all Deployments/StatefulSets available, no pod
+    /// Pending) before the old group is deleted.
+    Soak { node_group: String, secs: u64 },
+}
+
+impl Action {
+    /// Actions kup carries out itself through the Kubernetes API rather than by asking the
+    /// provider.
+    pub fn is_in_cluster(&self) -> bool {
+        matches!(
+            self,
+            Action::WaitNodesReady { .. }
+                | Action::CordonNodeGroup { .. }
+                | Action::DrainNodeGroup { .. }
+                | Action::Soak { .. }
+        )
+    }
 }
 
 impl Action {
@@ -49,12 +96,23 @@ impl Action {
             Action::UpdateNodeGroupConfig { node_group, .. }
             | Action::UpgradeNodeGroup { node_group, .. } => format!("node_group.{node_group}"),
             Action::UpdateAddon { addon, .. } => format!("addon.{addon}"),
+            Action::CreateNodeGroup { node_group, .. }
+            | Action::DeleteNodeGroup { node_group }
+            | Action::WaitNodesReady { node_group, .. }
+            | Action::CordonNodeGroup { node_group, .. }
+            | Action::DrainNodeGroup { node_group, .. }
+            | Action::Soak { node_group, .. } => format!("node_group.{node_group}"),
         }
     }
 
     /// Does this action replace nodes (and so move pods)?
     pub fn is_disruptive(&self) -> bool {
-        matches!(self, Action::UpgradeNodeGroup { .. })
+        matches!(
+            self,
+            Action::UpgradeNodeGroup { .. }
+                | Action::DrainNodeGroup { .. }
+                | Action::DeleteNodeGroup { .. }
+        )
     }
 
     pub fn describe(&self) -> String {
@@ -83,6 +141,38 @@ impl Action {
             Action::UpdateAddon { addon, from, to } => {
                 format!("update add-on {addon} {from} → {to}")
             }
+            Action::CreateNodeGroup {
+                node_group,
+                clone_of,
+                version,
+            } => format!(
+                "create node group {node_group} at {version} (green, cloned from {clone_of})"
+            ),
+            Action::DeleteNodeGroup { node_group } => format!("delete node group {node_group}"),
+            Action::WaitNodesReady {
+                node_group,
+                count,
+                minor,
+            } => format!("wait for {count} nodes of {node_group} Ready at {minor}"),
+            Action::CordonNodeGroup {
+                node_group,
+                uncordon,
+            } => {
+                if *uncordon {
+                    format!("uncordon every node of {node_group}")
+                } else {
+                    format!("cordon every node of {node_group}")
+                }
+            }
+            Action::DrainNodeGroup {
+                node_group,
+                batch_size,
+                ..
+            } => format!("drain {node_group}, {batch_size} node(s) at a time"),
+            Action::Soak { node_group, secs } => format!(
+                "soak {} with workloads on {node_group}",
+                humantime::format_duration(std::time::Duration::from_secs(*secs))
+            ),
         }
     }
 }

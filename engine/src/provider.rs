@@ -167,11 +167,11 @@ pub trait NodeOps: Send + Sync {
     /// the pods to be gone with watches.
     async fn drain(&self, node: &str, opts: &DrainSpec) -> Result<DrainReport, DrainError>;
 
-    /// Wait until `count` nodes whose labels include `selector` are Ready with a kubelet
-    /// at `minor`; on timeout the error names the nodes that are late.
+    /// Wait until `count` nodes of `node_group` are Ready with a kubelet at `minor`; on
+    /// timeout the error names the nodes that are late.
     async fn wait_ready(
         &self,
-        selector: &std::collections::BTreeMap<String, String>,
+        node_group: &str,
         count: usize,
         minor: Minor,
         timeout: Duration,

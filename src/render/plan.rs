@@ -171,12 +171,15 @@ pub fn summary_line(plan: &Plan, clusters: usize) -> String {
     let mut rollouts = 0;
     let mut addons = 0;
     let mut configs = 0;
+    let mut blue_green = 0;
     for s in &plan.steps {
         match s.action {
             Action::UpgradeControlPlane { .. } => hops += 1,
             Action::UpgradeNodeGroup { .. } => rollouts += 1,
             Action::UpdateAddon { .. } => addons += 1,
             Action::UpdateNodeGroupConfig { .. } => configs += 1,
+            Action::CreateNodeGroup { .. } => blue_green += 1,
+            _ => {}
         }
     }
     let mut parts = Vec::new();
@@ -191,6 +194,9 @@ pub fn summary_line(plan: &Plan, clusters: usize) -> String {
     }
     if configs > 0 {
         parts.push(plural(configs, "config change"));
+    }
+    if blue_green > 0 {
+        parts.push(plural(blue_green, "blue/green replacement"));
     }
     format!(
         "{} {} to change: {}; {} steps, estimated {} if run one after another.",

@@ -208,6 +208,7 @@ pub(crate) fn update_matches(u: &Update, action: &Action) -> bool {
             ty == Some(&UpdateType::AddonUpdate)
                 && param(u, &UpdateParamType::AddonVersion).is_some_and(|v| v == to)
         }
+        _ => false,
     }
 }
 

@@ -103,6 +103,12 @@ impl Scope<'_> {
             Action::UpdateNodeGroupConfig { node_group, .. }
             | Action::UpgradeNodeGroup { node_group, .. } => Scope::NodeGroup(node_group),
             Action::UpdateAddon { addon, .. } => Scope::Addon(addon),
+            Action::CreateNodeGroup { node_group, .. }
+            | Action::DeleteNodeGroup { node_group }
+            | Action::WaitNodesReady { node_group, .. }
+            | Action::CordonNodeGroup { node_group, .. }
+            | Action::DrainNodeGroup { node_group, .. }
+            | Action::Soak { node_group, .. } => Scope::NodeGroup(node_group),
         }
     }
 }
@@ -492,6 +498,15 @@ impl EksProvider {
                     .await
                     .map_err(|e| map_sdk_error(e, ctx))?
                     .update
+            }
+            other => {
+                return Err(ProviderError::new(
+                    ErrorKind::Invalid,
+                    format!(
+                        "the eks provider cannot carry out `{}` yet",
+                        other.describe()
+                    ),
+                ))
             }
         })
     }
