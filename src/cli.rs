@@ -156,6 +156,9 @@ pub struct ApplyArgs {
     pub refresh_only: bool,
     #[arg(long = "strict-skew")]
     pub strict_skew: bool,
+    /// Apply even when the plan predicts a PodDisruptionBudget will block a drain
+    #[arg(long = "allow-blocked-drain")]
+    pub allow_blocked_drain: bool,
     #[command(flatten)]
     pub vars: VarArgs,
     #[command(flatten)]

@@ -13,7 +13,7 @@ use kup_engine::executor::{retry, ClusterHandle, EventSink, RetryPolicy};
 use kup_engine::model::{ActualCluster, ClusterSpec, Desired, ProviderSpec};
 use kup_engine::plan::sha256_hex;
 use kup_engine::policy::ProviderPolicy;
-use kup_engine::provider::{ClusterTarget, Provider};
+use kup_engine::provider::{ClusterTarget, KubeAccess, NodeOps, Provider};
 
 use crate::failure::Failure;
 use crate::VarArgs;
@@ -81,6 +81,10 @@ pub fn config_files_hash(dir: &Path) -> std::io::Result<String> {
 pub struct Connected {
     pub providers: BTreeMap<String, Arc<dyn Provider>>,
     pub sims: Vec<kup_sim::Sim>,
+    /// Simulated seconds per real second, by provider key (1 for real clouds).
+    time_scales: BTreeMap<String, f64>,
+    /// Each cluster's Kubernetes access, built once (None: not reachable).
+    node_ops: tokio::sync::Mutex<BTreeMap<String, Option<Arc<dyn NodeOps>>>>,
 }
 
 impl Connected {
@@ -89,6 +93,7 @@ impl Connected {
     pub async fn start(desired: &Desired, dir: &Path) -> Result<Connected, Failure> {
         let mut providers = BTreeMap::new();
         let mut sims = Vec::new();
+        let mut time_scales = BTreeMap::new();
         for spec in &desired.providers {
             if !desired.clusters.iter().any(|c| c.provider == spec.key()) {
                 continue;
@@ -106,6 +111,14 @@ impl Connected {
                 }
                 sims.push(sim);
             }
+            time_scales.insert(
+                spec.key(),
+                if spec.simulate {
+                    spec.speed.unwrap_or(DEFAULT_SIM_SPEED)
+                } else {
+                    1.0
+                },
+            );
             let provider = kup_provider::build(&spec, endpoint.as_deref())
                 .await
                 .map_err(|e| {
@@ -113,22 +126,55 @@ impl Connected {
                 })?;
             providers.insert(spec.key(), provider);
         }
-        Ok(Connected { providers, sims })
+        Ok(Connected {
+            providers,
+            sims,
+            time_scales,
+            node_ops: Default::default(),
+        })
     }
 
-    pub fn handle(&self, cluster: &ClusterSpec, desired: &Desired) -> Option<ClusterHandle> {
+    pub async fn handle(&self, cluster: &ClusterSpec, desired: &Desired) -> Option<ClusterHandle> {
         let provider = self.providers.get(&cluster.provider)?.clone();
         let region = cluster.region.clone().or_else(|| {
             desired
                 .provider(&cluster.provider)
                 .and_then(|p| p.region.clone())
         });
+        let target = ClusterTarget {
+            name: cluster.name.clone(),
+            region,
+        };
+        let node_ops = {
+            let mut cache = self.node_ops.lock().await;
+            match cache.get(&cluster.address()) {
+                Some(ops) => ops.clone(),
+                None => {
+                    let access = KubeAccess {
+                        kubeconfig: cluster.kubeconfig.clone(),
+                        context: cluster.context.clone(),
+                    };
+                    let ops = match provider.node_ops(&target, &access).await {
+                        Ok(ops) => ops,
+                        Err(e) => {
+                            tracing::warn!("{}: no Kubernetes access: {e}", cluster.address());
+                            None
+                        }
+                    };
+                    cache.insert(cluster.address(), ops.clone());
+                    ops
+                }
+            }
+        };
         Some(ClusterHandle {
             provider,
-            target: ClusterTarget {
-                name: cluster.name.clone(),
-                region,
-            },
+            target,
+            node_ops,
+            time_scale: self
+                .time_scales
+                .get(&cluster.provider)
+                .copied()
+                .unwrap_or(1.0),
         })
     }
 
@@ -155,14 +201,27 @@ impl Connected {
                     events(Event::Refreshing {
                         cluster: spec.address(),
                     });
-                    let Some(h) = self.handle(spec, desired) else {
+                    let Some(h) = self.handle(spec, desired).await else {
                         return (
                             spec.label.clone(),
                             Err(format!("provider \"{}\" is not configured", spec.provider)),
                         );
                     };
-                    let mut call = || h.provider.refresh(&h.target);
+                    let mut call = || h.refresh_noting_kube();
                     let r = retry(&retry_policy, events, None, &mut call).await;
+                    let r = r.map(|(mut actual, note)| {
+                        if let Some(note) = note {
+                            events(Event::Message {
+                                level: kup_engine::events::Level::Warning,
+                                text: format!(
+                                    "{}: cannot read the Kubernetes API ({note}); kubelet versions and drain predictions come from the provider only",
+                                    spec.address()
+                                ),
+                            });
+                            actual.kube = None;
+                        }
+                        actual
+                    });
                     (spec.label.clone(), r.map_err(|e| e.to_string()))
                 }
             })

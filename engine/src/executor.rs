@@ -16,9 +16,10 @@ use tokio::task::JoinSet;
 
 use crate::events::{Event, Level};
 use crate::journal::{Journal, Record, RunOutcome, StepOutcome, UnfinishedRun};
+use crate::plan::Action;
 use crate::plan::{SavedPlan, Step};
 use crate::provider::{
-    ClusterTarget, ErrorKind, OperationId, OperationStatus, Provider, ProviderError,
+    ClusterTarget, ErrorKind, NodeOps, OperationId, OperationStatus, Provider, ProviderError,
 };
 use crate::state::{now_rfc3339, random_id};
 
@@ -27,6 +28,55 @@ use crate::state::{now_rfc3339, random_id};
 pub struct ClusterHandle {
     pub provider: Arc<dyn Provider>,
     pub target: ClusterTarget,
+    /// The cluster's Kubernetes API, when kup can reach it.
+    pub node_ops: Option<Arc<dyn NodeOps>>,
+    /// Simulated seconds per real second (1 against real clouds): soaks and node waits
+    /// are divided by it so the simulator's accelerated time stays consistent.
+    pub time_scale: f64,
+}
+
+impl ClusterHandle {
+    /// The provider's view plus, when reachable, the Kubernetes API's.
+    pub async fn refresh(&self) -> Result<crate::model::ActualCluster, ProviderError> {
+        Ok(self.refresh_noting_kube().await?.0)
+    }
+
+    /// Like `refresh`, and says why the Kubernetes API could not be read, if it could not.
+    /// An unreachable API never fails the refresh: versions come from the provider.
+    pub async fn refresh_noting_kube(
+        &self,
+    ) -> Result<(crate::model::ActualCluster, Option<String>), ProviderError> {
+        let mut actual = self.provider.refresh(&self.target).await?;
+        let Some(ops) = &self.node_ops else {
+            return Ok((actual, None));
+        };
+        let mut last = None;
+        for attempt in 0..3u32 {
+            match ops.snapshot().await {
+                Ok(k) => {
+                    actual.kube = Some(k);
+                    return Ok((actual, None));
+                }
+                Err(e) => {
+                    let transient = e.is_transient();
+                    last = Some(e.to_string());
+                    if !transient {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200 * (attempt as u64 + 1))).await;
+                }
+            }
+        }
+        Ok((actual, last))
+    }
+
+    fn scaled(&self, d: Duration) -> Duration {
+        if self.time_scale > 1.0 {
+            d.div_f64(self.time_scale)
+        } else {
+            d
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -117,6 +167,12 @@ impl Executor {
     ) -> io::Result<ApplyReport> {
         let started = Instant::now();
         let plan = &saved.plan;
+        plan.validate().map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("the plan cannot be executed: {e}"),
+            )
+        })?;
         let journal = Arc::new(Mutex::new(journal));
         let run_id = match resume {
             Some(r) => r.run_id.clone(),
@@ -193,7 +249,7 @@ impl Executor {
                     let ctx = StepContext {
                         step: step.clone(),
                         handle: self.clusters.get(&step.cluster).cloned(),
-                        token: plan.idempotency_token(&step.id),
+                        token: plan.idempotency_token(&run_id, &step.id),
                         journal: journal.clone(),
                         run_id: run_id.clone(),
                         known_operation: resume.and_then(|r| r.operations.get(&step.id).cloned()),
@@ -391,7 +447,7 @@ impl StepContext {
             }
             None => {
                 let actual = self
-                    .with_retry(|| provider.refresh(target))
+                    .with_retry(|| handle.refresh())
                     .await
                     .map_err(|e| format!("refresh of {} failed: {e}", self.step.cluster))?;
                 if self.step.postcondition.iter().all(|c| c.holds(&actual)) {
@@ -405,6 +461,9 @@ impl StepContext {
                 }
                 if *self.cancel.borrow() {
                     return Ok(StepEnd::Interrupted);
+                }
+                if action.is_in_cluster() {
+                    return self.run_in_cluster(handle).await;
                 }
                 let found = self
                     .with_retry(|| provider.find_in_flight(target, action))
@@ -440,7 +499,7 @@ impl StepContext {
                     // The provider forgot the operation (e.g. it expired). Decide from
                     // the cluster itself, never by issuing the action again.
                     let actual = self
-                        .with_retry(|| provider.refresh(target))
+                        .with_retry(|| handle.refresh())
                         .await
                         .map_err(|e| e.to_string())?;
                     if self.step.postcondition.iter().all(|c| c.holds(&actual)) {
@@ -455,10 +514,16 @@ impl StepContext {
             match status {
                 OperationStatus::Succeeded => break,
                 OperationStatus::Failed { code, message } => {
+                    // Show the provider's text as it is; add the code only if it is absent.
+                    let text = if message.starts_with(&code) {
+                        message
+                    } else {
+                        format!("{code}: {message}")
+                    };
                     return Ok(StepEnd::Failed(format!(
-                        "{} operation {op} failed: {code}: {message}",
+                        "{} operation {op} failed: {text}",
                         provider.kind()
-                    )))
+                    )));
                 }
                 OperationStatus::Cancelled { message } => {
                     return Ok(StepEnd::Failed(format!(
@@ -491,7 +556,7 @@ impl StepContext {
         // eventual consistency).
         for attempt in 0..5u32 {
             let actual = self
-                .with_retry(|| provider.refresh(target))
+                .with_retry(|| handle.refresh())
                 .await
                 .map_err(|e| e.to_string())?;
             match self.step.postcondition.iter().find(|c| !c.holds(&actual)) {
@@ -506,6 +571,147 @@ impl StepContext {
             }
         }
         unreachable!()
+    }
+
+    /// Actions kup carries out itself through the Kubernetes API. They hold no provider
+    /// operation id: a resumed run re-checks the postcondition and repeats what is left,
+    /// which each of them tolerates (cordon and drain are idempotent, a soak restarts).
+    async fn run_in_cluster(&self, handle: &ClusterHandle) -> Result<StepEnd, String> {
+        let Some(ops) = &handle.node_ops else {
+            return Err(format!(
+                "{} needs the cluster's Kubernetes API, which kup cannot reach; set kubeconfig/context on the cluster",
+                self.step.action.describe()
+            ));
+        };
+        let step = &self.step.id;
+        let group_nodes = |group: &str| {
+            let group = group.to_string();
+            async move {
+                let k = self
+                    .with_retry(|| ops.snapshot())
+                    .await
+                    .map_err(|e| format!("cannot read the cluster's nodes: {e}"))?;
+                let mut names: Vec<String> =
+                    k.nodes_of_group(&group).map(|n| n.name.clone()).collect();
+                names.sort();
+                Ok::<_, String>((k, names))
+            }
+        };
+        match &self.step.action {
+            Action::WaitNodesReady {
+                node_group,
+                count,
+                minor,
+            } => {
+                let timeout = handle
+                    .scaled(Duration::from_secs(20 * 60))
+                    .max(Duration::from_secs(30));
+                ops.wait_ready(node_group, *count as usize, *minor, timeout)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            Action::CordonNodeGroup {
+                node_group,
+                uncordon,
+            } => {
+                let (_, nodes) = group_nodes(node_group).await?;
+                for n in &nodes {
+                    self.with_retry(|| ops.set_unschedulable(n, !uncordon))
+                        .await
+                        .map_err(|e| {
+                            format!(
+                                "cannot {} {n}: {e}",
+                                if *uncordon { "uncordon" } else { "cordon" }
+                            )
+                        })?;
+                }
+            }
+            Action::DrainNodeGroup {
+                node_group,
+                batch_size,
+                batch_soak_secs,
+                drain,
+            } => {
+                let (_, nodes) = group_nodes(node_group).await?;
+                let mut opts = drain.clone();
+                // Like EKS's managed drain, never wait forever unless told to.
+                opts.timeout.get_or_insert(Duration::from_secs(15 * 60));
+                let batches: Vec<&[String]> = nodes.chunks((*batch_size).max(1) as usize).collect();
+                let total = batches.len();
+                for (i, batch) in batches.into_iter().enumerate() {
+                    if *self.cancel.borrow() {
+                        return Ok(StepEnd::Interrupted);
+                    }
+                    let results =
+                        futures::future::join_all(batch.iter().map(|n| ops.drain(n, &opts))).await;
+                    for r in results {
+                        r.map_err(|e| e.to_string())?;
+                    }
+                    (self.events)(Event::StepProgress {
+                        step: step.clone(),
+                        status: format!(
+                            "drained batch {} of {total} ({})",
+                            i + 1,
+                            batch.join(", ")
+                        ),
+                        elapsed_secs: 0.0,
+                    });
+                    if i + 1 < total && *batch_soak_secs > 0 {
+                        let mut cancel = self.cancel.clone();
+                        tokio::select! {
+                            _ = tokio::time::sleep(handle.scaled(Duration::from_secs(*batch_soak_secs))) => {}
+                            _ = cancel.changed() => return Ok(StepEnd::Interrupted),
+                        }
+                    }
+                }
+            }
+            Action::Soak { node_group, secs } => {
+                let until = Instant::now() + handle.scaled(Duration::from_secs(*secs));
+                loop {
+                    let now = Instant::now();
+                    if now >= until {
+                        break;
+                    }
+                    let mut cancel = self.cancel.clone();
+                    tokio::select! {
+                        _ = tokio::time::sleep((until - now).min(Duration::from_secs(10))) => {}
+                        _ = cancel.changed() => return Ok(StepEnd::Interrupted),
+                    }
+                }
+                // Workloads must be healthy on green: nothing left Pending.
+                let (k, _) = group_nodes(node_group).await?;
+                let pending: Vec<String> = k
+                    .pods
+                    .iter()
+                    .filter(|p| p.phase == "Pending")
+                    .map(|p| p.address())
+                    .collect();
+                if !pending.is_empty() {
+                    return Err(format!(
+                        "after the soak, pods are still Pending: {}; the old group is kept so you can roll back with `kup apply -rollback`",
+                        pending.join(", ")
+                    ));
+                }
+            }
+            other => {
+                return Err(format!("{} is not an in-cluster action", other.describe()));
+            }
+        }
+        // Confirm from the cluster itself.
+        let actual = self
+            .with_retry(|| handle.refresh())
+            .await
+            .map_err(|e| e.to_string())?;
+        match self.step.postcondition.iter().find(|c| !c.holds(&actual)) {
+            None | Some(crate::plan::Condition::JournalOnly) => {
+                Ok(StepEnd::Done { already: false })
+            }
+            Some(c) => Err(format!(
+                "{} finished, but {c} does not hold: {}",
+                self.step.action.describe(),
+                c.observed(&actual)
+            )),
+        }
     }
 
     /// Issue the action. Transient errors are retried by `with_retry`; a conflict (another

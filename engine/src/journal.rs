@@ -89,6 +89,15 @@ impl Journal {
     /// Open for appending. When the last run in the file finished, the file is first
     /// emptied so the journal only ever holds the current run.
     pub fn open(path: &Path) -> io::Result<Journal> {
+        // A record cut short by a crash would otherwise be glued to the next one.
+        if let Ok(bytes) = fs::read(path) {
+            if !bytes.is_empty() && !bytes.ends_with(b"\n") {
+                let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+                let f = OpenOptions::new().write(true).open(path)?;
+                f.set_len(keep as u64)?;
+                f.sync_all()?;
+            }
+        }
         let records = read(path)?;
         if records
             .last()
@@ -279,6 +288,24 @@ mod tests {
         fs::write(&p, format!("{{garbage}}\n{good}\n")).unwrap();
         let e = read(&p).unwrap_err().to_string();
         assert!(e.contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn appending_after_a_torn_tail_keeps_the_journal_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("j");
+        let good = serde_json::to_string(&started("r1")).unwrap();
+        fs::write(&p, format!("{good}\n{{\"record\":\"step_sta")).unwrap();
+        let mut j = Journal::open(&p).unwrap();
+        j.append(&Record::StepStarted {
+            run_id: "r1".into(),
+            step: "a".into(),
+            at: "t".into(),
+        })
+        .unwrap();
+        let recs = read(&p).unwrap();
+        assert_eq!(recs.len(), 2);
+        assert!(unfinished_run(&recs).unwrap().started.contains("a"));
     }
 
     #[test]

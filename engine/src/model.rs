@@ -219,7 +219,7 @@ impl fmt::Display for Unavailable {
 }
 
 /// `drain { ... }` inside a node group: how kup (or the provider) moves pods off a node.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct DrainSpec {
     #[serde(
         default,
@@ -250,6 +250,10 @@ pub struct DrainSpec {
     pub skip_wait_for_delete_timeout: Option<Duration>,
     #[serde(default)]
     pub disable_eviction: bool,
+    /// `on_blocked = "wait"`: a PodDisruptionBudget that blocks the drain at plan time does
+    /// not stop apply; the drain waits (up to `timeout`) for the budget to allow it.
+    #[serde(default)]
+    pub on_blocked_wait: bool,
 }
 
 /// `addon "NAME" { version = ... }`.

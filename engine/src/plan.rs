@@ -68,6 +68,8 @@ pub enum Action {
         node_group: String,
         batch_size: u32,
         batch_soak_secs: u64,
+        #[serde(default)]
+        drain: crate::model::DrainSpec,
     },
     /// Watch the workloads for `secs` (all Deployments/StatefulSets available, no pod
     /// Pending) before the old group is deleted.
@@ -204,6 +206,30 @@ pub enum Condition {
         addon: String,
         version: String,
     },
+    NodeGroupExists {
+        node_group: String,
+    },
+    NodeGroupAbsent {
+        node_group: String,
+    },
+    /// At least `count` nodes of the group are Ready with a kubelet at `minor` (needs the
+    /// Kubernetes API).
+    NodesReady {
+        node_group: String,
+        count: u32,
+        minor: Minor,
+    },
+    /// Every node of the group is cordoned (or, with `cordoned: false`, none is).
+    NodeGroupCordoned {
+        node_group: String,
+        cordoned: bool,
+    },
+    /// No pod but DaemonSet, mirror or finished pods runs on the group's nodes.
+    NodeGroupDrained {
+        node_group: String,
+    },
+    /// Never true: the step counts as done only when the journal says so (a soak).
+    JournalOnly,
 }
 
 impl Condition {
@@ -227,6 +253,32 @@ impl Condition {
             Condition::AddonAt { addon, version } => {
                 actual.addon(addon).is_some_and(|a| &a.version == version)
             }
+            Condition::NodeGroupExists { node_group } => actual.node_group(node_group).is_some(),
+            Condition::NodeGroupAbsent { node_group } => actual.node_group(node_group).is_none(),
+            Condition::NodesReady {
+                node_group,
+                count,
+                minor,
+            } => actual.kube.as_ref().is_some_and(|k| {
+                k.nodes_of_group(node_group)
+                    .filter(|n| n.ready && n.kubelet_version.minor() == *minor)
+                    .count()
+                    >= *count as usize
+            }),
+            Condition::NodeGroupCordoned {
+                node_group,
+                cordoned,
+            } => actual.kube.as_ref().is_some_and(|k| {
+                k.nodes_of_group(node_group)
+                    .all(|n| n.unschedulable == *cordoned)
+            }),
+            Condition::NodeGroupDrained { node_group } => actual.kube.as_ref().is_some_and(|k| {
+                k.nodes_of_group(node_group).all(|n| {
+                    k.pods_on(&n.name)
+                        .all(|p| p.is_daemonset() || p.is_mirror || p.is_finished())
+                })
+            }),
+            Condition::JournalOnly => false,
         }
     }
 
@@ -254,6 +306,43 @@ impl Condition {
                 Some(a) => format!("add-on {addon} is at {}", a.version),
                 None => format!("add-on {addon} is not installed"),
             },
+            Condition::NodeGroupExists { node_group }
+            | Condition::NodeGroupAbsent { node_group } => match actual.node_group(node_group) {
+                Some(n) => format!(
+                    "node group {node_group} exists ({}, {})",
+                    n.version, n.status
+                ),
+                None => format!("node group {node_group} does not exist"),
+            },
+            Condition::NodesReady { node_group, .. }
+            | Condition::NodeGroupCordoned { node_group, .. }
+            | Condition::NodeGroupDrained { node_group } => match &actual.kube {
+                None => "the cluster's Kubernetes API could not be read".into(),
+                Some(k) => {
+                    let nodes: Vec<String> = k
+                        .nodes_of_group(node_group)
+                        .map(|n| {
+                            let pods = k
+                                .pods_on(&n.name)
+                                .filter(|p| !(p.is_daemonset() || p.is_mirror || p.is_finished()))
+                                .count();
+                            format!(
+                                "{} ({}, {}{}, {pods} pods)",
+                                n.name,
+                                n.kubelet_version,
+                                if n.ready { "Ready" } else { "NotReady" },
+                                if n.unschedulable { ", cordoned" } else { "" }
+                            )
+                        })
+                        .collect();
+                    if nodes.is_empty() {
+                        format!("node group {node_group} has no nodes")
+                    } else {
+                        format!("node group {node_group} nodes: {}", nodes.join("; "))
+                    }
+                }
+            },
+            Condition::JournalOnly => "the journal does not record it as done".into(),
         }
     }
 }
@@ -279,6 +368,31 @@ impl std::fmt::Display for Condition {
                 "node group {node_group} max_unavailable = {max_unavailable}"
             ),
             Condition::AddonAt { addon, version } => write!(f, "add-on {addon} at {version}"),
+            Condition::NodeGroupExists { node_group } => {
+                write!(f, "node group {node_group} exists")
+            }
+            Condition::NodeGroupAbsent { node_group } => {
+                write!(f, "node group {node_group} does not exist")
+            }
+            Condition::NodesReady {
+                node_group,
+                count,
+                minor,
+            } => write!(f, "{count} nodes of {node_group} Ready at {minor}"),
+            Condition::NodeGroupCordoned {
+                node_group,
+                cordoned,
+            } => {
+                if *cordoned {
+                    write!(f, "every node of {node_group} cordoned")
+                } else {
+                    write!(f, "no node of {node_group} cordoned")
+                }
+            }
+            Condition::NodeGroupDrained { node_group } => {
+                write!(f, "no pod but DaemonSet pods left on {node_group}")
+            }
+            Condition::JournalOnly => write!(f, "recorded as done in the journal"),
         }
     }
 }
@@ -320,6 +434,39 @@ pub struct Change {
     pub to: String,
 }
 
+/// A PodDisruptionBudget that will not let a drain of this plan evict anything.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct BlockedDrain {
+    pub node_group: String,
+    /// `namespace/name`.
+    pub pdb: String,
+    pub reason: String,
+    /// `namespace/pod on node`.
+    pub pods: Vec<String>,
+    /// True unless the node group opted to wait (`drain { on_blocked = "wait" }`);
+    /// `kup apply` refuses a plan with a blocking drain unless `-allow-blocked-drain`.
+    pub blocking: bool,
+}
+
+/// A batch whose evicted pods will not fit on the nodes left.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CapacityShortfall {
+    pub node_group: String,
+    pub nodes: Vec<String>,
+    pub needed: crate::kube::Resources,
+    pub free: crate::kube::Resources,
+    pub short: crate::kube::Resources,
+}
+
+/// Nodes of one group as the Kubernetes API shows them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct GroupNodes {
+    pub nodes: u32,
+    pub ready: u32,
+    pub kubelets: Vec<String>,
+    pub pods: u32,
+}
+
 /// Everything the plan says about one cluster.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ClusterPlan {
@@ -335,6 +482,13 @@ pub struct ClusterPlan {
     pub unmanaged_node_groups: Vec<String>,
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// Nodes per node group, when the Kubernetes API could be read.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub nodes: BTreeMap<String, GroupNodes>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocked_drains: Vec<BlockedDrain>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capacity: Vec<CapacityShortfall>,
 }
 
 /// A complete, deterministic upgrade plan.
@@ -368,10 +522,62 @@ impl Plan {
         self.steps.iter().find(|s| s.id == id)
     }
 
-    /// A token that is the same every time this step of this plan is issued, so a resumed
-    /// apply that re-sends a request is recognised by the provider as the same request.
-    pub fn idempotency_token(&self, step_id: &str) -> String {
-        sha256_hex(format!("{}/{}", self.id, step_id).as_bytes())[..32].to_string()
+    /// A token that is the same every time this step is issued within one run (`run_id`
+    /// is journaled before anything is issued, and a resumed run keeps it), so a re-sent
+    /// request is recognised by the provider as the same request. A new run gets new
+    /// tokens: after a failed update the provider must accept a fresh attempt rather than
+    /// replay the failure.
+    pub fn idempotency_token(&self, run_id: &str, step_id: &str) -> String {
+        sha256_hex(format!("{}/{run_id}/{step_id}", self.id).as_bytes())[..32].to_string()
+    }
+
+    /// Check the DAG: unique step ids, dependencies that exist, no cycle. Plans come
+    /// from files and journals, so this is checked before anything runs.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut seen = std::collections::BTreeSet::new();
+        for s in &self.steps {
+            if !seen.insert(s.id.as_str()) {
+                return Err(format!("step id {} appears twice", s.id));
+            }
+        }
+        for s in &self.steps {
+            if let Some(d) = s.depends_on.iter().find(|d| !seen.contains(d.as_str())) {
+                return Err(format!(
+                    "step {} depends on {d}, which is not in the plan",
+                    s.id
+                ));
+            }
+        }
+        // Kahn's algorithm: every step must become ready.
+        let mut remaining: BTreeMap<&str, usize> = self
+            .steps
+            .iter()
+            .map(|s| (s.id.as_str(), s.depends_on.len()))
+            .collect();
+        let mut ready: Vec<&str> = remaining
+            .iter()
+            .filter(|(_, n)| **n == 0)
+            .map(|(id, _)| *id)
+            .collect();
+        let mut done = 0;
+        while let Some(id) = ready.pop() {
+            done += 1;
+            for s in self
+                .steps
+                .iter()
+                .filter(|s| s.depends_on.iter().any(|d| d == id))
+            {
+                let n = remaining.get_mut(s.id.as_str()).expect("known");
+                *n -= 1;
+                if *n == 0 {
+                    ready.push(&s.id);
+                }
+            }
+        }
+        if done != self.steps.len() {
+            return Err("the steps' dependencies form a cycle".into());
+        }
+        Ok(())
     }
 
     pub fn estimated_secs(&self) -> u64 {
@@ -415,11 +621,78 @@ impl SavedPlan {
     }
 }
 
-/// Fingerprint of the parts of a refreshed cluster that planning depends on.
+/// Fingerprint of the parts of a refreshed cluster that a plan depends on: versions,
+/// rolling settings, add-on versions, the set of node groups and operations in flight.
+/// Sizes, health, platform versions and catalogs change on their own (autoscalers, new
+/// builds) and do not make a plan stale; the executor's per-step preconditions still
+/// guard every step.
 pub fn fingerprint(actual: &ActualCluster) -> String {
-    let mut cloud = actual.clone();
-    cloud.kube = None;
-    sha256_hex(&serde_json::to_vec(&cloud).expect("actual serializes"))[..32].to_string()
+    let view = serde_json::json!({
+        "version": actual.version.minor().to_string(),
+        "node_groups": actual
+            .node_groups
+            .iter()
+            .map(|n| (n.name.as_str(), n.version.minor().to_string(), n.max_unavailable.map(|u| u.to_string())))
+            .collect::<Vec<_>>(),
+        "addons": actual
+            .addons
+            .iter()
+            .map(|a| (a.name.as_str(), a.version.as_str()))
+            .collect::<Vec<_>>(),
+        "in_flight": actual
+            .in_flight
+            .iter()
+            .map(|o| (o.resource.as_str(), o.kind.as_str(), o.target.as_deref()))
+            .collect::<Vec<_>>(),
+    });
+    sha256_hex(view.to_string().as_bytes())[..32].to_string()
+}
+
+#[cfg(test)]
+mod fingerprint_tests {
+    use super::*;
+    use crate::model::ActualNodeGroup;
+
+    fn cluster() -> ActualCluster {
+        ActualCluster {
+            name: "c".into(),
+            region: None,
+            version: "1.29".parse().unwrap(),
+            platform_version: Some("eks.1".into()),
+            status: "ACTIVE".into(),
+            offered_versions: vec![],
+            node_groups: vec![ActualNodeGroup {
+                name: "g".into(),
+                version: "1.29".parse().unwrap(),
+                release_version: None,
+                status: "ACTIVE".into(),
+                desired_size: 3,
+                min_size: 1,
+                max_size: 9,
+                max_unavailable: Some(Unavailable::Count(1)),
+                health_issues: vec![],
+                labels: Default::default(),
+            }],
+            addons: vec![],
+            in_flight: vec![],
+            kube: None,
+        }
+    }
+
+    #[test]
+    fn autoscaling_and_platform_bumps_do_not_make_a_plan_stale_but_versions_do() {
+        let a = cluster();
+        let mut b = cluster();
+        b.node_groups[0].desired_size = 7;
+        b.platform_version = Some("eks.9".into());
+        b.status = "UPDATING".into();
+        assert_eq!(fingerprint(&a), fingerprint(&b));
+        b.node_groups[0].version = "1.30".parse().unwrap();
+        assert_ne!(fingerprint(&a), fingerprint(&b));
+        let mut c = cluster();
+        c.node_groups[0].max_unavailable = Some(Unavailable::Count(3));
+        assert_ne!(fingerprint(&a), fingerprint(&c));
+    }
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {

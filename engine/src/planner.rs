@@ -215,8 +215,10 @@ struct Walk<'a> {
     actual: &'a ActualCluster,
     policy: &'a SkewPolicy,
     cp: Minor,
-    /// Managed node groups: current (planned) minor.
+    /// Managed node groups: current (planned) minor, by configured name.
     groups: BTreeMap<String, Minor>,
+    /// Configured name → the provider's group serving it now (differs for blue/green).
+    live_names: BTreeMap<String, String>,
     /// Add-on versions as planned so far.
     addons: BTreeMap<String, String>,
     steps: Vec<Step>,
@@ -258,9 +260,24 @@ fn plan_cluster(
 
     // Node groups: exist, no downgrade, final state legal.
     let mut groups = BTreeMap::new();
+    let mut live_names = BTreeMap::new();
     for ng in &spec.node_groups {
         let ng_addr = format!("{address}.node_group.{}", ng.name);
-        let Some(actual_ng) = actual.node_group(&ng.name) else {
+        let live = match live_group(ng, actual) {
+            Ok(l) => l,
+            Err(message) => {
+                errors.push(PlanError {
+                    address: ng_addr,
+                    loc: ng.origin.clone(),
+                    message,
+                    hint: Some(
+                        "run `kup apply` to resume the replacement that was interrupted, or `kup apply -rollback` to undo it".into(),
+                    ),
+                });
+                continue;
+            }
+        };
+        let Some(actual_ng) = live else {
             errors.push(PlanError {
                 address: ng_addr,
                 loc: ng.origin.clone(),
@@ -275,7 +292,41 @@ fn plan_cluster(
             });
             continue;
         };
-        let have = actual_ng.version.minor();
+        if let Strategy::Rolling {
+            max_unavailable,
+            max_surge,
+        } = &ng.strategy
+        {
+            let p = &policy.provider;
+            let too_small = match max_unavailable {
+                crate::model::Unavailable::Count(n) => *n < p.min_max_unavailable,
+                crate::model::Unavailable::Percent(n) => *n == 0 && p.min_max_unavailable > 0,
+            };
+            if too_small || (max_surge.is_some() && !p.supports_max_surge) {
+                errors.push(PlanError {
+                    address: ng_addr,
+                    loc: ng.origin.clone(),
+                    message: if too_small {
+                        format!(
+                            "provider `{}` needs max_unavailable of at least {} for a rolling node group",
+                            spec.provider, p.min_max_unavailable
+                        )
+                    } else {
+                        format!("provider `{}` has no max_surge for node groups; it adds replacement nodes by itself", spec.provider)
+                    },
+                    hint: Some(if too_small {
+                        format!("set max_unavailable = {} or more (or a percentage)", p.min_max_unavailable)
+                    } else {
+                        "remove max_surge, or use strategy = \"blue_green\" to bring up a whole new group first".into()
+                    }),
+                });
+                continue;
+            }
+        }
+        // The oldest kubelet really running counts, not only what the provider says.
+        let have = oldest_kubelet(actual, &actual_ng.name).map_or(actual_ng.version.minor(), |k| {
+            k.min(actual_ng.version.minor())
+        });
         let want = ng.version.minor();
         if want < have {
             errors.push(PlanError {
@@ -313,17 +364,18 @@ fn plan_cluster(
             });
             continue;
         }
-        if matches!(ng.strategy, Strategy::BlueGreen { .. }) && want > have {
+        if matches!(ng.strategy, Strategy::BlueGreen { .. }) && want > have && actual.kube.is_none()
+        {
             errors.push(PlanError {
                 address: ng_addr,
                 loc: ng.origin.clone(),
-                message: "strategy \"blue_green\" is not supported by this version of kup yet"
-                    .into(),
-                hint: Some("use strategy = \"rolling\" for now".into()),
+                message: "strategy \"blue_green\" moves pods itself, so kup needs the cluster's Kubernetes API, which it could not read".into(),
+                hint: Some("set kubeconfig/context on the cluster, or check that the provider's credentials allow access to the cluster".into()),
             });
             continue;
         }
         groups.insert(ng.name.clone(), have);
+        live_names.insert(ng.name.clone(), actual_ng.name.clone());
     }
     if !errors.is_empty() {
         return Err(errors);
@@ -335,6 +387,7 @@ fn plan_cluster(
         policy,
         cp: current,
         groups,
+        live_names,
         addons: actual
             .addons
             .iter()
@@ -384,10 +437,20 @@ fn plan_cluster(
     }
 
     let mut warnings = Vec::new();
+    let initially_live: Vec<String> = spec
+        .node_groups
+        .iter()
+        .filter_map(|ng| {
+            live_group(ng, actual)
+                .ok()
+                .flatten()
+                .map(|n| n.name.clone())
+        })
+        .collect();
     let unmanaged: Vec<String> = actual
         .node_groups
         .iter()
-        .filter(|n| spec.node_group(&n.name).is_none())
+        .filter(|n| !initially_live.contains(&n.name))
         .map(|n| n.name.clone())
         .collect();
     for op in &actual.in_flight {
@@ -421,6 +484,29 @@ fn plan_cluster(
     }
 
     let changes = changes(spec, actual, &walk);
+    let (nodes, blocked_drains, capacity) = predictions(spec, actual, policy, &walk.steps);
+    for b in &blocked_drains {
+        warnings.push(format!(
+            "PodDisruptionBudget {} {}: draining node group {} will block ({})",
+            b.pdb,
+            b.reason,
+            b.node_group,
+            b.pods.join(", ")
+        ));
+    }
+    for c in &capacity {
+        warnings.push(format!(
+            "draining {} ({}) needs {}m CPU and {} MiB of requests moved, but only {}m CPU and {} MiB are free elsewhere: short by {}m CPU / {} MiB; set max_surge, or a smaller max_unavailable",
+            c.node_group,
+            c.nodes.join(", "),
+            c.needed.cpu_millis,
+            c.needed.memory_bytes >> 20,
+            c.free.cpu_millis,
+            c.free.memory_bytes >> 20,
+            c.short.cpu_millis,
+            c.short.memory_bytes >> 20
+        ));
+    }
     let steps = walk.steps;
     let cluster_plan = ClusterPlan {
         address,
@@ -436,6 +522,9 @@ fn plan_cluster(
         timeline: walk.timeline,
         unmanaged_node_groups: unmanaged,
         warnings,
+        nodes,
+        blocked_drains,
+        capacity,
     };
     Ok((cluster_plan, steps))
 }
@@ -468,6 +557,9 @@ impl Walk<'_> {
     fn config_updates(&mut self) {
         let mut ids = Vec::new();
         for ng in &self.spec.node_groups {
+            if matches!(ng.strategy, Strategy::BlueGreen { .. }) {
+                continue;
+            }
             let Some(actual_ng) = self.actual.node_group(&ng.name) else {
                 continue;
             };
@@ -552,8 +644,40 @@ impl Walk<'_> {
 
     /// Unmanaged node groups cannot be moved by kup, so they must already be legal.
     fn check_unmanaged(&mut self, next: Minor) {
+        // Nodes that belong to no node group the provider knows (self-managed nodes) are
+        // just as unmovable.
+        if let Some(k) = &self.actual.kube {
+            let known: Vec<&str> = self
+                .actual
+                .node_groups
+                .iter()
+                .map(|n| n.name.as_str())
+                .collect();
+            let stray: Vec<String> = k
+                .nodes
+                .iter()
+                .filter(|n| !n.node_group.as_deref().is_some_and(|g| known.contains(&g)))
+                .filter(|n| {
+                    self.policy
+                        .kubelet_ok(next, n.kubelet_version.minor())
+                        .is_err()
+                })
+                .map(|n| format!("{} ({})", n.name, n.kubelet_version))
+                .collect();
+            if !stray.is_empty() {
+                self.errors.push(PlanError {
+                    address: self.address(),
+                    loc: self.spec.origin.clone(),
+                    message: format!(
+                        "nodes outside every node group would break the skew policy when the control plane reaches {next}: {}",
+                        stray.join(", ")
+                    ),
+                    hint: Some("upgrade or remove those nodes first; kup cannot roll nodes it does not manage".into()),
+                });
+            }
+        }
         for ng in &self.actual.node_groups {
-            if self.spec.node_group(&ng.name).is_some() {
+            if self.live_names.values().any(|l| l == &ng.name) {
                 continue;
             }
             let have = ng.version.minor();
@@ -596,49 +720,217 @@ impl Walk<'_> {
         }
         let width = self.spec.parallel_node_groups.max(1) as usize;
         let base = std::mem::take(&mut self.frontier);
+        // The last step of each rollout: what the next rollouts and the next hop wait for.
         let mut ids: Vec<String> = Vec::new();
         for (i, (name, from, to, reason)) in rollouts.into_iter().enumerate() {
-            let ng = self.spec.node_group(&name).expect("managed node group");
-            let actual_ng = self.actual.node_group(&name).expect("checked above");
-            let max_unavailable = ng.strategy.max_unavailable();
-            let per_batch = max_unavailable.nodes_of(actual_ng.desired_size).max(1);
-            let batches = actual_ng.desired_size.max(1).div_ceil(per_batch) as u64;
             let mut depends_on = base.clone();
             if i >= width {
                 depends_on.push(ids[i - width].clone());
             }
-            let from_v = Version::new(from.major, from.minor, None);
-            let to_v = Version::new(to.major, to.minor, None);
-            let id = format!("{}/node_group/{name}/{to}", self.label());
-            ids.push(self.push(Step {
-                id: id.clone(),
-                cluster: self.address(),
-                address: format!("{}.node_group.{name}", self.address()),
-                action: Action::UpgradeNodeGroup {
-                    node_group: name.clone(),
-                    from: from_v,
-                    to: to_v,
-                    max_unavailable,
+            let last = match self.spec.node_group(&name).expect("managed").strategy {
+                Strategy::BlueGreen { .. } => self.blue_green(&name, from, to, depends_on, &reason),
+                Strategy::Rolling { .. } => self.rolling(&name, from, to, depends_on, reason),
+            };
+            self.groups.insert(name, to);
+            self.record(Some(last.clone()));
+            ids.push(last);
+        }
+        self.frontier = ids;
+    }
+
+    fn rolling(
+        &mut self,
+        name: &str,
+        from: Minor,
+        to: Minor,
+        depends_on: Vec<String>,
+        reason: String,
+    ) -> String {
+        let ng = self.spec.node_group(name).expect("managed node group");
+        let live = self.live_names[name].clone();
+        let actual_ng = self.actual.node_group(&live).expect("checked above");
+        let max_unavailable = ng.strategy.max_unavailable();
+        let per_batch = max_unavailable.nodes_of(actual_ng.desired_size).max(1);
+        let batches = actual_ng.desired_size.max(1).div_ceil(per_batch) as u64;
+        let id = format!("{}/node_group/{name}/{to}", self.label());
+        self.push(Step {
+            id: id.clone(),
+            cluster: self.address(),
+            address: format!("{}.node_group.{name}", self.address()),
+            action: Action::UpgradeNodeGroup {
+                node_group: live.clone(),
+                from: Version::new(from.major, from.minor, None),
+                to: Version::new(to.major, to.minor, None),
+                max_unavailable,
+            },
+            depends_on,
+            precondition: vec![
+                Condition::NodeGroupAt {
+                    node_group: live.clone(),
+                    minor: from,
                 },
-                depends_on,
-                precondition: vec![
-                    Condition::NodeGroupAt {
-                        node_group: name.clone(),
-                        minor: from,
+                Condition::ControlPlaneAtLeast { minor: to },
+            ],
+            postcondition: vec![Condition::NodeGroupAtLeast {
+                node_group: live,
+                minor: to,
+            }],
+            estimated_secs: batches * self.policy.provider.node_batch_estimate.as_secs(),
+            reason,
+        })
+    }
+
+    /// Blue/green: create the green group at `to`, wait for its nodes, cordon and drain the
+    /// blue one, soak, delete blue. Each phase has its own postcondition, so an
+    /// interrupted apply resumes at the right one.
+    fn blue_green(
+        &mut self,
+        name: &str,
+        from: Minor,
+        to: Minor,
+        depends_on: Vec<String>,
+        reason: &str,
+    ) -> String {
+        let ng = self.spec.node_group(name).expect("managed node group");
+        let Strategy::BlueGreen {
+            max_unavailable,
+            soak,
+            batch_soak,
+        } = ng.strategy.clone()
+        else {
+            unreachable!("called for blue/green groups")
+        };
+        let drain = ng.drain.clone();
+        let blue = self.live_names[name].clone();
+        let green = green_name(name, to);
+        let size = self
+            .actual
+            .node_group(&blue)
+            .map_or(1, |n| n.desired_size.max(1));
+        let batch = max_unavailable.nodes_of(size).max(1);
+        let prefix = format!("{}/node_group/{name}/{to}", self.label());
+        let address = format!("{}.node_group.{name}", self.address());
+        let est = &self.policy.provider;
+        let phases: Vec<(&str, Action, Vec<Condition>, Vec<Condition>, u64, String)> = vec![
+            (
+                "create",
+                Action::CreateNodeGroup {
+                    node_group: green.clone(),
+                    clone_of: blue.clone(),
+                    version: Version::new(to.major, to.minor, None),
+                },
+                vec![
+                    Condition::NodeGroupExists {
+                        node_group: blue.clone(),
                     },
                     Condition::ControlPlaneAtLeast { minor: to },
                 ],
-                postcondition: vec![Condition::NodeGroupAtLeast {
-                    node_group: name.clone(),
+                vec![Condition::NodeGroupExists {
+                    node_group: green.clone(),
+                }],
+                est.node_batch_estimate.as_secs(),
+                format!(
+                    "{reason}; blue/green: the new group {green} replaces {blue} (from {from})"
+                ),
+            ),
+            (
+                "ready",
+                Action::WaitNodesReady {
+                    node_group: green.clone(),
+                    count: size,
+                    minor: to,
+                },
+                vec![Condition::NodeGroupExists {
+                    node_group: green.clone(),
+                }],
+                vec![Condition::NodesReady {
+                    node_group: green.clone(),
+                    count: size,
                     minor: to,
                 }],
-                estimated_secs: batches * self.policy.provider.node_batch_estimate.as_secs(),
-                reason,
-            }));
-            self.groups.insert(name, to);
-            self.record(Some(id));
+                60,
+                format!("every green node must be Ready at {to} before any pod moves"),
+            ),
+            (
+                "cordon",
+                Action::CordonNodeGroup {
+                    node_group: blue.clone(),
+                    uncordon: false,
+                },
+                vec![Condition::NodesReady {
+                    node_group: green.clone(),
+                    count: size,
+                    minor: to,
+                }],
+                vec![Condition::NodeGroupCordoned {
+                    node_group: blue.clone(),
+                    cordoned: true,
+                }],
+                10,
+                "no new pod may land on the blue group".into(),
+            ),
+            (
+                "drain",
+                Action::DrainNodeGroup {
+                    node_group: blue.clone(),
+                    batch_size: batch,
+                    batch_soak_secs: batch_soak.as_secs(),
+                    drain,
+                },
+                vec![],
+                vec![Condition::NodeGroupDrained {
+                    node_group: blue.clone(),
+                }],
+                size.div_ceil(batch) as u64 * (120 + batch_soak.as_secs()),
+                format!("{batch} blue node(s) at a time, honouring PodDisruptionBudgets"),
+            ),
+            (
+                "soak",
+                Action::Soak {
+                    node_group: green.clone(),
+                    secs: soak.as_secs(),
+                },
+                vec![],
+                vec![Condition::JournalOnly],
+                soak.as_secs(),
+                "watch the workloads on green before the blue group is gone for good".into(),
+            ),
+            (
+                "delete",
+                Action::DeleteNodeGroup {
+                    node_group: blue.clone(),
+                },
+                // Never delete a group that still runs pods not owned by DaemonSets.
+                vec![Condition::NodeGroupDrained {
+                    node_group: blue.clone(),
+                }],
+                vec![Condition::NodeGroupAbsent {
+                    node_group: blue.clone(),
+                }],
+                est.node_batch_estimate.as_secs(),
+                "after this, rollback to the blue group is no longer possible".into(),
+            ),
+        ];
+        let mut prev = depends_on;
+        let mut last = String::new();
+        for (phase, action, pre, post, secs, why) in phases {
+            let id = format!("{prefix}/{phase}");
+            self.push(Step {
+                id: id.clone(),
+                cluster: self.address(),
+                address: address.clone(),
+                action,
+                depends_on: prev,
+                precondition: pre,
+                postcondition: post,
+                estimated_secs: secs,
+                reason: why,
+            });
+            prev = vec![id.clone()];
+            last = id;
         }
-        self.frontier = ids;
+        self.live_names.insert(name.to_string(), green);
+        last
     }
 
     fn hop(&mut self, to: Version) {
@@ -868,6 +1160,174 @@ fn resolve_target(
     })
 }
 
+/// The provider's group that serves configured node group `ng` now. A rolling group is
+/// found by its name; a blue/green group is `NAME` or one of its colours `NAME-1-31`.
+/// Two colours at once mean a replacement did not finish.
+pub fn live_group<'a>(
+    ng: &crate::model::NodeGroupSpec,
+    actual: &'a ActualCluster,
+) -> Result<Option<&'a crate::model::ActualNodeGroup>, String> {
+    if !matches!(ng.strategy, Strategy::BlueGreen { .. }) {
+        return Ok(actual.node_group(&ng.name));
+    }
+    let candidates: Vec<&crate::model::ActualNodeGroup> = actual
+        .node_groups
+        .iter()
+        .filter(|n| n.name == ng.name || is_colour_of(&n.name, &ng.name))
+        .collect();
+    match candidates.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some(one)),
+        many => Err(format!(
+            "node groups {} all serve `{}`: a blue/green replacement did not finish",
+            many.iter()
+                .map(|n| n.name.as_str())
+                .collect::<Vec<_>>()
+                .join(" and "),
+            ng.name
+        )),
+    }
+}
+
+fn is_colour_of(candidate: &str, base: &str) -> bool {
+    candidate
+        .strip_prefix(base)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .and_then(|v| v.split_once('-'))
+        .is_some_and(|(a, b)| {
+            !a.is_empty()
+                && !b.is_empty()
+                && a.bytes().all(|c| c.is_ascii_digit())
+                && b.bytes().all(|c| c.is_ascii_digit())
+        })
+}
+
+/// The green group's name: deterministic, so a resumed apply finds the group it created.
+pub fn green_name(base: &str, to: Minor) -> String {
+    format!("{base}-{}-{}", to.major, to.minor)
+}
+
+/// The oldest kubelet among the group's nodes, when the Kubernetes API was read.
+fn oldest_kubelet(actual: &ActualCluster, group: &str) -> Option<Minor> {
+    actual
+        .kube
+        .as_ref()?
+        .nodes_of_group(group)
+        .map(|n| n.kubelet_version.minor())
+        .min()
+}
+
+type Predictions = (
+    BTreeMap<String, crate::plan::GroupNodes>,
+    Vec<crate::plan::BlockedDrain>,
+    Vec<crate::plan::CapacityShortfall>,
+);
+
+/// Node counts per group, and what the cluster's pods and PDBs say about the drains the
+/// plan will cause. Only groups that exist now have pods to predict from.
+fn predictions(
+    spec: &ClusterSpec,
+    actual: &ActualCluster,
+    policy: &SkewPolicy,
+    steps: &[Step],
+) -> Predictions {
+    let Some(k) = &actual.kube else {
+        return Default::default();
+    };
+    let mut nodes = BTreeMap::new();
+    for g in &actual.node_groups {
+        let members: Vec<_> = k.nodes_of_group(&g.name).collect();
+        let mut kubelets: Vec<String> = members
+            .iter()
+            .map(|n| n.kubelet_version.to_string())
+            .collect();
+        kubelets.sort();
+        kubelets.dedup();
+        nodes.insert(
+            g.name.clone(),
+            crate::plan::GroupNodes {
+                nodes: members.len() as u32,
+                ready: members.iter().filter(|n| n.ready).count() as u32,
+                kubelets,
+                pods: members
+                    .iter()
+                    .map(|n| predict::evictable(k, &n.name).count() as u32)
+                    .sum(),
+            },
+        );
+    }
+    let mut blocked = Vec::new();
+    let mut capacity = Vec::new();
+    let mut seen = Vec::new();
+    for step in steps {
+        let (group, blue_green) = match &step.action {
+            Action::UpgradeNodeGroup { node_group, .. } => (node_group, false),
+            Action::DrainNodeGroup { node_group, .. } => (node_group, true),
+            _ => continue,
+        };
+        if seen.contains(group) || actual.node_group(group).is_none() {
+            continue;
+        }
+        seen.push(group.clone());
+        let configured = spec.node_groups.iter().find(|ng| {
+            live_group(ng, actual)
+                .ok()
+                .flatten()
+                .is_some_and(|l| &l.name == group)
+        });
+        let blocking = !configured.is_some_and(|ng| ng.drain.on_blocked_wait);
+        let members: Vec<&crate::kube::KubeNode> = k.nodes_of_group(group).collect();
+        let names: Vec<&str> = members.iter().map(|n| n.name.as_str()).collect();
+        blocked.extend(predict::blocked_drains(k, group, &names, blocking));
+        if blue_green {
+            // The green clone adds what the blue nodes offer, less their DaemonSet pods.
+            let green = members
+                .iter()
+                .fold(crate::kube::Resources::default(), |acc, n| {
+                    let ds = k
+                        .pods_on(&n.name)
+                        .filter(|p| p.is_daemonset())
+                        .fold(crate::kube::Resources::default(), |a, p| a.add(p.requests));
+                    acc.add(n.allocatable.saturating_sub(ds))
+                });
+            capacity.extend(predict::capacity_shortfall(k, group, &names, green));
+        } else if !policy.provider.surges_before_drain {
+            // Worst case: the batch whose pods ask for the most.
+            let Some(ng) = configured else { continue };
+            let batch_size = ng.strategy.max_unavailable().nodes_of(members.len() as u32) as usize;
+            let mut by_need: Vec<(&str, u64)> = names
+                .iter()
+                .map(|n| {
+                    (
+                        *n,
+                        predict::evictable(k, n)
+                            .map(|p| p.requests.cpu_millis)
+                            .sum::<u64>(),
+                    )
+                })
+                .collect();
+            by_need.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+            let batch: Vec<&str> = by_need
+                .iter()
+                .take(batch_size.max(1))
+                .map(|(n, _)| *n)
+                .collect();
+            let surge = match &ng.strategy {
+                Strategy::Rolling {
+                    max_surge: Some(s), ..
+                } => {
+                    let per_node = members.first().map(|n| n.allocatable).unwrap_or_default();
+                    (0..s.nodes_of(members.len() as u32))
+                        .fold(crate::kube::Resources::default(), |a, _| a.add(per_node))
+                }
+                _ => crate::kube::Resources::default(),
+            };
+            capacity.extend(predict::capacity_shortfall(k, group, &batch, surge));
+        }
+    }
+    (nodes, blocked, capacity)
+}
+
 fn newest_offered(actual: &ActualCluster, minor: Minor) -> Option<Version> {
     actual
         .offered_versions
@@ -925,7 +1385,7 @@ fn changes(spec: &ClusterSpec, actual: &ActualCluster, walk: &Walk<'_>) -> Vec<C
         });
     }
     for ng in &spec.node_groups {
-        let Some(a) = actual.node_group(&ng.name) else {
+        let Ok(Some(a)) = live_group(ng, actual) else {
             continue;
         };
         let ng_addr = format!("{addr}.node_group.{}", ng.name);
@@ -939,7 +1399,7 @@ fn changes(spec: &ClusterSpec, actual: &ActualCluster, walk: &Walk<'_>) -> Vec<C
                 });
             }
         }
-        if let Some(have) = a.max_unavailable {
+        if let (Some(have), Strategy::Rolling { .. }) = (a.max_unavailable, &ng.strategy) {
             let want = ng.strategy.max_unavailable();
             if have != want {
                 out.push(Change {
@@ -965,6 +1425,8 @@ fn changes(spec: &ClusterSpec, actual: &ActualCluster, walk: &Walk<'_>) -> Vec<C
     }
     out
 }
+
+mod predict;
 
 #[cfg(test)]
 mod tests;

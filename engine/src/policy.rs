@@ -30,6 +30,16 @@ pub struct ProviderPolicy {
     pub control_plane_minor_only: bool,
     /// Add-ons must be moved to a version compatible with each new control-plane minor.
     pub addons_track_control_plane: bool,
+    /// The provider adds replacement nodes before draining old ones (EKS managed node
+    /// groups surge), so a rolling batch never needs room elsewhere.
+    #[serde(default)]
+    pub surges_before_drain: bool,
+    /// The provider honours a rolling `max_surge` (EKS managed node groups do not).
+    #[serde(default = "yes")]
+    pub supports_max_surge: bool,
+    /// The smallest `max_unavailable` the provider accepts (EKS: 1).
+    #[serde(default)]
+    pub min_max_unavailable: u32,
     pub control_plane_upgrade_estimate: Duration,
     /// Time to replace one batch of nodes.
     pub node_batch_estimate: Duration,
@@ -44,12 +54,19 @@ impl Default for ProviderPolicy {
             nodes_must_match_before_control_plane_upgrade: false,
             control_plane_minor_only: false,
             addons_track_control_plane: false,
+            surges_before_drain: false,
+            supports_max_surge: true,
+            min_max_unavailable: 0,
             control_plane_upgrade_estimate: Duration::from_secs(10 * 60),
             node_batch_estimate: Duration::from_secs(5 * 60),
             addon_update_estimate: Duration::from_secs(60),
             config_update_estimate: Duration::from_secs(30),
         }
     }
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// The skew rules in force for one plan.

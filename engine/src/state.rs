@@ -191,12 +191,18 @@ fn held_message(info: &LockInfo, path: &Path) -> String {
 }
 
 /// A held state lock; released on drop.
+///
+/// The lock is an exclusive `flock(2)` on the lock file, held as long as the process
+/// lives: the kernel drops it when the holder exits or is killed, so a dead holder never
+/// blocks anyone and no pid probing is needed. The file's content names the holder for
+/// error messages.
 #[derive(Debug)]
 pub struct StateLock {
     path: PathBuf,
     pub info: LockInfo,
-    /// A lock left by a process of this host that no longer exists, which we replaced.
+    /// The holder recorded in a lock file whose process had died without cleaning up.
     pub replaced_stale: Option<LockInfo>,
+    _file: std::fs::File,
 }
 
 impl StateLock {
@@ -206,12 +212,17 @@ impl StateLock {
         operation: &str,
         timeout: Duration,
     ) -> Result<StateLock, LockError> {
+        use std::io::{Read, Seek};
+        use std::os::unix::fs::MetadataExt;
+        use std::os::unix::io::AsRawFd;
+
         let path = lock_path(state);
+        let io_err = |source| LockError::Io {
+            path: path.clone(),
+            source,
+        };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            fs::create_dir_all(dir).map_err(|source| LockError::Io {
-                path: path.clone(),
-                source,
-            })?;
+            fs::create_dir_all(dir).map_err(io_err)?;
         }
         let info = LockInfo {
             id: random_id(8),
@@ -222,48 +233,56 @@ impl StateLock {
             created: now_rfc3339(),
         };
         let deadline = Instant::now() + timeout;
-        let mut replaced_stale = None;
         loop {
-            match OpenOptions::new().write(true).create_new(true).open(&path) {
-                Ok(mut f) => {
-                    let body = serde_json::to_vec_pretty(&info).expect("lock serializes");
-                    f.write_all(&body)
-                        .and_then(|_| f.sync_all())
-                        .map_err(|source| LockError::Io {
-                            path: path.clone(),
-                            source,
-                        })?;
-                    return Ok(StateLock {
-                        path,
-                        info,
-                        replaced_stale,
+            let mut file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .map_err(io_err)?;
+            // SAFETY: flock on a file descriptor we own.
+            let locked =
+                unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+            if !locked {
+                if Instant::now() >= deadline {
+                    let held = read_lock(&path).unwrap_or_else(|| LockInfo {
+                        id: "(unreadable)".into(),
+                        operation: "unknown".into(),
+                        who: "unknown".into(),
+                        host: "unknown".into(),
+                        pid: 0,
+                        created: "unknown".into(),
                     });
+                    return Err(LockError::Held(Box::new(held), path));
                 }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    // A holder on this host whose process is gone (killed, crashed) cannot
-                    // finish; its journal lets us resume its work, so take the lock over.
-                    if let Some(held) = read_lock(&path).filter(|h| h.holder_is_gone()) {
-                        if replaced_stale.is_none() {
-                            let _ = fs::remove_file(&path);
-                            replaced_stale = Some(held);
-                            continue;
-                        }
-                    }
-                    if Instant::now() >= deadline {
-                        let held = read_lock(&path).unwrap_or_else(|| LockInfo {
-                            id: "(unreadable)".into(),
-                            operation: "unknown".into(),
-                            who: "unknown".into(),
-                            host: "unknown".into(),
-                            pid: 0,
-                            created: "unknown".into(),
-                        });
-                        return Err(LockError::Held(Box::new(held), path));
-                    }
-                    std::thread::sleep(Duration::from_millis(200));
-                }
-                Err(source) => return Err(LockError::Io { path, source }),
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
             }
+            // The previous holder may have removed the file between our open and flock:
+            // then we locked an orphan and must start again on the file the path names.
+            let same = match (file.metadata(), fs::metadata(&path)) {
+                (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+                _ => false,
+            };
+            if !same {
+                continue;
+            }
+            let mut previous = String::new();
+            let _ = file.read_to_string(&mut previous);
+            let replaced_stale = serde_json::from_str::<LockInfo>(&previous).ok();
+            let body = serde_json::to_vec_pretty(&info).expect("lock serializes");
+            file.set_len(0)
+                .and_then(|_| file.rewind())
+                .and_then(|_| file.write_all(&body))
+                .and_then(|_| file.sync_all())
+                .map_err(io_err)?;
+            return Ok(StateLock {
+                path,
+                info,
+                replaced_stale,
+                _file: file,
+            });
         }
     }
 
@@ -279,7 +298,8 @@ impl StateLock {
 
 impl Drop for StateLock {
     fn drop(&mut self) {
-        // Only remove the lock if it is still ours (force-unlock may have replaced it).
+        // Remove the file while still holding the lock, unless force-unlock replaced it;
+        // the flock itself goes when the file handle closes.
         if read_lock(&self.path).is_some_and(|l| l.id == self.info.id) {
             let _ = fs::remove_file(&self.path);
         }
@@ -377,6 +397,7 @@ mod tests {
         let id = first.info.id.clone();
         force_unlock(&p, &id).unwrap();
         assert!(first.replaced_stale.is_none());
+        drop(StateLock::acquire(&p, "x", Duration::ZERO).err());
         // The old holder's drop must not remove a lock someone else now holds.
         let second = StateLock::acquire(&p, "apply", Duration::ZERO).unwrap();
         drop(first);
@@ -386,19 +407,16 @@ mod tests {
     }
 
     #[test]
-    fn lock_of_a_dead_local_process_is_taken_over() {
+    fn lock_left_by_a_dead_process_is_taken_over() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("kup.state.json");
-        // A child that has exited: its pid no longer exists.
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let dead = child.id();
-        child.wait().unwrap();
+        // A lock file whose holder is gone: nobody holds the flock.
         let stale = LockInfo {
             id: "old".into(),
             operation: "apply".into(),
             who: "ci".into(),
             host: hostname(),
-            pid: dead,
+            pid: 999_999,
             created: now_rfc3339(),
         };
         fs::write(lock_path(&p), serde_json::to_vec(&stale).unwrap()).unwrap();
@@ -407,14 +425,34 @@ mod tests {
             lock.replaced_stale.as_ref().map(|l| l.id.as_str()),
             Some("old")
         );
-        // A lock held by a live process (ours) on another host is never taken over.
-        drop(lock);
-        let foreign = LockInfo {
-            host: "elsewhere".into(),
-            pid: dead,
-            ..stale
-        };
-        fs::write(lock_path(&p), serde_json::to_vec(&foreign).unwrap()).unwrap();
-        assert!(StateLock::acquire(&p, "apply", Duration::ZERO).is_err());
+        assert_eq!(read_lock(&lock_path(&p)).unwrap().id, lock.info.id);
+    }
+
+    #[test]
+    fn racing_acquirers_never_both_hold_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = std::sync::Arc::new(dir.path().join("kup.state.json"));
+        let holders = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let max_seen = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (p, holders, max_seen) = (p.clone(), holders.clone(), max_seen.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..20 {
+                        let lock =
+                            StateLock::acquire(&p, "apply", Duration::from_secs(30)).unwrap();
+                        let now = holders.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                        max_seen.fetch_max(now, std::sync::atomic::Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_micros(200));
+                        holders.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                        drop(lock);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(max_seen.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 }

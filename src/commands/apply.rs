@@ -60,6 +60,25 @@ pub async fn run(args: ApplyArgs) -> Result<ExitCode> {
             run.saved_plan.plan.steps.len()
         ));
         let saved = run.saved_plan.clone();
+        if mode != Mode::Json {
+            println!("Steps left from that run:");
+            for s in saved
+                .plan
+                .steps
+                .iter()
+                .filter(|s| !run.finished.contains(&s.id))
+            {
+                println!("  - {}: {}", s.id, s.action.describe());
+            }
+        }
+        if !args.auto_approve && !approve()? {
+            drop(lock);
+            say(
+                mode,
+                "Resume cancelled; the journal still records the unfinished run.",
+            );
+            return Ok(ExitCode::from(1));
+        }
         let dir_of_plan = PathBuf::from(&saved.config_dir);
         let connected = Connected::start(&saved.desired, &dir_of_plan).await?;
         let report = execute(&saved, Some(&run), &connected, &state_path, &args, mode).await;
@@ -98,6 +117,7 @@ pub async fn run(args: ApplyArgs) -> Result<ExitCode> {
         drop(lock);
         return Ok(ExitCode::SUCCESS);
     }
+    refuse_blocked_drains(&saved, &args)?;
     if !args.auto_approve && !approve()? {
         planned.connected.shutdown().await;
         drop(lock);
@@ -111,8 +131,23 @@ pub async fn run(args: ApplyArgs) -> Result<ExitCode> {
 }
 
 async fn apply_plan_file(args: &ApplyArgs, mode: Mode) -> Result<ExitCode> {
+    if !args.vars.vars.is_empty()
+        || !args.vars.var_files.is_empty()
+        || !args.targets.is_empty()
+        || args.refresh_only
+    {
+        return Err(Failure::Message(
+            "a saved plan already fixes variables and targets; -var, -var-file, -target and -refresh-only go to `kup plan`".into(),
+        ));
+    }
     let saved = read_plan_file(&args.target)?;
     let dir = PathBuf::from(&saved.config_dir);
+    if !dir.is_dir() {
+        return Err(Failure::Message(format!(
+            "the plan was made from {}, which does not exist here, so kup cannot check that the configuration is unchanged nor find its state. Apply it where it was planned (same checkout path), or plan again here",
+            dir.display()
+        )));
+    }
     let state_path = args
         .state
         .state
@@ -132,7 +167,7 @@ async fn apply_plan_file(args: &ApplyArgs, mode: Mode) -> Result<ExitCode> {
         }
         None => None,
     };
-    if resume.is_none() && dir.is_dir() {
+    if resume.is_none() {
         let now = config_files_hash(&dir)?;
         if now != saved.config_hash {
             return Err(Failure::Message(format!(
@@ -186,10 +221,51 @@ async fn apply_plan_file(args: &ApplyArgs, mode: Mode) -> Result<ExitCode> {
     if mode != Mode::Json {
         print!("{}", render_plan(&saved.plan));
     }
+    if resume.is_none() {
+        if let Err(e) = refuse_blocked_drains(&saved, args) {
+            connected.shutdown().await;
+            return Err(e);
+        }
+    }
     let report = execute(&saved, resume.as_ref(), &connected, &state_path, args, mode).await;
     connected.shutdown().await;
     drop(lock);
     Ok(exit_code(&report?))
+}
+
+/// A drain the plan predicts a PodDisruptionBudget will block fails after its timeout and
+/// leaves nodes cordoned; refuse up front unless the user accepts that.
+fn refuse_blocked_drains(saved: &SavedPlan, args: &ApplyArgs) -> Result<()> {
+    if args.allow_blocked_drain {
+        return Ok(());
+    }
+    let blocked: Vec<String> = saved
+        .plan
+        .clusters
+        .iter()
+        .flat_map(|c| {
+            c.blocked_drains
+                .iter()
+                .filter(|b| b.blocking)
+                .map(move |b| {
+                    format!(
+                        "  {} node group {}: PodDisruptionBudget {} {} ({})",
+                        c.address,
+                        b.node_group,
+                        b.pdb,
+                        b.reason,
+                        b.pods.join(", ")
+                    )
+                })
+        })
+        .collect();
+    if blocked.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::Message(format!(
+        "the plan drains nodes that PodDisruptionBudgets will not let go:\n{}\nRelax those budgets, or accept that the drain waits for them: `drain {{ on_blocked = \"wait\" }}` on the node group, or `kup apply -allow-blocked-drain`",
+        blocked.join("\n")
+    )))
 }
 
 fn unfinished(state_path: &Path) -> Result<Option<UnfinishedRun>> {
@@ -208,7 +284,7 @@ async fn execute(
 ) -> Result<ApplyReport> {
     let mut clusters = BTreeMap::new();
     for c in &saved.desired.clusters {
-        if let Some(h) = connected.handle(c, &saved.desired) {
+        if let Some(h) = connected.handle(c, &saved.desired).await {
             clusters.insert(c.address(), h);
         }
     }
@@ -269,11 +345,20 @@ pub fn record_state(
             continue;
         };
         let address = spec.address();
-        let live_colours = state
+        let mut live_colours = state
             .clusters
             .get(&address)
             .map(|c| c.live_colours.clone())
             .unwrap_or_default();
+        // Which colour of each blue/green group serves now, so the next upgrade knows
+        // which group is blue.
+        for ng in &spec.node_groups {
+            if let Ok(Some(live)) = kup_engine::planner::live_group(ng, observed) {
+                if matches!(ng.strategy, kup_engine::model::Strategy::BlueGreen { .. }) {
+                    live_colours.insert(ng.name.clone(), live.name.clone());
+                }
+            }
+        }
         state.clusters.insert(
             address,
             ClusterState {

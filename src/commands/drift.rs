@@ -216,25 +216,17 @@ pub fn config_drift(spec: &ClusterSpec, a: &ActualCluster) -> Vec<ConfigDrift> {
 /// The parts of a cluster a person cares about, one fact per line, for diffing.
 fn summary_lines(a: &ActualCluster) -> String {
     let mut s = String::new();
+    // Only what kup manages: sizes, status and platform versions change on their own
+    // (autoscalers, provider patching) and would make drift report forever.
     let _ = writeln!(s, "version: {}", a.version);
-    if let Some(p) = &a.platform_version {
-        let _ = writeln!(s, "platform_version: {p}");
-    }
-    let _ = writeln!(s, "status: {}", a.status);
     for n in &a.node_groups {
         let _ = writeln!(s, "node_group.{}.version: {}", n.name, n.version);
         if let Some(r) = &n.release_version {
             let _ = writeln!(s, "node_group.{}.release_version: {r}", n.name);
         }
-        let _ = writeln!(
-            s,
-            "node_group.{}.size: min {} / desired {} / max {}",
-            n.name, n.min_size, n.desired_size, n.max_size
-        );
         if let Some(u) = n.max_unavailable {
             let _ = writeln!(s, "node_group.{}.max_unavailable: {u}", n.name);
         }
-        let _ = writeln!(s, "node_group.{}.status: {}", n.name, n.status);
     }
     for ad in &a.addons {
         let _ = writeln!(s, "addon.{}.version: {}", ad.name, ad.version);

@@ -145,11 +145,18 @@ pub async fn run(args: PlanArgs) -> Result<ExitCode> {
     let planned = make_plan(&req, &quiet_sink(mode)).await?;
     planned.connected.shutdown().await;
     let saved = planned.saved;
+    let differences = unplanned_differences(&saved, &planned.actual);
     if args.output.json {
         println!(
             "{}",
             serde_json::to_string(&saved).expect("plan serializes")
         );
+    } else if saved.plan.is_empty() && !differences.is_empty() {
+        println!("No upgrade steps, but the clusters differ from the configuration in ways kup does not change:");
+        for d in &differences {
+            println!("  {d}");
+        }
+        println!("`kup drift` shows the details.");
     } else {
         print!("{}", render_plan(&saved.plan));
     }
@@ -164,11 +171,45 @@ pub async fn run(args: PlanArgs) -> Result<ExitCode> {
         }
     }
     drop(lock);
-    Ok(if args.detailed_exitcode && !saved.plan.is_empty() {
-        ExitCode::from(2)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(
+        if args.detailed_exitcode && (!saved.plan.is_empty() || !differences.is_empty()) {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        },
+    )
+}
+
+/// Differences from the configuration that no step addresses (e.g. a node group that
+/// exists only in the cloud), for `-detailed-exitcode`: anything that differs is a 2.
+pub fn unplanned_differences(
+    saved: &SavedPlan,
+    actual: &BTreeMap<String, ActualCluster>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for spec in &saved.desired.clusters {
+        let Some(a) = actual.get(&spec.label) else {
+            continue;
+        };
+        if saved.plan.steps.iter().any(|s| s.cluster == spec.address()) {
+            continue;
+        }
+        for d in drift::config_drift(spec, a) {
+            let what = match d.kind.as_str() {
+                "unmanaged" => format!("{} exists but is not in the configuration", d.address),
+                "missing" => format!("{} is declared but does not exist", d.address),
+                _ => format!(
+                    "{} {}: configuration says {}, running {}",
+                    d.address,
+                    d.attribute.as_deref().unwrap_or(""),
+                    d.expected.as_deref().unwrap_or(""),
+                    d.actual.as_deref().unwrap_or("")
+                ),
+            };
+            out.push(what);
+        }
+    }
+    out
 }
 
 pub fn write_plan_file(out: &Path, saved: &SavedPlan) -> Result<()> {

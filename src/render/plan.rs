@@ -98,6 +98,44 @@ pub fn render_plan(plan: &Plan) -> String {
 
 fn render_notes(out: &mut String, c: &ClusterPlan) {
     let yellow = Style::new().yellow();
+    let red = Style::new().red().bold();
+    if !c.nodes.is_empty() {
+        let _ = writeln!(out, "    Nodes (from the Kubernetes API):");
+        for (group, n) in &c.nodes {
+            let _ = writeln!(
+                out,
+                "      {group}: {} nodes ({} Ready), kubelet {}, {} pods to move",
+                n.nodes,
+                n.ready,
+                if n.kubelets.is_empty() {
+                    "-".to_string()
+                } else {
+                    n.kubelets.join(", ")
+                },
+                n.pods
+            );
+        }
+    }
+    for b in &c.blocked_drains {
+        let _ = writeln!(
+            out,
+            "    {} PodDisruptionBudget {} {}; draining {} will not get past it ({}){}",
+            if b.blocking {
+                red.apply_to("blocked:")
+            } else {
+                yellow.apply_to("will wait:")
+            },
+            b.pdb,
+            b.reason,
+            b.node_group,
+            b.pods.join(", "),
+            if b.blocking {
+                "; apply refuses unless -allow-blocked-drain or drain { on_blocked = \"wait\" }"
+            } else {
+                ""
+            }
+        );
+    }
     if !c.unmanaged_node_groups.is_empty() {
         let _ = writeln!(
             out,
@@ -107,6 +145,9 @@ fn render_notes(out: &mut String, c: &ClusterPlan) {
         );
     }
     for w in &c.warnings {
+        if w.starts_with("PodDisruptionBudget ") {
+            continue; // shown above
+        }
         let _ = writeln!(out, "    {} {w}", yellow.apply_to("warning:"));
     }
 }

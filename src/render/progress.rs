@@ -66,6 +66,12 @@ pub fn quiet_sink(mode: Mode) -> EventSink {
         (Event::Retrying { error, attempt, .. }, _) if *attempt >= 3 => {
             eprintln!("retrying after a transient error (attempt {attempt}): {error}")
         }
+        (Event::Message { text, .. }, Mode::Json) => {
+            let _ = text;
+        }
+        (Event::Message { level, text }, _) if *level != Level::Info => {
+            eprintln!("{} {text}", Style::new().yellow().apply_to("warning:"))
+        }
         _ => {}
     })
 }

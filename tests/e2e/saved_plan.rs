@@ -25,9 +25,12 @@ fn saved_plan_is_applied_exactly_and_only_once() {
         saved.plan.steps.len(),
         "exactly the planned steps"
     );
-    // Every mutation carried the plan's deterministic token for its step.
+    // Every mutation carried the run's deterministic token for its step.
+    let journal = std::fs::read_to_string(journal_path(&dir)).unwrap();
+    let first: serde_json::Value = serde_json::from_str(journal.lines().next().unwrap()).unwrap();
+    let run_id = first["run_id"].as_str().unwrap();
     for step in &saved.plan.steps {
-        let token = saved.plan.idempotency_token(&step.id);
+        let token = saved.plan.idempotency_token(run_id, &step.id);
         assert!(
             mutations
                 .iter()

@@ -2036,10 +2036,29 @@ impl Loader<'_> {
                 "pod_selector",
                 "skip_wait_for_delete_timeout",
                 "disable_eviction",
+                "on_blocked",
             ],
             &[],
         );
+        let on_blocked = self.get_string(f, &d.body, "on_blocked");
+        let on_blocked_wait = match on_blocked.as_deref() {
+            None | Some("fail") => false,
+            Some("wait") => true,
+            Some(other) => {
+                if let Some(a) = d.body.get_attribute("on_blocked") {
+                    self.err_at(
+                        f,
+                        a.value.span(),
+                        Diagnostic::error(format!("on_blocked = \"{other}\" is not a choice"))
+                            .detail("on_blocked says what apply does when the plan predicts a PodDisruptionBudget will block this drain.")
+                            .hint("write on_blocked = \"fail\" (refuse to apply, the default) or \"wait\" (drain and wait for the budget, up to timeout)"),
+                    );
+                }
+                false
+            }
+        };
         DrainSpec {
+            on_blocked_wait,
             timeout: self.get_duration(f, &d.body, "timeout"),
             grace_period: self.get_duration(f, &d.body, "grace_period"),
             delete_emptydir_data: self

@@ -230,6 +230,8 @@ impl Harness {
                                 name: n.to_string(),
                                 region: None,
                             },
+                            node_ops: None,
+                            time_scale: 1.0,
                         },
                     )
                 })
@@ -398,6 +400,24 @@ async fn failed_operation_reports_provider_text() {
         "{:?}",
         report.failed
     );
+}
+
+#[test]
+fn plans_with_bad_dependencies_are_refused() {
+    let mut bad = hop("a", 28, &["nope"]);
+    assert!(saved(vec![bad.clone()])
+        .plan
+        .validate()
+        .unwrap_err()
+        .contains("nope"));
+    bad.depends_on = vec![bad.id.clone()];
+    assert!(saved(vec![bad])
+        .plan
+        .validate()
+        .unwrap_err()
+        .contains("cycle"));
+    let twice = saved(vec![hop("a", 28, &[]), hop("a", 28, &[])]);
+    assert!(twice.plan.validate().unwrap_err().contains("twice"));
 }
 
 #[tokio::test]

@@ -593,7 +593,18 @@ fn plans_are_deterministic_and_ids_depend_on_content() {
     )
     .unwrap();
     assert_ne!(mk().id, other.id);
-    assert_ne!(mk().idempotency_token("x"), mk().idempotency_token("y"));
+    assert_ne!(
+        mk().idempotency_token("r", "x"),
+        mk().idempotency_token("r", "y")
+    );
+    assert_ne!(
+        mk().idempotency_token("r1", "x"),
+        mk().idempotency_token("r2", "x")
+    );
+    assert_eq!(
+        mk().idempotency_token("r", "x"),
+        mk().idempotency_token("r", "x")
+    );
 }
 
 #[test]
@@ -618,19 +629,238 @@ fn target_narrows_to_one_node_group() {
     assert!(Target::parse("cluster.x.nodegroup.y").is_err());
 }
 
-#[test]
-fn blue_green_is_refused_honestly_until_supported() {
-    let mut spec = cluster_spec("1.29", vec![ng_spec("a", "1.29")]);
-    spec.node_groups[0].strategy = Strategy::BlueGreen {
-        max_unavailable: Unavailable::Count(1),
-        soak: Duration::from_secs(60),
-        batch_soak: Duration::ZERO,
-    };
-    let e = run(
-        spec,
-        actual("1.28", vec![actual_ng("a", "1.28", 2)]),
-        eks_policy(),
-    )
-    .unwrap_err();
-    assert!(e[0].message.contains("blue_green"), "{}", e[0]);
+mod kube_side {
+    use super::*;
+    use crate::kube::{KubeNode, KubePdb, KubePod, KubeSnapshot, Resources};
+
+    fn knode(name: &str, group: &str, kubelet: &str) -> KubeNode {
+        KubeNode {
+            name: name.into(),
+            kubelet_version: kubelet.parse().unwrap(),
+            ready: true,
+            unschedulable: false,
+            node_group: Some(group.into()),
+            allocatable: Resources {
+                cpu_millis: 2000,
+                memory_bytes: 8 << 30,
+            },
+            allocatable_pods: 29,
+            labels: Default::default(),
+        }
+    }
+
+    fn kpod(name: &str, node: &str, app: &str) -> KubePod {
+        KubePod {
+            namespace: "shop".into(),
+            name: name.into(),
+            node: Some(node.into()),
+            owner: Some(("ReplicaSet".into(), format!("{app}-rs"))),
+            phase: "Running".into(),
+            requests: Resources {
+                cpu_millis: 100,
+                memory_bytes: 128 << 20,
+            },
+            has_empty_dir: false,
+            is_mirror: false,
+            labels: [("app".to_string(), app.to_string())].into(),
+        }
+    }
+
+    fn snapshot(group: &str, kubelet: &str) -> KubeSnapshot {
+        KubeSnapshot {
+            nodes: vec![knode("n1", group, kubelet), knode("n2", group, kubelet)],
+            pods: vec![kpod("web-1", "n1", "web"), kpod("web-2", "n2", "web")],
+            pdbs: vec![KubePdb {
+                namespace: "shop".into(),
+                name: "web".into(),
+                match_labels: [("app".to_string(), "web".to_string())].into(),
+                selector_unsupported: false,
+                min_available: Some("2".into()),
+                max_unavailable: None,
+                disruptions_allowed: 0,
+                current_healthy: 2,
+                desired_healthy: 2,
+                expected_pods: 2,
+            }],
+        }
+    }
+
+    fn bg(name: &str, version: &str) -> NodeGroupSpec {
+        let mut ng = ng_spec(name, version);
+        ng.strategy = Strategy::BlueGreen {
+            max_unavailable: Unavailable::Count(1),
+            soak: Duration::from_secs(600),
+            batch_soak: Duration::ZERO,
+        };
+        ng
+    }
+
+    #[test]
+    fn blue_green_phases_run_in_order_with_their_conditions() {
+        let mut act = actual("1.28", vec![actual_ng("general", "1.28", 2)]);
+        act.kube = Some(snapshot("general", "v1.28.5-eks-1"));
+        let p = run(
+            cluster_spec("1.29", vec![bg("general", "1.29")]),
+            act,
+            eks_policy(),
+        )
+        .unwrap();
+        assert_eq!(
+            step_ids(&p),
+            [
+                "prod/control_plane/1.29",
+                "prod/node_group/general/1.29/create",
+                "prod/node_group/general/1.29/ready",
+                "prod/node_group/general/1.29/cordon",
+                "prod/node_group/general/1.29/drain",
+                "prod/node_group/general/1.29/soak",
+                "prod/node_group/general/1.29/delete",
+            ]
+        );
+        match &p.steps[1].action {
+            Action::CreateNodeGroup {
+                node_group,
+                clone_of,
+                version,
+            } => {
+                assert_eq!(
+                    (
+                        node_group.as_str(),
+                        clone_of.as_str(),
+                        version.to_string().as_str()
+                    ),
+                    ("general-1-29", "general", "1.29")
+                );
+            }
+            a => panic!("{a:?}"),
+        }
+        // Never delete a group that still runs pods.
+        assert_eq!(
+            p.steps[6].precondition,
+            vec![Condition::NodeGroupDrained {
+                node_group: "general".into()
+            }]
+        );
+        assert_eq!(
+            p.steps[6].action,
+            Action::DeleteNodeGroup {
+                node_group: "general".into()
+            }
+        );
+        assert_eq!(p.steps[5].postcondition, vec![Condition::JournalOnly]);
+        // No provider-side update config for a group kup drains itself.
+        assert!(!p
+            .steps
+            .iter()
+            .any(|s| matches!(s.action, Action::UpdateNodeGroupConfig { .. })));
+    }
+
+    #[test]
+    fn the_live_colour_is_the_next_blue() {
+        let mut act = actual("1.29", vec![actual_ng("general-1-29", "1.29", 2)]);
+        act.kube = Some(snapshot("general-1-29", "v1.29.1"));
+        let p = run(
+            cluster_spec("1.30", vec![bg("general", "1.30")]),
+            act,
+            eks_policy(),
+        )
+        .unwrap();
+        match &p.steps[1].action {
+            Action::CreateNodeGroup {
+                node_group,
+                clone_of,
+                ..
+            } => {
+                assert_eq!(
+                    (node_group.as_str(), clone_of.as_str()),
+                    ("general-1-30", "general-1-29")
+                );
+            }
+            a => panic!("{a:?}"),
+        }
+        assert!(p.clusters[0].unmanaged_node_groups.is_empty());
+    }
+
+    #[test]
+    fn two_colours_at_once_mean_an_unfinished_replacement() {
+        let mut act = actual(
+            "1.29",
+            vec![
+                actual_ng("general", "1.28", 2),
+                actual_ng("general-1-29", "1.29", 2),
+            ],
+        );
+        act.kube = Some(snapshot("general", "v1.28.1"));
+        let e = run(
+            cluster_spec("1.29", vec![bg("general", "1.29")]),
+            act,
+            eks_policy(),
+        )
+        .unwrap_err();
+        assert!(
+            e[0].message.contains("general and general-1-29"),
+            "{}",
+            e[0]
+        );
+        assert!(e[0].hint.as_deref().unwrap().contains("-rollback"));
+    }
+
+    #[test]
+    fn blue_green_without_the_kubernetes_api_is_refused() {
+        let p = run(
+            cluster_spec("1.29", vec![bg("general", "1.29")]),
+            actual("1.28", vec![actual_ng("general", "1.28", 2)]),
+            eks_policy(),
+        )
+        .unwrap_err();
+        assert!(p[0].message.contains("Kubernetes API"), "{}", p[0]);
+    }
+
+    #[test]
+    fn real_kubelets_older_than_the_provider_says_force_an_earlier_rollout() {
+        // The provider says 1.28 but the nodes still run 1.26 kubelets.
+        let mut act = actual("1.28", vec![actual_ng("general", "1.28", 2)]);
+        act.kube = Some(snapshot("general", "v1.26.9"));
+        let p = run(
+            cluster_spec("1.30", vec![ng_spec("general", "1.30")]),
+            act,
+            eks_policy(),
+        )
+        .unwrap();
+        assert_eq!(
+            step_ids(&p),
+            [
+                "prod/control_plane/1.29",
+                "prod/node_group/general/1.29",
+                "prod/control_plane/1.30",
+                "prod/node_group/general/1.30",
+            ]
+        );
+        assert_eq!(p.clusters[0].nodes["general"].kubelets, ["1.26.9"]);
+    }
+
+    #[test]
+    fn blocked_drains_are_predicted_and_opt_in_to_wait() {
+        let mut act = actual("1.28", vec![actual_ng("general", "1.28", 2)]);
+        act.kube = Some(snapshot("general", "v1.28.5"));
+        let p = run(
+            cluster_spec("1.29", vec![ng_spec("general", "1.29")]),
+            act.clone(),
+            eks_policy(),
+        )
+        .unwrap();
+        let b = &p.clusters[0].blocked_drains;
+        assert_eq!(b.len(), 1, "{b:?}");
+        assert_eq!(b[0].pdb, "shop/web");
+        assert!(b[0].blocking);
+        assert!(b[0].reason.contains("never allows"), "{}", b[0].reason);
+        assert!(p.clusters[0]
+            .warnings
+            .iter()
+            .any(|w| w.contains("shop/web")));
+        let mut waiting = ng_spec("general", "1.29");
+        waiting.drain.on_blocked_wait = true;
+        let p = run(cluster_spec("1.29", vec![waiting]), act, eks_policy()).unwrap();
+        assert!(!p.clusters[0].blocked_drains[0].blocking);
+    }
 }
