@@ -159,6 +159,9 @@ pub struct ApplyArgs {
     /// Apply even when the plan predicts a PodDisruptionBudget will block a drain
     #[arg(long = "allow-blocked-drain")]
     pub allow_blocked_drain: bool,
+    /// Undo unfinished blue/green replacements: uncordon blue, drain and delete green
+    #[arg(long)]
+    pub rollback: bool,
     #[command(flatten)]
     pub vars: VarArgs,
     #[command(flatten)]

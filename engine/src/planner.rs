@@ -1189,7 +1189,7 @@ pub fn live_group<'a>(
     }
 }
 
-fn is_colour_of(candidate: &str, base: &str) -> bool {
+pub(crate) fn is_colour_of(candidate: &str, base: &str) -> bool {
     candidate
         .strip_prefix(base)
         .and_then(|rest| rest.strip_prefix('-'))
@@ -1427,6 +1427,7 @@ fn changes(spec: &ClusterSpec, actual: &ActualCluster, walk: &Walk<'_>) -> Vec<C
 }
 
 mod predict;
+pub mod rollback;
 
 #[cfg(test)]
 mod tests;

@@ -11,6 +11,7 @@ use kup_engine::model::ProviderSpec;
 
 #[cfg(feature = "eks")]
 pub mod eks;
+pub mod kube;
 
 /// Every provider kind kup knows about, and the cargo feature that compiles it in.
 const KNOWN_KINDS: &[(&str, &str)] = &[

@@ -37,6 +37,12 @@ pub async fn run(args: ApplyArgs) -> Result<ExitCode> {
         .map_err(|e| Failure::Message(e.to_string()))?;
     crate::interrupt::hold_lock(&lock);
 
+    if args.rollback {
+        let code = rollback(&dir, &args, &state_path, mode, None).await;
+        drop(lock);
+        return code;
+    }
+
     if args.refresh_only {
         let code = drift::apply_refresh_only(
             &dir,
@@ -126,7 +132,112 @@ pub async fn run(args: ApplyArgs) -> Result<ExitCode> {
     }
     let report = execute(&saved, None, &planned.connected, &state_path, &args, mode).await;
     planned.connected.shutdown().await;
+    let report = report?;
+    // A blue/green replacement that failed before its blue group was deleted is undone
+    // at once, so the cluster is never left half-switched.
+    let failed_bg: Vec<String> = report
+        .failed
+        .iter()
+        .filter(|(id, _)| {
+            ["/create", "/ready", "/cordon", "/drain", "/soak"]
+                .iter()
+                .any(|p| id.ends_with(p))
+        })
+        .filter_map(|(id, _)| saved.plan.step(id).map(|s| s.cluster.clone()))
+        .collect();
+    if !failed_bg.is_empty() && !*crate::interrupt::cancelled().borrow() {
+        say(
+            mode,
+            &format!(
+                "A blue/green replacement failed; rolling back {}.",
+                failed_bg.join(", ")
+            ),
+        );
+        let _ = rollback(&dir, &args, &state_path, mode, Some(&failed_bg)).await?;
+    }
     drop(lock);
+    Ok(exit_code(&report))
+}
+
+/// `kup apply -rollback`: uncordon blue, drain and delete green for every blue/green
+/// group caught half-way (only `clusters`, when given). An unfinished run of the
+/// replacement is closed first, so a later apply does not resume it.
+async fn rollback(
+    dir: &Path,
+    args: &ApplyArgs,
+    state_path: &Path,
+    mode: Mode,
+    clusters: Option<&[String]>,
+) -> Result<ExitCode> {
+    if let Some(run) = unfinished(state_path)? {
+        let mut j = Journal::open(&journal_path(state_path))
+            .map_err(|e| Failure::Message(format!("cannot open the journal: {e}")))?;
+        j.append(&journal::Record::RunFinished {
+            run_id: run.run_id,
+            outcome: RunOutcome::Failed,
+            at: now_rfc3339(),
+        })
+        .map_err(|e| Failure::Message(format!("cannot write the journal: {e}")))?;
+    }
+    let loaded = crate::workspace::load_config(dir, &args.vars)?;
+    let mut desired = loaded.desired.clone();
+    if let Some(only) = clusters {
+        desired.clusters.retain(|c| only.contains(&c.address()));
+    }
+    let connected = Connected::start(&desired, &loaded.dir).await?;
+    let specs: Vec<_> = desired.clusters.iter().collect();
+    let actual = match connected
+        .refresh(&desired, &specs, args.parallelism, &quiet_sink(mode))
+        .await
+    {
+        Ok(a) => a,
+        Err(e) => {
+            connected.shutdown().await;
+            return Err(e);
+        }
+    };
+    let state = StateFile::load(state_path).map_err(|e| Failure::Message(e.to_string()))?;
+    let colours = |cluster: &str, base: &str| {
+        state
+            .as_ref()
+            .and_then(|s| s.clusters.get(cluster))
+            .and_then(|c| c.live_colours.get(base).cloned())
+    };
+    let plan = match kup_engine::planner::rollback::rollback(&desired, &actual, &colours) {
+        Ok(p) => p,
+        Err(errors) => {
+            connected.shutdown().await;
+            return Err(Failure::Diagnostics {
+                rendered: crate::render::plan::render_plan_errors(&errors),
+                json: serde_json::to_value(&errors).unwrap_or_default(),
+            });
+        }
+    };
+    if plan.is_empty() {
+        connected.shutdown().await;
+        say(
+            mode,
+            "Nothing to roll back: no blue/green replacement is half done.",
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let saved = SavedPlan {
+        kup_version: env!("CARGO_PKG_VERSION").to_string(),
+        format_version: kup_engine::plan::PLAN_FORMAT_VERSION,
+        created_at: now_rfc3339(),
+        config_dir: loaded.dir.display().to_string(),
+        config_hash: String::new(),
+        state_fingerprints: Default::default(),
+        desired,
+        plan,
+        integrity: String::new(),
+    }
+    .seal();
+    if mode != Mode::Json {
+        print!("{}", render_plan(&saved.plan));
+    }
+    let report = execute(&saved, None, &connected, state_path, args, mode).await;
+    connected.shutdown().await;
     Ok(exit_code(&report?))
 }
 

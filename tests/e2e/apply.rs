@@ -283,13 +283,21 @@ fn a_failed_step_can_be_retried_with_the_same_configuration() {
     // The plan after a failure is identical to the one that failed; the provider must
     // get a new request, not a replay of the failed update.
     let tmp = tempfile::tempdir().unwrap();
-    let sim = Sim::start(tmp.path(), WORLD_ONE, 3000.0, Some("fail=prod-eu:AccessDenied"));
+    let sim = Sim::start(
+        tmp.path(),
+        WORLD_ONE,
+        3000.0,
+        Some("fail=prod-eu:AccessDenied"),
+    );
     let dir = config_dir(tmp.path(), &sim, &one_cluster("1.29"));
     let d = dir.to_str().unwrap();
     let first = kup(&["apply", "-auto-approve", d]);
     assert_eq!(first.code, 1, "{first:?}");
     assert!(first.stdout.contains("AccessDenied"), "{first:?}");
-    assert!(!first.stdout.contains("AccessDenied: AccessDenied"), "code shown twice: {first:?}");
+    assert!(
+        !first.stdout.contains("AccessDenied: AccessDenied"),
+        "code shown twice: {first:?}"
+    );
     sim.clear_faults();
     let second = kup(&["apply", "-auto-approve", d]);
     assert_eq!(second.code, 0, "{second:?}");

@@ -6,4 +6,5 @@ mod harness;
 mod apply;
 mod cli;
 mod crash;
+mod kube;
 mod saved_plan;

@@ -3,9 +3,11 @@
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
+use aws_sdk_eks::operation::create_nodegroup::CreateNodegroupInput;
 use aws_sdk_eks::types::{
-    AddonInfo, ClusterVersionInformation, ClusterVersionStatus, Update, UpdateParamType,
-    UpdateStatus, UpdateType, VersionStatus,
+    AddonInfo, AmiTypes, ClusterVersionInformation, ClusterVersionStatus,
+    LaunchTemplateSpecification, Nodegroup, NodegroupStatus, Update, UpdateParamType, UpdateStatus,
+    UpdateType, VersionStatus,
 };
 use kup_engine::model::{AddonCompatibility, InFlightOperation, Unavailable};
 use kup_engine::plan::Action;
@@ -208,7 +210,14 @@ pub(crate) fn update_matches(u: &Update, action: &Action) -> bool {
             ty == Some(&UpdateType::AddonUpdate)
                 && param(u, &UpdateParamType::AddonVersion).is_some_and(|v| v == to)
         }
-        _ => false,
+        // Creating and deleting a node group are not updates: they are tracked through
+        // the node group's own status (see `nodegroup_create_status`).
+        Action::CreateNodeGroup { .. } | Action::DeleteNodeGroup { .. } => false,
+        // Carried out by kup through the Kubernetes API, never by EKS.
+        Action::WaitNodesReady { .. }
+        | Action::CordonNodeGroup { .. }
+        | Action::DrainNodeGroup { .. }
+        | Action::Soak { .. } => false,
     }
 }
 
@@ -262,6 +271,183 @@ pub(crate) fn operation_status(u: &Update) -> OperationStatus {
                 .unwrap_or_else(|| format!("update {} was cancelled", u.id().unwrap_or("?"))),
         },
         // InProgress, a missing status, or a status this SDK does not know yet: keep waiting.
+        _ => OperationStatus::InProgress,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Blue/green node groups
+// ---------------------------------------------------------------------------------------
+
+/// Operation ids for node-group creation and deletion (EKS has no update for them; the
+/// node group's status is the operation's status).
+pub(crate) const CREATE_OP: &str = "create-nodegroup/";
+pub(crate) const DELETE_OP: &str = "delete-nodegroup/";
+
+/// Tags EKS and AWS set themselves and refuse in a request.
+fn settable_tag(k: &str) -> bool {
+    !k.starts_with("aws:")
+}
+
+/// The CreateNodegroup request that clones `blue` as `name` at `version`: same instance
+/// types, scaling, subnets, labels, taints, AMI and capacity type, disk size (only without
+/// a launch template, which EKS requires), launch template (id, else name, and version),
+/// node role, tags, update, repair and warm-pool configuration, remote access (only
+/// without a launch template). The release version is not copied: EKS picks the newest AMI
+/// for `version`. A node group on a custom AMI cannot be cloned at another version (its
+/// launch template fixes the AMI), and is refused.
+pub(crate) fn clone_request(
+    blue: &Nodegroup,
+    cluster: &str,
+    name: &str,
+    version: &Version,
+    token: &str,
+) -> Result<CreateNodegroupInput, String> {
+    let blue_name = blue.nodegroup_name().unwrap_or("?");
+    if blue.ami_type() == Some(&AmiTypes::Custom) {
+        return Err(format!(
+            "node group `{blue_name}` runs a custom AMI from its launch template; kup cannot \
+             choose the AMI for Kubernetes {} — create a launch template version with that \
+             AMI and upgrade it with strategy = \"rolling\" instead",
+            version.minor()
+        ));
+    }
+    let lt = blue.launch_template().map(|lt| {
+        let by_id = lt.id().filter(|i| !i.is_empty());
+        LaunchTemplateSpecification::builder()
+            .set_id(by_id.map(str::to_string))
+            .set_name(if by_id.is_some() {
+                None
+            } else {
+                lt.name().map(str::to_string)
+            })
+            .set_version(lt.version().map(str::to_string))
+            .build()
+    });
+    let has_lt = lt.is_some();
+    let tags = blue.tags().map(|t| {
+        t.iter()
+            .filter(|(k, _)| settable_tag(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    });
+    let nonempty = |v: &[String]| (!v.is_empty()).then(|| v.to_vec());
+    CreateNodegroupInput::builder()
+        .cluster_name(cluster)
+        .nodegroup_name(name)
+        .set_scaling_config(blue.scaling_config().cloned())
+        .set_disk_size(if has_lt { None } else { blue.disk_size() })
+        .set_subnets(nonempty(blue.subnets()))
+        .set_instance_types(nonempty(blue.instance_types()))
+        .set_ami_type(blue.ami_type().cloned())
+        .set_remote_access(if has_lt {
+            None
+        } else {
+            blue.remote_access().cloned()
+        })
+        .set_node_role(blue.node_role().map(str::to_string))
+        .set_labels(blue.labels().cloned())
+        .set_taints((!blue.taints().is_empty()).then(|| blue.taints().to_vec()))
+        .set_tags(tags)
+        .client_request_token(token)
+        .set_launch_template(lt)
+        .set_update_config(blue.update_config().cloned())
+        .set_node_repair_config(blue.node_repair_config().cloned())
+        .set_capacity_type(blue.capacity_type().cloned())
+        .version(minor_string(version))
+        .set_warm_pool_config(blue.warm_pool_config().cloned())
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+fn health_text(ng: &Nodegroup) -> String {
+    let issues: Vec<String> = ng
+        .health()
+        .map(|h| {
+            h.issues()
+                .iter()
+                .map(|i| {
+                    let mut s = format!(
+                        "{}: {}",
+                        i.code().map(|c| c.as_str()).unwrap_or("Unknown"),
+                        i.message().unwrap_or("")
+                    );
+                    if !i.resource_ids().is_empty() {
+                        s.push_str(&format!(" (resources: {})", i.resource_ids().join(", ")));
+                    }
+                    s
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    issues.join("; ")
+}
+
+fn first_issue_code(ng: &Nodegroup) -> Option<String> {
+    ng.health()
+        .and_then(|h| h.issues().iter().find_map(|i| i.code()))
+        .map(|c| c.as_str().to_string())
+}
+
+/// The status of a node-group creation, from the group (None = it does not exist).
+pub(crate) fn nodegroup_create_status(ng: Option<&Nodegroup>, name: &str) -> OperationStatus {
+    let Some(ng) = ng else {
+        return OperationStatus::Failed {
+            code: "ResourceNotFoundException".into(),
+            message: format!("node group `{name}` no longer exists"),
+        };
+    };
+    match ng.status() {
+        Some(NodegroupStatus::Active) => OperationStatus::Succeeded,
+        Some(NodegroupStatus::CreateFailed) => {
+            let h = health_text(ng);
+            OperationStatus::Failed {
+                code: first_issue_code(ng).unwrap_or_else(|| "CREATE_FAILED".into()),
+                message: if h.is_empty() {
+                    format!("EKS could not create node group `{name}` (CREATE_FAILED)")
+                } else {
+                    format!("EKS could not create node group `{name}`: {h}")
+                },
+            }
+        }
+        Some(NodegroupStatus::Degraded) => OperationStatus::Failed {
+            code: first_issue_code(ng).unwrap_or_else(|| "DEGRADED".into()),
+            message: format!(
+                "node group `{name}` was created DEGRADED: {}",
+                health_text(ng)
+            ),
+        },
+        Some(NodegroupStatus::Deleting | NodegroupStatus::DeleteFailed) => {
+            OperationStatus::Failed {
+                code: ng
+                    .status()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
+                message: format!("node group `{name}` is being deleted, not created"),
+            }
+        }
+        // CREATING, UPDATING, or a status this SDK does not know yet.
+        _ => OperationStatus::InProgress,
+    }
+}
+
+/// The status of a node-group deletion (None = it is gone: done).
+pub(crate) fn nodegroup_delete_status(ng: Option<&Nodegroup>, name: &str) -> OperationStatus {
+    let Some(ng) = ng else {
+        return OperationStatus::Succeeded;
+    };
+    match ng.status() {
+        Some(NodegroupStatus::DeleteFailed) => {
+            let h = health_text(ng);
+            OperationStatus::Failed {
+                code: first_issue_code(ng).unwrap_or_else(|| "DELETE_FAILED".into()),
+                message: if h.is_empty() {
+                    format!("EKS could not delete node group `{name}` (DELETE_FAILED)")
+                } else {
+                    format!("EKS could not delete node group `{name}`: {h}")
+                },
+            }
+        }
         _ => OperationStatus::InProgress,
     }
 }
@@ -501,5 +687,199 @@ mod tests {
         );
         let ok = Update::builder().status(UpdateStatus::Successful).build();
         assert_eq!(operation_status(&ok), OperationStatus::Succeeded);
+    }
+
+    fn blue_group(with_lt: bool) -> Nodegroup {
+        use aws_sdk_eks::types::{
+            CapacityTypes, NodegroupScalingConfig, NodegroupUpdateConfig, RemoteAccessConfig,
+            Taint, TaintEffect,
+        };
+        let mut b = Nodegroup::builder()
+            .nodegroup_name("general")
+            .cluster_name("prod")
+            .version("1.28")
+            .release_version("1.28.15-20250101")
+            .status(NodegroupStatus::Active)
+            .capacity_type(CapacityTypes::Spot)
+            .scaling_config(
+                NodegroupScalingConfig::builder()
+                    .min_size(1)
+                    .max_size(6)
+                    .desired_size(3)
+                    .build(),
+            )
+            .instance_types("m6i.large")
+            .instance_types("m5.large")
+            .subnets("subnet-a")
+            .subnets("subnet-b")
+            .ami_type(AmiTypes::Al2023X8664Standard)
+            .node_role("arn:aws:iam::111122223333:role/nodes")
+            .labels("team", "core")
+            .taints(
+                Taint::builder()
+                    .key("dedicated")
+                    .value("core")
+                    .effect(TaintEffect::NoSchedule)
+                    .build(),
+            )
+            .tags("owner", "platform")
+            .tags("aws:cloudformation:stack-name", "x")
+            .disk_size(50)
+            .remote_access(
+                RemoteAccessConfig::builder()
+                    .ec2_ssh_key("ops")
+                    .source_security_groups("sg-1")
+                    .build(),
+            )
+            .update_config(
+                NodegroupUpdateConfig::builder()
+                    .max_unavailable_percentage(25)
+                    .build(),
+            );
+        if with_lt {
+            b = b.launch_template(
+                LaunchTemplateSpecification::builder()
+                    .id("lt-0abc")
+                    .name("general-lt")
+                    .version("7")
+                    .build(),
+            );
+        }
+        b.build()
+    }
+
+    #[test]
+    fn clone_copies_the_blue_group() {
+        let blue = blue_group(false);
+        let v: Version = "1.29.4".parse().unwrap();
+        let r = clone_request(&blue, "prod", "general-1-29", &v, "tok-1").unwrap();
+        assert_eq!(r.cluster_name(), Some("prod"));
+        assert_eq!(r.nodegroup_name(), Some("general-1-29"));
+        assert_eq!(r.version(), Some("1.29"));
+        assert_eq!(r.release_version(), None);
+        assert_eq!(r.client_request_token(), Some("tok-1"));
+        assert_eq!(r.instance_types(), ["m6i.large", "m5.large"]);
+        assert_eq!(r.subnets(), ["subnet-a", "subnet-b"]);
+        let sc = r.scaling_config().unwrap();
+        assert_eq!(
+            (sc.min_size(), sc.max_size(), sc.desired_size()),
+            (Some(1), Some(6), Some(3))
+        );
+        assert_eq!(r.ami_type(), Some(&AmiTypes::Al2023X8664Standard));
+        assert_eq!(r.capacity_type().map(|c| c.as_str()), Some("SPOT"));
+        assert_eq!(r.node_role(), Some("arn:aws:iam::111122223333:role/nodes"));
+        assert_eq!(
+            r.labels().unwrap().get("team").map(String::as_str),
+            Some("core")
+        );
+        assert_eq!(r.taints().len(), 1);
+        assert_eq!(r.taints()[0].key(), Some("dedicated"));
+        assert_eq!(
+            r.taints()[0].effect().map(|e| e.as_str()),
+            Some("NO_SCHEDULE")
+        );
+        let tags = r.tags().unwrap();
+        assert_eq!(tags.get("owner").map(String::as_str), Some("platform"));
+        assert!(!tags.contains_key("aws:cloudformation:stack-name"));
+        assert_eq!(r.disk_size(), Some(50));
+        assert_eq!(r.remote_access().and_then(|a| a.ec2_ssh_key()), Some("ops"));
+        assert_eq!(
+            r.update_config()
+                .and_then(|u| u.max_unavailable_percentage()),
+            Some(25)
+        );
+        assert!(r.launch_template().is_none());
+    }
+
+    #[test]
+    fn clone_with_launch_template_drops_disk_size_and_remote_access() {
+        let blue = blue_group(true);
+        let v: Version = "1.29".parse().unwrap();
+        let r = clone_request(&blue, "prod", "g2", &v, "t").unwrap();
+        let lt = r.launch_template().unwrap();
+        assert_eq!(lt.id(), Some("lt-0abc"));
+        assert_eq!(lt.name(), None, "id and name are mutually exclusive");
+        assert_eq!(lt.version(), Some("7"));
+        assert_eq!(r.disk_size(), None);
+        assert!(r.remote_access().is_none());
+        assert_eq!(r.instance_types(), ["m6i.large", "m5.large"]);
+
+        let mut custom = blue_group(true);
+        custom.ami_type = Some(AmiTypes::Custom);
+        let e = clone_request(&custom, "prod", "g2", &v, "t").unwrap_err();
+        assert!(e.contains("custom AMI"), "{e}");
+    }
+
+    #[test]
+    fn nodegroup_lifecycle_statuses() {
+        use aws_sdk_eks::types::{Issue, NodegroupHealth, NodegroupIssueCode};
+        let ng = |s: NodegroupStatus| Nodegroup::builder().nodegroup_name("g").status(s).build();
+        assert_eq!(
+            nodegroup_create_status(Some(&ng(NodegroupStatus::Creating)), "g"),
+            OperationStatus::InProgress
+        );
+        assert_eq!(
+            nodegroup_create_status(Some(&ng(NodegroupStatus::Active)), "g"),
+            OperationStatus::Succeeded
+        );
+        let failed = Nodegroup::builder()
+            .status(NodegroupStatus::CreateFailed)
+            .health(
+                NodegroupHealth::builder()
+                    .issues(
+                        Issue::builder()
+                            .code(NodegroupIssueCode::NodeCreationFailure)
+                            .message("Instances failed to join the kubernetes cluster")
+                            .resource_ids("i-1")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build();
+        match nodegroup_create_status(Some(&failed), "g") {
+            OperationStatus::Failed { code, message } => {
+                assert_eq!(code, "NodeCreationFailure");
+                assert!(
+                    message.contains(
+                        "Instances failed to join the kubernetes cluster (resources: i-1)"
+                    ),
+                    "{message}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            nodegroup_create_status(None, "g"),
+            OperationStatus::Failed { .. }
+        ));
+        assert_eq!(
+            nodegroup_delete_status(None, "g"),
+            OperationStatus::Succeeded
+        );
+        assert_eq!(
+            nodegroup_delete_status(Some(&ng(NodegroupStatus::Deleting)), "g"),
+            OperationStatus::InProgress
+        );
+        assert!(matches!(
+            nodegroup_delete_status(Some(&ng(NodegroupStatus::DeleteFailed)), "g"),
+            OperationStatus::Failed { code, .. } if code == "DELETE_FAILED"
+        ));
+        for a in [
+            Action::CreateNodeGroup {
+                node_group: "g2".into(),
+                clone_of: "g".into(),
+                version: "1.29".parse().unwrap(),
+            },
+            Action::DeleteNodeGroup {
+                node_group: "g".into(),
+            },
+        ] {
+            let u = update(
+                UpdateType::VersionUpdate,
+                UpdateStatus::InProgress,
+                &[(UpdateParamType::Version, "1.29")],
+            );
+            assert!(!update_matches(&u, &a));
+        }
     }
 }

@@ -8,13 +8,17 @@
 mod config;
 mod convert;
 mod errors;
+pub mod token;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_eks::types::{NodegroupUpdateConfig, ResolveConflicts, Update};
+use aws_sdk_eks::operation::create_nodegroup::CreateNodegroupInput;
+use aws_sdk_eks::types::{
+    Nodegroup, NodegroupStatus, NodegroupUpdateConfig, ResolveConflicts, Update,
+};
 use aws_sdk_eks::Client;
 use futures::future::try_join_all;
 use futures::stream::{self, StreamExt, TryStreamExt};
@@ -27,7 +31,11 @@ use kup_engine::policy::ProviderPolicy;
 use kup_engine::{Minor, Version};
 use tokio::sync::OnceCell;
 
-use crate::{ClusterTarget, ErrorKind, OperationId, OperationStatus, Provider, ProviderError};
+use crate::kube::{KubeNodeOps, EKS_NODEGROUP_LABEL};
+use crate::{
+    ClusterTarget, ErrorKind, KubeAccess, NodeOps, OperationId, OperationStatus, Provider,
+    ProviderError,
+};
 use errors::{map_sdk_error, ErrCtx};
 
 /// How often to poll a running update when the provider block does not say.
@@ -499,17 +507,215 @@ impl EksProvider {
                     .map_err(|e| map_sdk_error(e, ctx))?
                     .update
             }
-            other => {
+            Action::CreateNodeGroup { .. } | Action::DeleteNodeGroup { .. } => {
                 return Err(ProviderError::new(
-                    ErrorKind::Invalid,
+                    ErrorKind::Other,
                     format!(
-                        "the eks provider cannot carry out `{}` yet",
-                        other.describe()
+                        "internal error: `{}` is not an EKS update",
+                        action.describe()
                     ),
                 ))
             }
+            Action::WaitNodesReady { .. }
+            | Action::CordonNodeGroup { .. }
+            | Action::DrainNodeGroup { .. }
+            | Action::Soak { .. } => return Err(in_cluster(action)),
         })
     }
+
+    // -----------------------------------------------------------------------------------
+    // Blue/green: node groups created and deleted whole
+    // -----------------------------------------------------------------------------------
+
+    /// DescribeNodegroup, with "not found" as `None`.
+    async fn nodegroup(
+        &self,
+        c: &Client,
+        cluster: &str,
+        name: &str,
+        ctx: &ErrCtx,
+    ) -> Result<Option<Nodegroup>, ProviderError> {
+        match c
+            .describe_nodegroup()
+            .cluster_name(cluster)
+            .nodegroup_name(name)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out.nodegroup),
+            Err(e) => {
+                let e = map_sdk_error(e, ctx);
+                if e.kind == ErrorKind::NotFound {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    async fn send_create(
+        &self,
+        c: &Client,
+        input: CreateNodegroupInput,
+        ctx: &ErrCtx,
+    ) -> Result<(), ProviderError> {
+        c.create_nodegroup()
+            .set_cluster_name(input.cluster_name)
+            .set_nodegroup_name(input.nodegroup_name)
+            .set_scaling_config(input.scaling_config)
+            .set_disk_size(input.disk_size)
+            .set_subnets(input.subnets)
+            .set_instance_types(input.instance_types)
+            .set_ami_type(input.ami_type)
+            .set_remote_access(input.remote_access)
+            .set_node_role(input.node_role)
+            .set_labels(input.labels)
+            .set_taints(input.taints)
+            .set_tags(input.tags)
+            .set_client_request_token(input.client_request_token)
+            .set_launch_template(input.launch_template)
+            .set_update_config(input.update_config)
+            .set_node_repair_config(input.node_repair_config)
+            .set_capacity_type(input.capacity_type)
+            .set_version(input.version)
+            .set_release_version(input.release_version)
+            .set_warm_pool_config(input.warm_pool_config)
+            .send()
+            .await
+            .map_err(|e| map_sdk_error(e, ctx))?;
+        Ok(())
+    }
+
+    /// CreateNodegroup cloning `clone_of`; an existing group of that name at the target
+    /// minor (created by an earlier, interrupted apply) is the operation itself.
+    #[allow(clippy::too_many_arguments)]
+    async fn start_create(
+        &self,
+        c: &Client,
+        cluster: &str,
+        name: &str,
+        clone_of: &str,
+        version: &Version,
+        token: &str,
+        ctx: &ErrCtx,
+    ) -> Result<OperationId, ProviderError> {
+        let op = OperationId(format!("{}{name}", convert::CREATE_OP));
+        if let Some(ng) = self.nodegroup(c, cluster, name, ctx).await? {
+            self.check_existing_clone(&ng, name, version, ctx)?;
+            return Ok(op);
+        }
+        let blue = self
+            .nodegroup(c, cluster, clone_of, ctx)
+            .await?
+            .ok_or_else(|| {
+                ProviderError::new(
+                    ErrorKind::NotFound,
+                    format!(
+                        "cannot create node group `{name}` as a clone of `{clone_of}`: `{clone_of}` \
+                         does not exist ({})",
+                        ctx.describe()
+                    ),
+                )
+            })?;
+        let input = convert::clone_request(&blue, cluster, name, version, token)
+            .map_err(|m| ProviderError::new(ErrorKind::Invalid, m))?;
+        match self.send_create(c, input, ctx).await {
+            Ok(()) => Ok(op),
+            // Created meanwhile (a re-sent request, another kup): the same operation.
+            Err(e) if e.kind == ErrorKind::Conflict => {
+                match self.nodegroup(c, cluster, name, ctx).await? {
+                    Some(ng) => {
+                        self.check_existing_clone(&ng, name, version, ctx)?;
+                        Ok(op)
+                    }
+                    None => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn check_existing_clone(
+        &self,
+        ng: &Nodegroup,
+        name: &str,
+        version: &Version,
+        ctx: &ErrCtx,
+    ) -> Result<(), ProviderError> {
+        if matches!(
+            ng.status(),
+            Some(NodegroupStatus::Deleting | NodegroupStatus::DeleteFailed)
+        ) {
+            return Err(ProviderError::new(
+                ErrorKind::Conflict,
+                format!(
+                    "node group `{name}` already exists and is {}; wait until it is gone, then \
+                     apply again ({})",
+                    ng.status().map(|s| s.as_str()).unwrap_or("?"),
+                    ctx.describe()
+                ),
+            ));
+        }
+        let have = ng.version().and_then(|v| v.parse::<Minor>().ok());
+        if have.is_some_and(|m| m != version.minor()) {
+            return Err(ProviderError::new(
+                ErrorKind::Invalid,
+                format!(
+                    "node group `{name}` already exists at Kubernetes {}, not {}: kup did not \
+                     create it for this upgrade; rename or delete it ({})",
+                    ng.version().unwrap_or("?"),
+                    version.minor(),
+                    ctx.describe()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn start_delete(
+        &self,
+        c: &Client,
+        cluster: &str,
+        name: &str,
+        ctx: &ErrCtx,
+    ) -> Result<OperationId, ProviderError> {
+        let op = OperationId(format!("{}{name}", convert::DELETE_OP));
+        match c
+            .delete_nodegroup()
+            .cluster_name(cluster)
+            .nodegroup_name(name)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(op),
+            Err(e) => {
+                let e = map_sdk_error(e, ctx);
+                match e.kind {
+                    // Already gone: an operation that has succeeded.
+                    ErrorKind::NotFound => Ok(op),
+                    ErrorKind::Conflict => match self.nodegroup(c, cluster, name, ctx).await? {
+                        None => Ok(op),
+                        Some(ng) if ng.status() == Some(&NodegroupStatus::Deleting) => Ok(op),
+                        Some(_) => Err(e),
+                    },
+                    _ => Err(e),
+                }
+            }
+        }
+    }
+}
+
+/// The error for an action kup performs in the cluster, not through EKS.
+fn in_cluster(action: &Action) -> ProviderError {
+    ProviderError::new(
+        ErrorKind::Invalid,
+        format!(
+            "`{}` runs inside the cluster through kup's node operations (NodeOps), not \
+             through the eks provider",
+            action.describe()
+        ),
+    )
 }
 
 fn to_i32(n: u32) -> i32 {
@@ -548,6 +754,11 @@ impl Provider for EksProvider {
             nodes_must_match_before_control_plane_upgrade: false,
             control_plane_minor_only: true,
             addons_track_control_plane: true,
+            // Managed node group updates launch new nodes before draining old ones.
+            surges_before_drain: true,
+            // No max_surge setting on managed node groups; maxUnavailable is 1..100.
+            supports_max_surge: false,
+            min_max_unavailable: 1,
             control_plane_upgrade_estimate: Duration::from_secs(10 * 60),
             node_batch_estimate: Duration::from_secs(5 * 60),
             addon_update_estimate: Duration::from_secs(60),
@@ -662,8 +873,26 @@ impl Provider for EksProvider {
         action: &Action,
         token: &str,
     ) -> Result<OperationId, ProviderError> {
+        if action.is_in_cluster() {
+            return Err(in_cluster(action));
+        }
         let (c, region) = self.client(target)?;
         let ctx = Scope::of(action).ctx(&target.name, &region);
+        match action {
+            Action::CreateNodeGroup {
+                node_group,
+                clone_of,
+                version,
+            } => {
+                return self
+                    .start_create(&c, &target.name, node_group, clone_of, version, token, &ctx)
+                    .await
+            }
+            Action::DeleteNodeGroup { node_group } => {
+                return self.start_delete(&c, &target.name, node_group, &ctx).await
+            }
+            _ => {}
+        }
         let update = self.issue(&c, &target.name, action, token, &ctx).await?;
         update.and_then(|u| u.id).map(OperationId).ok_or_else(|| {
             ProviderError::new(
@@ -682,9 +911,27 @@ impl Provider for EksProvider {
         target: &ClusterTarget,
         action: &Action,
     ) -> Result<Option<OperationId>, ProviderError> {
+        if action.is_in_cluster() {
+            return Ok(None);
+        }
         let (c, region) = self.client(target)?;
         let scope = Scope::of(action);
         let ctx = scope.ctx(&target.name, &region);
+        match action {
+            Action::CreateNodeGroup { node_group, .. } => {
+                let ng = self.nodegroup(&c, &target.name, node_group, &ctx).await?;
+                return Ok(ng
+                    .filter(|ng| ng.status() == Some(&NodegroupStatus::Creating))
+                    .map(|_| OperationId(format!("{}{node_group}", convert::CREATE_OP))));
+            }
+            Action::DeleteNodeGroup { node_group } => {
+                let ng = self.nodegroup(&c, &target.name, node_group, &ctx).await?;
+                return Ok(ng
+                    .filter(|ng| ng.status() == Some(&NodegroupStatus::Deleting))
+                    .map(|_| OperationId(format!("{}{node_group}", convert::DELETE_OP))));
+            }
+            _ => {}
+        }
         let running = self.running_updates(&c, &target.name, scope, &ctx).await?;
         let matching: Vec<Update> = running
             .into_iter()
@@ -701,13 +948,92 @@ impl Provider for EksProvider {
         action: &Action,
         op: &OperationId,
     ) -> Result<OperationStatus, ProviderError> {
+        if action.is_in_cluster() {
+            return Err(in_cluster(action));
+        }
         let (c, region) = self.client(target)?;
         let scope = Scope::of(action);
         let ctx = scope.ctx(&target.name, &region);
+        match action {
+            Action::CreateNodeGroup { node_group, .. } => {
+                let ng = self.nodegroup(&c, &target.name, node_group, &ctx).await?;
+                return Ok(convert::nodegroup_create_status(ng.as_ref(), node_group));
+            }
+            Action::DeleteNodeGroup { node_group } => {
+                let ng = self.nodegroup(&c, &target.name, node_group, &ctx).await?;
+                return Ok(convert::nodegroup_delete_status(ng.as_ref(), node_group));
+            }
+            _ => {}
+        }
         let u = self
             .describe_update(&c, &target.name, scope, &op.0, &ctx)
             .await?;
         Ok(convert::operation_status(&u))
+    }
+
+    /// The cluster's `kubeconfig`/`context` when the configuration names one; otherwise
+    /// DescribeCluster's endpoint and CA with an EKS token signed by this provider's AWS
+    /// credentials (what `aws eks get-token` makes), so no kubeconfig is needed.
+    async fn node_ops(
+        &self,
+        target: &ClusterTarget,
+        access: &KubeAccess,
+    ) -> Result<Option<Arc<dyn NodeOps>>, ProviderError> {
+        if access.kubeconfig.is_some() || access.context.is_some() {
+            let ops = KubeNodeOps::from_kubeconfig(
+                access.kubeconfig.as_deref(),
+                access.context.as_deref(),
+                EKS_NODEGROUP_LABEL,
+            )
+            .await?;
+            return Ok(Some(Arc::new(ops)));
+        }
+        let (c, region) = self.client(target)?;
+        let ctx = ErrCtx::cluster(&target.name, &region);
+        let out = c
+            .describe_cluster()
+            .name(&target.name)
+            .send()
+            .await
+            .map_err(|e| map_sdk_error(e, &ctx))?;
+        let cluster = out.cluster.ok_or_else(|| {
+            ProviderError::new(
+                ErrorKind::Other,
+                format!("DescribeCluster returned no cluster ({})", ctx.describe()),
+            )
+        })?;
+        let endpoint = cluster
+            .endpoint()
+            .filter(|e| !e.is_empty())
+            .ok_or_else(|| {
+                ProviderError::new(
+                    ErrorKind::Other,
+                    format!(
+                        "EKS reports no Kubernetes API endpoint (status {}) ({}); set \
+                     `kubeconfig`/`context` in the cluster block to reach it another way",
+                        cluster.status().map(|s| s.as_str()).unwrap_or("unknown"),
+                        ctx.describe()
+                    ),
+                )
+            })?;
+        let ca = cluster.certificate_authority().and_then(|a| a.data());
+        let credentials = self.sdk.credentials_provider().ok_or_else(|| {
+            ProviderError::new(
+                ErrorKind::Auth,
+                format!(
+                    "no AWS credentials to sign a Kubernetes token for {}: {}",
+                    ctx.describe(),
+                    errors::CREDENTIALS_HELP
+                ),
+            )
+        })?;
+        let source = Arc::new(token::EksTokenSource {
+            credentials,
+            region,
+            cluster: target.name.clone(),
+        });
+        let ops = KubeNodeOps::from_token_source(endpoint, ca, source, EKS_NODEGROUP_LABEL).await?;
+        Ok(Some(Arc::new(ops)))
     }
 }
 
