@@ -24,7 +24,14 @@ pub async fn serve(args: SimServeArgs) -> Result<ExitCode> {
     let ep = sim.endpoints();
     println!(
         "{}",
-        serde_json::json!({ "eks": ep.eks, "admin": ep.admin, "pid": std::process::id(), "world": args.world })
+        serde_json::json!({
+            "eks": ep.eks,
+            "admin": ep.admin,
+            "kube": ep.kube,
+            "kubeconfigs": ep.kubeconfigs,
+            "pid": std::process::id(),
+            "world": args.world,
+        })
     );
     crate::interrupt::wait_for_stop().await;
     sim.shutdown()
