@@ -475,6 +475,14 @@ fn plan_cluster(
             }
         }
     }
+    for ng in &spec.node_groups {
+        if ng.drain.disable_eviction {
+            warnings.push(format!(
+                "node group {}: disable_eviction = true deletes pods instead of evicting them, so PodDisruptionBudgets are not honoured during its drains",
+                ng.name
+            ));
+        }
+    }
     if policy.provider.control_plane_minor_only && spec.version.patch.is_some() {
         warnings.push(format!(
             "the provider upgrades control planes by minor; it will run its current patch of {} ({})",

@@ -38,6 +38,8 @@ pub struct Sim {
     child: Child,
     pub eks: String,
     pub admin: String,
+    /// Kubernetes API URL of each simulated cluster.
+    pub kube: std::collections::BTreeMap<String, String>,
 }
 
 impl Sim {
@@ -64,6 +66,7 @@ impl Sim {
             child,
             eks: v["eks"].as_str().unwrap().to_string(),
             admin: v["admin"].as_str().unwrap().to_string(),
+            kube: serde_json::from_value(v["kube"].clone()).unwrap_or_default(),
         }
     }
 
@@ -84,6 +87,19 @@ impl Sim {
 
     pub fn world_json(&self) -> Value {
         get_json(&format!("{}/world", self.admin))
+    }
+
+    /// A raw request to a simulated cluster's Kubernetes API.
+    pub fn kube_request(
+        &self,
+        cluster: &str,
+        method: reqwest::Method,
+        path: &str,
+    ) -> reqwest::blocking::Response {
+        http()
+            .request(method, format!("{}{path}", self.kube[cluster]))
+            .send()
+            .unwrap()
     }
 
     pub fn clear_faults(&self) {

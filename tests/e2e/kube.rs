@@ -175,6 +175,24 @@ fn a_never_allowing_pdb_is_predicted_and_apply_refuses() {
         .collect();
     assert_eq!(groups, ["general"], "green must be removed by the rollback");
     assert_nothing_lost(&sim);
+
+    // Once the budget is relaxed (here: removed), apply goes through.
+    let r = sim.kube_request(
+        "prod-eu",
+        reqwest::Method::DELETE,
+        "/apis/policy/v1/namespaces/payments/poddisruptionbudgets/ledger",
+    );
+    assert!(r.status().is_success(), "deleting the PDB: {}", r.status());
+    let done = kup(&["apply", "-auto-approve", d]);
+    assert_eq!(done.code, 0, "{done:?}");
+    let w = sim.world_json();
+    let groups: Vec<String> = find_cluster(&w, "prod-eu")["node_group"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(groups, ["general-1-29"]);
 }
 
 #[test]
