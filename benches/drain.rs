@@ -16,7 +16,12 @@ use kup_provider::kube::{KubeNodeOps, EKS_NODEGROUP_LABEL};
 
 fn kubectl() -> Option<String> {
     for c in ["kubectl", "/usr/lib/google-cloud-sdk/bin/kubectl"] {
-        if Command::new(c).arg("version").arg("--client").output().is_ok_and(|o| o.status.success()) {
+        if Command::new(c)
+            .arg("version")
+            .arg("--client")
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
             return Some(c.to_string());
         }
     }
@@ -68,9 +73,13 @@ cluster "bench" {
     .await
     .unwrap();
     let kubeconfig = sim.endpoints().kubeconfigs["bench"].clone();
-    let ops = KubeNodeOps::from_kubeconfig(Some(kubeconfig.to_str().unwrap()), None, EKS_NODEGROUP_LABEL)
-        .await
-        .unwrap();
+    let ops = KubeNodeOps::from_kubeconfig(
+        Some(kubeconfig.to_str().unwrap()),
+        None,
+        EKS_NODEGROUP_LABEL,
+    )
+    .await
+    .unwrap();
     // Let the pods start, then add room for the evicted pods (created only now, so the
     // two big nodes hold all the filler pods between them).
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
@@ -79,7 +88,9 @@ cluster "bench" {
         aws_sdk_eks::Config::builder()
             .endpoint_url(sim.endpoints().eks)
             .region(aws_sdk_eks::config::Region::new("eu-west-1"))
-            .credentials_provider(aws_sdk_eks::config::Credentials::new("a", "b", None, None, "bench"))
+            .credentials_provider(aws_sdk_eks::config::Credentials::new(
+                "a", "b", None, None, "bench",
+            ))
             .behavior_version(aws_sdk_eks::config::BehaviorVersion::latest())
             .build(),
     );
@@ -89,18 +100,34 @@ cluster "bench" {
         .subnets("subnet-1")
         .node_role("arn:aws:iam::123456789012:role/nodes")
         .instance_types("m5.4xlarge")
-        .scaling_config(aws_sdk_eks::types::NodegroupScalingConfig::builder().min_size(2).max_size(2).desired_size(2).build())
+        .scaling_config(
+            aws_sdk_eks::types::NodegroupScalingConfig::builder()
+                .min_size(2)
+                .max_size(2)
+                .desired_size(2)
+                .build(),
+        )
         .send()
         .await
         .unwrap();
-    ops.wait_ready("spare", 2, kup_engine::Minor::new(1, 30), std::time::Duration::from_secs(60))
-        .await
-        .unwrap();
+    ops.wait_ready(
+        "spare",
+        2,
+        kup_engine::Minor::new(1, 30),
+        std::time::Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
     let mut nodes: Vec<(String, usize)> = snap
         .nodes
         .iter()
         .filter(|n| n.node_group.as_deref() == Some("big"))
-        .map(|n| (n.name.clone(), snap.pods_on(&n.name).filter(|p| !p.is_daemonset()).count()))
+        .map(|n| {
+            (
+                n.name.clone(),
+                snap.pods_on(&n.name).filter(|p| !p.is_daemonset()).count(),
+            )
+        })
         .collect();
     nodes.sort();
     for (n, _) in &nodes {
@@ -118,14 +145,35 @@ cluster "bench" {
     let (k_node, k_pods) = &nodes[1];
     let t = Instant::now();
     let out = Command::new(&kubectl)
-        .args(["--kubeconfig", kubeconfig.to_str().unwrap(), "drain", k_node, "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=120s"])
+        .args([
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "drain",
+            k_node,
+            "--ignore-daemonsets",
+            "--delete-emptydir-data",
+            "--timeout=120s",
+        ])
         .output()
         .unwrap();
     let kubectl_time = t.elapsed();
-    assert!(out.status.success(), "kubectl drain failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "kubectl drain failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
-    println!("  kup             {kup_pods:>4} pods  {:>6.2}s", kup_time.as_secs_f64());
-    println!("  kubectl drain   {k_pods:>4} pods  {:>6.2}s", kubectl_time.as_secs_f64());
-    println!("  kubectl / kup   {:.1}x", kubectl_time.as_secs_f64() / kup_time.as_secs_f64());
+    println!(
+        "  kup             {kup_pods:>4} pods  {:>6.2}s",
+        kup_time.as_secs_f64()
+    );
+    println!(
+        "  kubectl drain   {k_pods:>4} pods  {:>6.2}s",
+        kubectl_time.as_secs_f64()
+    );
+    println!(
+        "  kubectl / kup   {:.1}x",
+        kubectl_time.as_secs_f64() / kup_time.as_secs_f64()
+    );
     sim.shutdown().await.unwrap();
 }
