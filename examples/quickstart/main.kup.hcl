@@ -29,8 +29,17 @@ cluster "prod" {
     max_unavailable = "25%"
   }
 
+  # Replaced blue/green: a new group at the target version takes the pods, the old one
+  # is deleted after the soak.
   node_group "payments" {
     version         = var.target
+    strategy        = "blue_green"
     max_unavailable = 1
+    blue_green {
+      soak = "10m"
+    }
+    drain {
+      timeout = "5m"
+    }
   }
 }

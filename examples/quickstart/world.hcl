@@ -21,6 +21,29 @@ cluster "prod-eu" {
     max_unavailable = 1
   }
 
+  # Workloads the upgrade must move without breaking their disruption budgets.
+  workload "web" {
+    namespace = "shop"
+    replicas  = 8
+    cpu       = "250m"
+    memory    = "256Mi"
+    pdb { min_available = 6 }
+  }
+  workload "orders-db" {
+    namespace = "shop"
+    kind      = "StatefulSet"
+    replicas  = 3
+    cpu       = "500m"
+    memory    = "1Gi"
+    pdb { max_unavailable = 1 }
+  }
+  workload "log-agent" {
+    namespace = "monitoring"
+    kind      = "DaemonSet"
+    cpu       = "50m"
+    memory    = "64Mi"
+  }
+
   addon "coredns"    { version = "v1.10.1-eksbuild.7" }
   addon "kube-proxy" { version = "v1.28.4-eksbuild.1" }
   addon "vpc-cni"    { version = "v1.16.0-eksbuild.1" }
