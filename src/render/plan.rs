@@ -161,7 +161,7 @@ fn render_timeline(out: &mut String, c: &ClusterPlan) {
         .unwrap_or_default();
     let _ = write!(
         out,
-        "    Version timeline:\n      {:<34} {:>13}",
+        "    Version timeline:\n      {:<44} {:>13}",
         "", "control plane"
     );
     for g in &groups {
@@ -175,8 +175,8 @@ fn render_timeline(out: &mut String, c: &ClusterPlan) {
         };
         let _ = write!(
             out,
-            "      {:<34} {:>13}",
-            truncate(&label, 34),
+            "      {:<44} {:>13}",
+            truncate(&label, 44),
             p.control_plane.to_string()
         );
         for g in &groups {
