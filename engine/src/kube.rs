@@ -18,13 +18,17 @@ pub struct Resources {
     pub memory_bytes: u64,
 }
 
-impl Resources {
-    pub fn add(self, o: Resources) -> Resources {
+impl std::ops::Add for Resources {
+    type Output = Resources;
+    fn add(self, o: Resources) -> Resources {
         Resources {
             cpu_millis: self.cpu_millis + o.cpu_millis,
             memory_bytes: self.memory_bytes + o.memory_bytes,
         }
     }
+}
+
+impl Resources {
     pub fn saturating_sub(self, o: Resources) -> Resources {
         Resources {
             cpu_millis: self.cpu_millis.saturating_sub(o.cpu_millis),

@@ -648,6 +648,10 @@ pub fn fingerprint(actual: &ActualCluster) -> String {
     sha256_hex(view.to_string().as_bytes())[..32].to_string()
 }
 
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
 #[cfg(test)]
 mod fingerprint_tests {
     use super::*;
@@ -693,8 +697,4 @@ mod fingerprint_tests {
         c.node_groups[0].max_unavailable = Some(Unavailable::Count(3));
         assert_ne!(fingerprint(&a), fingerprint(&c));
     }
-}
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }

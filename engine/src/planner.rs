@@ -819,7 +819,16 @@ impl Walk<'_> {
         let prefix = format!("{}/node_group/{name}/{to}", self.label());
         let address = format!("{}.node_group.{name}", self.address());
         let est = &self.policy.provider;
-        let phases: Vec<(&str, Action, Vec<Condition>, Vec<Condition>, u64, String)> = vec![
+        // (phase, action, precondition, postcondition, estimate in seconds, why)
+        type Phase = (
+            &'static str,
+            Action,
+            Vec<Condition>,
+            Vec<Condition>,
+            u64,
+            String,
+        );
+        let phases: Vec<Phase> = vec![
             (
                 "create",
                 Action::CreateNodeGroup {
@@ -1295,8 +1304,8 @@ fn predictions(
                     let ds = k
                         .pods_on(&n.name)
                         .filter(|p| p.is_daemonset())
-                        .fold(crate::kube::Resources::default(), |a, p| a.add(p.requests));
-                    acc.add(n.allocatable.saturating_sub(ds))
+                        .fold(crate::kube::Resources::default(), |a, p| a + p.requests);
+                    acc + n.allocatable.saturating_sub(ds)
                 });
             capacity.extend(predict::capacity_shortfall(k, group, &names, green));
         } else if !policy.provider.surges_before_drain {
@@ -1326,7 +1335,7 @@ fn predictions(
                 } => {
                     let per_node = members.first().map(|n| n.allocatable).unwrap_or_default();
                     (0..s.nodes_of(members.len() as u32))
-                        .fold(crate::kube::Resources::default(), |a, _| a.add(per_node))
+                        .fold(crate::kube::Resources::default(), |a, _| a + per_node)
                 }
                 _ => crate::kube::Resources::default(),
             };

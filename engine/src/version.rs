@@ -301,7 +301,7 @@ mod tests {
 
     #[test]
     fn orders_numerically_not_lexically() {
-        let mut vs = vec![
+        let mut vs = [
             v("1.9"),
             v("1.30.10"),
             v("1.30.4"),

@@ -544,20 +544,36 @@ fn cluster_arn(w: &World, c: &Cluster) -> String {
     )
 }
 
+/// A real (self-signed, EC P-256) CA certificate, so clients that parse
+/// `certificateAuthority.data` accept it; the simulated API servers are plain http.
+pub const SIM_CA_PEM: &str = "-----BEGIN CERTIFICATE-----
+MIIBkTCCATegAwIBAgIUbBIe/wlEDLR4gZl5yyOjlMoCrzgwCgYIKoZIzj0EAwIw
+FTETMBEGA1UEAwwKa3ViZXJuZXRlczAgFw0yNjExMjIyMjQyMjlaGA8yMTI2MTAy
+OTIyNDIyOVowFTETMBEGA1UEAwwKa3ViZXJuZXRlczBZMBMGByqGSM49AgEGCCqG
+SM49AwEHA0IABOQZ17Lj+GxoDYY97u9d5px1AszGC8S9R4+bTS+90GYHXuK8n+P8
+uscRTv0/+ZbTdazgSynYdovv9gsCNUx9eJSjYzBhMB0GA1UdDgQWBBS3P4BGYb1f
+5D6MehtuUCQqhAYnVjAfBgNVHSMEGDAWgBS3P4BGYb1f5D6MehtuUCQqhAYnVjAP
+BgNVHRMBAf8EBTADAQH/MA4GA1UdDwEB/wQEAwICpDAKBggqhkjOPQQDAgNIADBF
+AiBy/I8w5D5c9kAoNAT7Oo6FxHzH4VLkHa4eOrVBw5sbNwIhAMUP4RTAZYQ+r2Ob
+dAhdBJ06+44J8FTc5yMi8VBZOve1
+-----END CERTIFICATE-----
+";
+
 pub fn cluster_json(w: &World, c: &Cluster) -> Value {
     let acct = &w.settings.account_id;
     let h = hex32(&format!("{}/{}", c.region, c.name));
     let short = |x: &str| format!("{:017x}", fnv(&format!("{}{x}", c.name)))[..17].to_string();
-    let pem = format!(
-        "-----BEGIN CERTIFICATE-----\nMIIkup-sim-{}-simulated-cluster-ca\n-----END CERTIFICATE-----\n",
-        c.name
-    );
+    let pem = SIM_CA_PEM;
+    let endpoint = c
+        .endpoint
+        .clone()
+        .unwrap_or_else(|| format!("https://{h}.gr7.{}.eks.amazonaws.com", c.region));
     json!({
         "name": c.name,
         "arn": cluster_arn(w, c),
         "createdAt": ts(c.created_at),
         "version": format!("1.{}", c.version),
-        "endpoint": format!("https://{h}.gr7.{}.eks.amazonaws.com", c.region),
+        "endpoint": endpoint,
         "roleArn": format!("arn:aws:iam::{acct}:role/{}-eks-cluster-role", c.name),
         "resourcesVpcConfig": {
             "subnetIds": [format!("subnet-{}", short("a")), format!("subnet-{}", short("b"))],
@@ -970,6 +986,7 @@ fn start_update(
         token: token.map(str::to_string),
         deadline: cx.now + sim_seconds / cx.speed,
         fail,
+        force: false,
     };
     let body = json!({ "update": update_json(&u) });
     let id = u.id.clone();
@@ -1184,10 +1201,22 @@ fn update_nodegroup_version(cx: Ctx<'_>, cname: &str, nname: &str, b: &Map<Strin
             params.push(("LaunchTemplateVersion".into(), v.into()));
         }
     }
-    let secs = durations::NODEGROUP_VERSION_PER_BATCH * ng.batches() as f64;
+    let batches = ng.batches();
     let fail = take_fail(cx.inner, cname, Some(nname), None, force);
-    Ok(start_update(
-        cx,
+    // Without an armed `fail=` fault the update really replaces nodes (surge, drain through
+    // PDBs, terminate) on the Kubernetes side, which decides when it ends; with one, it keeps
+    // the fixed duration and fails at the end.
+    let secs = if fail.is_none() {
+        f64::INFINITY
+    } else {
+        durations::NODEGROUP_VERSION_PER_BATCH * batches as f64
+    };
+    let mut done = start_update(
+        Ctx {
+            inner: &mut *cx.inner,
+            now: cx.now,
+            speed: cx.speed,
+        },
         cname,
         "UpdateNodegroupVersion",
         Some(nname),
@@ -1197,7 +1226,20 @@ fn update_nodegroup_version(cx: Ctx<'_>, cname: &str, nname: &str, b: &Map<Strin
         token,
         secs,
         fail,
-    ))
+    );
+    if force {
+        if let Some(u) = cx
+            .inner
+            .world
+            .clusters
+            .get_mut(cname)
+            .and_then(|c| c.updates.last_mut())
+        {
+            u.force = true;
+        }
+    }
+    done.mutated = true;
+    Ok(done)
 }
 
 fn update_nodegroup_config(cx: Ctx<'_>, cname: &str, nname: &str, b: &Map<String, Value>) -> R {

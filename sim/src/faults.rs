@@ -26,7 +26,7 @@ pub const ERROR_CODES: &[&str] = &[
 
 const FORMS: &str = "accepted items: seed=N, throttle=RATE (0..1), error500=RATE (0..1), \
 latency=DURATION (e.g. 20ms, 1s), fail=CLUSTER[/NODEGROUP|/addon:NAME]:ERRORCODE[:MESSAGE], \
-hang=CLUSTER[/NODEGROUP|/addon:NAME]";
+hang=CLUSTER[/NODEGROUP|/addon:NAME], notready=CLUSTER/NODEGROUP";
 
 /// The resource a `fail=` or `hang=` item targets.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +78,8 @@ pub struct FaultSpec {
     pub latency: Duration,
     pub fail: Vec<FailFault>,
     pub hang: Vec<Target>,
+    /// `notready=CLUSTER/NODEGROUP`: new nodes of that node group never become Ready.
+    pub notready: Vec<Target>,
 }
 
 fn bad(item: &str, why: &str) -> String {
@@ -171,6 +173,7 @@ impl FaultSpec {
             && self.latency.is_zero()
             && self.fail.is_empty()
             && self.hang.is_empty()
+            && self.notready.is_empty()
     }
 
     /// Parse a SPEC: comma-separated items (see README). Empty or `none` means no faults.
@@ -231,6 +234,13 @@ impl FaultSpec {
                     }
                     spec.hang.push(target);
                 }
+                "notready" => {
+                    let (target, rest) = parse_target(item, value)?;
+                    if rest.is_some() || !matches!(target, Target::NodeGroup(..)) {
+                        return Err(bad(item, "notready takes CLUSTER/NODEGROUP"));
+                    }
+                    spec.notready.push(target);
+                }
                 other => return Err(bad(item, &format!("unknown key `{other}`"))),
             }
         }
@@ -261,6 +271,9 @@ impl fmt::Display for FaultSpec {
         }
         for h in &self.hang {
             parts.push(format!("hang={h}"));
+        }
+        for t in &self.notready {
+            parts.push(format!("notready={t}"));
         }
         if parts.is_empty() {
             write!(f, "none")
@@ -344,6 +357,13 @@ mod tests {
         );
         assert_eq!(s.hang[0], Target::Addon("c".into(), "vpc-cni".into()));
         assert_eq!(s.hang[1], Target::NodeGroup("c".into(), "ng1".into()));
+        let n = FaultSpec::parse("notready=c/ng1").unwrap();
+        assert_eq!(
+            n.notready,
+            vec![Target::NodeGroup("c".into(), "ng1".into())]
+        );
+        assert_eq!(FaultSpec::parse(&n.to_string()).unwrap(), n);
+        assert!(FaultSpec::parse("notready=c").is_err());
         assert!(FaultSpec::parse("").unwrap().is_none());
         assert!(FaultSpec::parse("none").unwrap().is_none());
     }

@@ -4,7 +4,10 @@
 //! service model in `../shared/reference/eks/`, so the real `aws-sdk-eks` client and the aws
 //! CLI talk to it unchanged. The world (clusters, node groups, add-ons, in-flight updates)
 //! lives in an HCL or JSON file that the simulator rewrites after every change. An admin API
-//! under `/_sim/` exposes the call log, the world, and runtime fault injection.
+//! under `/_sim/` exposes the call log, the world, runtime fault injection and the Kubernetes
+//! audit. Every cluster also gets a Kubernetes API server (nodes from its node groups, pods,
+//! PDBs, controllers, eviction, watches) on its own loopback port, with a kubeconfig written
+//! next to the world file; managed node-group version updates really replace its nodes.
 //!
 //! See `README.md` in this crate for the world-file language, the catalog, the faults grammar
 //! and the admin API.
@@ -13,12 +16,14 @@ pub mod catalog;
 mod eks;
 mod error;
 mod faults;
+mod kube;
 mod server;
 mod state;
 mod world;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -50,6 +55,10 @@ pub struct Endpoints {
     pub eks: String,
     /// Admin API base: `http://127.0.0.1:PORT/_sim`.
     pub admin: String,
+    /// Kubernetes API server per cluster: `http://127.0.0.1:PORT` (ports change every run).
+    pub kube: BTreeMap<String, String>,
+    /// Kubeconfig per cluster (context = cluster name), next to the world file.
+    pub kubeconfigs: BTreeMap<String, PathBuf>,
 }
 
 /// A running simulator.
@@ -59,6 +68,46 @@ pub struct Sim {
     shutdown: Option<oneshot::Sender<()>>,
     server: JoinHandle<std::io::Result<()>>,
     ticker: JoinHandle<()>,
+    kube_stop: tokio::sync::watch::Sender<bool>,
+    kube_servers: Vec<JoinHandle<std::io::Result<()>>>,
+    kube: BTreeMap<String, String>,
+    kubeconfigs: BTreeMap<String, PathBuf>,
+}
+
+/// `<world dir>/<world file stem>.kube/`.
+fn kubeconfig_dir(world: &Path) -> PathBuf {
+    let dir = world
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let stem = world
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "world".into());
+    dir.join(format!("{stem}.kube"))
+}
+
+fn kubeconfig_text(cluster: &str, server: &str) -> String {
+    format!(
+        "apiVersion: v1
+kind: Config
+clusters:
+- name: {cluster}
+  cluster:
+    server: {server}
+contexts:
+- name: {cluster}
+  context:
+    cluster: {cluster}
+    user: {cluster}
+current-context: {cluster}
+preferences: {{}}
+users:
+- name: {cluster}
+  user:
+    token: kup-sim-token
+"
+    )
 }
 
 impl Sim {
@@ -72,17 +121,72 @@ impl Sim {
             .with_context(|| format!("reading world file {}", cfg.world.display()))?;
         let now = now_secs();
         let file = world::parse_text(&cfg.world, &text, format).map_err(anyhow::Error::msg)?;
-        let w = world::from_file(&cfg.world, file, now, cfg.speed).map_err(anyhow::Error::msg)?;
+        let mut w =
+            world::from_file(&cfg.world, file, now, cfg.speed).map_err(anyhow::Error::msg)?;
+        let kube = kube::Kube::init(&mut w, cfg.speed, now);
         let app = Arc::new(App {
             inner: Mutex::new(Inner {
                 world: w,
                 faults: FaultState::new(cfg.faults.clone()),
                 calls: Vec::new(),
+                kube,
             }),
             speed: cfg.speed,
             path: cfg.world.clone(),
             format,
         });
+        // One Kubernetes API server per cluster, each on its own loopback port.
+        let (kube_stop, kube_stop_rx) = tokio::sync::watch::channel(false);
+        let mut kube_servers = Vec::new();
+        let mut kube_urls = BTreeMap::new();
+        let mut kubeconfigs = BTreeMap::new();
+        let names: Vec<String> = app.lock().world.clusters.keys().cloned().collect();
+        let kdir = kubeconfig_dir(&cfg.world);
+        if !names.is_empty() {
+            std::fs::create_dir_all(&kdir)
+                .with_context(|| format!("creating {}", kdir.display()))?;
+        }
+        for name in names {
+            let ip = match cfg.listen.ip() {
+                ip if ip.is_unspecified() => std::net::IpAddr::from([127, 0, 0, 1]),
+                ip => ip,
+            };
+            let listener = tokio::net::TcpListener::bind(SocketAddr::new(ip, 0))
+                .await
+                .with_context(|| format!("binding the Kubernetes API of cluster {name}"))?;
+            let kaddr = listener.local_addr()?;
+            let url = format!("http://{kaddr}");
+            {
+                let mut inner = app.lock();
+                if let Some(c) = inner.world.clusters.get_mut(&name) {
+                    c.endpoint = Some(url.clone());
+                }
+                if let Some(kc) = inner.kube.cluster_mut(&name) {
+                    kc.endpoint = url.clone();
+                }
+            }
+            let path = kdir.join(format!("{name}.yaml"));
+            world::write_atomic(&path, &kubeconfig_text(&name, &url))
+                .with_context(|| format!("writing kubeconfig {}", path.display()))?;
+            let router =
+                axum::Router::new()
+                    .fallback(kube::api::handle)
+                    .with_state(kube::api::KubeSrv {
+                        app: app.clone(),
+                        cluster: name.clone(),
+                        shutdown: kube_stop_rx.clone(),
+                    });
+            let mut stop = kube_stop_rx.clone();
+            kube_servers.push(tokio::spawn(async move {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(async move {
+                        let _ = stop.wait_for(|v| *v).await;
+                    })
+                    .await
+            }));
+            kube_urls.insert(name.clone(), url);
+            kubeconfigs.insert(name, path);
+        }
         // Apply anything already due and write the normalised world back once.
         {
             let mut inner = app.lock();
@@ -106,7 +210,7 @@ impl Sim {
         });
         let tick_app = app.clone();
         let ticker = tokio::spawn(async move {
-            let mut iv = tokio::time::interval(Duration::from_millis(100));
+            let mut iv = tokio::time::interval(Duration::from_millis(20));
             iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 iv.tick().await;
@@ -124,6 +228,10 @@ impl Sim {
             shutdown: Some(tx),
             server,
             ticker,
+            kube_stop,
+            kube_servers,
+            kube: kube_urls,
+            kubeconfigs,
         })
     }
 
@@ -148,6 +256,8 @@ impl Sim {
         Endpoints {
             admin: format!("{base}/_sim"),
             eks: base,
+            kube: self.kube.clone(),
+            kubeconfigs: self.kubeconfigs.clone(),
         }
     }
 
@@ -156,8 +266,17 @@ impl Sim {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+        let _ = self.kube_stop.send(true);
         self.ticker.abort();
         let _ = (&mut self.ticker).await;
+        for h in std::mem::take(&mut self.kube_servers) {
+            if tokio::time::timeout(Duration::from_secs(5), h)
+                .await
+                .is_err()
+            {
+                tracing::warn!("a Kubernetes API server did not stop within 5s");
+            }
+        }
         match tokio::time::timeout(Duration::from_secs(5), &mut self.server).await {
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(e))) => tracing::warn!("sim server ended with error: {e}"),
@@ -181,7 +300,11 @@ impl Drop for Sim {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+        let _ = self.kube_stop.send(true);
         self.ticker.abort();
+        for h in &self.kube_servers {
+            h.abort();
+        }
     }
 }
 
@@ -206,6 +329,8 @@ mod tests {
         let ep = Endpoints {
             eks: String::new(),
             admin: String::new(),
+            kube: BTreeMap::new(),
+            kubeconfigs: BTreeMap::new(),
         };
         send_sync(&ep);
         fn sim_is_send_sync<T: Send + Sync>() {}

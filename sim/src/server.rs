@@ -196,6 +196,18 @@ fn admin(app: &Arc<App>, method: &Method, path: &str, body: Bytes) -> Response {
                 Err(e) => err(StatusCode::BAD_REQUEST, e),
             }
         }
+        (Method::GET, p) if p.starts_with("/_sim/kube/") && p.ends_with("/audit") => {
+            let name = &p["/_sim/kube/".len()..p.len() - "/audit".len()];
+            let now = now_secs();
+            let mut inner = app.lock();
+            if inner.advance(now) {
+                app.save_logged(&inner, now);
+            }
+            match inner.kube.clusters.get(name) {
+                Some(kc) => json_response(StatusCode::OK, crate::kube::audit_json(kc)),
+                None => err(StatusCode::NOT_FOUND, format!("no cluster {name}")),
+            }
+        }
         (Method::DELETE, "/_sim/faults") => {
             app.lock().faults = FaultState::new(FaultSpec::none());
             json_response(StatusCode::OK, json!({ "spec": "none" }))
@@ -203,7 +215,7 @@ fn admin(app: &Arc<App>, method: &Method, path: &str, body: Bytes) -> Response {
         _ => err(
             StatusCode::NOT_FOUND,
             format!(
-                "no admin route {method} {path}; routes: GET /_sim/health, GET /_sim/calls, GET /_sim/world, GET|POST|DELETE /_sim/faults"
+                "no admin route {method} {path}; routes: GET /_sim/health, GET /_sim/calls, GET /_sim/world, GET|POST|DELETE /_sim/faults, GET /_sim/kube/CLUSTER/audit"
             ),
         ),
     }

@@ -9,6 +9,7 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use crate::faults::{FailFault, FaultSpec};
+use crate::kube::Kube;
 use crate::world::{self, Format, World};
 
 /// One mutating EKS call, as seen by `GET /_sim/calls`.
@@ -75,13 +76,18 @@ pub struct Inner {
     pub world: World,
     pub faults: FaultState,
     pub calls: Vec<CallRecord>,
+    /// Every cluster's Kubernetes side (nodes, pods, controllers, rolling updates).
+    pub kube: Kube,
 }
 
 impl Inner {
-    /// Apply every completion due by `now`. True when the world changed.
+    /// Apply every completion due by `now`, then advance the Kubernetes side (timers,
+    /// node-group sync, rolling updates, controllers). True when the EKS world changed.
     pub fn advance(&mut self, now: f64) -> bool {
         let faults = &self.faults;
-        self.world.advance(now, &|c, n, a| faults.hangs(c, n, a))
+        let mut changed = self.world.advance(now, &|c, n, a| faults.hangs(c, n, a));
+        changed |= self.kube.tick(&mut self.world, &self.faults.spec, now);
+        changed
     }
 }
 

@@ -42,7 +42,57 @@ pub struct Cluster {
     pub addons: BTreeMap<String, Addon>,
     /// All updates ever started on this cluster and its node groups / add-ons, oldest first.
     pub updates: Vec<Update>,
+    /// Workloads staged in the cluster's Kubernetes API (world-file `workload` blocks).
+    pub workloads: Vec<Workload>,
+    /// Kubernetes API URL of this run (not persisted; set by `Sim::start`).
+    pub endpoint: Option<String>,
 }
+
+/// `minAvailable` / `maxUnavailable`: a number or a percentage string.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum IntOrString {
+    Int(i64),
+    Str(String),
+}
+
+impl IntOrString {
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            IntOrString::Int(n) => serde_json::json!(n),
+            IntOrString::Str(s) => serde_json::json!(s),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PdbFile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_available: Option<IntOrString>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unavailable: Option<IntOrString>,
+}
+
+/// A workload staged in a cluster (see README "Kubernetes API").
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workload {
+    pub name: String,
+    pub namespace: String,
+    /// Deployment | StatefulSet | DaemonSet | Pod
+    pub kind: String,
+    pub replicas: u32,
+    pub cpu: String,
+    pub memory: String,
+    pub node_group: Option<String>,
+    pub empty_dir: bool,
+    pub termination_grace_period: i64,
+    pub labels: BTreeMap<String, String>,
+    pub pdb: Option<PdbFile>,
+    pub image: String,
+}
+
+pub const WORKLOAD_KINDS: &[&str] = &["Deployment", "StatefulSet", "DaemonSet", "Pod"];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -158,6 +208,8 @@ pub struct Update {
     pub deadline: f64,
     /// Armed failure (ErrorCode, message) applied on completion.
     pub fail: Option<(String, String)>,
+    /// `force` of UpdateNodegroupVersion (drain ignores PodEvictionFailure).
+    pub force: bool,
 }
 
 impl Update {
@@ -307,7 +359,7 @@ impl World {
     }
 }
 
-fn complete_update(cluster: &mut Cluster, i: usize, at: f64) {
+pub(crate) fn complete_update(cluster: &mut Cluster, i: usize, at: f64) {
     let u = cluster.updates[i].clone();
     if let Some((code, message)) = &u.fail {
         let resource = u
@@ -526,7 +578,36 @@ pub struct ClusterFile {
     #[serde(default, skip_serializing_if = "OrderedMap::is_empty")]
     pub addon: OrderedMap<AddonFile>,
     #[serde(default, skip_serializing_if = "OrderedMap::is_empty")]
+    pub workload: OrderedMap<WorkloadFile>,
+    #[serde(default, skip_serializing_if = "OrderedMap::is_empty")]
     pub update: OrderedMap<UpdateFile>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadFile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_group: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub empty_dir: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub termination_grace_period: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pdb: Option<PdbFile>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -634,6 +715,8 @@ pub struct UpdateFile {
     pub fail_message: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<ErrorDetail>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
 }
 
 pub fn fmt_time(t: f64) -> String {
@@ -885,7 +968,12 @@ pub fn from_file(path: &Path, f: WorldFile, now: f64, speed: f64) -> Result<Worl
                     ),
                 )
             })?;
-            let remaining = uf.remaining_seconds.unwrap_or(0.0).max(0.0);
+            let deadline = match uf.remaining_seconds {
+                Some(r) => now + r.max(0.0) / speed,
+                // An in-progress update without remaining time is driven by node replacement.
+                None if status == UpdateStatus::InProgress => f64::INFINITY,
+                None => now,
+            };
             updates.push(Update {
                 id,
                 operation: uf.operation,
@@ -897,11 +985,24 @@ pub fn from_file(path: &Path, f: WorldFile, now: f64, speed: f64) -> Result<Worl
                 status,
                 errors: uf.errors,
                 token: uf.client_request_token,
-                deadline: now + remaining / speed,
+                deadline,
                 fail: uf
                     .fail_code
                     .map(|c| (c, uf.fail_message.unwrap_or_default())),
+                force: uf.force,
             });
+        }
+        let mut workloads = Vec::new();
+        for (wname, wf) in cf.workload.0 {
+            let ctx = format!("cluster \"{cname}\" workload \"{wname}\"");
+            let w = workload_from_file(&wname, wf, &node_groups).map_err(|e| err(&ctx, e))?;
+            if workloads
+                .iter()
+                .any(|x: &Workload| x.name == w.name && x.namespace == w.namespace)
+            {
+                return Err(err(&ctx, "duplicate workload name in the namespace".into()));
+            }
+            workloads.push(w);
         }
         clusters.insert(
             cname.clone(),
@@ -915,10 +1016,118 @@ pub fn from_file(path: &Path, f: WorldFile, now: f64, speed: f64) -> Result<Worl
                 node_groups,
                 addons,
                 updates,
+                workloads,
+                endpoint: None,
             },
         );
     }
     Ok(World { settings, clusters })
+}
+
+fn dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+fn check_int_or_percent(what: &str, v: &IntOrString) -> Result<(), String> {
+    match v {
+        IntOrString::Int(n) if *n >= 0 => Ok(()),
+        IntOrString::Str(s)
+            if s.strip_suffix('%')
+                .and_then(|p| p.parse::<u32>().ok())
+                .is_some_and(|p| p <= 100) =>
+        {
+            Ok(())
+        }
+        _ => Err(format!(
+            "pdb {what} must be a non-negative number or a percentage like \"25%\""
+        )),
+    }
+}
+
+fn workload_from_file(
+    name: &str,
+    wf: WorkloadFile,
+    node_groups: &BTreeMap<String, NodeGroup>,
+) -> Result<Workload, String> {
+    if !dns_label(name) {
+        return Err("workload names must be DNS labels (lowercase letters, digits, -)".into());
+    }
+    let kind = wf.kind.unwrap_or_else(|| "Deployment".into());
+    if !WORKLOAD_KINDS.contains(&kind.as_str()) {
+        return Err(format!(
+            "kind `{kind}` must be one of {}",
+            WORKLOAD_KINDS.join(", ")
+        ));
+    }
+    let namespace = wf.namespace.unwrap_or_else(|| "default".into());
+    if !dns_label(&namespace) {
+        return Err(format!("namespace `{namespace}` is not a DNS label"));
+    }
+    let cpu = wf.cpu.unwrap_or_else(|| "100m".into());
+    let n = cpu.strip_suffix('m').unwrap_or(&cpu);
+    if n.is_empty() || n.parse::<f64>().map_or(true, |v| v < 0.0) {
+        return Err(format!(
+            "cpu `{cpu}` is not a CPU quantity (e.g. \"250m\", \"1\")"
+        ));
+    }
+    let memory = wf.memory.unwrap_or_else(|| "128Mi".into());
+    let num = memory.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let suffix = &memory[num.len()..];
+    if num.is_empty()
+        || num.parse::<f64>().is_err()
+        || !["", "Ki", "Mi", "Gi", "Ti", "k", "K", "M", "G", "T"].contains(&suffix)
+    {
+        return Err(format!(
+            "memory `{memory}` is not a memory quantity (e.g. \"256Mi\")"
+        ));
+    }
+    if let Some(ng) = &wf.node_group {
+        if !node_groups.contains_key(ng) {
+            return Err(format!(
+                "node_group `{ng}` is not a node group of this cluster"
+            ));
+        }
+    }
+    if let Some(p) = &wf.pdb {
+        match (&p.min_available, &p.max_unavailable) {
+            (Some(v), None) => check_int_or_percent("min_available", v)?,
+            (None, Some(v)) => check_int_or_percent("max_unavailable", v)?,
+            _ => return Err("pdb needs exactly one of min_available or max_unavailable".into()),
+        }
+    }
+    let grace = wf.termination_grace_period.unwrap_or(30);
+    if grace < 0 {
+        return Err("termination_grace_period must not be negative".into());
+    }
+    let mut labels = wf.labels.unwrap_or_default();
+    if labels.is_empty() {
+        labels.insert("app".into(), name.to_string());
+    }
+    let replicas = match kind.as_str() {
+        "Pod" => 1,
+        _ => wf.replicas.unwrap_or(1),
+    };
+    Ok(Workload {
+        name: name.to_string(),
+        namespace,
+        kind,
+        replicas,
+        cpu,
+        memory,
+        node_group: wf.node_group,
+        empty_dir: wf.empty_dir.unwrap_or(false),
+        termination_grace_period: grace,
+        labels,
+        pdb: wf.pdb,
+        image: wf
+            .image
+            .unwrap_or_else(|| "public.ecr.aws/docker/library/nginx:1.27".into()),
+    })
 }
 
 fn nodegroup_from_file(
@@ -1154,10 +1363,14 @@ pub fn to_file(w: &World, now: f64, speed: f64) -> WorldFile {
                                 value: v.clone(),
                             })
                             .collect(),
-                        remaining_seconds: in_progress.then(|| remaining(u.deadline)),
+                        // Updates driven by the Kubernetes side (node replacement) have no fixed
+                        // deadline: written without remaining_seconds and re-driven on load.
+                        remaining_seconds: (in_progress && u.deadline.is_finite())
+                            .then(|| remaining(u.deadline)),
                         fail_code: u.fail.as_ref().map(|f| f.0.clone()),
                         fail_message: u.fail.as_ref().map(|f| f.1.clone()),
                         errors: u.errors.clone(),
+                        force: u.force,
                     },
                 )
             })
@@ -1172,6 +1385,30 @@ pub fn to_file(w: &World, now: f64, speed: f64) -> WorldFile {
                 tags: opt_map(&c.tags),
                 node_group: OrderedMap(node_group),
                 addon: OrderedMap(addon),
+                workload: OrderedMap(
+                    c.workloads
+                        .iter()
+                        .map(|w| {
+                            (
+                                w.name.clone(),
+                                WorkloadFile {
+                                    namespace: Some(w.namespace.clone()),
+                                    kind: Some(w.kind.clone()),
+                                    replicas: (w.kind != "DaemonSet" && w.kind != "Pod")
+                                        .then_some(w.replicas),
+                                    cpu: Some(w.cpu.clone()),
+                                    memory: Some(w.memory.clone()),
+                                    node_group: w.node_group.clone(),
+                                    empty_dir: Some(w.empty_dir),
+                                    termination_grace_period: Some(w.termination_grace_period),
+                                    labels: Some(w.labels.clone()),
+                                    image: Some(w.image.clone()),
+                                    pdb: w.pdb.clone(),
+                                },
+                            )
+                        })
+                        .collect(),
+                ),
                 update: OrderedMap(update),
             },
         ));
@@ -1188,6 +1425,8 @@ const BLOCKS: &[(&str, bool)] = &[
     ("cluster", true),
     ("node_group", true),
     ("addon", true),
+    ("workload", true),
+    ("pdb", false),
     ("update", true),
 ];
 
@@ -1195,7 +1434,9 @@ fn value_to_body(obj: &hcl::Map<String, hcl::Value>) -> hcl::Body {
     let mut b = hcl::Body::builder();
     // Attributes first (in struct order), then blocks.
     for (k, v) in obj {
-        if BLOCKS.iter().any(|(n, _)| n == k) || v.is_null() {
+        // A block name holding a non-object (e.g. a workload's `node_group = "general"`) is
+        // an attribute.
+        if (BLOCKS.iter().any(|(n, _)| n == k) && v.as_object().is_some()) || v.is_null() {
             continue;
         }
         b = b.add_attribute((k.as_str(), hcl::Expression::from(v.clone())));
@@ -1315,6 +1556,12 @@ cluster "prod-eu" {
   addon "coredns"    { version = "v1.10.1-eksbuild.7" }
   addon "kube-proxy" { version = "v1.28.4-eksbuild.1" }
   addon "vpc-cni"    { version = "v1.16.0-eksbuild.1" }
+  workload "web" {
+    namespace  = "shop"
+    replicas   = 6
+    node_group = "general"
+    pdb { max_unavailable = "25%" }
+  }
 }
 cluster "dev" {
   version = "1.30"
@@ -1363,6 +1610,7 @@ cluster "dev" {
             token: Some("tok".into()),
             deadline: 1010.0,
             fail: Some(("PodEvictionFailure".into(), "m".into())),
+            force: false,
         });
         for format in [Format::Hcl, Format::Json] {
             let text = render(&to_file(&w, 1000.0, 2.0), format).unwrap();
@@ -1370,6 +1618,21 @@ cluster "dev" {
             let c = &back.clusters["prod-eu"];
             assert_eq!(c.node_groups["general"].labels["team"], "core");
             assert_eq!(c.node_groups["spot"].max_unavailable_percentage, Some(25));
+            let w = &c.workloads[0];
+            assert_eq!(
+                w,
+                &load(SAMPLE, Format::Hcl).unwrap().clusters["prod-eu"].workloads[0]
+            );
+            assert_eq!(w.node_group.as_deref(), Some("general"), "{text}");
+            assert_eq!(
+                (w.kind.as_str(), w.replicas, w.namespace.as_str()),
+                ("Deployment", 6, "shop")
+            );
+            assert_eq!(w.labels["app"], "web");
+            assert_eq!(
+                w.pdb.as_ref().unwrap().max_unavailable,
+                Some(IntOrString::Str("25%".into()))
+            );
             let u = &c.updates[0];
             assert_eq!(u.token.as_deref(), Some("tok"));
             // 10 wall seconds at speed 2 = 20 simulated seconds left; reloaded at speed 1.
@@ -1398,6 +1661,27 @@ cluster "dev" {
         )
         .unwrap_err();
         assert!(e.contains("bogus"), "{e}");
+        for (w, needle) in [
+            ("workload \"w\" { kind = \"Job\" }", "kind `Job`"),
+            (
+                "workload \"w\" { node_group = \"nope\" }",
+                "node_group `nope`",
+            ),
+            ("workload \"w\" { cpu = \"lots\" }", "cpu `lots`"),
+            ("workload \"w\" {\n pdb {\n }\n }", "exactly one"),
+            (
+                "workload \"w\" {\n pdb { min_available = \"150%\" }\n }",
+                "percentage",
+            ),
+            ("workload \"W\" { }", "DNS labels"),
+        ] {
+            let e = load(
+                &format!("cluster \"a\" {{\n version = \"1.28\"\n {w}\n}}\n"),
+                Format::Hcl,
+            )
+            .unwrap_err();
+            assert!(e.contains("workload \"") && e.contains(needle), "{w}: {e}");
+        }
     }
 
     #[test]
@@ -1420,6 +1704,7 @@ cluster "dev" {
             token: None,
             deadline: 1100.0,
             fail: None,
+            force: false,
         });
         assert_eq!(c.status(), "UPDATING");
         assert!(!w.advance(1099.0, &|_, _, _| false));

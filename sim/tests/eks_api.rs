@@ -32,11 +32,18 @@ async fn describe_cluster_has_realistic_fields() {
         Some("arn:aws:eks:eu-west-1:123456789012:cluster/prod-eu")
     );
     assert!(c.created_at().unwrap().secs() > 1_000_000_000);
-    assert!(c
-        .endpoint()
-        .unwrap()
-        .ends_with(".eu-west-1.eks.amazonaws.com"));
-    assert!(c.certificate_authority().unwrap().data().is_some());
+    // The endpoint is the cluster's simulated Kubernetes API server.
+    assert_eq!(
+        c.endpoint(),
+        Some(h.sim.endpoints().kube[CLUSTER].as_str()),
+        "{c:?}"
+    );
+    assert!(c.endpoint().unwrap().starts_with("http://127.0.0.1:"));
+    let ca = c.certificate_authority().unwrap().data().unwrap();
+    assert!(
+        ca.starts_with("LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0t"),
+        "{ca}"
+    );
     assert!(c.health().unwrap().issues().is_empty());
 
     let list = h.eks.list_clusters().send().await.unwrap();

@@ -171,3 +171,99 @@ async fn world_errors_name_file_and_line() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn kubernetes_side_is_rederived_after_restart() {
+    let world = r#"
+cluster "prod-eu" {
+  region  = "eu-west-1"
+  version = "1.29"
+  node_group "general" {
+    version         = "1.28"
+    release_version = "1.28.5-20240307"
+    instance_types  = ["m5.xlarge"]
+    desired_size    = 2
+  }
+  workload "web" {
+    namespace  = "shop"
+    replicas   = 3
+    node_group = "general"
+    pdb { max_unavailable = 1 }
+  }
+}
+"#;
+    // The node replacement hangs; the update is saved in flight (no fixed remaining time).
+    let h = start_with(world, "world.hcl", 6000.0, "hang=prod-eu/general").await;
+    let u = h
+        .eks
+        .update_nodegroup_version()
+        .cluster_name(CLUSTER)
+        .nodegroup_name("general")
+        .version("1.29")
+        .send()
+        .await
+        .unwrap()
+        .update
+        .unwrap();
+    let path = h.path.clone();
+    let dir = h._dir;
+    h.sim.shutdown().await.unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        text.contains("workload \"web\"") && text.contains("node_group = \"general\""),
+        "{text}"
+    );
+    assert!(text.contains("InProgress"), "{text}");
+
+    // Restarted without the hang: the replacement runs again and completes.
+    let sim2 = start_on(&path, 6000.0, "").await;
+    let eks = client(&sim2.endpoints().eks, false);
+    let mut status = None;
+    for _ in 0..3000 {
+        let d = eks
+            .describe_update()
+            .name(CLUSTER)
+            .update_id(u.id().unwrap())
+            .nodegroup_name("general")
+            .send()
+            .await
+            .unwrap();
+        status = d.update().unwrap().status.clone();
+        if status != Some(UpdateStatus::InProgress) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(status, Some(UpdateStatus::Successful));
+    sim2.shutdown().await.unwrap();
+
+    // A third run derives nodes at the node group's new version and reschedules the workload.
+    let sim3 = start_on(&path, 6000.0, "").await;
+    let base = sim3.endpoints().kube[CLUSTER].clone();
+    let nodes: serde_json::Value = reqwest::get(format!("{base}/api/v1/nodes"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let items = nodes["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    for n in items {
+        let kv = n["status"]["nodeInfo"]["kubeletVersion"].as_str().unwrap();
+        assert!(kv.starts_with("v1.29.13-eks-"), "{kv}");
+    }
+    let pods: serde_json::Value = reqwest::get(format!("{base}/api/v1/namespaces/shop/pods"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(pods["items"].as_array().unwrap().len(), 3);
+    assert!(pods["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| p["status"]["phase"] == "Running"));
+    sim3.shutdown().await.unwrap();
+    drop(dir);
+}

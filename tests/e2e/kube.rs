@@ -247,12 +247,12 @@ fn sigkill_in_every_blue_green_phase_then_resume() {
     let d = dir.to_str().unwrap();
     let journal = journal_path(&dir);
     for phase in ["create", "ready", "cordon", "drain", "soak"] {
-        let needle = format!("\"step_started\",\"run_id\"");
+        let needle = "\"step_started\",\"run_id\"";
         let step = format!("prod/node_group/general/1.29/{phase}");
         let mut child = spawn_kup(&["apply", "-auto-approve", d]);
         wait_until(&format!("phase {phase} to start"), || {
             std::fs::read_to_string(&journal)
-                .map(|j| j.lines().any(|l| l.contains(&needle) && l.contains(&step)))
+                .map(|j| j.lines().any(|l| l.contains(needle) && l.contains(&step)))
                 .unwrap_or(false)
                 || child.try_wait().map(|s| s.is_some()).unwrap_or(true)
         });

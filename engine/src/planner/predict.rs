@@ -97,7 +97,7 @@ pub fn capacity_shortfall(
     let need = batch
         .iter()
         .flat_map(|n| evictable(k, n))
-        .fold(Resources::default(), |acc, p| acc.add(p.requests));
+        .fold(Resources::default(), |acc, p| acc + p.requests);
     let free = k
         .nodes
         .iter()
@@ -106,10 +106,10 @@ pub fn capacity_shortfall(
             let used = k
                 .pods_on(&n.name)
                 .filter(|p| !p.is_finished())
-                .fold(Resources::default(), |acc, p| acc.add(p.requests));
+                .fold(Resources::default(), |acc, p| acc + p.requests);
             n.allocatable.saturating_sub(used)
         })
-        .fold(extra, Resources::add);
+        .fold(extra, |a, b| a + b);
     if need.fits_in(free) {
         return None;
     }
@@ -160,6 +160,7 @@ mod tests {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn pdb(
         name: &str,
         app: &str,

@@ -64,18 +64,18 @@ pub fn pod_requests(pod: &Pod) -> Result<Resources, QuantityError> {
     };
     let mut reqs = Resources::default();
     for c in &spec.containers {
-        reqs = reqs.add(container_requests(c)?);
+        reqs = reqs + container_requests(c)?;
     }
     let mut sidecars = Resources::default();
     let mut init_max = Resources::default();
     for ic in spec.init_containers.iter().flatten() {
         let r = container_requests(ic)?;
         let during = if ic.restart_policy.as_deref() == Some("Always") {
-            reqs = reqs.add(r);
-            sidecars = sidecars.add(r);
+            reqs = reqs + r;
+            sidecars = sidecars + r;
             sidecars
         } else {
-            r.add(sidecars)
+            r + sidecars
         };
         init_max = max(init_max, during);
     }
@@ -89,7 +89,7 @@ pub fn pod_requests(pod: &Pod) -> Result<Resources, QuantityError> {
             reqs.memory_bytes = p.memory_bytes;
         }
     }
-    reqs = reqs.add(resources_of(spec.overhead.as_ref())?);
+    reqs = reqs + resources_of(spec.overhead.as_ref())?;
     Ok(reqs)
 }
 

@@ -1,0 +1,1065 @@
+//! The Kubernetes REST API of one simulated cluster: discovery, get/list/watch with
+//! selectors and pagination, create/update/patch/delete, pods/eviction, Table printing.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+use tokio::sync::{broadcast, mpsc};
+
+use super::ctrl::{self, ApiErr};
+use super::select::{json_patch, merge_patch, strategic_merge_patch, FieldSelector, LabelSelector};
+use super::table::table;
+use super::util;
+use super::{KCluster, Kind, WEvent, KINDS};
+use crate::catalog;
+use crate::eks::parse_query;
+use crate::state::{now_secs, App};
+
+/// State of one cluster's API server.
+#[derive(Clone)]
+pub struct KubeSrv {
+    pub app: Arc<App>,
+    pub cluster: String,
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+fn json_resp(code: u16, v: &Value) -> Response {
+    let mut r = (
+        StatusCode::from_u16(code).unwrap_or(StatusCode::OK),
+        serde_json::to_vec(v).unwrap_or_default(),
+    )
+        .into_response();
+    r.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        "audit-id",
+        HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()).expect("uuid"),
+    );
+    r
+}
+
+fn status_body(e: &ApiErr) -> Value {
+    let mut v = json!({ "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": e.message, "reason": e.reason, "code": e.code });
+    if !e.details.is_null() {
+        v["details"] = e.details.clone();
+    } else {
+        v["details"] = json!({});
+    }
+    v
+}
+
+fn err_resp(e: ApiErr) -> Response {
+    json_resp(e.code, &status_body(&e))
+}
+
+fn not_found_route() -> Response {
+    let mut e = ApiErr::new(
+        404,
+        "NotFound",
+        "the server could not find the requested resource",
+    );
+    e.details = json!({});
+    err_resp(e)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Routing
+// ---------------------------------------------------------------------------------------------
+
+struct Res {
+    kind: Kind,
+    ns: Option<String>,
+    name: Option<String>,
+    sub: Option<String>,
+}
+
+enum Route {
+    Version,
+    Api,
+    Apis,
+    Group(String),
+    GroupVersion(String, String),
+    Res(Res),
+}
+
+fn find_kind(group: &str, version: &str, plural: &str) -> Option<Kind> {
+    KINDS.iter().copied().find(|k| {
+        let i = k.info();
+        i.group == group && i.version == version && i.plural == plural
+    })
+}
+
+fn parse_route(path: &str) -> Option<Route> {
+    let segs: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    let (group, version, rest) = match segs.as_slice() {
+        ["version"] => return Some(Route::Version),
+        ["api"] => return Some(Route::Api),
+        ["apis"] => return Some(Route::Apis),
+        ["apis", g] => return Some(Route::Group(g.to_string())),
+        ["api", v] => return Some(Route::GroupVersion(String::new(), v.to_string())),
+        ["apis", g, v] => return Some(Route::GroupVersion(g.to_string(), v.to_string())),
+        ["api", v, rest @ ..] => ("", *v, rest),
+        ["apis", g, v, rest @ ..] => (*g, *v, rest),
+        _ => return None,
+    };
+    if rest.len() >= 3 && rest[0] == "namespaces" {
+        if let Some(kind) = find_kind(group, version, rest[2]).filter(|k| k.info().namespaced) {
+            return Some(Route::Res(Res {
+                kind,
+                ns: Some(rest[1].to_string()),
+                name: rest.get(3).map(|s| s.to_string()),
+                sub: rest.get(4).map(|s| s.to_string()),
+            }));
+        }
+    }
+    let kind = find_kind(group, version, rest[0])?;
+    if rest.len() > 3 {
+        return None;
+    }
+    Some(Route::Res(Res {
+        kind,
+        ns: None,
+        name: rest.get(1).map(|s| s.to_string()),
+        sub: rest.get(2).map(|s| s.to_string()),
+    }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Discovery
+// ---------------------------------------------------------------------------------------------
+
+fn verbs(kind: Kind) -> Vec<&'static str> {
+    match kind {
+        Kind::Namespace | Kind::Node => vec![
+            "create", "delete", "get", "list", "patch", "update", "watch",
+        ],
+        _ => vec![
+            "create",
+            "delete",
+            "deletecollection",
+            "get",
+            "list",
+            "patch",
+            "update",
+            "watch",
+        ],
+    }
+}
+
+fn resource_list(group: &str, version: &str) -> Option<Value> {
+    let mut res = Vec::new();
+    let gv = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    let mut any = false;
+    for k in KINDS {
+        let i = k.info();
+        if i.group != group || i.version != version {
+            continue;
+        }
+        any = true;
+        let mut r = json!({ "name": i.plural, "singularName": i.singular, "namespaced": i.namespaced, "kind": i.kind,
+            "verbs": verbs(k), "storageVersionHash": format!("{:x}", util::fnv(i.plural) & 0xffff_ffff) });
+        if !i.short.is_empty() {
+            r["shortNames"] = json!(i.short);
+        }
+        if !i.categories.is_empty() {
+            r["categories"] = json!(i.categories);
+        }
+        res.push(r);
+        match k {
+            Kind::Pod => {
+                res.push(json!({ "name": "pods/eviction", "singularName": "", "namespaced": true, "group": "policy", "version": "v1", "kind": "Eviction", "verbs": ["create"] }));
+                res.push(json!({ "name": "pods/status", "singularName": "", "namespaced": true, "kind": "Pod", "verbs": ["get", "patch", "update"] }));
+            }
+            Kind::Node
+            | Kind::Namespace
+            | Kind::Deployment
+            | Kind::ReplicaSet
+            | Kind::StatefulSet
+            | Kind::DaemonSet
+            | Kind::Pdb => {
+                res.push(json!({ "name": format!("{}/status", i.plural), "singularName": "", "namespaced": i.namespaced, "kind": i.kind, "verbs": ["get", "patch", "update"] }));
+            }
+            Kind::Event => {}
+        }
+    }
+    any.then(|| json!({ "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": res }))
+}
+
+fn group_obj(g: &str) -> Value {
+    json!({ "name": g, "versions": [ { "groupVersion": format!("{g}/v1"), "version": "v1" } ],
+        "preferredVersion": { "groupVersion": format!("{g}/v1"), "version": "v1" } })
+}
+
+fn version_json(app: &App, cluster: &str) -> Value {
+    let inner = app.lock();
+    let minor = inner
+        .world
+        .clusters
+        .get(cluster)
+        .map(|c| c.version)
+        .unwrap_or(29);
+    let patch = catalog::version(minor)
+        .map(|v| v.patch_version)
+        .unwrap_or("1.29.0");
+    let git = format!(
+        "v{patch}-eks-{:07x}",
+        util::fnv(&format!("cp{patch}")) & 0xfff_ffff
+    );
+    json!({ "major": "1", "minor": format!("{minor}+"), "gitVersion": git,
+        "gitCommit": format!("{:016x}{:016x}{:08x}", util::fnv(patch), util::fnv(&git), util::fnv(cluster) as u32),
+        "gitTreeState": "clean", "buildDate": "2025-04-04T19:42:40Z", "goVersion": "go1.23.6",
+        "compiler": "gc", "platform": "linux/amd64" })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request entry point
+// ---------------------------------------------------------------------------------------------
+
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn get(&self, k: &str) -> Option<&str> {
+        self.0.iter().find(|(a, _)| a == k).map(|(_, v)| v.as_str())
+    }
+    fn flag(&self, k: &str) -> bool {
+        matches!(self.get(k), Some("true" | "1"))
+    }
+}
+
+pub async fn handle(
+    State(s): State<KubeSrv>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_string();
+    let params = Params(parse_query(uri.query()));
+    let accept = headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let wants_table = accept.contains("as=Table");
+    let Some(route) = parse_route(&path) else {
+        return match path.as_str() {
+            "/healthz" | "/livez" | "/readyz" => (StatusCode::OK, "ok").into_response(),
+            _ => not_found_route(),
+        };
+    };
+    match route {
+        Route::Version => json_resp(200, &version_json(&s.app, &s.cluster)),
+        Route::Api => json_resp(
+            200,
+            &json!({ "kind": "APIVersions", "versions": ["v1"],
+            "serverAddressByClientCIDRs": [ { "clientCIDR": "0.0.0.0/0", "serverAddress": "172.16.0.10:443" } ] }),
+        ),
+        Route::Apis => json_resp(
+            200,
+            &json!({ "kind": "APIGroupList", "apiVersion": "v1",
+            "groups": [group_obj("apps"), group_obj("policy")] }),
+        ),
+        Route::Group(g) if g == "apps" || g == "policy" => {
+            let mut v = group_obj(&g);
+            v["kind"] = json!("APIGroup");
+            v["apiVersion"] = json!("v1");
+            json_resp(200, &v)
+        }
+        Route::Group(_) => not_found_route(),
+        Route::GroupVersion(g, v) => match resource_list(&g, &v) {
+            Some(l) => json_resp(200, &l),
+            None => not_found_route(),
+        },
+        Route::Res(r) => {
+            let watch = method == Method::GET && r.name.is_none() && params.flag("watch");
+            if watch {
+                return watch_resp(s, r, params, wants_table).await;
+            }
+            let ctype = headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            let now = now_secs();
+            let mut inner = s.app.lock();
+            let changed = inner.advance(now);
+            let inner_ref = &mut *inner;
+            let result = match inner_ref.kube.cluster_mut(&s.cluster) {
+                None => Err(ApiErr::new(503, "ServiceUnavailable", "cluster is gone")),
+                // Controllers run asynchronously (next tick), as in a real cluster; the
+                // eviction subresource updates the PDB it consumed inline.
+                Some(kc) => dispatch(kc, &method, &r, &params, &ctype, &body, wants_table, now),
+            };
+            if changed {
+                s.app.save_logged(&inner, now);
+            }
+            drop(inner);
+            match result {
+                Ok((code, v)) => json_resp(code, &v),
+                Err(e) => err_resp(e),
+            }
+        }
+    }
+}
+
+fn bad_request(msg: impl Into<String>) -> ApiErr {
+    ApiErr::new(400, "BadRequest", msg)
+}
+
+type Out = Result<(u16, Value), ApiErr>;
+
+#[allow(clippy::too_many_arguments)]
+fn dispatch(
+    kc: &mut KCluster,
+    method: &Method,
+    r: &Res,
+    params: &Params,
+    ctype: &str,
+    body: &[u8],
+    wants_table: bool,
+    now: f64,
+) -> Out {
+    let info = r.kind.info();
+    if info.namespaced && r.ns.is_none() && r.name.is_some() {
+        return Err(not_found_err());
+    }
+    let ns = r.ns.clone().unwrap_or_default();
+    let sub = r.sub.as_deref();
+    if let Some(s) = sub {
+        let ok = s == "status" || (s == "eviction" && r.kind == Kind::Pod);
+        if !ok {
+            return Err(not_found_err());
+        }
+    }
+    let parse_body = || -> Result<Value, ApiErr> {
+        if body.is_empty() {
+            return Ok(json!({}));
+        }
+        serde_json::from_slice(body).map_err(|e| bad_request(format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml ({e})")))
+    };
+    match (method.clone(), &r.name) {
+        (Method::GET, None) => list(kc, r.kind, r.ns.as_deref(), params, wants_table, now),
+        (Method::GET, Some(name)) => {
+            let o = kc
+                .get(r.kind, &ns, name)
+                .cloned()
+                .ok_or_else(|| ApiErr::not_found(r.kind, name))?;
+            if wants_table {
+                let meta = json!({ "resourceVersion": o["metadata"]["resourceVersion"] });
+                Ok((
+                    200,
+                    table(
+                        r.kind,
+                        &[o],
+                        params.get("includeObject").unwrap_or("Metadata"),
+                        now,
+                        meta,
+                    ),
+                ))
+            } else {
+                Ok((200, o))
+            }
+        }
+        (Method::POST, Some(name)) if sub == Some("eviction") => {
+            let b = parse_body()?;
+            if let Some(n) = b["metadata"]["name"].as_str() {
+                if n != name {
+                    return Err(bad_request(
+                        "name in URL does not match name in Eviction object",
+                    ));
+                }
+            }
+            let av = b["apiVersion"].as_str().unwrap_or("policy/v1");
+            if !matches!(av, "policy/v1" | "policy/v1beta1")
+                || b["kind"].as_str().is_some_and(|k| k != "Eviction")
+            {
+                return Err(bad_request(format!("unsupported Eviction object {av}")));
+            }
+            let grace = b["deleteOptions"]["gracePeriodSeconds"].as_i64();
+            if let Some(uid) = b["deleteOptions"]["preconditions"]["uid"].as_str() {
+                if kc
+                    .get(Kind::Pod, &ns, name)
+                    .is_some_and(|p| util::uid(p) != uid)
+                {
+                    return Err(conflict_uid(name, uid));
+                }
+            }
+            if b["deleteOptions"]["dryRun"].is_array() || params.get("dryRun").is_some() {
+                kc.get(Kind::Pod, &ns, name)
+                    .ok_or_else(|| ApiErr::not_found(Kind::Pod, name))?;
+                return Ok((
+                    201,
+                    json!({ "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201 }),
+                ));
+            }
+            ctrl::evict(kc, &ns, name, grace, now)?;
+            Ok((
+                201,
+                json!({ "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201 }),
+            ))
+        }
+        (Method::POST, None) => {
+            let b = parse_body()?;
+            create(kc, r.kind, &ns, b, now)
+        }
+        (Method::PUT, Some(name)) => {
+            let b = parse_body()?;
+            let cur = kc
+                .get(r.kind, &ns, name)
+                .cloned()
+                .ok_or_else(|| ApiErr::not_found(r.kind, name))?;
+            if b["metadata"]["name"].as_str().is_some_and(|n| n != name) {
+                return Err(bad_request(
+                    "the name of the object does not match the name on the URL",
+                ));
+            }
+            if let Some(rv) = b["metadata"]["resourceVersion"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+            {
+                if Some(rv) != cur["metadata"]["resourceVersion"].as_str() {
+                    return Err(ApiErr::new(409, "Conflict", format!(
+                        "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
+                        ctrl::resource_name(r.kind))));
+                }
+            }
+            let mut new = if sub == Some("status") {
+                let mut n = cur.clone();
+                n["status"] = b["status"].clone();
+                n
+            } else {
+                let mut n = b;
+                if !cur["status"].is_null() {
+                    n["status"] = cur["status"].clone();
+                }
+                n
+            };
+            new["metadata"]["name"] = json!(name);
+            store_update(kc, r.kind, &cur, new, now)
+        }
+        (Method::PATCH, Some(name)) => {
+            let b = parse_body()?;
+            let cur = kc
+                .get(r.kind, &ns, name)
+                .cloned()
+                .ok_or_else(|| ApiErr::not_found(r.kind, name))?;
+            let mut new = cur.clone();
+            let ct = ctype.split(';').next().unwrap_or("").trim();
+            match ct {
+                "application/merge-patch+json" => merge_patch(&mut new, &b),
+                "application/strategic-merge-patch+json" => strategic_merge_patch(&mut new, &b).map_err(bad_request)?,
+                "application/json-patch+json" => json_patch(&mut new, &b).map_err(|e| ApiErr::new(422, "Invalid", e))?,
+                "application/apply-patch+yaml" => {
+                    return Err(ApiErr::new(415, "UnsupportedMediaType", "server-side apply is not supported by the simulator"))
+                }
+                other => {
+                    return Err(ApiErr::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {other:?})")))
+                }
+            }
+            if new["metadata"]["name"] != cur["metadata"]["name"] {
+                return Err(ApiErr::new(
+                    422,
+                    "Invalid",
+                    "metadata.name: Invalid value: field is immutable",
+                ));
+            }
+            store_update(kc, r.kind, &cur, new, now)
+        }
+        (Method::DELETE, Some(name)) => {
+            let b = parse_body()?;
+            let grace = params
+                .get("gracePeriodSeconds")
+                .and_then(|g| g.parse::<i64>().ok())
+                .or_else(|| b["gracePeriodSeconds"].as_i64());
+            let cur = kc
+                .get(r.kind, &ns, name)
+                .cloned()
+                .ok_or_else(|| ApiErr::not_found(r.kind, name))?;
+            if let Some(uid) = b["preconditions"]["uid"].as_str() {
+                if util::uid(&cur) != uid {
+                    return Err(conflict_uid(name, uid));
+                }
+            }
+            if params.get("dryRun").is_some() || b["dryRun"].is_array() {
+                return Ok((200, cur));
+            }
+            delete(kc, r.kind, &ns, name, grace, now)
+        }
+        _ => Err(ApiErr::new(
+            405,
+            "MethodNotAllowed",
+            format!("the server does not allow this method on the requested resource ({method})"),
+        )),
+    }
+}
+
+fn not_found_err() -> ApiErr {
+    let mut e = ApiErr::new(
+        404,
+        "NotFound",
+        "the server could not find the requested resource",
+    );
+    e.details = json!({});
+    e
+}
+
+fn conflict_uid(name: &str, uid: &str) -> ApiErr {
+    ApiErr::new(409, "Conflict", format!(
+        "Operation cannot be fulfilled on Pod \"{name}\": Precondition failed: UID in precondition: {uid}, UID in object meta: "
+    ))
+}
+
+fn create(kc: &mut KCluster, kind: Kind, ns: &str, mut b: Value, now: f64) -> Out {
+    if !b.is_object() || !b["metadata"].is_object() {
+        return Err(ApiErr::new(422, "Invalid", "metadata: Required value"));
+    }
+    if kind.info().namespaced {
+        match b["metadata"]["namespace"].as_str() {
+            Some(n) if !n.is_empty() && n != ns => {
+                return Err(bad_request("the namespace of the provided object does not match the namespace sent on the request"))
+            }
+            _ => b["metadata"]["namespace"] = json!(ns),
+        }
+        if kc.get(Kind::Namespace, "", ns).is_none() {
+            return Err(ApiErr::not_found(Kind::Namespace, ns));
+        }
+    }
+    if b["metadata"]["name"].as_str().is_none_or(str::is_empty) {
+        let Some(g) = b["metadata"]["generateName"].as_str().map(str::to_string) else {
+            return Err(ApiErr::new(
+                422,
+                "Invalid",
+                "name or generateName is required",
+            ));
+        };
+        b["metadata"]["name"] = json!(format!("{g}{}", util::random_suffix(&mut kc.rng, 5)));
+    }
+    let name = util::name(&b).to_string();
+    if kc.get(kind, ns, &name).is_some() {
+        let mut e = ApiErr::new(
+            409,
+            "AlreadyExists",
+            format!("{} \"{name}\" already exists", ctrl::resource_name(kind)),
+        );
+        e.details = json!({ "name": name, "kind": kind.info().plural });
+        return Err(e);
+    }
+    for f in [
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "generation",
+    ] {
+        if let Some(m) = b["metadata"].as_object_mut() {
+            m.remove(f);
+        }
+    }
+    match kind {
+        Kind::Pod => {
+            if !b["spec"]["containers"].is_array() {
+                return Err(ApiErr::new(
+                    422,
+                    "Invalid",
+                    format!("Pod \"{name}\" is invalid: spec.containers: Required value"),
+                ));
+            }
+            ctrl::pod_defaults(&mut b["spec"]);
+            b["status"] = json!({ "phase": "Pending", "qosClass": "Burstable" });
+        }
+        Kind::Namespace => {
+            b["metadata"]["labels"]["kubernetes.io/metadata.name"] = json!(name);
+            b["spec"] = json!({ "finalizers": ["kubernetes"] });
+            b["status"] = json!({ "phase": "Active" });
+        }
+        Kind::Node | Kind::Event => {}
+        _ => {
+            if b["spec"]["selector"].is_null() {
+                return Err(ApiErr::new(
+                    422,
+                    "Invalid",
+                    format!(
+                        "{} \"{name}\" is invalid: spec.selector: Required value",
+                        kind.info().kind
+                    ),
+                ));
+            }
+            if matches!(
+                kind,
+                Kind::Deployment | Kind::ReplicaSet | Kind::StatefulSet
+            ) && b["spec"]["replicas"].is_null()
+            {
+                b["spec"]["replicas"] = json!(1);
+            }
+            b["status"] = json!({});
+        }
+    }
+    let o = kc.create(kind, b, now);
+    Ok((201, o))
+}
+
+fn store_update(kc: &mut KCluster, kind: Kind, cur: &Value, mut new: Value, now: f64) -> Out {
+    // Immutable metadata.
+    for f in [
+        "uid",
+        "creationTimestamp",
+        "namespace",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+    ] {
+        if cur["metadata"][f].is_null() {
+            if let Some(m) = new["metadata"].as_object_mut() {
+                m.remove(f);
+            }
+        } else {
+            new["metadata"][f] = cur["metadata"][f].clone();
+        }
+    }
+    new["apiVersion"] = json!(kind.api_version());
+    new["kind"] = json!(kind.info().kind);
+    new["metadata"]["resourceVersion"] = cur["metadata"]["resourceVersion"].clone();
+    if cur["spec"] != new["spec"] && !cur["metadata"]["generation"].is_null() {
+        new["metadata"]["generation"] =
+            json!(cur["metadata"]["generation"].as_i64().unwrap_or(1) + 1);
+    }
+    if kind == Kind::Node {
+        let was = cur["spec"]["unschedulable"] == true;
+        let is = new["spec"]["unschedulable"] == true;
+        if was != is {
+            let name = util::name(cur).to_string();
+            let (reason, msg) = if is {
+                (
+                    "NodeNotSchedulable",
+                    format!("Node {name} status is now: NodeNotSchedulable"),
+                )
+            } else {
+                (
+                    "NodeSchedulable",
+                    format!("Node {name} status is now: NodeSchedulable"),
+                )
+            };
+            kc.event(&new, "Normal", reason, &msg, "kubelet", now);
+        }
+    }
+    kc.put(kind, new.clone());
+    kc.dirty = true;
+    let o = kc
+        .get(kind, util::namespace(&new), util::name(&new))
+        .cloned()
+        .unwrap_or(new);
+    Ok((200, o))
+}
+
+fn success_status(kind: Kind, o: &Value) -> Value {
+    let mut d = json!({ "name": util::name(o), "kind": kind.info().plural, "uid": util::uid(o) });
+    if !kind.info().group.is_empty() {
+        d["group"] = json!(kind.info().group);
+    }
+    json!({ "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": d })
+}
+
+fn delete(
+    kc: &mut KCluster,
+    kind: Kind,
+    ns: &str,
+    name: &str,
+    grace: Option<i64>,
+    now: f64,
+) -> Out {
+    match kind {
+        Kind::Pod => {
+            let before = kc.get(Kind::Pod, ns, name).cloned().expect("checked");
+            match ctrl::delete_pod(kc, ns, name, grace, now, false) {
+                Some(p) if kc.get(Kind::Pod, ns, name).is_some() => Ok((200, p)),
+                _ => Ok((200, success_status(Kind::Pod, &before))),
+            }
+        }
+        Kind::Node => {
+            let o = kc.get(Kind::Node, "", name).cloned().expect("checked");
+            ctrl::remove_node(kc, name, now);
+            Ok((200, success_status(Kind::Node, &o)))
+        }
+        Kind::Namespace => {
+            if matches!(
+                name,
+                "default" | "kube-system" | "kube-public" | "kube-node-lease"
+            ) {
+                return Err(ApiErr::new(
+                    403,
+                    "Forbidden",
+                    format!(
+                        "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
+                    ),
+                ));
+            }
+            for k in KINDS {
+                if !k.info().namespaced {
+                    continue;
+                }
+                let keys: Vec<String> = kc
+                    .objs(k)
+                    .range((name.to_string(), String::new())..)
+                    .take_while(|((n, _), _)| n == name)
+                    .map(|((_, n), _)| n.clone())
+                    .collect();
+                for n in keys {
+                    if k == Kind::Pod {
+                        ctrl::delete_pod(kc, name, &n, Some(0), now, false);
+                    } else {
+                        kc.remove(k, name, &n);
+                    }
+                }
+            }
+            let o = kc.remove(Kind::Namespace, "", name).expect("checked");
+            Ok((200, o))
+        }
+        _ => {
+            let o = kc.remove(kind, ns, name).expect("checked");
+            cascade(kc, ns, util::uid(&o), now);
+            kc.dirty = true;
+            Ok((200, success_status(kind, &o)))
+        }
+    }
+}
+
+/// Background cascading deletion of everything a deleted object controlled.
+fn cascade(kc: &mut KCluster, ns: &str, uid: &str, now: f64) {
+    for k in [Kind::ReplicaSet, Kind::Pod] {
+        let owned: Vec<(String, String)> = kc
+            .objs(k)
+            .range((ns.to_string(), String::new())..)
+            .take_while(|((n, _), _)| n == ns)
+            .filter(|(_, o)| util::controller_of(o).is_some_and(|(_, _, u)| u == uid))
+            .map(|(_, o)| (util::name(o).to_string(), util::uid(o).to_string()))
+            .collect();
+        for (n, u) in owned {
+            if k == Kind::Pod {
+                ctrl::delete_pod(kc, ns, &n, None, now, false);
+            } else {
+                kc.remove(k, ns, &n);
+                cascade(kc, ns, &u, now);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// List
+// ---------------------------------------------------------------------------------------------
+
+fn selectors(kind: Kind, params: &Params) -> Result<(LabelSelector, FieldSelector), ApiErr> {
+    let l = LabelSelector::parse(params.get("labelSelector").unwrap_or("")).map_err(bad_request)?;
+    let f = FieldSelector::parse(params.get("fieldSelector").unwrap_or(""), kind.info().kind)
+        .map_err(bad_request)?;
+    Ok((l, f))
+}
+
+fn matches(o: &Value, ns: Option<&str>, l: &LabelSelector, f: &FieldSelector) -> bool {
+    ns.is_none_or(|n| util::namespace(o) == n)
+        && l.matches(&o["metadata"]["labels"])
+        && f.matches(o)
+}
+
+fn hex(s: &str) -> String {
+    s.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<String> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
+        .collect();
+    String::from_utf8(bytes?).ok()
+}
+
+fn strip_type(mut o: Value) -> Value {
+    if let Some(m) = o.as_object_mut() {
+        m.remove("kind");
+        m.remove("apiVersion");
+    }
+    o
+}
+
+fn list(
+    kc: &KCluster,
+    kind: Kind,
+    ns: Option<&str>,
+    params: &Params,
+    wants_table: bool,
+    now: f64,
+) -> Out {
+    let (l, f) = selectors(kind, params)?;
+    let limit: usize = params
+        .get("limit")
+        .and_then(|s| s.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(usize::MAX);
+    let after: Option<(String, String)> = match params.get("continue").filter(|s| !s.is_empty()) {
+        None => None,
+        Some(tok) => {
+            let s = unhex(tok).ok_or_else(|| bad_request("continue key is not valid"))?;
+            let (a, b) = s
+                .split_once('\0')
+                .ok_or_else(|| bad_request("continue key is not valid"))?;
+            Some((a.to_string(), b.to_string()))
+        }
+    };
+    let objs = kc.objs(kind);
+    let iter: Box<dyn Iterator<Item = (&(String, String), &Value)>> = match (&after, ns) {
+        (Some(a), _) => Box::new(objs.range(a.clone()..).filter(move |(k, _)| *k != a)),
+        (None, Some(n)) => Box::new(objs.range((n.to_string(), String::new())..)),
+        (None, None) => Box::new(objs.iter()),
+    };
+    let mut items = Vec::new();
+    let mut last_key = None;
+    let mut more = 0usize;
+    for (k, o) in iter {
+        if let Some(n) = ns {
+            if k.0 != n {
+                break;
+            }
+        }
+        if !matches(o, ns, &l, &f) {
+            continue;
+        }
+        if items.len() >= limit {
+            more += 1;
+            continue;
+        }
+        last_key = Some(k.clone());
+        items.push(o.clone());
+    }
+    let mut meta = json!({ "resourceVersion": kc.rv.to_string() });
+    if more > 0 {
+        if let Some((a, b)) = last_key {
+            meta["continue"] = json!(hex(&format!("{a}\0{b}")));
+            meta["remainingItemCount"] = json!(more);
+        }
+    }
+    if wants_table {
+        return Ok((
+            200,
+            table(
+                kind,
+                &items,
+                params.get("includeObject").unwrap_or("Metadata"),
+                now,
+                meta,
+            ),
+        ));
+    }
+    let items: Vec<Value> = items.into_iter().map(strip_type).collect();
+    Ok((
+        200,
+        json!({ "kind": format!("{}List", kind.info().kind), "apiVersion": kind.api_version(), "metadata": meta, "items": items }),
+    ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Watch
+// ---------------------------------------------------------------------------------------------
+
+struct WatchFilter {
+    kind: Kind,
+    ns: Option<String>,
+    l: LabelSelector,
+    f: FieldSelector,
+    table: bool,
+}
+
+impl WatchFilter {
+    fn m(&self, o: &Value) -> bool {
+        matches(o, self.ns.as_deref(), &self.l, &self.f)
+    }
+
+    /// The event to send for `ev`, with selector transitions as the watch cache applies them.
+    fn event(&self, ev: &WEvent) -> Option<(&'static str, Value)> {
+        if ev.kind != self.kind {
+            return None;
+        }
+        let now_m = self.m(&ev.obj);
+        let t = match ev.etype {
+            "MODIFIED" => {
+                let was = ev.prev.as_ref().is_some_and(|p| self.m(p));
+                match (was, now_m) {
+                    (true, true) => "MODIFIED",
+                    (false, true) => "ADDED",
+                    (true, false) => "DELETED",
+                    (false, false) => return None,
+                }
+            }
+            other if now_m => other,
+            _ => return None,
+        };
+        Some((t, ev.obj.clone()))
+    }
+
+    fn line(&self, etype: &str, obj: Value, now: f64) -> Bytes {
+        let obj = if self.table && etype != "BOOKMARK" && etype != "ERROR" {
+            let meta = json!({ "resourceVersion": obj["metadata"]["resourceVersion"] });
+            table(self.kind, &[obj], "Metadata", now, meta)
+        } else {
+            obj
+        };
+        let mut s =
+            serde_json::to_vec(&json!({ "type": etype, "object": obj })).unwrap_or_default();
+        s.push(b'\n');
+        Bytes::from(s)
+    }
+
+    fn bookmark(&self, rv: u64, initial_end: bool) -> Bytes {
+        let mut meta = json!({ "resourceVersion": rv.to_string() });
+        if initial_end {
+            meta["annotations"] = json!({ "k8s.io/initial-events-end": "true" });
+        }
+        let obj = json!({ "kind": self.kind.info().kind, "apiVersion": self.kind.api_version(), "metadata": meta });
+        self.line("BOOKMARK", obj, 0.0)
+    }
+}
+
+fn expired_line(rv: &str) -> Bytes {
+    let st = json!({ "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": format!("too old resource version: {rv}"), "reason": "Expired", "code": 410 });
+    let mut s = serde_json::to_vec(&json!({ "type": "ERROR", "object": st })).unwrap_or_default();
+    s.push(b'\n');
+    Bytes::from(s)
+}
+
+async fn watch_resp(s: KubeSrv, r: Res, params: Params, wants_table: bool) -> Response {
+    let (l, f) = match selectors(r.kind, &params) {
+        Ok(x) => x,
+        Err(e) => return err_resp(e),
+    };
+    let filter = WatchFilter {
+        kind: r.kind,
+        ns: r.ns.clone(),
+        l,
+        f,
+        table: wants_table,
+    };
+    let allow_bookmarks = params.flag("allowWatchBookmarks");
+    let send_initial = params.flag("sendInitialEvents");
+    let timeout = params
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+        .unwrap_or(1800);
+    let rv_param = params.get("resourceVersion").unwrap_or("").to_string();
+    let now = now_secs();
+    let (initial, sub, start_rv, expired) = {
+        let mut inner = s.app.lock();
+        let changed = inner.advance(now);
+        if changed {
+            s.app.save_logged(&inner, now);
+        }
+        let Some(kc) = inner.kube.clusters.get(&s.cluster) else {
+            return not_found_route();
+        };
+        let sub = kc.tx.subscribe();
+        let mut lines = Vec::new();
+        let mut expired = false;
+        if rv_param.is_empty() || rv_param == "0" || send_initial {
+            for o in kc.objs(r.kind).values() {
+                if filter.m(o) {
+                    lines.push(filter.line("ADDED", o.clone(), now));
+                }
+            }
+            if send_initial {
+                lines.push(filter.bookmark(kc.rv, true));
+            }
+        } else {
+            match rv_param
+                .parse::<u64>()
+                .ok()
+                .and_then(|rv| kc.history_since(rv))
+            {
+                Some(evs) => {
+                    for ev in evs {
+                        if let Some((t, o)) = filter.event(&ev) {
+                            lines.push(filter.line(t, o, now));
+                        }
+                    }
+                }
+                None => expired = true,
+            }
+        }
+        (lines, sub, kc.rv, expired)
+    };
+    let (tx, rx) = mpsc::channel::<Bytes>(512);
+    let mut shutdown = s.shutdown.clone();
+    tokio::spawn(async move {
+        if expired {
+            let _ = tx.send(expired_line(&rv_param)).await;
+            return;
+        }
+        for l in initial {
+            if tx.send(l).await.is_err() {
+                return;
+            }
+        }
+        let mut sub = sub;
+        let mut seen = start_rv;
+        let deadline = tokio::time::sleep(Duration::from_secs(timeout));
+        tokio::pin!(deadline);
+        let mut bm = tokio::time::interval(Duration::from_secs(2));
+        bm.tick().await;
+        loop {
+            tokio::select! {
+                ev = sub.recv() => match ev {
+                    Ok(ev) => {
+                        if ev.rv <= seen {
+                            continue;
+                        }
+                        seen = ev.rv;
+                        if let Some((t, o)) = filter.event(&ev) {
+                            if tx.send(filter.line(t, o, now_secs())).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        // Too slow: end the watch; the client resumes from its last version.
+                        return;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                _ = bm.tick(), if allow_bookmarks => {
+                    if tx.send(filter.bookmark(seen, false)).await.is_err() {
+                        return;
+                    }
+                }
+                _ = &mut deadline => return,
+                _ = shutdown.changed() => return,
+                _ = tx.closed() => return,
+            }
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<Bytes, Infallible>(b), rx))
+    });
+    let mut resp = Response::new(Body::from_stream(stream));
+    resp.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        "cache-control",
+        HeaderValue::from_static("no-cache, private"),
+    );
+    resp
+}

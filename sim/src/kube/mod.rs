@@ -1,0 +1,595 @@
+//! The simulated Kubernetes API server of every cluster: an object store with resource
+//! versions and watch history, a scheduler and controllers (ReplicaSet, Deployment,
+//! StatefulSet, DaemonSet, disruption), nodes derived from the EKS node groups, and the
+//! managed node-group rolling update (surge, cordon, drain through PDBs, terminate).
+//!
+//! Objects are kept as `serde_json::Value` in exactly the JSON shape the apiserver serves.
+
+pub mod api;
+mod ctrl;
+mod nodes;
+mod select;
+mod table;
+mod util;
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use serde::Serialize;
+use serde_json::{json, Value};
+use tokio::sync::broadcast;
+
+use crate::faults::FaultSpec;
+use crate::world::World;
+
+pub use nodes::Proc;
+use util::k8s_time;
+
+/// The object kinds served.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub enum Kind {
+    Namespace,
+    Node,
+    Pod,
+    Event,
+    Pdb,
+    Deployment,
+    ReplicaSet,
+    StatefulSet,
+    DaemonSet,
+}
+
+pub struct KindInfo {
+    pub kind: &'static str,
+    pub plural: &'static str,
+    pub singular: &'static str,
+    pub group: &'static str,
+    pub version: &'static str,
+    pub namespaced: bool,
+    pub short: &'static [&'static str],
+    pub categories: &'static [&'static str],
+}
+
+pub const KINDS: [Kind; 9] = [
+    Kind::Namespace,
+    Kind::Node,
+    Kind::Pod,
+    Kind::Event,
+    Kind::Pdb,
+    Kind::Deployment,
+    Kind::ReplicaSet,
+    Kind::StatefulSet,
+    Kind::DaemonSet,
+];
+
+impl Kind {
+    pub fn info(self) -> &'static KindInfo {
+        #[allow(clippy::too_many_arguments)]
+        const fn k(
+            kind: &'static str,
+            plural: &'static str,
+            singular: &'static str,
+            group: &'static str,
+            version: &'static str,
+            namespaced: bool,
+            short: &'static [&'static str],
+            categories: &'static [&'static str],
+        ) -> KindInfo {
+            KindInfo {
+                kind,
+                plural,
+                singular,
+                group,
+                version,
+                namespaced,
+                short,
+                categories,
+            }
+        }
+        static NS: KindInfo = k(
+            "Namespace",
+            "namespaces",
+            "namespace",
+            "",
+            "v1",
+            false,
+            &["ns"],
+            &[],
+        );
+        static NODE: KindInfo = k("Node", "nodes", "node", "", "v1", false, &["no"], &[]);
+        static POD: KindInfo = k("Pod", "pods", "pod", "", "v1", true, &["po"], &["all"]);
+        static EV: KindInfo = k("Event", "events", "event", "", "v1", true, &["ev"], &[]);
+        static PDB: KindInfo = k(
+            "PodDisruptionBudget",
+            "poddisruptionbudgets",
+            "poddisruptionbudget",
+            "policy",
+            "v1",
+            true,
+            &["pdb"],
+            &[],
+        );
+        static DEP: KindInfo = k(
+            "Deployment",
+            "deployments",
+            "deployment",
+            "apps",
+            "v1",
+            true,
+            &["deploy"],
+            &["all"],
+        );
+        static RS: KindInfo = k(
+            "ReplicaSet",
+            "replicasets",
+            "replicaset",
+            "apps",
+            "v1",
+            true,
+            &["rs"],
+            &["all"],
+        );
+        static STS: KindInfo = k(
+            "StatefulSet",
+            "statefulsets",
+            "statefulset",
+            "apps",
+            "v1",
+            true,
+            &["sts"],
+            &["all"],
+        );
+        static DS: KindInfo = k(
+            "DaemonSet",
+            "daemonsets",
+            "daemonset",
+            "apps",
+            "v1",
+            true,
+            &["ds"],
+            &["all"],
+        );
+        match self {
+            Kind::Namespace => &NS,
+            Kind::Node => &NODE,
+            Kind::Pod => &POD,
+            Kind::Event => &EV,
+            Kind::Pdb => &PDB,
+            Kind::Deployment => &DEP,
+            Kind::ReplicaSet => &RS,
+            Kind::StatefulSet => &STS,
+            Kind::DaemonSet => &DS,
+        }
+    }
+
+    pub fn api_version(self) -> &'static str {
+        match self.info().group {
+            "" => "v1",
+            "policy" => "policy/v1",
+            _ => "apps/v1",
+        }
+    }
+
+    pub fn idx(self) -> usize {
+        self as usize
+    }
+}
+
+/// `(namespace or "", name)`.
+pub type Key = (String, String);
+
+/// One change, as watchers see it.
+pub struct WEvent {
+    pub rv: u64,
+    pub kind: Kind,
+    pub etype: &'static str,
+    pub obj: Value,
+    /// The object before a MODIFIED change (for selector transitions).
+    pub prev: Option<Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TEv {
+    PodStart,
+    PodGone,
+    NodeReady,
+}
+
+struct Timer {
+    at: f64,
+    seq: u64,
+    ev: TEv,
+    /// Pod key / node name / update id.
+    a: String,
+    b: String,
+    /// uid the timer is for (ignored if the object changed identity).
+    uid: String,
+}
+
+impl PartialEq for Timer {
+    fn eq(&self, o: &Self) -> bool {
+        self.cmp(o) == Ordering::Equal
+    }
+}
+impl Eq for Timer {}
+impl PartialOrd for Timer {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Timer {
+    fn cmp(&self, o: &Self) -> Ordering {
+        // Reversed: BinaryHeap is a max-heap, we want the earliest first.
+        o.at.total_cmp(&self.at).then(o.seq.cmp(&self.seq))
+    }
+}
+
+/// Per-PDB audit record.
+#[derive(Debug, Clone, Serialize)]
+pub struct PdbAudit {
+    /// Minimum healthy pods the budget allows (`desiredHealthy`).
+    pub budget: i64,
+    /// Lowest `currentHealthy` seen once the budget was first met (null before that).
+    pub min_healthy_observed: Option<i64>,
+    /// Healthy pods dropped below the budget after it was first met.
+    pub violated: bool,
+    #[serde(skip)]
+    pub settled: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Audit {
+    pub pdbs: BTreeMap<String, PdbAudit>,
+    pub evictions: u64,
+    pub evictions_refused: u64,
+    pub lost_pods: Vec<String>,
+}
+
+/// One simulated cluster's Kubernetes side.
+pub struct KCluster {
+    pub name: String,
+    pub endpoint: String,
+    pub speed: f64,
+    store: Vec<BTreeMap<Key, Value>>,
+    pub rv: u64,
+    history: VecDeque<Arc<WEvent>>,
+    /// Lowest resourceVersion a watch may resume from.
+    pub oldest_rv: u64,
+    pub tx: broadcast::Sender<Arc<WEvent>>,
+    timers: BinaryHeap<Timer>,
+    timer_seq: u64,
+    pub rng: StdRng,
+    ip_seq: u32,
+    pub audit: Audit,
+    pub procs: BTreeMap<String, Proc>,
+    /// Node groups left as a failed update left them (no node-count reconciliation).
+    pub hold: HashSet<String>,
+    /// Node-group labels/taints last applied to its nodes.
+    ng_applied: HashMap<String, (BTreeMap<String, String>, Vec<crate::world::Taint>)>,
+    /// (involved uid, reason, message) → event key, for aggregation.
+    event_index: HashMap<(String, String, String), Key>,
+    event_order: VecDeque<Key>,
+    dirty: bool,
+    /// Wall time of the last controller pass (controllers run at most every 10 ms, like the
+    /// asynchronous controllers of a real cluster).
+    last_reconcile: f64,
+    /// Wall seconds the last controller pass took.
+    reconcile_cost: f64,
+    /// When false, no Events are recorded (initial population).
+    record_events: bool,
+}
+
+const HISTORY: usize = 20_000;
+const MAX_EVENTS: usize = 4_000;
+
+impl KCluster {
+    pub fn new(name: &str, speed: f64) -> Self {
+        let (tx, _) = broadcast::channel(8192);
+        KCluster {
+            name: name.into(),
+            endpoint: String::new(),
+            speed,
+            store: KINDS.iter().map(|_| BTreeMap::new()).collect(),
+            rv: 1000,
+            history: VecDeque::new(),
+            oldest_rv: 1000,
+            tx,
+            timers: BinaryHeap::new(),
+            timer_seq: 0,
+            rng: StdRng::seed_from_u64(util::fnv(name)),
+            ip_seq: 0,
+            audit: Audit::default(),
+            procs: BTreeMap::new(),
+            hold: HashSet::new(),
+            ng_applied: HashMap::new(),
+            event_index: HashMap::new(),
+            event_order: VecDeque::new(),
+            dirty: true,
+            last_reconcile: 0.0,
+            reconcile_cost: 0.0,
+            record_events: false,
+        }
+    }
+
+    pub fn objs(&self, k: Kind) -> &BTreeMap<Key, Value> {
+        &self.store[k.idx()]
+    }
+
+    pub fn get(&self, k: Kind, ns: &str, name: &str) -> Option<&Value> {
+        self.store[k.idx()].get(&(ns.to_string(), name.to_string()))
+    }
+
+    /// History events newer than `rv` (None when `rv` is too old to resume from).
+    pub fn history_since(&self, rv: u64) -> Option<Vec<Arc<WEvent>>> {
+        if rv < self.oldest_rv {
+            return None;
+        }
+        let start = self.history.partition_point(|e| e.rv <= rv);
+        Some(self.history.iter().skip(start).cloned().collect())
+    }
+
+    fn emit(&mut self, kind: Kind, etype: &'static str, obj: Value, prev: Option<Value>) {
+        let ev = Arc::new(WEvent {
+            rv: self.rv,
+            kind,
+            etype,
+            obj,
+            prev,
+        });
+        self.history.push_back(ev.clone());
+        while self.history.len() > HISTORY {
+            if let Some(e) = self.history.pop_front() {
+                self.oldest_rv = e.rv;
+            }
+        }
+        let _ = self.tx.send(ev);
+        self.dirty = true;
+    }
+
+    fn next_rv(&mut self) -> u64 {
+        self.rv += 1;
+        self.rv
+    }
+
+    /// Store a new object: fills uid, resourceVersion, creationTimestamp (and generation).
+    pub fn create(&mut self, k: Kind, mut obj: Value, now: f64) -> Value {
+        let rv = self.next_rv();
+        let info = k.info();
+        let m = obj["metadata"].as_object_mut().expect("metadata");
+        if m.get("uid")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+        }
+        m.insert("resourceVersion".into(), json!(rv.to_string()));
+        m.entry("creationTimestamp")
+            .or_insert_with(|| json!(k8s_time(now)));
+        if !matches!(k, Kind::Pod | Kind::Node | Kind::Namespace | Kind::Event) {
+            m.entry("generation").or_insert(json!(1));
+        }
+        if !info.namespaced {
+            m.remove("namespace");
+        }
+        let o = obj.as_object_mut().expect("object");
+        o.insert("apiVersion".into(), json!(k.api_version()));
+        o.insert("kind".into(), json!(info.kind));
+        let key = (
+            util::namespace(&obj).to_string(),
+            util::name(&obj).to_string(),
+        );
+        self.store[k.idx()].insert(key, obj.clone());
+        self.emit(k, "ADDED", obj.clone(), None);
+        obj
+    }
+
+    /// Replace a stored object (bumps resourceVersion). No-op (returns false) if unchanged.
+    pub fn put(&mut self, k: Kind, obj: Value) -> bool {
+        let key = (
+            util::namespace(&obj).to_string(),
+            util::name(&obj).to_string(),
+        );
+        let Some(prev) = self.store[k.idx()].get(&key) else {
+            return false;
+        };
+        let mut obj = obj;
+        obj["metadata"]["resourceVersion"] = prev["metadata"]["resourceVersion"].clone();
+        if *prev == obj {
+            return false;
+        }
+        let rv = self.next_rv();
+        obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+        let prev = self.store[k.idx()].insert(key, obj.clone());
+        self.emit(k, "MODIFIED", obj, prev);
+        true
+    }
+
+    /// Modify an object in place through `f`; returns the new object.
+    pub fn update(
+        &mut self,
+        k: Kind,
+        ns: &str,
+        name: &str,
+        f: impl FnOnce(&mut Value),
+    ) -> Option<Value> {
+        let mut o = self.get(k, ns, name)?.clone();
+        f(&mut o);
+        self.put(k, o.clone());
+        self.get(k, ns, name).cloned()
+    }
+
+    pub fn remove(&mut self, k: Kind, ns: &str, name: &str) -> Option<Value> {
+        let mut obj = self.store[k.idx()].remove(&(ns.to_string(), name.to_string()))?;
+        let rv = self.next_rv();
+        obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+        self.emit(k, "DELETED", obj.clone(), None);
+        Some(obj)
+    }
+
+    fn timer(&mut self, at: f64, ev: TEv, a: &str, b: &str, uid: &str) {
+        self.timer_seq += 1;
+        self.timers.push(Timer {
+            at,
+            seq: self.timer_seq,
+            ev,
+            a: a.into(),
+            b: b.into(),
+            uid: uid.into(),
+        });
+    }
+
+    /// Wall-clock seconds for `sim` simulated seconds.
+    pub fn wall(&self, sim: f64) -> f64 {
+        sim / self.speed
+    }
+
+    pub fn next_ip(&mut self) -> String {
+        self.ip_seq += 1;
+        let n = self.ip_seq;
+        format!("10.0.{}.{}", 128 + (n / 250) % 120, n % 250 + 2)
+    }
+
+    /// Record a core/v1 Event about `obj` (aggregating repeats, as the event recorder does).
+    pub fn event(
+        &mut self,
+        obj: &Value,
+        etype: &str,
+        reason: &str,
+        message: &str,
+        component: &str,
+        now: f64,
+    ) {
+        if !self.record_events {
+            return;
+        }
+        let kind = obj["kind"].as_str().unwrap_or("").to_string();
+        let ns = match util::namespace(obj) {
+            "" => "default".to_string(),
+            s => s.to_string(),
+        };
+        let name = util::name(obj).to_string();
+        // Node events use the node name as uid (kubelet convention, kubectl describe relies on it).
+        let uid = if kind == "Node" {
+            name.clone()
+        } else {
+            util::uid(obj).to_string()
+        };
+        let idx_key = (uid.clone(), reason.to_string(), message.to_string());
+        if let Some(key) = self.event_index.get(&idx_key).cloned() {
+            let t = k8s_time(now);
+            if self
+                .update(Kind::Event, &key.0, &key.1, |e| {
+                    let c = e["count"].as_i64().unwrap_or(1);
+                    e["count"] = json!(c + 1);
+                    e["lastTimestamp"] = json!(t);
+                })
+                .is_some()
+            {
+                return;
+            }
+        }
+        let ename = format!(
+            "{name}.{:016x}",
+            util::fnv(&format!("{uid}{reason}{message}{now}"))
+        );
+        let mut involved = json!({
+            "kind": kind,
+            "name": name,
+            "uid": uid,
+            "apiVersion": obj["apiVersion"],
+            "resourceVersion": obj["metadata"]["resourceVersion"],
+        });
+        if !util::namespace(obj).is_empty() {
+            involved["namespace"] = json!(util::namespace(obj));
+        }
+        let host = if kind == "Node" {
+            Some(name.clone())
+        } else {
+            obj["spec"]["nodeName"].as_str().map(str::to_string)
+        };
+        let mut source = json!({ "component": component });
+        if let Some(h) = host.filter(|_| component == "kubelet") {
+            source["host"] = json!(h);
+        }
+        let ev = json!({
+            "metadata": { "name": ename, "namespace": ns },
+            "involvedObject": involved,
+            "reason": reason,
+            "message": message,
+            "source": source,
+            "firstTimestamp": k8s_time(now),
+            "lastTimestamp": k8s_time(now),
+            "count": 1,
+            "type": etype,
+            "eventTime": null,
+            "reportingComponent": component,
+            "reportingInstance": "",
+        });
+        self.create(Kind::Event, ev, now);
+        let key = (ns, ename);
+        self.event_index.insert(idx_key, key.clone());
+        self.event_order.push_back(key);
+        while self.event_order.len() > MAX_EVENTS {
+            if let Some((ns, n)) = self.event_order.pop_front() {
+                if let Some(e) = self.remove(Kind::Event, &ns, &n) {
+                    let ik = (
+                        e["involvedObject"]["uid"]
+                            .as_str()
+                            .unwrap_or("")
+                            .to_string(),
+                        e["reason"].as_str().unwrap_or("").to_string(),
+                        e["message"].as_str().unwrap_or("").to_string(),
+                    );
+                    self.event_index.remove(&ik);
+                }
+            }
+        }
+    }
+}
+
+/// The Kubernetes side of every cluster.
+pub struct Kube {
+    pub clusters: BTreeMap<String, KCluster>,
+}
+
+impl Kube {
+    /// Build every cluster's nodes and workloads from the world (settled: Ready, Running).
+    pub fn init(world: &mut World, speed: f64, now: f64) -> Kube {
+        let mut clusters = BTreeMap::new();
+        for c in world.clusters.values() {
+            let mut kc = KCluster::new(&c.name, speed);
+            nodes::populate(&mut kc, c, now);
+            clusters.insert(c.name.clone(), kc);
+        }
+        Kube { clusters }
+    }
+
+    /// Process due timers, node-group changes and controllers. Returns true when the EKS
+    /// world changed (a rolling update finished).
+    pub fn tick(&mut self, world: &mut World, faults: &FaultSpec, now: f64) -> bool {
+        let mut world_changed = false;
+        for (name, kc) in self.clusters.iter_mut() {
+            let Some(c) = world.clusters.get_mut(name) else {
+                continue;
+            };
+            world_changed |= nodes::tick(kc, c, faults, now);
+        }
+        world_changed
+    }
+
+    pub fn cluster_mut(&mut self, name: &str) -> Option<&mut KCluster> {
+        self.clusters.get_mut(name)
+    }
+}
+
+/// JSON for `GET /_sim/kube/{cluster}/audit`.
+pub fn audit_json(kc: &KCluster) -> Value {
+    let mut v = serde_json::to_value(&kc.audit).unwrap_or(Value::Null);
+    v["unavailable_workloads"] = json!(ctrl::unavailable_workloads(kc));
+    v["pods"] = json!(kc.objs(Kind::Pod).len());
+    v["nodes"] = json!(kc.objs(Kind::Node).len());
+    v
+}

@@ -1,0 +1,363 @@
+//! Server-side printing: `meta.k8s.io/v1` Table responses, as `kubectl get` requests them.
+
+use serde_json::{json, Value};
+
+use super::util::{self, human_duration, parse_k8s_time};
+use super::Kind;
+
+type Col = (&'static str, &'static str, i32);
+
+fn columns(kind: Kind) -> Vec<Col> {
+    match kind {
+        Kind::Pod => vec![
+            ("Name", "string", 0),
+            ("Ready", "string", 0),
+            ("Status", "string", 0),
+            ("Restarts", "string", 0),
+            ("Age", "string", 0),
+            ("IP", "string", 1),
+            ("Node", "string", 1),
+            ("Nominated Node", "string", 1),
+            ("Readiness Gates", "string", 1),
+        ],
+        Kind::Node => vec![
+            ("Name", "string", 0),
+            ("Status", "string", 0),
+            ("Roles", "string", 0),
+            ("Age", "string", 0),
+            ("Version", "string", 0),
+            ("Internal-IP", "string", 1),
+            ("External-IP", "string", 1),
+            ("OS-Image", "string", 1),
+            ("Kernel-Version", "string", 1),
+            ("Container-Runtime", "string", 1),
+        ],
+        Kind::Pdb => vec![
+            ("Name", "string", 0),
+            ("Min Available", "string", 0),
+            ("Max Unavailable", "string", 0),
+            ("Allowed Disruptions", "integer", 0),
+            ("Age", "string", 0),
+        ],
+        Kind::Deployment => vec![
+            ("Name", "string", 0),
+            ("Ready", "string", 0),
+            ("Up-to-date", "string", 0),
+            ("Available", "string", 0),
+            ("Age", "string", 0),
+            ("Containers", "string", 1),
+            ("Images", "string", 1),
+            ("Selector", "string", 1),
+        ],
+        Kind::ReplicaSet => vec![
+            ("Name", "string", 0),
+            ("Desired", "integer", 0),
+            ("Current", "integer", 0),
+            ("Ready", "integer", 0),
+            ("Age", "string", 0),
+            ("Containers", "string", 1),
+            ("Images", "string", 1),
+            ("Selector", "string", 1),
+        ],
+        Kind::StatefulSet => vec![
+            ("Name", "string", 0),
+            ("Ready", "string", 0),
+            ("Age", "string", 0),
+            ("Containers", "string", 1),
+            ("Images", "string", 1),
+        ],
+        Kind::DaemonSet => vec![
+            ("Name", "string", 0),
+            ("Desired", "integer", 0),
+            ("Current", "integer", 0),
+            ("Ready", "integer", 0),
+            ("Up-to-date", "integer", 0),
+            ("Available", "integer", 0),
+            ("Node Selector", "string", 0),
+            ("Age", "string", 0),
+            ("Containers", "string", 1),
+            ("Images", "string", 1),
+            ("Selector", "string", 1),
+        ],
+        Kind::Namespace => vec![
+            ("Name", "string", 0),
+            ("Status", "string", 0),
+            ("Age", "string", 0),
+        ],
+        Kind::Event => vec![
+            ("Last Seen", "string", 0),
+            ("Type", "string", 0),
+            ("Reason", "string", 0),
+            ("Object", "string", 0),
+            ("Subobject", "string", 1),
+            ("Source", "string", 1),
+            ("Message", "string", 0),
+            ("First Seen", "string", 1),
+            ("Count", "string", 1),
+            ("Name", "string", 1),
+        ],
+    }
+}
+
+fn age(o: &Value, now: f64) -> String {
+    o["metadata"]["creationTimestamp"]
+        .as_str()
+        .and_then(parse_k8s_time)
+        .map(|t| human_duration(now - t))
+        .unwrap_or_else(|| "<unknown>".into())
+}
+
+fn since(v: &Value, now: f64) -> String {
+    v.as_str()
+        .and_then(parse_k8s_time)
+        .map(|t| human_duration(now - t))
+        .unwrap_or_else(|| "<unknown>".into())
+}
+
+fn containers(o: &Value) -> (String, String) {
+    let cs = o["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let names: Vec<&str> = cs.iter().filter_map(|c| c["name"].as_str()).collect();
+    let images: Vec<&str> = cs.iter().filter_map(|c| c["image"].as_str()).collect();
+    (names.join(","), images.join(","))
+}
+
+fn selector(o: &Value) -> String {
+    super::select::LabelSelector::from_object(&o["spec"]["selector"]).to_string_form()
+}
+
+fn int(v: &Value) -> Value {
+    json!(v.as_i64().unwrap_or(0))
+}
+
+fn or_na(v: &Value) -> Value {
+    match v {
+        Value::Null => json!("N/A"),
+        Value::Number(n) => json!(n.to_string()),
+        other => other.clone(),
+    }
+}
+
+pub fn pod_status(p: &Value) -> String {
+    if !p["metadata"]["deletionTimestamp"].is_null() {
+        return "Terminating".into();
+    }
+    let phase = p["status"]["phase"].as_str().unwrap_or("Pending");
+    if phase == "Pending" {
+        if let Some(r) = p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"].as_str()
+        {
+            return r.to_string();
+        }
+    }
+    phase.to_string()
+}
+
+fn cells(kind: Kind, o: &Value, now: f64) -> Vec<Value> {
+    let name = json!(util::name(o));
+    match kind {
+        Kind::Pod => {
+            let cs = o["status"]["containerStatuses"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let total = o["spec"]["containers"].as_array().map_or(0, Vec::len);
+            let ready = cs.iter().filter(|c| c["ready"] == true).count();
+            let restarts: i64 = cs
+                .iter()
+                .map(|c| c["restartCount"].as_i64().unwrap_or(0))
+                .sum();
+            vec![
+                name,
+                json!(format!("{ready}/{total}")),
+                json!(pod_status(o)),
+                json!(restarts.to_string()),
+                json!(age(o, now)),
+                json!(o["status"]["podIP"].as_str().unwrap_or("<none>")),
+                json!(o["spec"]["nodeName"].as_str().unwrap_or("<none>")),
+                json!("<none>"),
+                json!("<none>"),
+            ]
+        }
+        Kind::Node => {
+            let mut status = if util::node_ready(o) {
+                "Ready"
+            } else {
+                "NotReady"
+            }
+            .to_string();
+            if o["spec"]["unschedulable"] == true {
+                status.push_str(",SchedulingDisabled");
+            }
+            let roles: Vec<String> = o["metadata"]["labels"]
+                .as_object()
+                .map(|m| {
+                    m.keys()
+                        .filter_map(|k| {
+                            k.strip_prefix("node-role.kubernetes.io/")
+                                .map(str::to_string)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let addr = |t: &str| {
+                o["status"]["addresses"]
+                    .as_array()
+                    .and_then(|a| a.iter().find(|x| x["type"] == t))
+                    .and_then(|x| x["address"].as_str())
+                    .unwrap_or("<none>")
+                    .to_string()
+            };
+            let info = &o["status"]["nodeInfo"];
+            vec![
+                name,
+                json!(status),
+                json!(if roles.is_empty() {
+                    "<none>".to_string()
+                } else {
+                    roles.join(",")
+                }),
+                json!(age(o, now)),
+                info["kubeletVersion"].clone(),
+                json!(addr("InternalIP")),
+                json!(addr("ExternalIP")),
+                info["osImage"].clone(),
+                info["kernelVersion"].clone(),
+                info["containerRuntimeVersion"].clone(),
+            ]
+        }
+        Kind::Pdb => vec![
+            name,
+            or_na(&o["spec"]["minAvailable"]),
+            or_na(&o["spec"]["maxUnavailable"]),
+            int(&o["status"]["disruptionsAllowed"]),
+            json!(age(o, now)),
+        ],
+        Kind::Deployment => {
+            let (c, i) = containers(o);
+            let want = o["spec"]["replicas"].as_i64().unwrap_or(1);
+            vec![
+                name,
+                json!(format!(
+                    "{}/{want}",
+                    o["status"]["readyReplicas"].as_i64().unwrap_or(0)
+                )),
+                int(&o["status"]["updatedReplicas"]),
+                int(&o["status"]["availableReplicas"]),
+                json!(age(o, now)),
+                json!(c),
+                json!(i),
+                json!(selector(o)),
+            ]
+        }
+        Kind::ReplicaSet => {
+            let (c, i) = containers(o);
+            vec![
+                name,
+                int(&o["spec"]["replicas"]),
+                int(&o["status"]["replicas"]),
+                int(&o["status"]["readyReplicas"]),
+                json!(age(o, now)),
+                json!(c),
+                json!(i),
+                json!(selector(o)),
+            ]
+        }
+        Kind::StatefulSet => {
+            let (c, i) = containers(o);
+            let want = o["spec"]["replicas"].as_i64().unwrap_or(1);
+            vec![
+                name,
+                json!(format!(
+                    "{}/{want}",
+                    o["status"]["readyReplicas"].as_i64().unwrap_or(0)
+                )),
+                json!(age(o, now)),
+                json!(c),
+                json!(i),
+            ]
+        }
+        Kind::DaemonSet => {
+            let (c, i) = containers(o);
+            let ns = o["spec"]["template"]["spec"]["nodeSelector"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "<none>".into());
+            let st = &o["status"];
+            vec![
+                name,
+                int(&st["desiredNumberScheduled"]),
+                int(&st["currentNumberScheduled"]),
+                int(&st["numberReady"]),
+                int(&st["updatedNumberScheduled"]),
+                int(&st["numberAvailable"]),
+                json!(ns),
+                json!(age(o, now)),
+                json!(c),
+                json!(i),
+                json!(selector(o)),
+            ]
+        }
+        Kind::Namespace => vec![
+            name,
+            json!(o["status"]["phase"].as_str().unwrap_or("Active")),
+            json!(age(o, now)),
+        ],
+        Kind::Event => {
+            let io = &o["involvedObject"];
+            vec![
+                json!(since(&o["lastTimestamp"], now)),
+                o["type"].clone(),
+                o["reason"].clone(),
+                json!(format!(
+                    "{}/{}",
+                    io["kind"].as_str().unwrap_or("").to_lowercase(),
+                    io["name"].as_str().unwrap_or("")
+                )),
+                json!(io["fieldPath"].as_str().unwrap_or("")),
+                json!(o["source"]["component"].as_str().unwrap_or("")),
+                o["message"].clone(),
+                json!(since(&o["firstTimestamp"], now)),
+                json!(o["count"].as_i64().unwrap_or(1).to_string()),
+                name,
+            ]
+        }
+    }
+}
+
+/// Render `objs` as a Table. `include` is the `includeObject` parameter.
+pub fn table(kind: Kind, objs: &[Value], include: &str, now: f64, meta: Value) -> Value {
+    let defs: Vec<Value> = columns(kind)
+        .iter()
+        .map(|(n, t, p)| {
+            let mut d = json!({ "name": n, "type": t, "format": "", "description": n, "priority": p });
+            if *n == "Name" {
+                d["format"] = json!("name");
+                d["description"] = json!("Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names");
+            }
+            d
+        })
+        .collect();
+    let rows: Vec<Value> = objs
+        .iter()
+        .map(|o| {
+            let mut row = json!({ "cells": cells(kind, o, now) });
+            match include {
+                "None" => {}
+                "Object" => row["object"] = o.clone(),
+                _ => {
+                    row["object"] = json!({ "kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o["metadata"] })
+                }
+            }
+            row
+        })
+        .collect();
+    json!({ "kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "columnDefinitions": defs, "rows": rows })
+}
