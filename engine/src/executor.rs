@@ -471,7 +471,12 @@ impl StepContext {
                     .map_err(|e| format!("cannot list running operations: {e}"))?;
                 let (op, attached) = match found {
                     Some(op) => (op, true),
-                    None => (self.start(provider, target).await?, false),
+                    None => match self.start(provider, target).await {
+                        Ok(op) => (op, false),
+                        // Nothing was issued: stopping here loses nothing.
+                        Err(_) if *self.cancel.borrow() => return Ok(StepEnd::Interrupted),
+                        Err(e) => return Err(e),
+                    },
                 };
                 self.journal(Record::OperationStarted {
                     run_id: self.run_id.clone(),
@@ -678,7 +683,18 @@ impl StepContext {
                         _ = cancel.changed() => return Ok(StepEnd::Interrupted),
                     }
                 }
-                // Workloads must be healthy on green: nothing left Pending.
+                // Workloads must be healthy on green: every Deployment and StatefulSet
+                // available, nothing left Pending.
+                let unavailable = self
+                    .with_retry(|| ops.unavailable_workloads())
+                    .await
+                    .map_err(|e| format!("cannot check the workloads after the soak: {e}"))?;
+                if !unavailable.is_empty() {
+                    return Err(format!(
+                        "after the soak, workloads are not fully available: {}; the old group is kept so you can roll back with `kup apply -rollback`",
+                        unavailable.join(", ")
+                    ));
+                }
                 let (k, _) = group_nodes(node_group).await?;
                 let pending: Vec<String> = k
                     .pods
@@ -738,7 +754,17 @@ impl StepContext {
                         error: e.to_string(),
                     });
                     attempt += 1;
-                    tokio::time::sleep(delay).await;
+                    // Another operation may hold the resource for a long time: stay
+                    // responsive to Ctrl-C while waiting for it.
+                    let mut cancel = self.cancel.clone();
+                    let interrupted = "interrupted while waiting for another operation on the resource to finish";
+                    if *cancel.borrow() {
+                        return Err(interrupted.into());
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = cancel.changed() => return Err(interrupted.into()),
+                    }
                 }
                 Err(e) => {
                     let code = e

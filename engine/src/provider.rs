@@ -167,6 +167,11 @@ pub trait NodeOps: Send + Sync {
     /// the pods to be gone with watches.
     async fn drain(&self, node: &str, opts: &DrainSpec) -> Result<DrainReport, DrainError>;
 
+    /// Deployments and StatefulSets with fewer available replicas than they ask for
+    /// (`namespace/kind/name: available/wanted`), for the soak before a blue group is
+    /// deleted.
+    async fn unavailable_workloads(&self) -> Result<Vec<String>, ProviderError>;
+
     /// Wait until `count` nodes of `node_group` are Ready with a kubelet at `minor`; on
     /// timeout the error names the nodes that are late.
     async fn wait_ready(

@@ -246,7 +246,7 @@ fn sigkill_in_every_blue_green_phase_then_resume() {
     let dir = config_dir(tmp.path(), &sim, &bg_config("1.29", "10m"));
     let d = dir.to_str().unwrap();
     let journal = journal_path(&dir);
-    for phase in ["create", "ready", "cordon", "drain", "soak"] {
+    for phase in ["create", "ready", "cordon", "drain", "soak", "delete"] {
         let needle = "\"step_started\",\"run_id\"";
         let step = format!("prod/node_group/general/1.29/{phase}");
         let mut child = spawn_kup(&["apply", "-auto-approve", d]);
