@@ -81,6 +81,8 @@ impl Env {
             alias: None,
             region: Some("eu-west-1".into()),
             profile: None,
+            project: None,
+            location: None,
             endpoint: None,
             simulate: true,
             world: None,

@@ -63,12 +63,9 @@ pub async fn run(args: DriftArgs) -> Result<ExitCode> {
         .iter()
         .any(|p| p.simulate && p.endpoint.is_none())
     {
-        let lock = kup_engine::state::StateLock::acquire(
-            &state_path,
-            "drift",
-            args.state.lock_timeout,
-        )
-        .map_err(|e| Failure::Message(e.to_string()))?;
+        let lock =
+            kup_engine::state::StateLock::acquire(&state_path, "drift", args.state.lock_timeout)
+                .map_err(|e| Failure::Message(e.to_string()))?;
         crate::interrupt::hold_lock(&lock);
         Some(lock)
     } else {

@@ -1047,6 +1047,8 @@ mod tests {
             alias: None,
             region: Some("eu-west-1".into()),
             profile: None,
+            project: None,
+            location: None,
             endpoint: Some("http://127.0.0.1:1".into()),
             simulate: true,
             world: None,
