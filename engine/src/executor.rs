@@ -757,7 +757,8 @@ impl StepContext {
                     // Another operation may hold the resource for a long time: stay
                     // responsive to Ctrl-C while waiting for it.
                     let mut cancel = self.cancel.clone();
-                    let interrupted = "interrupted while waiting for another operation on the resource to finish";
+                    let interrupted =
+                        "interrupted while waiting for another operation on the resource to finish";
                     if *cancel.borrow() {
                         return Err(interrupted.into());
                     }
