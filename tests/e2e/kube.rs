@@ -47,6 +47,15 @@ cluster "prod-eu" {{
     )
 }
 
+fn node_group_names(world: &serde_json::Value, cluster: &str) -> Vec<String> {
+    find_cluster(world, cluster)["node_group"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect()
+}
+
 fn audit(sim: &Sim, cluster: &str) -> serde_json::Value {
     get_json(&format!("{}/kube/{cluster}/audit", sim.admin))
 }
@@ -167,12 +176,7 @@ fn a_never_allowing_pdb_is_predicted_and_apply_refuses() {
     assert!(forced.all().contains("payments/ledger"), "{forced:?}");
     assert!(forced.all().contains("rolling back"), "{forced:?}");
     let w = sim.world_json();
-    let groups: Vec<String> = find_cluster(&w, "prod-eu")["node_group"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .cloned()
-        .collect();
+    let groups = node_group_names(&w, "prod-eu");
     assert_eq!(groups, ["general"], "green must be removed by the rollback");
     assert_nothing_lost(&sim);
 
@@ -186,12 +190,7 @@ fn a_never_allowing_pdb_is_predicted_and_apply_refuses() {
     let done = kup(&["apply", "-auto-approve", d]);
     assert_eq!(done.code, 0, "{done:?}");
     let w = sim.world_json();
-    let groups: Vec<String> = find_cluster(&w, "prod-eu")["node_group"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .cloned()
-        .collect();
+    let groups = node_group_names(&w, "prod-eu");
     assert_eq!(groups, ["general-1-29"]);
 }
 
@@ -204,12 +203,7 @@ fn blue_green_replacement_completes_and_records_the_live_colour() {
     let apply = kup(&["apply", "-auto-approve", d]);
     assert_eq!(apply.code, 0, "{apply:?}");
     let w = sim.world_json();
-    let groups: Vec<String> = find_cluster(&w, "prod-eu")["node_group"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .cloned()
-        .collect();
+    let groups = node_group_names(&w, "prod-eu");
     assert_eq!(groups, ["general-1-29"]);
     let a = assert_nothing_lost(&sim);
     assert!(
@@ -269,12 +263,7 @@ fn sigkill_in_every_blue_green_phase_then_resume() {
     let last = kup(&["apply", "-auto-approve", d]);
     assert_eq!(last.code, 0, "{last:?}");
     let w = sim.world_json();
-    let groups: Vec<String> = find_cluster(&w, "prod-eu")["node_group"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .cloned()
-        .collect();
+    let groups = node_group_names(&w, "prod-eu");
     assert_eq!(groups, ["general-1-29"], "one green group, no orphan");
     let creates = sim
         .mutations()
