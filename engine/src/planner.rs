@@ -999,12 +999,14 @@ fn resolve_target(
     let found = if want.is_minor_alias() {
         offered_in_minor.iter().max().map(|v| (*v).clone())
     } else {
+        // `1.30.5` on GKE is offered as several builds (`1.30.5-gke.N`): the newest wins.
         offered_in_minor
             .iter()
-            .find(|v| {
+            .filter(|v| {
                 want.satisfied_by(v)
                     && (v.patch.is_some() || policy.provider.control_plane_minor_only)
             })
+            .max()
             .map(|v| (*v).clone())
     };
     found.ok_or_else(|| {

@@ -165,8 +165,43 @@ impl Ord for Version {
             .cmp(&(other.major, other.minor))
             // A bare minor sorts before every patch of it.
             .then_with(|| self.patch.cmp(&other.patch))
-            .then_with(|| self.suffix.cmp(&other.suffix))
+            .then_with(|| natural_cmp(self.suffix.as_deref(), other.suffix.as_deref()))
     }
+}
+
+/// Order provider suffixes with their numbers as numbers: `-gke.999` < `-gke.1014001`,
+/// `-eksbuild.9` < `-eksbuild.10`. No suffix sorts first.
+fn natural_cmp(a: Option<&str>, b: Option<&str>) -> Ordering {
+    let (a, b) = match (a, b) {
+        (None, None) => return Ordering::Equal,
+        (None, Some(_)) => return Ordering::Less,
+        (Some(_), None) => return Ordering::Greater,
+        (Some(a), Some(b)) => (a, b),
+    };
+    let chunks = |s: &str| -> Vec<(bool, String)> {
+        let mut out: Vec<(bool, String)> = Vec::new();
+        for c in s.chars() {
+            let digit = c.is_ascii_digit();
+            match out.last_mut() {
+                Some((d, run)) if *d == digit => run.push(c),
+                _ => out.push((digit, c.to_string())),
+            }
+        }
+        out
+    };
+    let (ca, cb) = (chunks(a), chunks(b));
+    for ((da, ra), (db, rb)) in ca.iter().zip(cb.iter()) {
+        let ord = if *da && *db {
+            let (ta, tb) = (ra.trim_start_matches('0'), rb.trim_start_matches('0'));
+            ta.len().cmp(&tb.len()).then_with(|| ta.cmp(tb))
+        } else {
+            ra.cmp(rb)
+        };
+        if ord != Ordering::Equal {
+            return ord;
+        }
+    }
+    ca.len().cmp(&cb.len()).then_with(|| a.cmp(b))
 }
 
 impl fmt::Display for Version {
@@ -316,6 +351,11 @@ mod tests {
             ["1.9", "1.10.1", "1.30", "1.30.4", "1.30.10", "1.31.0+k3s1"]
         );
         assert!(v("1.30.4-eks-1") > v("1.30.4"));
+        // Build numbers compare as numbers, not text.
+        assert!(v("1.30.5-gke.999") < v("1.30.5-gke.1014001"));
+        assert!(v("1.28.4-eksbuild.9") < v("1.28.4-eksbuild.10"));
+        assert!(v("1.28.4-eksbuild.10") > v("1.28.4-eksbuild.9"));
+        assert_eq!(v("1.30.5-gke.100"), v("1.30.5-gke.100"));
         assert!(Minor::new(1, 9) < Minor::new(1, 10));
     }
 

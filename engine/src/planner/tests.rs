@@ -276,6 +276,26 @@ fn minor_alias_resolves_to_newest_offered_patch() {
 }
 
 #[test]
+fn exact_patch_resolves_to_the_newest_build_offered() {
+    let mut act = actual("1.30", vec![]);
+    act.offered_versions = vec![
+        v("1.31.2-gke.999"),
+        v("1.31.2-gke.1014001"),
+        v("1.31.3-gke.5"),
+    ];
+    let p = run(
+        cluster_spec("1.31.2", vec![]),
+        act,
+        ProviderPolicy::default(),
+    )
+    .unwrap();
+    match &p.steps[0].action {
+        Action::UpgradeControlPlane { to, .. } => assert_eq!(to.to_string(), "1.31.2-gke.1014001"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn downgrade_is_refused_with_reason() {
     let e = run(
         cluster_spec("1.29", vec![]),
