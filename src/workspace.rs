@@ -94,6 +94,7 @@ impl Connected {
         let mut providers = BTreeMap::new();
         let mut sims = Vec::new();
         let mut time_scales = BTreeMap::new();
+        let mut shared: BTreeMap<String, String> = BTreeMap::new();
         for spec in &desired.providers {
             if !desired.clusters.iter().any(|c| c.provider == spec.key()) {
                 continue;
@@ -101,15 +102,25 @@ impl Connected {
             let mut spec = spec.clone();
             let mut endpoint = None;
             if spec.simulate && spec.endpoint.is_none() {
-                let sim = start_sim(&spec, dir).await?;
-                endpoint = Some(sim.endpoints().eks.clone());
+                // Providers that simulate the same world (say EKS and GKE clusters in one
+                // world file) share one simulator: it serves every API on one port.
+                let seed = spec.world.clone().unwrap_or_default();
+                match shared.get(&seed) {
+                    Some(url) => endpoint = Some(url.clone()),
+                    None => {
+                        let sim = start_sim(&spec, dir).await?;
+                        let url = sim.endpoints().eks.clone();
+                        shared.insert(seed, url.clone());
+                        endpoint = Some(url);
+                        sims.push(sim);
+                    }
+                }
                 let speed = spec.speed.unwrap_or(DEFAULT_SIM_SPEED);
                 if spec.poll_interval.is_none() {
                     // Poll about every 15 simulated seconds, but not in a busy loop.
                     let secs = (15.0 / speed).clamp(0.02, 15.0);
                     spec.poll_interval = Some(Duration::from_secs_f64(secs));
                 }
-                sims.push(sim);
             }
             time_scales.insert(
                 spec.key(),
@@ -263,15 +274,10 @@ async fn start_sim(spec: &ProviderSpec, dir: &Path) -> Result<kup_sim::Sim, Fail
         .as_ref()
         .map(PathBuf::from)
         .unwrap_or_else(|| dir.join("world.hcl"));
-    let ext = seed
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or("hcl")
-        .to_string();
-    let live = dir
-        .join(".kup")
-        .join("sim")
-        .join(format!("{}.world.{ext}", spec.key()));
+    let live = dir.join(".kup").join("sim").join(
+        seed.file_name()
+            .unwrap_or(std::ffi::OsStr::new("world.hcl")),
+    );
     if !live.exists() {
         std::fs::create_dir_all(live.parent().unwrap()).map_err(|e| {
             Failure::Message(format!(
