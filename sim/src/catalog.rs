@@ -359,6 +359,91 @@ impl AddonCatalog {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// GKE
+// ---------------------------------------------------------------------------------------------
+
+/// GKE versions the simulated `container.googleapis.com` offers, newest first within each
+/// minor (`1.M.P-gke.N`). Realistic in shape and order; simulation data, not Google's live list.
+pub const GKE_VERSIONS: &[&str] = &[
+    "1.33.2-gke.1111000",
+    "1.33.1-gke.1386000",
+    "1.32.4-gke.1415000",
+    "1.32.2-gke.1182003",
+    "1.31.9-gke.1044001",
+    "1.31.6-gke.1020000",
+    "1.31.1-gke.1678000",
+    "1.30.12-gke.1086000",
+    "1.30.9-gke.1127000",
+    "1.30.5-gke.1014001",
+    "1.29.15-gke.1218000",
+    "1.29.12-gke.1120000",
+    "1.29.8-gke.1031000",
+    "1.28.15-gke.2169000",
+    "1.28.15-gke.1342000",
+];
+
+/// `defaultClusterVersion` of serverConfig (and the `-` alias for masters).
+pub const GKE_DEFAULT_VERSION: &str = "1.31.9-gke.1044001";
+
+/// Release channels: (channel, inclusive minor range offered, default version).
+pub const GKE_CHANNELS: &[(&str, (u32, u32), &str)] = &[
+    ("RAPID", (32, 33), "1.33.2-gke.1111000"),
+    ("REGULAR", (30, 32), "1.31.9-gke.1044001"),
+    ("STABLE", (29, 31), "1.30.12-gke.1086000"),
+    ("EXTENDED", (28, 31), "1.30.12-gke.1086000"),
+];
+
+/// Minor of a GKE version string (`1.29.8-gke.1031000` → 29; also `1.29`, `1.29.8`).
+pub fn gke_minor(v: &str) -> Option<u32> {
+    let mut it = v.split(['.', '-']);
+    (it.next()? == "1").then_some(())?;
+    it.next()?.parse().ok()
+}
+
+/// Versions offered on `channel` (all versions for `UNSPECIFIED`), newest first.
+pub fn gke_channel_versions(channel: &str) -> Vec<&'static str> {
+    match GKE_CHANNELS.iter().find(|(c, ..)| *c == channel) {
+        Some((_, (lo, hi), _)) => GKE_VERSIONS
+            .iter()
+            .copied()
+            .filter(|v| gke_minor(v).is_some_and(|m| m >= *lo && m <= *hi))
+            .collect(),
+        None => GKE_VERSIONS.to_vec(),
+    }
+}
+
+/// Resolve a GKE version alias: `latest`, `1.X`, `1.X.Y`, `1.X.Y-gke.N`; `-` is `dash`
+/// (the default version for masters, the master's version for nodes).
+pub fn gke_resolve(alias: &str, dash: &str) -> Option<String> {
+    let a = alias.trim();
+    if a == "-" || a.is_empty() {
+        return Some(dash.to_string());
+    }
+    if a == "latest" {
+        return Some(GKE_VERSIONS[0].to_string());
+    }
+    if GKE_VERSIONS.contains(&a) {
+        return Some(a.to_string());
+    }
+    let prefix = format!("{a}.");
+    let prefix2 = format!("{a}-");
+    GKE_VERSIONS
+        .iter()
+        .find(|v| v.starts_with(&prefix) || v.starts_with(&prefix2))
+        .map(|v| v.to_string())
+}
+
+/// Order of two GKE versions (by minor, patch, gke.N).
+pub fn gke_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    let key = |v: &str| -> Vec<u64> {
+        v.split(['.', '-'])
+            .filter_map(|p| p.trim_start_matches("gke").parse().ok())
+            .collect()
+    };
+    key(a).cmp(&key(b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,9 +24,21 @@ pub const ERROR_CODES: &[&str] = &[
     "K8sResourceNotFound",
 ];
 
+/// google.rpc codes a GKE operation may fail with (`fail=CLUSTER[/POOL]:CODE`).
+pub const GKE_ERROR_CODES: &[&str] = &[
+    "INTERNAL",
+    "UNKNOWN",
+    "UNAVAILABLE",
+    "DEADLINE_EXCEEDED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "PERMISSION_DENIED",
+    "ABORTED",
+];
+
 const FORMS: &str = "accepted items: seed=N, throttle=RATE (0..1), error500=RATE (0..1), \
-latency=DURATION (e.g. 20ms, 1s), fail=CLUSTER[/NODEGROUP|/addon:NAME]:ERRORCODE[:MESSAGE], \
-hang=CLUSTER[/NODEGROUP|/addon:NAME], notready=CLUSTER/NODEGROUP";
+latency=DURATION (e.g. 20ms, 1s), fail=CLUSTER[/NODEGROUP|/NODEPOOL|/addon:NAME]:ERRORCODE[:MESSAGE], \
+hang=CLUSTER[/NODEGROUP|/NODEPOOL|/addon:NAME], notready=CLUSTER/NODEGROUP|NODEPOOL";
 
 /// The resource a `fail=` or `hang=` item targets.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -212,12 +224,13 @@ impl FaultSpec {
                         Some((c, m)) => (c, Some(m.to_string())),
                         None => (rest, None),
                     };
-                    if !ERROR_CODES.contains(&code) {
+                    if !ERROR_CODES.contains(&code) && !GKE_ERROR_CODES.contains(&code) {
                         return Err(bad(
                             item,
                             &format!(
-                                "unknown error code `{code}` (one of: {})",
-                                ERROR_CODES.join(", ")
+                                "unknown error code `{code}` (EKS: {}; GKE: {})",
+                                ERROR_CODES.join(", "),
+                                GKE_ERROR_CODES.join(", ")
                             ),
                         ));
                     }

@@ -1,8 +1,10 @@
 //! `kup-sim`: a simulated cloud served over real wire protocols on loopback.
 //!
-//! Today it serves the Amazon EKS REST-JSON API (model `eks-2017-11-01`), written from the
+//! It serves the Amazon EKS REST-JSON API (model `eks-2017-11-01`), written from the
 //! service model in `../shared/reference/eks/`, so the real `aws-sdk-eks` client and the aws
-//! CLI talk to it unchanged. The world (clusters, node groups, add-ons, in-flight updates)
+//! CLI talk to it unchanged, and the GKE REST API (`container.googleapis.com` v1, from the
+//! discovery document in `../shared/reference/gke/`) on the same port, for
+//! `google-cloud-container-v1` and `gcloud container`. The world (clusters, node groups, add-ons, in-flight updates)
 //! lives in an HCL or JSON file that the simulator rewrites after every change. An admin API
 //! under `/_sim/` exposes the call log, the world, runtime fault injection and the Kubernetes
 //! audit. Every cluster also gets a Kubernetes API server (nodes from its node groups, pods,
@@ -16,6 +18,7 @@ pub mod catalog;
 mod eks;
 mod error;
 mod faults;
+mod gke;
 mod kube;
 mod server;
 mod state;
@@ -31,7 +34,7 @@ use anyhow::Context;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use faults::{FailFault, FaultSpec, Target as FaultTarget, ERROR_CODES};
+pub use faults::{FailFault, FaultSpec, Target as FaultTarget, ERROR_CODES, GKE_ERROR_CODES};
 
 use state::{now_secs, App, FaultState, Inner};
 
@@ -51,7 +54,8 @@ pub struct SimConfig {
 /// Where a running simulator answers.
 #[derive(serde::Serialize, Clone, Debug)]
 pub struct Endpoints {
-    /// EKS API endpoint: `http://127.0.0.1:PORT`.
+    /// EKS API endpoint: `http://127.0.0.1:PORT`. The GKE API (`/v1/projects/…`) is served on
+    /// the same base URL.
     pub eks: String,
     /// Admin API base: `http://127.0.0.1:PORT/_sim`.
     pub admin: String,
@@ -140,7 +144,11 @@ impl Sim {
         let mut kube_servers = Vec::new();
         let mut kube_urls = BTreeMap::new();
         let mut kubeconfigs = BTreeMap::new();
-        let names: Vec<String> = app.lock().world.clusters.keys().cloned().collect();
+        let names: Vec<String> = {
+            let inner = app.lock();
+            let w = &inner.world;
+            w.clusters.keys().chain(w.gke.keys()).cloned().collect()
+        };
         let kdir = kubeconfig_dir(&cfg.world);
         if !names.is_empty() {
             std::fs::create_dir_all(&kdir)
@@ -160,6 +168,9 @@ impl Sim {
                 let mut inner = app.lock();
                 if let Some(c) = inner.world.clusters.get_mut(&name) {
                     c.endpoint = Some(url.clone());
+                }
+                if let Some(g) = inner.world.gke.get_mut(&name) {
+                    g.endpoint = Some(url.clone());
                 }
                 if let Some(kc) = inner.kube.cluster_mut(&name) {
                     kc.endpoint = url.clone();

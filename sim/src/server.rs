@@ -25,6 +25,9 @@ pub async fn handle(
     if path == "/_sim" || path.starts_with("/_sim/") {
         return admin(&app, &method, path, body);
     }
+    if path.starts_with("/v1/projects/") {
+        return crate::gke::handle(&app, method, &uri, &headers, body).await;
+    }
     eks_request(&app, method, uri.path(), uri.query(), &headers, body).await
 }
 
@@ -180,7 +183,7 @@ fn admin(app: &Arc<App>, method: &Method, path: &str, body: Bytes) -> Response {
                 .collect();
             json_response(
                 StatusCode::OK,
-                json!({ "spec": inner.faults.spec.to_string(), "pending_fail": pending }),
+                json!({ "spec": inner.faults.spec.to_string(), "pending_fail": pending, "injected": inner.faults.injected }),
             )
         }
         (Method::POST, "/_sim/faults") => {

@@ -37,6 +37,9 @@ pub struct FaultState {
     pub rng: StdRng,
     /// `fail=` items not yet consumed.
     pub fails: Vec<FailFault>,
+    /// Throttles and 5xx injected so far (reads included), for tests to check that a
+    /// fault really happened.
+    pub injected: u64,
 }
 
 impl FaultState {
@@ -49,19 +52,24 @@ impl FaultState {
             fails: spec.fail.clone(),
             spec,
             rng,
+            injected: 0,
         }
     }
 
     /// Decide whether this request is throttled or gets a 500. Draws from the RNG only for
     /// non-zero rates, so a seed gives the same sequence for the same requests.
     pub fn roll(&mut self) -> Option<&'static str> {
-        if self.spec.throttle > 0.0 && self.rng.random::<f64>() < self.spec.throttle {
-            return Some("ThrottlingException");
+        let fault = if self.spec.throttle > 0.0 && self.rng.random::<f64>() < self.spec.throttle {
+            Some("ThrottlingException")
+        } else if self.spec.error500 > 0.0 && self.rng.random::<f64>() < self.spec.error500 {
+            Some("ServerException")
+        } else {
+            None
+        };
+        if fault.is_some() {
+            self.injected += 1;
         }
-        if self.spec.error500 > 0.0 && self.rng.random::<f64>() < self.spec.error500 {
-            return Some("ServerException");
-        }
-        None
+        fault
     }
 
     pub fn hangs(&self, cluster: &str, nodegroup: Option<&str>, addon: Option<&str>) -> bool {
@@ -86,6 +94,7 @@ impl Inner {
     pub fn advance(&mut self, now: f64) -> bool {
         let faults = &self.faults;
         let mut changed = self.world.advance(now, &|c, n, a| faults.hangs(c, n, a));
+        changed |= crate::gke::advance(&mut self.world.gke, now, &|c, p| faults.hangs(c, p, None));
         changed |= self.kube.tick(&mut self.world, &self.faults.spec, now);
         changed
     }

@@ -28,6 +28,8 @@ pub struct Settings {
 pub struct World {
     pub settings: Settings,
     pub clusters: BTreeMap<String, Cluster>,
+    /// GKE clusters (world-file `gke_cluster` blocks).
+    pub gke: BTreeMap<String, crate::gke::GkeCluster>,
 }
 
 #[derive(Debug, Clone)]
@@ -502,7 +504,7 @@ impl<T> Default for OrderedMap<T> {
 }
 
 impl<T> OrderedMap<T> {
-    fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 }
@@ -548,6 +550,8 @@ pub struct WorldFile {
     pub settings: Option<SettingsFile>,
     #[serde(default)]
     pub cluster: OrderedMap<ClusterFile>,
+    #[serde(default, skip_serializing_if = "OrderedMap::is_empty")]
+    pub gke_cluster: OrderedMap<crate::gke::GkeClusterFile>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -727,7 +731,7 @@ pub fn fmt_time(t: f64) -> String {
         .unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
 }
 
-fn parse_time(ctx: &str, s: &str) -> Result<f64, String> {
+pub fn parse_time(ctx: &str, s: &str) -> Result<f64, String> {
     let d = OffsetDateTime::parse(s, &Rfc3339)
         .map_err(|e| format!("{ctx}: `{s}` is not an RFC 3339 timestamp ({e})"))?;
     Ok(d.unix_timestamp_nanos() as f64 / 1e9)
@@ -995,7 +999,8 @@ pub fn from_file(path: &Path, f: WorldFile, now: f64, speed: f64) -> Result<Worl
         let mut workloads = Vec::new();
         for (wname, wf) in cf.workload.0 {
             let ctx = format!("cluster \"{cname}\" workload \"{wname}\"");
-            let w = workload_from_file(&wname, wf, &node_groups).map_err(|e| err(&ctx, e))?;
+            let w = workload_from_file(&wname, wf, &|g| node_groups.contains_key(g))
+                .map_err(|e| err(&ctx, e))?;
             if workloads
                 .iter()
                 .any(|x: &Workload| x.name == w.name && x.namespace == w.namespace)
@@ -1021,7 +1026,23 @@ pub fn from_file(path: &Path, f: WorldFile, now: f64, speed: f64) -> Result<Worl
             },
         );
     }
-    Ok(World { settings, clusters })
+    let mut gke = BTreeMap::new();
+    for (gname, gf) in f.gke_cluster.0 {
+        let ctx = format!("gke_cluster \"{gname}\"");
+        if clusters.contains_key(&gname) || gke.contains_key(&gname) {
+            return Err(err(
+                &ctx,
+                "a cluster of that name already exists (EKS and GKE cluster names share the Kubernetes API and kubeconfig namespace and must be unique)".into(),
+            ));
+        }
+        let g = crate::gke::cluster_from_file(&gname, gf, now, speed).map_err(|e| err(&ctx, e))?;
+        gke.insert(gname, g);
+    }
+    Ok(World {
+        settings,
+        clusters,
+        gke,
+    })
 }
 
 fn dns_label(s: &str) -> bool {
@@ -1049,10 +1070,10 @@ fn check_int_or_percent(what: &str, v: &IntOrString) -> Result<(), String> {
     }
 }
 
-fn workload_from_file(
+pub fn workload_from_file(
     name: &str,
     wf: WorkloadFile,
-    node_groups: &BTreeMap<String, NodeGroup>,
+    has_group: &dyn Fn(&str) -> bool,
 ) -> Result<Workload, String> {
     if !dns_label(name) {
         return Err("workload names must be DNS labels (lowercase letters, digits, -)".into());
@@ -1087,7 +1108,7 @@ fn workload_from_file(
         ));
     }
     if let Some(ng) = &wf.node_group {
-        if !node_groups.contains_key(ng) {
+        if !has_group(ng) {
             return Err(format!(
                 "node_group `{ng}` is not a node group of this cluster"
             ));
@@ -1416,6 +1437,12 @@ pub fn to_file(w: &World, now: f64, speed: f64) -> WorldFile {
     WorldFile {
         settings: Some(settings),
         cluster: OrderedMap(clusters),
+        gke_cluster: OrderedMap(
+            w.gke
+                .values()
+                .map(|g| (g.name.clone(), crate::gke::cluster_to_file(g, now, speed)))
+                .collect(),
+        ),
     }
 }
 
@@ -1424,10 +1451,13 @@ const BLOCKS: &[(&str, bool)] = &[
     ("settings", false),
     ("cluster", true),
     ("node_group", true),
+    ("node_pool", true),
     ("addon", true),
     ("workload", true),
     ("pdb", false),
     ("update", true),
+    ("gke_cluster", true),
+    ("operation", true),
 ];
 
 fn value_to_body(obj: &hcl::Map<String, hcl::Value>) -> hcl::Body {
@@ -1521,6 +1551,23 @@ pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     res
+}
+
+/// The file form of a workload (defaults written out).
+pub fn workload_to_file(w: &Workload) -> WorkloadFile {
+    WorkloadFile {
+        namespace: Some(w.namespace.clone()),
+        kind: Some(w.kind.clone()),
+        replicas: (w.kind != "DaemonSet" && w.kind != "Pod").then_some(w.replicas),
+        cpu: Some(w.cpu.clone()),
+        memory: Some(w.memory.clone()),
+        node_group: w.node_group.clone(),
+        empty_dir: Some(w.empty_dir),
+        termination_grace_period: Some(w.termination_grace_period),
+        labels: Some(w.labels.clone()),
+        image: Some(w.image.clone()),
+        pdb: w.pdb.clone(),
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 
 pub mod api;
 mod ctrl;
+mod gke;
 mod nodes;
 mod select;
 mod table;
@@ -265,6 +266,8 @@ pub struct KCluster {
     ip_seq: u32,
     pub audit: Audit,
     pub procs: BTreeMap<String, Proc>,
+    /// In-flight GKE node-pool upgrades (by operation name).
+    gke_procs: BTreeMap<String, gke::GProc>,
     /// Node groups left as a failed update left them (no node-count reconciliation).
     pub hold: HashSet<String>,
     /// Node-group labels/taints last applied to its nodes.
@@ -303,6 +306,7 @@ impl KCluster {
             ip_seq: 0,
             audit: Audit::default(),
             procs: BTreeMap::new(),
+            gke_procs: BTreeMap::new(),
             hold: HashSet::new(),
             ng_applied: HashMap::new(),
             event_index: HashMap::new(),
@@ -564,6 +568,11 @@ impl Kube {
             nodes::populate(&mut kc, c, now);
             clusters.insert(c.name.clone(), kc);
         }
+        for g in world.gke.values() {
+            let mut kc = KCluster::new(&g.name, speed);
+            gke::populate(&mut kc, g, now);
+            clusters.insert(g.name.clone(), kc);
+        }
         Kube { clusters }
     }
 
@@ -572,10 +581,11 @@ impl Kube {
     pub fn tick(&mut self, world: &mut World, faults: &FaultSpec, now: f64) -> bool {
         let mut world_changed = false;
         for (name, kc) in self.clusters.iter_mut() {
-            let Some(c) = world.clusters.get_mut(name) else {
-                continue;
-            };
-            world_changed |= nodes::tick(kc, c, faults, now);
+            if let Some(c) = world.clusters.get_mut(name) {
+                world_changed |= nodes::tick(kc, c, faults, now);
+            } else if let Some(g) = world.gke.get_mut(name) {
+                world_changed |= gke::tick(kc, g, faults, now);
+            }
         }
         world_changed
     }

@@ -100,7 +100,7 @@ fn node_ng(n: &Value) -> &str {
         .unwrap_or("")
 }
 
-fn node_release(n: &Value) -> &str {
+pub(super) fn node_release(n: &Value) -> &str {
     n["metadata"]["annotations"]["kup-sim/release-version"]
         .as_str()
         .unwrap_or("")
@@ -387,7 +387,7 @@ fn has_nodes(ng: &NodeGroup) -> bool {
 // Initial population
 // ---------------------------------------------------------------------------------------------
 
-fn container(name: &str, image: &str, cpu: &str, memory: Option<&str>) -> Value {
+pub(super) fn container(name: &str, image: &str, cpu: &str, memory: Option<&str>) -> Value {
     let mut req = json!({ "cpu": cpu });
     if let Some(m) = memory {
         req["memory"] = json!(m);
@@ -570,7 +570,7 @@ pub fn populate(kc: &mut KCluster, c: &Cluster, now: f64) {
 }
 
 /// Reconcile and start every scheduled pod at once (no start delay).
-fn settle(kc: &mut KCluster, now: f64) {
+pub(super) fn settle(kc: &mut KCluster, now: f64) {
     for _ in 0..3 {
         kc.dirty = true;
         ctrl::reconcile(kc, now);
@@ -604,6 +604,15 @@ pub fn tick(kc: &mut KCluster, c: &mut Cluster, faults: &FaultSpec, now: f64) ->
     if let Some(e) = &c.endpoint {
         kc.endpoint.clone_from(e);
     }
+    run_timers(kc, faults, now);
+    sync_nodegroups(kc, c, now);
+    let changed = run_procs(kc, c, faults, now);
+    run_controllers(kc, now);
+    changed
+}
+
+/// Fire every due timer (pod start/gone, node Ready).
+pub(super) fn run_timers(kc: &mut KCluster, faults: &FaultSpec, now: f64) {
     while kc.timers.peek().is_some_and(|t| t.at <= now) {
         let t = kc.timers.pop().expect("peeked");
         match t.ev {
@@ -612,17 +621,17 @@ pub fn tick(kc: &mut KCluster, c: &mut Cluster, faults: &FaultSpec, now: f64) ->
             TEv::NodeReady => node_ready_timer(kc, &t.a, &t.b, &t.uid, faults, now),
         }
     }
-    sync_nodegroups(kc, c, now);
-    let changed = run_procs(kc, c, faults, now);
-    // Controllers run at most every 10 ms, or less often when a pass is expensive (thousands
-    // of pods), so request handling keeps most of the lock.
+}
+
+/// Controllers run at most every 10 ms, or less often when a pass is expensive (thousands
+/// of pods), so request handling keeps most of the lock.
+pub(super) fn run_controllers(kc: &mut KCluster, now: f64) {
     if kc.dirty && now - kc.last_reconcile >= kc.reconcile_cost.mul_add(2.0, 0.01) {
         let t = std::time::Instant::now();
         ctrl::reconcile(kc, now);
         kc.reconcile_cost = t.elapsed().as_secs_f64();
         kc.last_reconcile = now;
     }
-    changed
 }
 
 fn sync_nodegroups(kc: &mut KCluster, c: &Cluster, now: f64) {
@@ -972,7 +981,7 @@ fn step(kc: &mut KCluster, c: &Cluster, p: &mut Proc, now: f64) -> Outcome {
     }
 }
 
-fn cordon(kc: &mut KCluster, name: &str, now: f64) {
+pub(super) fn cordon(kc: &mut KCluster, name: &str, now: f64) {
     let node = kc.update(Kind::Node, "", name, |n| {
         n["spec"]["unschedulable"] = json!(true);
         n["metadata"]["labels"]["node.kubernetes.io/exclude-from-external-load-balancers"] =

@@ -1,0 +1,1945 @@
+//! The simulated GKE API (`container.googleapis.com`, discovery `container v1`), written from
+//! `../shared/reference/gke/container.v1.json`: the world model of GKE clusters, its world-file
+//! form, the Operation lifecycle and the REST/JSON handlers under `/v1/projects/`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::catalog;
+use crate::state::{now_secs, App, CallRecord, Inner};
+use crate::world::{self, OrderedMap, Workload, WorkloadFile};
+
+/// Simulated seconds an Operation stays PENDING before it turns RUNNING.
+pub const PENDING_SECS: f64 = 5.0;
+/// Simulated seconds of a control-plane upgrade.
+pub const MASTER_UPGRADE_SECS: f64 = 900.0;
+/// Simulated seconds of a configuration-only update (upgrade settings, no-op versions).
+pub const CONFIG_UPDATE_SECS: f64 = 30.0;
+/// Simulated seconds per node of a node-pool upgrade that fails through an armed `fail=`.
+pub const FAILED_NODE_SECS: f64 = 120.0;
+
+// ---------------------------------------------------------------------------------------------
+// Enums (order = the discovery document's enum arrays, so the index is the int encoding)
+// ---------------------------------------------------------------------------------------------
+
+const OP_STATUS: &[&str] = &[
+    "STATUS_UNSPECIFIED",
+    "PENDING",
+    "RUNNING",
+    "DONE",
+    "ABORTING",
+];
+const OP_TYPE: &[&str] = &[
+    "TYPE_UNSPECIFIED",
+    "CREATE_CLUSTER",
+    "DELETE_CLUSTER",
+    "UPGRADE_MASTER",
+    "UPGRADE_NODES",
+    "REPAIR_CLUSTER",
+    "UPDATE_CLUSTER",
+    "CREATE_NODE_POOL",
+    "DELETE_NODE_POOL",
+    "SET_NODE_POOL_MANAGEMENT",
+    "AUTO_REPAIR_NODES",
+    "AUTO_UPGRADE_NODES",
+    "SET_LABELS",
+    "SET_MASTER_AUTH",
+    "SET_NODE_POOL_SIZE",
+    "SET_NETWORK_POLICY",
+    "SET_MAINTENANCE_POLICY",
+    "RESIZE_CLUSTER",
+    "FLEET_FEATURE_UPGRADE",
+];
+const CLUSTER_STATUS: &[&str] = &[
+    "STATUS_UNSPECIFIED",
+    "PROVISIONING",
+    "RUNNING",
+    "RECONCILING",
+    "STOPPING",
+    "ERROR",
+    "DEGRADED",
+];
+const POOL_STATUS: &[&str] = &[
+    "STATUS_UNSPECIFIED",
+    "PROVISIONING",
+    "RUNNING",
+    "RUNNING_WITH_ERROR",
+    "RECONCILING",
+    "STOPPING",
+    "ERROR",
+];
+/// `ReleaseChannel.channel` (also `ReleaseChannelConfig.channel`).
+pub const CHANNELS: &[&str] = &["UNSPECIFIED", "RAPID", "REGULAR", "STABLE", "EXTENDED"];
+/// `UpgradeSettings.strategy`.
+pub const STRATEGIES: &[&str] = &[
+    "NODE_POOL_UPDATE_STRATEGY_UNSPECIFIED",
+    "BLUE_GREEN",
+    "SURGE",
+    "SHORT_LIVED",
+];
+
+/// `BlueGreenInfo.phase`.
+const BG_PHASES: &[&str] = &[
+    "PHASE_UNSPECIFIED",
+    "UPDATE_STARTED",
+    "CREATING_GREEN_POOL",
+    "CORDONING_BLUE_POOL",
+    "DRAINING_BLUE_POOL",
+    "NODE_POOL_SOAKING",
+    "DELETING_BLUE_POOL",
+    "ROLLBACK_STARTED",
+];
+
+/// google.rpc.Code names, by number.
+const RPC_CODES: &[&str] = &[
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+];
+
+fn rpc_code(name: &str) -> i64 {
+    RPC_CODES.iter().position(|c| *c == name).unwrap_or(2) as i64
+}
+
+/// An enum value in a request: the name, or its index as a number or numeric string.
+fn enum_in(table: &[&str], v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => match s.parse::<usize>() {
+            Ok(i) => table.get(i).map(|s| s.to_string()),
+            Err(_) => table.contains(&s.as_str()).then(|| s.clone()),
+        },
+        Value::Number(n) => n
+            .as_u64()
+            .and_then(|i| table.get(i as usize))
+            .map(|s| s.to_string()),
+        _ => None,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Runtime model
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+pub struct NodePool {
+    pub name: String,
+    pub version: String,
+    pub node_count: u32,
+    pub machine_type: String,
+    pub max_surge: u32,
+    pub max_unavailable: u32,
+    pub strategy: String,
+    pub bg: BlueGreen,
+}
+
+/// `upgradeSettings.blueGreenSettings` (standard rollout policy).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlueGreen {
+    pub batch_node_count: Option<u32>,
+    /// (0, 1]; used when `batch_node_count` is unset. Default 1.0 (one batch).
+    pub batch_percentage: f64,
+    pub batch_soak_secs: f64,
+    pub node_pool_soak_secs: f64,
+}
+
+impl Default for BlueGreen {
+    fn default() -> Self {
+        BlueGreen {
+            batch_node_count: None,
+            batch_percentage: 1.0,
+            batch_soak_secs: 0.0,
+            node_pool_soak_secs: 3600.0,
+        }
+    }
+}
+
+/// Parse a proto Duration string (`"3600s"`, `"1.5s"`).
+fn duration_secs(v: &Value) -> Option<f64> {
+    v.as_str()?
+        .strip_suffix('s')?
+        .parse()
+        .ok()
+        .filter(|d: &f64| *d >= 0.0)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpStatus {
+    Pending,
+    Running,
+    Done,
+}
+
+impl OpStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpStatus::Pending => "PENDING",
+            OpStatus::Running => "RUNNING",
+            OpStatus::Done => "DONE",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct GkeOp {
+    pub name: String,
+    pub op_type: String,
+    /// Target node pool (UPGRADE_NODES, SET_NODE_POOL_SIZE, pool UPDATE_CLUSTER).
+    pub pool: Option<String>,
+    pub status: OpStatus,
+    pub start: f64,
+    pub end: Option<f64>,
+    /// Wall time the operation turns RUNNING.
+    pub running_at: f64,
+    /// Wall time it completes; infinite when the Kubernetes side drives it (node replacement).
+    pub deadline: f64,
+    /// Version the master / pool moves to (empty for config-only updates).
+    pub target_version: String,
+    /// Armed failure (`fail=` fault): the operation ends DONE with this error.
+    pub fail: Option<(String, String)>,
+    /// Final error.
+    pub error: Option<(String, String)>,
+    pub nodes_total: u32,
+    /// Nodes replaced so far (set by the Kubernetes side).
+    pub nodes_done: u32,
+    /// BLUE_GREEN upgrades: `updateInfo.blueGreenInfo.phase` (set by the Kubernetes side).
+    pub bg_phase: Option<String>,
+    /// nodePools.completeUpgrade was called (skip the rest of the node-pool soak).
+    pub complete_requested: bool,
+    /// nodePools.rollback was called while this blue-green upgrade ran.
+    pub rollback_requested: bool,
+    /// nodePools.rollback's `respectPdb` (drain the green nodes through PDBs).
+    pub rollback_respect_pdb: bool,
+    /// This operation is a rollback of a failed upgrade (always replaces nodes SURGE-style).
+    pub is_rollback: bool,
+}
+
+impl GkeOp {
+    pub fn active(&self) -> bool {
+        self.status != OpStatus::Done
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct GkeCluster {
+    pub name: String,
+    pub project: String,
+    pub location: String,
+    /// Current master version (`1.29.8-gke.1031000`).
+    pub version: String,
+    pub initial_version: String,
+    pub release_channel: String,
+    pub created_at: f64,
+    pub node_pools: BTreeMap<String, NodePool>,
+    pub workloads: Vec<Workload>,
+    /// Every operation ever started, oldest first.
+    pub ops: Vec<GkeOp>,
+    /// Kubernetes API URL of this run (not persisted).
+    pub endpoint: Option<String>,
+}
+
+impl GkeCluster {
+    pub fn active_op(&self) -> Option<&GkeOp> {
+        self.ops.iter().find(|o| o.active())
+    }
+
+    /// Zones nodes are spread over: the location itself when it is a zone, else `<region>-a/b/c`.
+    pub fn zones(&self) -> Vec<String> {
+        if is_zone(&self.location) {
+            vec![self.location.clone()]
+        } else {
+            ["b", "c", "d"]
+                .iter()
+                .map(|z| format!("{}-{z}", self.location))
+                .collect()
+        }
+    }
+
+    pub fn status(&self) -> &'static str {
+        match self.active_op() {
+            Some(o) if o.pool.is_none() => "RECONCILING",
+            _ => "RUNNING",
+        }
+    }
+
+    pub fn pool_status(&self, pool: &str) -> &'static str {
+        match self.active_op() {
+            Some(o) if o.pool.as_deref() == Some(pool) => "RECONCILING",
+            _ => "RUNNING",
+        }
+    }
+
+    pub fn pool_etag(&self, p: &NodePool) -> String {
+        let ops = self
+            .ops
+            .iter()
+            .filter(|o| o.pool.as_deref() == Some(&p.name))
+            .count();
+        format!(
+            "{:016x}",
+            fnv(&format!(
+                "{}/{}/{}/{}/{}/{}/{}/{ops}",
+                p.name,
+                p.version,
+                p.node_count,
+                p.machine_type,
+                p.max_surge,
+                p.max_unavailable,
+                p.strategy
+            )) ^ fnv(&format!("{:?}", p.bg))
+        )
+    }
+
+    pub fn etag(&self) -> String {
+        let mut s = format!(
+            "{}/{}/{}/{}",
+            self.name,
+            self.version,
+            self.release_channel,
+            self.ops.len()
+        );
+        for p in self.node_pools.values() {
+            s.push('/');
+            s.push_str(&self.pool_etag(p));
+        }
+        format!("{:016x}", fnv(&s))
+    }
+}
+
+pub fn is_zone(loc: &str) -> bool {
+    // `europe-west1-b` (zone) vs `europe-west1` (region).
+    loc.rsplit('-')
+        .next()
+        .is_some_and(|l| l.len() == 1 && l.chars().all(|c| c.is_ascii_lowercase()))
+}
+
+pub fn fnv(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100_0000_01b3);
+    }
+    h
+}
+
+/// Complete due operations (fixed-duration ones) and turn PENDING into RUNNING. True when the
+/// world changed. `hung(cluster, pool)` pauses an operation.
+pub fn advance(
+    clusters: &mut BTreeMap<String, GkeCluster>,
+    now: f64,
+    hung: &dyn Fn(&str, Option<&str>) -> bool,
+) -> bool {
+    let mut changed = false;
+    for g in clusters.values_mut() {
+        let name = g.name.clone();
+        for i in 0..g.ops.len() {
+            let op = &g.ops[i];
+            if !op.active() || hung(&name, op.pool.as_deref()) {
+                continue;
+            }
+            if op.status == OpStatus::Pending && now >= op.running_at {
+                g.ops[i].status = OpStatus::Running;
+                changed = true;
+            }
+            if g.ops[i].status == OpStatus::Running && now >= g.ops[i].deadline {
+                finish_op(g, i, now);
+                changed = true;
+            }
+        }
+    }
+    changed
+}
+
+/// End operation `i`: apply it (or record its armed failure).
+pub fn finish_op(g: &mut GkeCluster, i: usize, now: f64) {
+    let op = &mut g.ops[i];
+    op.status = OpStatus::Done;
+    op.end = Some(now);
+    if let Some(f) = op.fail.take() {
+        op.error = Some(f);
+        return;
+    }
+    if op.error.is_some() {
+        return;
+    }
+    op.nodes_done = op.nodes_total;
+    let (ty, pool, v) = (
+        op.op_type.clone(),
+        op.pool.clone(),
+        op.target_version.clone(),
+    );
+    if v.is_empty() {
+        return;
+    }
+    match (ty.as_str(), pool) {
+        ("UPGRADE_MASTER", _) => g.version = v,
+        ("UPGRADE_NODES", Some(p)) => {
+            if let Some(np) = g.node_pools.get_mut(&p) {
+                np.version = v;
+            }
+        }
+        _ => {}
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// World file form
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GkeClusterFile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    pub version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_channel: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    #[serde(default, skip_serializing_if = "OrderedMap::is_empty")]
+    pub node_pool: OrderedMap<NodePoolFile>,
+    #[serde(default, skip_serializing_if = "OrderedMap::is_empty")]
+    pub workload: OrderedMap<WorkloadFile>,
+    #[serde(default, skip_serializing_if = "OrderedMap::is_empty")]
+    pub operation: OrderedMap<OperationFile>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodePoolFile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_count: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_surge: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unavailable: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<String>,
+    /// BLUE_GREEN: `standardRolloutPolicy.batchNodeCount`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_node_count: Option<u32>,
+    /// BLUE_GREEN: `standardRolloutPolicy.batchPercentage` (0, 1].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_percentage: Option<f64>,
+    /// BLUE_GREEN: `standardRolloutPolicy.batchSoakDuration` in seconds (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_soak_seconds: Option<f64>,
+    /// BLUE_GREEN: `nodePoolSoakDuration` in seconds (default 3600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_pool_soak_seconds: Option<f64>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperationFile {
+    pub operation_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_pool: Option<String>,
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_version: Option<String>,
+    pub start_time: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remaining_seconds: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodes_total: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
+}
+
+fn check_version(what: &str, v: &str) -> Result<(), String> {
+    if catalog::GKE_VERSIONS.contains(&v) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} `{v}` is not a GKE version of the catalog (one of: {})",
+            catalog::GKE_VERSIONS.join(", ")
+        ))
+    }
+}
+
+/// Build a runtime GKE cluster from its file form.
+pub fn cluster_from_file(
+    name: &str,
+    f: GkeClusterFile,
+    now: f64,
+    speed: f64,
+) -> Result<GkeCluster, String> {
+    if !valid_cluster_name(name) {
+        return Err("GKE cluster names must be 1-40 lowercase letters, digits or `-`, starting with a letter and not ending with `-`".into());
+    }
+    check_version("version", &f.version)?;
+    let master_minor = catalog::gke_minor(&f.version).unwrap_or(0);
+    let release_channel = f.release_channel.unwrap_or_else(|| "REGULAR".into());
+    if !CHANNELS.contains(&release_channel.as_str()) {
+        return Err(format!(
+            "release_channel `{release_channel}` must be one of {}",
+            CHANNELS.join(", ")
+        ));
+    }
+    let created_at = match &f.created_at {
+        Some(t) => world::parse_time("created_at", t)?,
+        None => now,
+    };
+    let mut node_pools = BTreeMap::new();
+    for (pname, pf) in f.node_pool.0 {
+        let ctx = format!("node_pool \"{pname}\"");
+        if !valid_cluster_name(&pname) {
+            return Err(format!(
+                "{ctx}: node pool names must be lowercase letters, digits or `-`"
+            ));
+        }
+        let version = pf.version.unwrap_or_else(|| f.version.clone());
+        check_version(&format!("{ctx}: version"), &version)?;
+        let m = catalog::gke_minor(&version).unwrap_or(0);
+        if catalog::gke_cmp(&version, &f.version).is_gt() {
+            return Err(format!(
+                "{ctx}: version `{version}` is newer than the master version `{}`",
+                f.version
+            ));
+        }
+        if m + 2 < master_minor {
+            return Err(format!(
+                "{ctx}: version `{version}` is more than 2 minor versions older than the master version `{}`",
+                f.version
+            ));
+        }
+        let strategy = pf.strategy.unwrap_or_else(|| "SURGE".into());
+        if !["SURGE", "BLUE_GREEN"].contains(&strategy.as_str()) {
+            return Err(format!(
+                "{ctx}: strategy `{strategy}` must be SURGE or BLUE_GREEN"
+            ));
+        }
+        if pf.batch_percentage.is_some_and(|p| !(p > 0.0 && p <= 1.0)) {
+            return Err(format!("{ctx}: batch_percentage must be in (0, 1]"));
+        }
+        if pf.batch_soak_seconds.is_some_and(|d| d < 0.0)
+            || pf.node_pool_soak_seconds.is_some_and(|d| d < 0.0)
+        {
+            return Err(format!("{ctx}: soak durations must not be negative"));
+        }
+        let max_surge = pf.max_surge.unwrap_or(1);
+        let max_unavailable = pf.max_unavailable.unwrap_or(0);
+        if strategy == "SURGE" && max_surge + max_unavailable == 0 {
+            return Err(format!(
+                "{ctx}: max_surge and max_unavailable cannot both be 0"
+            ));
+        }
+        node_pools.insert(
+            pname.clone(),
+            NodePool {
+                name: pname,
+                version,
+                node_count: pf.node_count.unwrap_or(3),
+                machine_type: pf.machine_type.unwrap_or_else(|| "e2-medium".into()),
+                max_surge,
+                max_unavailable,
+                strategy,
+                bg: BlueGreen {
+                    batch_node_count: pf.batch_node_count,
+                    batch_percentage: pf.batch_percentage.unwrap_or(1.0),
+                    batch_soak_secs: pf.batch_soak_seconds.unwrap_or(0.0),
+                    node_pool_soak_secs: pf.node_pool_soak_seconds.unwrap_or(3600.0),
+                },
+            },
+        );
+    }
+    let mut workloads = Vec::new();
+    for (wname, wf) in f.workload.0 {
+        let ctx = format!("workload \"{wname}\"");
+        let w = world::workload_from_file(&wname, wf, &|p| node_pools.contains_key(p))
+            .map_err(|e| format!("{ctx}: {e}"))?;
+        if workloads
+            .iter()
+            .any(|x: &Workload| x.name == w.name && x.namespace == w.namespace)
+        {
+            return Err(format!("{ctx}: duplicate workload name in the namespace"));
+        }
+        workloads.push(w);
+    }
+    let mut ops = Vec::new();
+    for (oname, of) in f.operation.0 {
+        let ctx = format!("operation \"{oname}\"");
+        if !OP_TYPE.contains(&of.operation_type.as_str()) {
+            return Err(format!(
+                "{ctx}: operation_type `{}` is not an Operation type",
+                of.operation_type
+            ));
+        }
+        let status = match of.status.as_str() {
+            "PENDING" => OpStatus::Pending,
+            "RUNNING" => OpStatus::Running,
+            "DONE" => OpStatus::Done,
+            s => {
+                return Err(format!(
+                    "{ctx}: status `{s}` must be PENDING, RUNNING or DONE"
+                ))
+            }
+        };
+        if let Some(p) = &of.node_pool {
+            if !node_pools.contains_key(p) {
+                return Err(format!(
+                    "{ctx}: node_pool `{p}` is not a node pool of this cluster"
+                ));
+            }
+        }
+        let start = world::parse_time(&format!("{ctx}: start_time"), &of.start_time)?;
+        let end = match &of.end_time {
+            Some(t) => Some(world::parse_time(&format!("{ctx}: end_time"), t)?),
+            None => None,
+        };
+        let deadline = match (status, of.remaining_seconds) {
+            (OpStatus::Done, _) => end.unwrap_or(start),
+            (_, Some(r)) => now + r.max(0.0) / speed,
+            (_, None) => f64::INFINITY,
+        };
+        ops.push(GkeOp {
+            name: oname,
+            op_type: of.operation_type,
+            pool: of.node_pool,
+            status,
+            start,
+            end,
+            running_at: now,
+            deadline,
+            target_version: of.target_version.unwrap_or_default(),
+            fail: of
+                .fail_code
+                .map(|c| (c, of.fail_message.unwrap_or_default())),
+            error: of
+                .error_code
+                .map(|c| (c, of.error_message.unwrap_or_default())),
+            nodes_total: of.nodes_total.unwrap_or(0),
+            nodes_done: if status == OpStatus::Done {
+                of.nodes_total.unwrap_or(0)
+            } else {
+                0
+            },
+            bg_phase: None,
+            complete_requested: false,
+            rollback_requested: false,
+            rollback_respect_pdb: false,
+            is_rollback: false,
+        });
+    }
+    if ops.iter().filter(|o| o.active()).count() > 1 {
+        return Err("more than one operation is in progress (GKE runs one at a time)".into());
+    }
+    Ok(GkeCluster {
+        name: name.to_string(),
+        project: f.project.unwrap_or_else(|| "kup-sim".into()),
+        location: f.location.unwrap_or_else(|| "us-central1".into()),
+        initial_version: f.initial_version.unwrap_or_else(|| f.version.clone()),
+        version: f.version,
+        release_channel,
+        created_at,
+        node_pools,
+        workloads,
+        ops,
+        endpoint: None,
+    })
+}
+
+fn valid_cluster_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 40
+        && s.starts_with(|c: char| c.is_ascii_lowercase())
+        && !s.ends_with('-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// The file form of a runtime GKE cluster.
+pub fn cluster_to_file(g: &GkeCluster, now: f64, speed: f64) -> GkeClusterFile {
+    let remaining = |deadline: f64| ((deadline - now).max(0.0) * speed * 1000.0).round() / 1000.0;
+    GkeClusterFile {
+        project: Some(g.project.clone()),
+        location: Some(g.location.clone()),
+        version: g.version.clone(),
+        initial_version: Some(g.initial_version.clone()),
+        release_channel: Some(g.release_channel.clone()),
+        created_at: Some(world::fmt_time(g.created_at)),
+        node_pool: OrderedMap(
+            g.node_pools
+                .values()
+                .map(|p| {
+                    (
+                        p.name.clone(),
+                        NodePoolFile {
+                            version: Some(p.version.clone()),
+                            node_count: Some(p.node_count),
+                            machine_type: Some(p.machine_type.clone()),
+                            max_surge: Some(p.max_surge),
+                            max_unavailable: Some(p.max_unavailable),
+                            strategy: Some(p.strategy.clone()),
+                            batch_node_count: p.bg.batch_node_count,
+                            batch_percentage: Some(p.bg.batch_percentage),
+                            batch_soak_seconds: Some(p.bg.batch_soak_secs),
+                            node_pool_soak_seconds: Some(p.bg.node_pool_soak_secs),
+                        },
+                    )
+                })
+                .collect(),
+        ),
+        workload: OrderedMap(
+            g.workloads
+                .iter()
+                .map(|w| (w.name.clone(), world::workload_to_file(w)))
+                .collect(),
+        ),
+        operation: OrderedMap(
+            g.ops
+                .iter()
+                .map(|o| {
+                    (
+                        o.name.clone(),
+                        OperationFile {
+                            operation_type: o.op_type.clone(),
+                            node_pool: o.pool.clone(),
+                            status: o.status.as_str().to_string(),
+                            target_version: (!o.target_version.is_empty())
+                                .then(|| o.target_version.clone()),
+                            start_time: world::fmt_time(o.start),
+                            end_time: o.end.map(world::fmt_time),
+                            remaining_seconds: (o.active() && o.deadline.is_finite())
+                                .then(|| remaining(o.deadline)),
+                            nodes_total: Some(o.nodes_total),
+                            fail_code: o.fail.as_ref().map(|f| f.0.clone()),
+                            fail_message: o.fail.as_ref().map(|f| f.1.clone()),
+                            error_code: o.error.as_ref().map(|f| f.0.clone()),
+                            error_message: o.error.as_ref().map(|f| f.1.clone()),
+                        },
+                    )
+                })
+                .collect(),
+        ),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug)]
+pub struct GkeError {
+    pub status: &'static str,
+    pub message: String,
+}
+
+impl GkeError {
+    pub fn new(status: &'static str, message: impl Into<String>) -> Self {
+        GkeError {
+            status,
+            message: message.into(),
+        }
+    }
+
+    fn http(&self) -> StatusCode {
+        match self.status {
+            "INVALID_ARGUMENT" | "FAILED_PRECONDITION" | "OUT_OF_RANGE" => StatusCode::BAD_REQUEST,
+            "NOT_FOUND" => StatusCode::NOT_FOUND,
+            "ABORTED" | "ALREADY_EXISTS" => StatusCode::CONFLICT,
+            "RESOURCE_EXHAUSTED" => StatusCode::TOO_MANY_REQUESTS,
+            "PERMISSION_DENIED" => StatusCode::FORBIDDEN,
+            "UNAUTHENTICATED" => StatusCode::UNAUTHORIZED,
+            "UNIMPLEMENTED" => StatusCode::NOT_IMPLEMENTED,
+            "UNAVAILABLE" => StatusCode::SERVICE_UNAVAILABLE,
+            "DEADLINE_EXCEEDED" => StatusCode::GATEWAY_TIMEOUT,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for GkeError {
+    fn into_response(self) -> Response {
+        let code = self.http();
+        (
+            code,
+            axum::Json(json!({ "error": {
+                "code": code.as_u16(),
+                "message": self.message,
+                "status": self.status,
+            }})),
+        )
+            .into_response()
+    }
+}
+
+type R<T> = Result<T, GkeError>;
+
+// ---------------------------------------------------------------------------------------------
+// Routing
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq)]
+enum Route {
+    ServerConfig,
+    ListClusters,
+    GetCluster(String),
+    UpdateCluster(String),
+    UpdateMaster(String),
+    ListPools(String),
+    GetPool(String, String),
+    UpdatePool(String, String),
+    SetPoolSize(String, String),
+    CompleteUpgrade(String, String),
+    Rollback(String, String),
+    ListOps,
+    GetOp(String),
+}
+
+impl Route {
+    fn op(&self) -> &'static str {
+        match self {
+            Route::ServerConfig => "projects.locations.getServerConfig",
+            Route::ListClusters => "projects.locations.clusters.list",
+            Route::GetCluster(_) => "projects.locations.clusters.get",
+            Route::UpdateCluster(_) => "projects.locations.clusters.update",
+            Route::UpdateMaster(_) => "projects.locations.clusters.updateMaster",
+            Route::ListPools(_) => "projects.locations.clusters.nodePools.list",
+            Route::GetPool(..) => "projects.locations.clusters.nodePools.get",
+            Route::UpdatePool(..) => "projects.locations.clusters.nodePools.update",
+            Route::SetPoolSize(..) => "projects.locations.clusters.nodePools.setSize",
+            Route::CompleteUpgrade(..) => "projects.locations.clusters.nodePools.completeUpgrade",
+            Route::Rollback(..) => "projects.locations.clusters.nodePools.rollback",
+            Route::ListOps => "projects.locations.operations.list",
+            Route::GetOp(_) => "projects.locations.operations.get",
+        }
+    }
+
+    fn mutating(&self) -> bool {
+        matches!(
+            self,
+            Route::UpdateCluster(_)
+                | Route::UpdateMaster(_)
+                | Route::UpdatePool(..)
+                | Route::SetPoolSize(..)
+                | Route::CompleteUpgrade(..)
+                | Route::Rollback(..)
+        )
+    }
+
+    fn target(&self) -> (Option<String>, Option<String>) {
+        match self {
+            Route::GetCluster(c)
+            | Route::UpdateCluster(c)
+            | Route::UpdateMaster(c)
+            | Route::ListPools(c) => (Some(c.clone()), None),
+            Route::GetPool(c, p)
+            | Route::UpdatePool(c, p)
+            | Route::SetPoolSize(c, p)
+            | Route::CompleteUpgrade(c, p)
+            | Route::Rollback(c, p) => (Some(c.clone()), Some(p.clone())),
+            _ => (None, None),
+        }
+    }
+}
+
+/// Parse `/v1/projects/{p}/locations/{l}/…` into (project, location, route).
+fn parse_route(method: &Method, path: &str) -> Option<(String, String, Route)> {
+    let rest = path.strip_prefix("/v1/projects/")?;
+    let segs: Vec<&str> = rest.split('/').collect();
+    if segs.len() < 4 || segs[1] != "locations" {
+        return None;
+    }
+    let (p, l) = (segs[0].to_string(), segs[2].to_string());
+    let s = &segs[3..];
+    let m = method.clone();
+    let r = match (m, s) {
+        (Method::GET, ["serverConfig"]) => Route::ServerConfig,
+        (Method::GET, ["clusters"]) => Route::ListClusters,
+        (Method::GET, ["operations"]) => Route::ListOps,
+        (Method::GET, ["operations", o]) => Route::GetOp(o.to_string()),
+        (Method::GET, ["clusters", c]) => Route::GetCluster(c.to_string()),
+        (Method::PUT, ["clusters", c]) => Route::UpdateCluster(c.to_string()),
+        (Method::POST, ["clusters", c]) => {
+            let c = c.strip_suffix(":updateMaster")?;
+            Route::UpdateMaster(c.to_string())
+        }
+        (Method::GET, ["clusters", c, "nodePools"]) => Route::ListPools(c.to_string()),
+        (Method::GET, ["clusters", c, "nodePools", np]) => {
+            Route::GetPool(c.to_string(), np.to_string())
+        }
+        (Method::PUT, ["clusters", c, "nodePools", np]) => {
+            Route::UpdatePool(c.to_string(), np.to_string())
+        }
+        (Method::POST, ["clusters", c, "nodePools", np]) => {
+            let (np, verb) = np.split_once(':')?;
+            let (c, np) = (c.to_string(), np.to_string());
+            match verb {
+                "setSize" => Route::SetPoolSize(c, np),
+                "completeUpgrade" => Route::CompleteUpgrade(c, np),
+                "rollback" => Route::Rollback(c, np),
+                _ => return None,
+            }
+        }
+        _ => return None,
+    };
+    Some((p, l, r))
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(if b[i] == b'+' { b' ' } else { b[i] });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The HTTP entry point for every `/v1/projects/…` request.
+pub async fn handle(
+    app: &Arc<App>,
+    method: Method,
+    uri: &Uri,
+    _headers: &HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_string();
+    let query = percent_decode(uri.query().unwrap_or(""));
+    let ints = query.contains("enum-encoding=int");
+    let Some((project, location, route)) = parse_route(&method, &path) else {
+        return GkeError::new(
+            "NOT_FOUND",
+            format!("No GKE method matches {method} {path} (the simulator serves clusters.get/list/update/updateMaster, nodePools.get/list/update/setSize, operations.get/list and getServerConfig under /v1/projects/PROJECT/locations/LOCATION/)"),
+        )
+        .into_response();
+    };
+    let body_json: Value = if body.is_empty() {
+        json!({})
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(v) => v,
+            Err(e) => {
+                return GkeError::new(
+                    "INVALID_ARGUMENT",
+                    format!("Invalid JSON payload received. {e}"),
+                )
+                .into_response()
+            }
+        }
+    };
+    let latency = app.lock().faults.spec.latency;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let now = now_secs();
+    let mut inner = app.lock();
+    let changed = inner.advance(now);
+    let result = match inner.faults.roll() {
+        Some("ThrottlingException") => Err(GkeError::new(
+            "RESOURCE_EXHAUSTED",
+            "Quota exceeded for quota metric 'Read requests' and limit 'Read requests per minute' of service 'container.googleapis.com'.",
+        )),
+        Some(_) => Err(GkeError::new(
+            "INTERNAL",
+            "Internal error encountered.",
+        )),
+        None => execute(&mut inner, &project, &location, &route, &body_json, now, app.speed),
+    };
+    let (cluster, pool) = route.target();
+    if route.mutating() {
+        let rec = CallRecord {
+            op: route.op().to_string(),
+            cluster,
+            nodegroup: pool,
+            addon: None,
+            client_request_token: None,
+            update_id: result
+                .as_ref()
+                .ok()
+                .and_then(|(v, _)| v["name"].as_str().map(str::to_string)),
+            replay: false,
+            mutation: result.as_ref().is_ok_and(|(_, m)| *m),
+            error: result.as_ref().err().map(|e| e.status.to_string()),
+            at: world::fmt_time(now),
+        };
+        inner.calls.push(rec);
+    }
+    let mutated = result.as_ref().is_ok_and(|(_, m)| *m);
+    if changed || mutated {
+        app.save_logged(&inner, now);
+    }
+    drop(inner);
+    match result {
+        Ok((mut v, _)) => {
+            if ints {
+                intify(&route, &mut v);
+            }
+            (StatusCode::OK, axum::Json(v)).into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Enum encoding
+// ---------------------------------------------------------------------------------------------
+
+fn to_int(v: &mut Value, table: &[&str]) {
+    if let Some(s) = v.as_str() {
+        if let Some(i) = table.iter().position(|t| *t == s) {
+            *v = json!(i);
+        }
+    }
+}
+
+fn intify_op(o: &mut Value) {
+    to_int(&mut o["status"], OP_STATUS);
+    to_int(&mut o["operationType"], OP_TYPE);
+    if o["progress"].is_object() {
+        to_int(&mut o["progress"]["status"], OP_STATUS);
+    }
+}
+
+fn intify_pool(p: &mut Value) {
+    to_int(&mut p["status"], POOL_STATUS);
+    if p["upgradeSettings"].is_object() {
+        to_int(&mut p["upgradeSettings"]["strategy"], STRATEGIES);
+    }
+    if p["updateInfo"]["blueGreenInfo"].is_object() {
+        to_int(&mut p["updateInfo"]["blueGreenInfo"]["phase"], BG_PHASES);
+    }
+}
+
+fn intify_cluster(c: &mut Value) {
+    to_int(&mut c["status"], CLUSTER_STATUS);
+    if c["releaseChannel"].is_object() {
+        to_int(&mut c["releaseChannel"]["channel"], CHANNELS);
+    }
+    if let Some(ps) = c["nodePools"].as_array_mut() {
+        ps.iter_mut().for_each(intify_pool);
+    }
+}
+
+fn intify(route: &Route, v: &mut Value) {
+    match route {
+        Route::ServerConfig => {
+            if let Some(cs) = v["channels"].as_array_mut() {
+                for c in cs {
+                    to_int(&mut c["channel"], CHANNELS);
+                }
+            }
+        }
+        Route::ListClusters => {
+            if let Some(cs) = v["clusters"].as_array_mut() {
+                cs.iter_mut().for_each(intify_cluster);
+            }
+        }
+        Route::GetCluster(_) => intify_cluster(v),
+        Route::ListPools(_) => {
+            if let Some(ps) = v["nodePools"].as_array_mut() {
+                ps.iter_mut().for_each(intify_pool);
+            }
+        }
+        Route::GetPool(..) => intify_pool(v),
+        Route::ListOps => {
+            if let Some(os) = v["operations"].as_array_mut() {
+                os.iter_mut().for_each(intify_op);
+            }
+        }
+        Route::GetOp(_)
+        | Route::UpdateCluster(_)
+        | Route::UpdateMaster(_)
+        | Route::UpdatePool(..)
+        | Route::SetPoolSize(..)
+        | Route::Rollback(..) => intify_op(v),
+        Route::CompleteUpgrade(..) => {}
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rendering
+// ---------------------------------------------------------------------------------------------
+
+const API: &str = "https://container.googleapis.com/v1";
+
+fn cluster_link(g: &GkeCluster) -> String {
+    format!(
+        "{API}/projects/{}/locations/{}/clusters/{}",
+        g.project, g.location, g.name
+    )
+}
+
+fn pool_json(g: &GkeCluster, p: &NodePool) -> Value {
+    let mut us = json!({
+        "maxSurge": p.max_surge,
+        "maxUnavailable": p.max_unavailable,
+        "strategy": p.strategy,
+    });
+    if p.strategy == "BLUE_GREEN" {
+        let mut policy = json!({ "batchSoakDuration": format!("{}s", p.bg.batch_soak_secs) });
+        match p.bg.batch_node_count {
+            Some(n) => policy["batchNodeCount"] = json!(n),
+            None => policy["batchPercentage"] = json!(p.bg.batch_percentage),
+        }
+        us["blueGreenSettings"] = json!({
+            "standardRolloutPolicy": policy,
+            "nodePoolSoakDuration": format!("{}s", p.bg.node_pool_soak_secs),
+        });
+    }
+    let zones = g.zones();
+    let update_info = g
+        .active_op()
+        .filter(|o| o.pool.as_deref() == Some(&p.name))
+        .and_then(|o| o.bg_phase.as_ref().map(|ph| (o, ph)))
+        .map(|(o, ph)| {
+            let igs = |color: &str| -> Vec<String> {
+                zones.iter().map(|z| format!(
+                    "https://www.googleapis.com/compute/v1/projects/{}/zones/{z}/instanceGroupManagers/gke-{}-{}-{color}-{:08x}-grp",
+                    g.project, g.name, p.name, fnv(&format!("{}/{}/{z}/{color}", g.name, p.name)) as u32
+                )).collect()
+            };
+            json!({ "blueGreenInfo": {
+                "phase": ph,
+                "greenPoolVersion": o.target_version,
+                "blueInstanceGroupUrls": igs("blue"),
+                "greenInstanceGroupUrls": igs("green"),
+            }})
+        });
+    json!({
+        "name": p.name,
+        "config": {
+            "machineType": p.machine_type,
+            "diskSizeGb": 100,
+            "diskType": "pd-balanced",
+            "imageType": "COS_CONTAINERD",
+            "oauthScopes": ["https://www.googleapis.com/auth/cloud-platform"],
+            "serviceAccount": "default",
+            "metadata": { "disable-legacy-endpoints": "true" },
+        },
+        // GKE counts per zone: a regional pool of node_count nodes over 3 zones reports
+        // node_count / 3 (rounded up).
+        "initialNodeCount": p.node_count.div_ceil(zones.len().max(1) as u32),
+        "locations": zones,
+        "selfLink": format!("{}/nodePools/{}", cluster_link(g), p.name),
+        "version": p.version,
+        "instanceGroupUrls": zones.iter().map(|z| format!(
+            "https://www.googleapis.com/compute/v1/projects/{}/zones/{z}/instanceGroupManagers/gke-{}-{}-{:08x}-grp",
+            g.project, g.name, p.name, fnv(&format!("{}/{}/{z}", g.name, p.name)) as u32
+        )).collect::<Vec<_>>(),
+        "status": g.pool_status(&p.name),
+        "management": { "autoUpgrade": g.release_channel != "UNSPECIFIED", "autoRepair": true },
+        "maxPodsConstraint": { "maxPodsPerNode": "110" },
+        "podIpv4CidrSize": 24,
+        "upgradeSettings": us,
+        "updateInfo": update_info,
+        "etag": g.pool_etag(p),
+    })
+}
+
+fn cluster_json(g: &GkeCluster) -> Value {
+    let node_version = g
+        .node_pools
+        .values()
+        .map(|p| p.version.as_str())
+        .min_by(|a, b| catalog::gke_cmp(a, b))
+        .unwrap_or(g.version.as_str())
+        .to_string();
+    let host = g
+        .endpoint
+        .as_deref()
+        .map(|e| e.trim_start_matches("http://").to_string())
+        .unwrap_or_default();
+    let nodes: u32 = g.node_pools.values().map(|p| p.node_count).sum();
+    json!({
+        "name": g.name,
+        "nodePools": g.node_pools.values().map(|p| pool_json(g, p)).collect::<Vec<_>>(),
+        "locations": g.zones(),
+        "location": g.location,
+        "zone": g.location,
+        "selfLink": cluster_link(g),
+        "id": format!("{:032x}", fnv(&format!("{}/{}", g.project, g.name)) as u128 * 0x1_0000_0001),
+        "endpoint": host,
+        "masterAuth": {
+            "clusterCaCertificate": "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCmt1cC1zaW0gZmFrZSBDQQotLS0tLUVORCBDRVJUSUZJQ0FURS0tLS0tCg==",
+        },
+        "network": "default",
+        "subnetwork": "default",
+        "loggingService": "logging.googleapis.com/kubernetes",
+        "monitoringService": "monitoring.googleapis.com/kubernetes",
+        "initialClusterVersion": g.initial_version,
+        "currentMasterVersion": g.version,
+        "currentNodeVersion": node_version,
+        "currentNodeCount": nodes,
+        "createTime": world::fmt_time(g.created_at),
+        "status": g.status(),
+        "releaseChannel": { "channel": g.release_channel },
+        "etag": g.etag(),
+    })
+}
+
+fn op_json(g: &GkeCluster, o: &GkeOp) -> Value {
+    let target = match &o.pool {
+        Some(p) => format!("{}/nodePools/{p}", cluster_link(g)),
+        None => cluster_link(g),
+    };
+    let mut v = json!({
+        "name": o.name,
+        "zone": g.location,
+        "location": g.location,
+        "operationType": o.op_type,
+        "status": o.status.as_str(),
+        "selfLink": format!("{API}/projects/{}/locations/{}/operations/{}", g.project, g.location, o.name),
+        "targetLink": target,
+        "startTime": world::fmt_time(o.start),
+    });
+    if let Some(e) = o.end {
+        v["endTime"] = json!(world::fmt_time(e));
+    }
+    if o.op_type == "UPGRADE_NODES" || o.op_type == "SET_NODE_POOL_SIZE" {
+        let done = if o.status == OpStatus::Done && o.error.is_none() {
+            o.nodes_total
+        } else {
+            o.nodes_done
+        };
+        v["progress"] = json!({
+            "status": o.status.as_str(),
+            "metrics": [
+                { "name": "NODES_TOTAL", "intValue": o.nodes_total.to_string() },
+                { "name": "NODES_FAILED", "intValue": "0" },
+                { "name": "NODES_COMPLETE", "intValue": done.to_string() },
+                { "name": "NODES_DONE", "intValue": done.to_string() },
+            ],
+        });
+    } else if o.op_type == "UPGRADE_MASTER" {
+        v["progress"] = json!({ "status": o.status.as_str() });
+    }
+    if let Some((code, msg)) = &o.error {
+        v["error"] = json!({ "code": rpc_code(code), "message": msg });
+        v["statusMessage"] = json!(msg);
+    }
+    v
+}
+
+fn server_config() -> Value {
+    json!({
+        "defaultClusterVersion": catalog::GKE_DEFAULT_VERSION,
+        "validNodeVersions": catalog::GKE_VERSIONS,
+        "defaultImageType": "COS_CONTAINERD",
+        "validImageTypes": ["COS_CONTAINERD", "UBUNTU_CONTAINERD", "WINDOWS_LTSC_CONTAINERD"],
+        "validMasterVersions": catalog::GKE_VERSIONS,
+        "channels": catalog::GKE_CHANNELS.iter().map(|(c, _, d)| json!({
+            "channel": c,
+            "defaultVersion": d,
+            "validVersions": catalog::gke_channel_versions(c),
+            "upgradeTargetVersion": d,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operations
+// ---------------------------------------------------------------------------------------------
+
+fn not_found(project: &str, location: &str, what: &str) -> GkeError {
+    GkeError::new(
+        "NOT_FOUND",
+        format!("Not found: projects/{project}/locations/{location}/{what}."),
+    )
+}
+
+fn find_cluster<'a>(
+    inner: &'a mut Inner,
+    project: &str,
+    location: &str,
+    name: &str,
+) -> R<&'a mut GkeCluster> {
+    match inner.world.gke.get_mut(name) {
+        Some(g) if g.project == project && g.location == location => Ok(g),
+        _ => Err(not_found(project, location, &format!("clusters/{name}"))),
+    }
+}
+
+fn check_idle(g: &GkeCluster) -> R<()> {
+    match g.active_op() {
+        Some(o) if o.op_type == "UPGRADE_MASTER" => Err(GkeError::new(
+            "FAILED_PRECONDITION",
+            format!(
+                "Operation {} is currently upgrading cluster {}. Please wait and try again once it is done.",
+                o.name, g.name
+            ),
+        )),
+        Some(o) => Err(GkeError::new(
+            "FAILED_PRECONDITION",
+            format!("Cluster is running incompatible operation {}.", o.name),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn check_etag(have: String, body: &Value) -> R<()> {
+    match body.get("etag").and_then(Value::as_str) {
+        Some(e) if !e.is_empty() && e != have => Err(GkeError::new(
+            "ABORTED",
+            format!("Provided etag \"{e}\" does not match the current etag \"{have}\"; the resource was modified since it was read."),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn op_name(now: f64, seed: &str) -> String {
+    format!(
+        "operation-{}-{:08x}",
+        (now * 1000.0) as u64,
+        fnv(&format!("{seed}{now}{}", uuid::Uuid::new_v4())) as u32
+    )
+}
+
+struct NewOp {
+    op_type: &'static str,
+    pool: Option<String>,
+    target_version: String,
+    secs: f64,
+    nodes_total: u32,
+    fail: Option<(String, String)>,
+}
+
+fn start_op(g: &mut GkeCluster, n: NewOp, now: f64, speed: f64) -> Value {
+    let name = op_name(now, &g.name);
+    let running_at = now + PENDING_SECS / speed;
+    let deadline = if n.secs.is_finite() {
+        running_at + n.secs / speed
+    } else {
+        f64::INFINITY
+    };
+    g.ops.push(GkeOp {
+        name,
+        op_type: n.op_type.to_string(),
+        pool: n.pool,
+        status: OpStatus::Pending,
+        start: now,
+        end: None,
+        running_at,
+        deadline,
+        target_version: n.target_version,
+        fail: n.fail,
+        error: None,
+        nodes_total: n.nodes_total,
+        nodes_done: 0,
+        bg_phase: None,
+        complete_requested: false,
+        rollback_requested: false,
+        rollback_respect_pdb: false,
+        is_rollback: false,
+    });
+    op_json(g, g.ops.last().expect("pushed"))
+}
+
+/// Take an armed `fail=` fault for this cluster (and pool).
+fn take_fail(inner: &mut Inner, cluster: &str, pool: Option<&str>) -> Option<(String, String)> {
+    let i = inner
+        .faults
+        .fails
+        .iter()
+        .position(|f| f.target.matches(cluster, pool, None))?;
+    let f = inner.faults.fails.remove(i);
+    let code = if RPC_CODES.contains(&f.code.as_str()) {
+        f.code.clone()
+    } else {
+        "INTERNAL".to_string()
+    };
+    let msg = f.message.clone().unwrap_or_else(|| match pool {
+        Some(p) => format!(
+            "Failed to upgrade node pool {p}: injected failure ({}).",
+            f.code
+        ),
+        None => format!(
+            "Failed to upgrade the control plane: injected failure ({}).",
+            f.code
+        ),
+    });
+    Some((code, msg))
+}
+
+/// Validate and start a master upgrade to `alias`.
+fn upgrade_master(
+    inner: &mut Inner,
+    project: &str,
+    location: &str,
+    name: &str,
+    alias: &str,
+    now: f64,
+    speed: f64,
+) -> R<Value> {
+    let g = find_cluster(inner, project, location, name)?;
+    let target = catalog::gke_resolve(alias, catalog::GKE_DEFAULT_VERSION).ok_or_else(|| {
+        GkeError::new(
+            "INVALID_ARGUMENT",
+            format!("Master version \"{alias}\" is unsupported."),
+        )
+    })?;
+    let cur = g.version.clone();
+    let (cm, tm) = (
+        catalog::gke_minor(&cur).unwrap_or(0),
+        catalog::gke_minor(&target).unwrap_or(0),
+    );
+    if tm > cm + 1 {
+        return Err(GkeError::new(
+            "INVALID_ARGUMENT",
+            format!("Master cannot be upgraded to \"{target}\": upgrading the master by more than one minor version at a time is not supported (current version \"{cur}\"). Upgrade to 1.{} first.", cm + 1),
+        ));
+    }
+    if tm < cm {
+        return Err(GkeError::new(
+            "INVALID_ARGUMENT",
+            format!("Master cannot be downgraded from \"{cur}\" to \"{target}\": minor version downgrades are not supported."),
+        ));
+    }
+    if target == cur {
+        return Err(GkeError::new(
+            "INVALID_ARGUMENT",
+            format!("Master is already at version \"{cur}\"."),
+        ));
+    }
+    if g.release_channel != "UNSPECIFIED"
+        && !catalog::gke_channel_versions(&g.release_channel).contains(&target.as_str())
+    {
+        return Err(GkeError::new(
+            "INVALID_ARGUMENT",
+            format!(
+                "Master version \"{target}\" is not available in the {} release channel.",
+                g.release_channel
+            ),
+        ));
+    }
+    let old: Vec<String> = g
+        .node_pools
+        .values()
+        .filter(|p| catalog::gke_minor(&p.version).unwrap_or(0) + 2 < tm)
+        .map(|p| format!("{} ({})", p.name, p.version))
+        .collect();
+    if !old.is_empty() {
+        return Err(GkeError::new(
+            "FAILED_PRECONDITION",
+            format!("Master cannot be upgraded to \"{target}\": node pools would be more than 2 minor versions older than the master: {}. Upgrade the node pools first.", old.join(", ")),
+        ));
+    }
+    check_idle(g)?;
+    let fail = take_fail(inner, name, None);
+    let g = find_cluster(inner, project, location, name)?;
+    Ok(start_op(
+        g,
+        NewOp {
+            op_type: "UPGRADE_MASTER",
+            pool: None,
+            target_version: target,
+            secs: MASTER_UPGRADE_SECS,
+            nodes_total: 0,
+            fail,
+        },
+        now,
+        speed,
+    ))
+}
+
+/// Validate and start a node-pool version upgrade (and/or an upgradeSettings change).
+#[allow(clippy::too_many_arguments)]
+fn upgrade_pool(
+    inner: &mut Inner,
+    project: &str,
+    location: &str,
+    name: &str,
+    pool: &str,
+    alias: Option<&str>,
+    settings: Option<&Value>,
+    now: f64,
+    speed: f64,
+) -> R<Value> {
+    let g = find_cluster(inner, project, location, name)?;
+    let Some(p) = g.node_pools.get(pool).cloned() else {
+        return Err(not_found(
+            project,
+            location,
+            &format!("clusters/{name}/nodePools/{pool}"),
+        ));
+    };
+    let mut np = p.clone();
+    if let Some(us) = settings {
+        if let Some(v) = us.get("maxSurge") {
+            np.max_surge = v
+                .as_u64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                .ok_or_else(|| {
+                    GkeError::new(
+                        "INVALID_ARGUMENT",
+                        "upgradeSettings.maxSurge must be a non-negative integer",
+                    )
+                })? as u32;
+        }
+        if let Some(v) = us.get("maxUnavailable") {
+            np.max_unavailable = v
+                .as_u64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                .ok_or_else(|| {
+                    GkeError::new(
+                        "INVALID_ARGUMENT",
+                        "upgradeSettings.maxUnavailable must be a non-negative integer",
+                    )
+                })? as u32;
+        }
+        if let Some(v) = us.get("strategy") {
+            let s = enum_in(STRATEGIES, v).ok_or_else(|| {
+                GkeError::new(
+                    "INVALID_ARGUMENT",
+                    format!("Invalid value at 'upgrade_settings.strategy': {v}"),
+                )
+            })?;
+            match s.as_str() {
+                "SURGE" | "BLUE_GREEN" => np.strategy = s,
+                "NODE_POOL_UPDATE_STRATEGY_UNSPECIFIED" => np.strategy = "SURGE".into(),
+                other => {
+                    return Err(GkeError::new(
+                        "INVALID_ARGUMENT",
+                        format!(
+                        "Node pool upgrade strategy {other} is not supported for this node pool."
+                    ),
+                    ))
+                }
+            }
+        }
+        if let Some(bg) = us.get("blueGreenSettings") {
+            let bad = |f: &str| {
+                GkeError::new(
+                    "INVALID_ARGUMENT",
+                    format!("Invalid value at 'upgrade_settings.blue_green_settings.{f}'"),
+                )
+            };
+            let pol = &bg["standardRolloutPolicy"];
+            if let Some(n) = pol.get("batchNodeCount") {
+                np.bg.batch_node_count = Some(
+                    n.as_u64()
+                        .or_else(|| n.as_str().and_then(|s| s.parse().ok()))
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| bad("standard_rollout_policy.batch_node_count"))?
+                        as u32,
+                );
+            }
+            if let Some(pc) = pol.get("batchPercentage") {
+                let pc = pc
+                    .as_f64()
+                    .filter(|p| *p > 0.0 && *p <= 1.0)
+                    .ok_or_else(|| bad("standard_rollout_policy.batch_percentage"))?;
+                np.bg.batch_percentage = pc;
+                np.bg.batch_node_count = None;
+            }
+            if let Some(d) = pol.get("batchSoakDuration") {
+                np.bg.batch_soak_secs = duration_secs(d)
+                    .ok_or_else(|| bad("standard_rollout_policy.batch_soak_duration"))?;
+            }
+            if let Some(d) = bg.get("nodePoolSoakDuration") {
+                np.bg.node_pool_soak_secs =
+                    duration_secs(d).ok_or_else(|| bad("node_pool_soak_duration"))?;
+            }
+        }
+        if np.strategy == "SURGE" && np.max_surge + np.max_unavailable == 0 {
+            return Err(GkeError::new(
+                "INVALID_ARGUMENT",
+                "upgradeSettings: maxSurge and maxUnavailable cannot both be 0.",
+            ));
+        }
+    }
+    let target = match alias {
+        Some(a) => Some(catalog::gke_resolve(a, &g.version).ok_or_else(|| {
+            GkeError::new(
+                "INVALID_ARGUMENT",
+                format!("Node version \"{a}\" is unsupported."),
+            )
+        })?),
+        None => None,
+    };
+    if let Some(t) = &target {
+        if catalog::gke_cmp(t, &g.version).is_gt() {
+            return Err(GkeError::new(
+                "INVALID_ARGUMENT",
+                format!(
+                    "Node version \"{t}\" must not be newer than the master version \"{}\". Upgrade the master first.",
+                    g.version
+                ),
+            ));
+        }
+        let (mm, tm) = (
+            catalog::gke_minor(&g.version).unwrap_or(0),
+            catalog::gke_minor(t).unwrap_or(0),
+        );
+        if tm + 2 < mm {
+            return Err(GkeError::new(
+                "INVALID_ARGUMENT",
+                format!(
+                    "Node version \"{t}\" is more than 2 minor versions older than the master version \"{}\".",
+                    g.version
+                ),
+            ));
+        }
+    }
+    check_idle(g)?;
+    g.node_pools.insert(pool.to_string(), np.clone());
+    let upgrade = target.filter(|t| *t != p.version);
+    let fail = take_fail(inner, name, Some(pool));
+    let g = find_cluster(inner, project, location, name)?;
+    let op = match upgrade {
+        Some(t) => NewOp {
+            op_type: "UPGRADE_NODES",
+            pool: Some(pool.to_string()),
+            target_version: t,
+            // Without an armed failure the Kubernetes side replaces the nodes and ends it.
+            secs: if fail.is_some() {
+                FAILED_NODE_SECS * np.node_count.max(1) as f64
+            } else {
+                f64::INFINITY
+            },
+            nodes_total: np.node_count,
+            fail,
+        },
+        None => NewOp {
+            op_type: "UPDATE_CLUSTER",
+            pool: Some(pool.to_string()),
+            target_version: String::new(),
+            secs: CONFIG_UPDATE_SECS,
+            nodes_total: 0,
+            fail,
+        },
+    };
+    Ok(start_op(g, op, now, speed))
+}
+
+/// Run one routed call. Returns the response body and whether the world changed.
+fn execute(
+    inner: &mut Inner,
+    project: &str,
+    location: &str,
+    route: &Route,
+    body: &Value,
+    now: f64,
+    speed: f64,
+) -> R<(Value, bool)> {
+    match route {
+        Route::ServerConfig => Ok((server_config(), false)),
+        Route::ListClusters => {
+            let cs: Vec<Value> = inner
+                .world
+                .gke
+                .values()
+                .filter(|g| g.project == project && (location == "-" || g.location == location))
+                .map(cluster_json)
+                .collect();
+            Ok((json!({ "clusters": cs }), false))
+        }
+        Route::GetCluster(c) => Ok((
+            cluster_json(find_cluster(inner, project, location, c)?),
+            false,
+        )),
+        Route::ListPools(c) => {
+            let g = find_cluster(inner, project, location, c)?;
+            let ps: Vec<Value> = g.node_pools.values().map(|p| pool_json(g, p)).collect();
+            Ok((json!({ "nodePools": ps }), false))
+        }
+        Route::GetPool(c, p) => {
+            let g = find_cluster(inner, project, location, c)?;
+            match g.node_pools.get(p) {
+                Some(np) => Ok((pool_json(g, np), false)),
+                None => Err(not_found(
+                    project,
+                    location,
+                    &format!("clusters/{c}/nodePools/{p}"),
+                )),
+            }
+        }
+        Route::ListOps => {
+            let mut os = Vec::new();
+            for g in inner.world.gke.values() {
+                if g.project == project && (location == "-" || g.location == location) {
+                    os.extend(g.ops.iter().map(|o| op_json(g, o)));
+                }
+            }
+            Ok((json!({ "operations": os }), false))
+        }
+        Route::GetOp(name) => {
+            for g in inner.world.gke.values() {
+                if g.project != project || g.location != location {
+                    continue;
+                }
+                if let Some(o) = g.ops.iter().find(|o| o.name == *name) {
+                    return Ok((op_json(g, o), false));
+                }
+            }
+            Err(not_found(project, location, &format!("operations/{name}")))
+        }
+        Route::UpdateMaster(c) => {
+            let v = body
+                .get("masterVersion")
+                .and_then(Value::as_str)
+                .ok_or_else(|| {
+                    GkeError::new("INVALID_ARGUMENT", "Master version must be specified.")
+                })?;
+            upgrade_master(inner, project, location, c, v, now, speed).map(|v| (v, true))
+        }
+        Route::UpdateCluster(c) => {
+            let upd = body.get("update").cloned().unwrap_or(json!({}));
+            {
+                let g = find_cluster(inner, project, location, c)?;
+                check_etag(g.etag(), &upd)?;
+            }
+            let master = upd.get("desiredMasterVersion").and_then(Value::as_str);
+            let node = upd.get("desiredNodeVersion").and_then(Value::as_str);
+            match (master, node) {
+                (Some(_), Some(_)) => Err(GkeError::new(
+                    "INVALID_ARGUMENT",
+                    "Only one of desiredMasterVersion and desiredNodeVersion may be updated at a time.",
+                )),
+                (Some(m), None) => {
+                    upgrade_master(inner, project, location, c, m, now, speed).map(|v| (v, true))
+                }
+                (None, Some(n)) => {
+                    let g = find_cluster(inner, project, location, c)?;
+                    let pool = match upd.get("desiredNodePoolId").and_then(Value::as_str) {
+                        Some(p) => p.to_string(),
+                        None if g.node_pools.len() == 1 => {
+                            g.node_pools.keys().next().cloned().unwrap_or_default()
+                        }
+                        None => {
+                            return Err(GkeError::new(
+                                "INVALID_ARGUMENT",
+                                "desiredNodePoolId must be specified when the cluster has more than one node pool.",
+                            ))
+                        }
+                    };
+                    upgrade_pool(inner, project, location, c, &pool, Some(n), None, now, speed)
+                        .map(|v| (v, true))
+                }
+                (None, None) => Err(GkeError::new(
+                    "INVALID_ARGUMENT",
+                    "The simulator supports clusters.update with desiredMasterVersion or desiredNodeVersion only.",
+                )),
+            }
+        }
+        Route::UpdatePool(c, p) => {
+            {
+                let g = find_cluster(inner, project, location, c)?;
+                if let Some(np) = g.node_pools.get(p) {
+                    check_etag(g.pool_etag(np), body)?;
+                }
+            }
+            let v = body.get("nodeVersion").and_then(Value::as_str);
+            let us = body.get("upgradeSettings");
+            if v.is_none() && us.is_none() {
+                return Err(GkeError::new(
+                    "INVALID_ARGUMENT",
+                    "Node version must be specified (nodeVersion is required).",
+                ));
+            }
+            upgrade_pool(inner, project, location, c, p, v, us, now, speed).map(|v| (v, true))
+        }
+        Route::CompleteUpgrade(c, p) => {
+            let g = find_cluster(inner, project, location, c)?;
+            match g.ops.iter_mut().find(|o| {
+                o.active()
+                    && o.pool.as_deref() == Some(p.as_str())
+                    && o.bg_phase.is_some()
+                    && !o.rollback_requested
+            }) {
+                Some(o) => {
+                    o.complete_requested = true;
+                    Ok((json!({}), true))
+                }
+                None => Err(GkeError::new(
+                    "FAILED_PRECONDITION",
+                    format!("Node pool {p} has no blue-green upgrade in progress."),
+                )),
+            }
+        }
+        Route::Rollback(c, p) => {
+            let respect = body
+                .get("respectPdb")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            let g = find_cluster(inner, project, location, c)?;
+            let Some(np) = g.node_pools.get(p).cloned() else {
+                return Err(not_found(
+                    project,
+                    location,
+                    &format!("clusters/{c}/nodePools/{p}"),
+                ));
+            };
+            // A running blue-green upgrade (before its blue pool is deleted) is rolled back in
+            // place: blue nodes uncordoned, green nodes removed, the operation ends ABORTED.
+            if let Some(i) = g.ops.iter().position(|o| {
+                o.active()
+                    && o.pool.as_deref() == Some(p.as_str())
+                    && o.bg_phase
+                        .as_deref()
+                        .is_some_and(|ph| ph != "DELETING_BLUE_POOL")
+            }) {
+                g.ops[i].rollback_requested = true;
+                g.ops[i].rollback_respect_pdb = respect;
+                g.ops[i].bg_phase = Some("ROLLBACK_STARTED".into());
+                let v = op_json(g, &g.ops[i]);
+                return Ok((v, true));
+            }
+            check_idle(g)?;
+            // After a failed upgrade: replace nodes not at the pool's version (SURGE).
+            let failed = g
+                .ops
+                .iter()
+                .rev()
+                .find(|o| o.pool.as_deref() == Some(p.as_str()) && o.op_type == "UPGRADE_NODES")
+                .is_some_and(|o| o.error.is_some());
+            let mut op = start_op(
+                g,
+                NewOp {
+                    op_type: "UPGRADE_NODES",
+                    pool: Some(p.clone()),
+                    target_version: if failed {
+                        np.version.clone()
+                    } else {
+                        String::new()
+                    },
+                    secs: if failed {
+                        f64::INFINITY
+                    } else {
+                        CONFIG_UPDATE_SECS
+                    },
+                    nodes_total: np.node_count,
+                    fail: None,
+                },
+                now,
+                speed,
+            );
+            if let Some(o) = g.ops.last_mut() {
+                o.is_rollback = true;
+                o.rollback_respect_pdb = respect;
+            }
+            op["operationType"] = json!("UPGRADE_NODES");
+            Ok((op, true))
+        }
+        Route::SetPoolSize(c, p) => {
+            let n = body
+                .get("nodeCount")
+                .and_then(|v| {
+                    v.as_u64()
+                        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                })
+                .ok_or_else(|| GkeError::new("INVALID_ARGUMENT", "nodeCount must be specified."))?;
+            let g = find_cluster(inner, project, location, c)?;
+            if !g.node_pools.contains_key(p) {
+                return Err(not_found(
+                    project,
+                    location,
+                    &format!("clusters/{c}/nodePools/{p}"),
+                ));
+            }
+            check_idle(g)?;
+            // nodeCount is per zone, as in GKE.
+            let n = n as u32 * g.zones().len().max(1) as u32;
+            if let Some(np) = g.node_pools.get_mut(p) {
+                np.node_count = n;
+            }
+            let op = start_op(
+                g,
+                NewOp {
+                    op_type: "SET_NODE_POOL_SIZE",
+                    pool: Some(p.clone()),
+                    target_version: String::new(),
+                    secs: CONFIG_UPDATE_SECS,
+                    nodes_total: n,
+                    fail: None,
+                },
+                now,
+                speed,
+            );
+            Ok((op, true))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_follow_the_discovery_paths() {
+        let r = |m: Method, p: &str| parse_route(&m, p).map(|(_, _, r)| r);
+        assert_eq!(
+            r(
+                Method::POST,
+                "/v1/projects/p/locations/l/clusters/c:updateMaster"
+            ),
+            Some(Route::UpdateMaster("c".into()))
+        );
+        assert_eq!(
+            r(
+                Method::PUT,
+                "/v1/projects/p/locations/l/clusters/c/nodePools/np"
+            ),
+            Some(Route::UpdatePool("c".into(), "np".into()))
+        );
+        assert_eq!(
+            r(Method::GET, "/v1/projects/p/locations/l/operations/op-1"),
+            Some(Route::GetOp("op-1".into()))
+        );
+        assert_eq!(
+            r(Method::DELETE, "/v1/projects/p/locations/l/clusters/c"),
+            None
+        );
+    }
+
+    #[test]
+    fn enums_accept_names_and_numbers() {
+        assert_eq!(enum_in(STRATEGIES, &json!(2)).as_deref(), Some("SURGE"));
+        assert_eq!(
+            enum_in(STRATEGIES, &json!("BLUE_GREEN")).as_deref(),
+            Some("BLUE_GREEN")
+        );
+        assert_eq!(enum_in(STRATEGIES, &json!("NOPE")), None);
+        assert!(is_zone("europe-west1-b"));
+        assert!(!is_zone("europe-west1"));
+        assert_eq!(
+            percent_decode("%24alt=json%3Benum-encoding%3Dint"),
+            "$alt=json;enum-encoding=int"
+        );
+    }
+}
