@@ -11,6 +11,8 @@ use kup_engine::model::ProviderSpec;
 
 #[cfg(feature = "eks")]
 pub mod eks;
+#[cfg(feature = "gke")]
+pub mod gke;
 pub mod kube;
 
 /// Every provider kind kup knows about, and the cargo feature that compiles it in.
@@ -27,6 +29,8 @@ pub fn compiled_kinds() -> &'static [&'static str] {
     &[
         #[cfg(feature = "eks")]
         "eks",
+        #[cfg(feature = "gke")]
+        "gke",
     ]
 }
 
@@ -40,6 +44,12 @@ pub async fn build(
         #[cfg(feature = "eks")]
         "eks" => Ok(Arc::new(
             eks::EksProvider::new(spec, endpoint_override).await?,
+        )),
+        // `project` and `location` come from the provider block; a cluster block's `region`
+        // is not used by GKE (see `gke` module docs).
+        #[cfg(feature = "gke")]
+        "gke" => Ok(Arc::new(
+            gke::GkeProvider::new(spec, endpoint_override).await?,
         )),
         other => {
             let _ = endpoint_override;
@@ -122,11 +132,36 @@ mod tests {
     #[cfg(feature = "eks")]
     #[tokio::test]
     async fn eks_builds_for_the_simulator() {
-        assert_eq!(compiled_kinds(), ["eks"]);
+        assert!(compiled_kinds().contains(&"eks"));
         let p = build(&spec("eks"), Some("http://127.0.0.1:9"))
             .await
             .unwrap();
         assert_eq!(p.kind(), "eks");
+    }
+
+    #[cfg(feature = "gke")]
+    #[tokio::test]
+    async fn gke_builds_for_the_simulator() {
+        assert!(compiled_kinds().contains(&"gke"));
+        let mut s = spec("gke");
+        s.project = Some("proj".into());
+        s.location = Some("europe-west1".into());
+        let p = build(&s, Some("http://127.0.0.1:9")).await.unwrap();
+        assert_eq!(p.kind(), "gke");
+        s.project = None;
+        let err = build(&s, Some("http://127.0.0.1:9")).await.err().unwrap();
+        assert!(err.message.contains("`project`"), "{}", err.message);
+    }
+
+    #[cfg(not(feature = "gke"))]
+    #[tokio::test]
+    async fn gke_missing_names_its_feature() {
+        let err = build(&spec("gke"), None).await.err().unwrap();
+        assert!(
+            err.message.contains("`gke` cargo feature"),
+            "{}",
+            err.message
+        );
     }
 
     #[cfg(not(feature = "eks"))]

@@ -759,6 +759,7 @@ impl Provider for EksProvider {
             // No max_surge setting on managed node groups; maxUnavailable is 1..100.
             supports_max_surge: false,
             min_max_unavailable: 1,
+            supports_blue_green: true,
             control_plane_upgrade_estimate: Duration::from_secs(10 * 60),
             node_batch_estimate: Duration::from_secs(5 * 60),
             addon_update_estimate: Duration::from_secs(60),
