@@ -364,6 +364,21 @@ fn plan_cluster(
             });
             continue;
         }
+        if matches!(ng.strategy, Strategy::BlueGreen { .. })
+            && want > have
+            && !policy.provider.supports_blue_green
+        {
+            errors.push(PlanError {
+                address: ng_addr,
+                loc: ng.origin.clone(),
+                message: format!(
+                    "strategy \"blue_green\" is not supported by provider `{}` in this version of kup",
+                    spec.provider
+                ),
+                hint: Some("use strategy = \"rolling\" (the provider's own surge upgrade)".into()),
+            });
+            continue;
+        }
         if matches!(ng.strategy, Strategy::BlueGreen { .. }) && want > have && actual.kube.is_none()
         {
             errors.push(PlanError {

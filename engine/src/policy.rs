@@ -40,6 +40,10 @@ pub struct ProviderPolicy {
     /// The smallest `max_unavailable` the provider accepts (EKS: 1).
     #[serde(default)]
     pub min_max_unavailable: u32,
+    /// The provider can clone a node group (CreateNodeGroup/DeleteNodeGroup), which
+    /// kup-driven blue/green needs.
+    #[serde(default)]
+    pub supports_blue_green: bool,
     pub control_plane_upgrade_estimate: Duration,
     /// Time to replace one batch of nodes.
     pub node_batch_estimate: Duration,
@@ -57,6 +61,7 @@ impl Default for ProviderPolicy {
             surges_before_drain: false,
             supports_max_surge: true,
             min_max_unavailable: 0,
+            supports_blue_green: false,
             control_plane_upgrade_estimate: Duration::from_secs(10 * 60),
             node_batch_estimate: Duration::from_secs(5 * 60),
             addon_update_estimate: Duration::from_secs(60),

@@ -6,5 +6,7 @@ mod harness;
 mod apply;
 mod cli;
 mod crash;
+#[cfg(feature = "gke")]
+mod gke;
 mod kube;
 mod saved_plan;

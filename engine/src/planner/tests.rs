@@ -85,6 +85,7 @@ fn eks_policy() -> ProviderPolicy {
     ProviderPolicy {
         control_plane_minor_only: true,
         addons_track_control_plane: true,
+        supports_blue_green: true,
         ..ProviderPolicy::default()
     }
 }
@@ -823,6 +824,27 @@ mod kube_side {
             e[0]
         );
         assert!(e[0].hint.as_deref().unwrap().contains("-rollback"));
+    }
+
+    #[test]
+    fn blue_green_is_refused_where_the_provider_cannot_clone_groups() {
+        let mut act = actual("1.28", vec![actual_ng("general", "1.28", 2)]);
+        act.kube = Some(snapshot("general", "v1.28.5"));
+        let policy = ProviderPolicy {
+            supports_blue_green: false,
+            ..eks_policy()
+        };
+        let e = run(
+            cluster_spec("1.29", vec![bg("general", "1.29")]),
+            act,
+            policy,
+        )
+        .unwrap_err();
+        assert!(
+            e[0].message.contains("not supported by provider"),
+            "{}",
+            e[0]
+        );
     }
 
     #[test]

@@ -1,0 +1,182 @@
+//! GKE through the real google-cloud-container-v1 client against the simulator's GKE
+//! REST API (built only with the `gke` feature).
+
+use crate::harness::*;
+
+fn world(extra: &str) -> String {
+    format!(
+        r#"
+gke_cluster "shop" {{
+  project  = "shop-prod"
+  location = "europe-west1-b"
+  version  = "1.29.8-gke.1031000"
+  node_pool "default" {{
+    version         = "1.29.8-gke.1031000"
+    node_count      = 3
+    machine_type    = "e2-standard-4"
+    max_surge       = 1
+    max_unavailable = 0
+  }}
+  workload "storefront" {{
+    namespace = "shop"
+    replicas  = 6
+    cpu       = "200m"
+    memory    = "256Mi"
+    pdb {{ min_available = 4 }}
+  }}
+  {extra}
+}}
+"#
+    )
+}
+
+fn config(root: &std::path::Path, sim: &Sim, target: &str) -> std::path::PathBuf {
+    let dir = root.join("config");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("main.kup.hcl"),
+        format!(
+            r#"provider "gke" {{
+  project       = "shop-prod"
+  location      = "europe-west1-b"
+  endpoint      = "{}"
+  simulate      = true
+  poll_interval = "20ms"
+}}
+
+cluster "shop" {{
+  version = "{target}"
+  node_group "default" {{
+    version         = "{target}"
+    max_unavailable = 0
+    max_surge       = 1
+  }}
+}}
+"#,
+            sim.eks
+        ),
+    )
+    .unwrap();
+    dir
+}
+
+fn gke_version(sim: &Sim) -> (String, String) {
+    let w = sim.world_json();
+    let c = &w["gke_cluster"]["shop"];
+    (
+        c["version"].as_str().unwrap().to_string(),
+        c["node_pool"]["default"]["version"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    )
+}
+
+fn assert_budgets_kept(sim: &Sim) {
+    let a = get_json(&format!("{}/kube/shop/audit", sim.admin));
+    let text = a.to_string();
+    assert!(a["lost_pods"].as_array().unwrap().is_empty(), "{text}");
+    assert_eq!(a["pdbs"]["shop/storefront"]["violated"], false, "{text}");
+    assert!(
+        a["unavailable_workloads"].as_array().unwrap().is_empty(),
+        "{text}"
+    );
+}
+
+#[test]
+fn multi_hop_master_with_a_pool_rollout_where_skew_requires_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = Sim::start(tmp.path(), &world(""), 3000.0, None);
+    let dir = config(tmp.path(), &sim, "1.32");
+    let d = dir.to_str().unwrap();
+    let plan = kup(&["plan", "-json", d]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    let saved: kup_engine::plan::SavedPlan = serde_json::from_str(&plan.stdout).unwrap();
+    let ids: Vec<&str> = saved.plan.steps.iter().map(|s| s.id.as_str()).collect();
+    // GKE nodes may trail the master by two minors: before 1.32 the pool must move.
+    assert_eq!(
+        ids,
+        [
+            "shop/control_plane/1.30",
+            "shop/control_plane/1.31",
+            "shop/node_group/default/1.31",
+            "shop/control_plane/1.32",
+            "shop/node_group/default/1.32",
+        ]
+    );
+    let apply = kup(&["apply", "-auto-approve", d]);
+    assert_eq!(apply.code, 0, "{apply:?}");
+    let (master, pool) = gke_version(&sim);
+    assert!(
+        master.starts_with("1.32.") && pool.starts_with("1.32."),
+        "{master} {pool}"
+    );
+    assert_budgets_kept(&sim);
+    assert!(kup(&["apply", "-auto-approve", d])
+        .stdout
+        .contains("No changes."));
+}
+
+#[test]
+fn sigkill_while_an_operation_runs_then_resume_issues_nothing_twice() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = Sim::start(tmp.path(), &world(""), 300.0, None);
+    let dir = config(tmp.path(), &sim, "1.31");
+    let d = dir.to_str().unwrap();
+    for n in 1..3 {
+        let mut child = spawn_kup(&["apply", "-auto-approve", d]);
+        wait_until("an operation", || {
+            sim.mutations().len() >= n || child.try_wait().map(|s| s.is_some()).unwrap_or(true)
+        });
+        // SAFETY: plain kill(2) of our own child.
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, libc::SIGKILL);
+        }
+        let _ = child.wait();
+    }
+    let last = kup(&["apply", "-auto-approve", d]);
+    assert_eq!(last.code, 0, "{last:?}");
+    let (master, pool) = gke_version(&sim);
+    assert!(
+        master.starts_with("1.31.") && pool.starts_with("1.31."),
+        "{master} {pool}"
+    );
+    // Three steps (two master hops, one pool rollout), three operations: none twice,
+    // and GKE never had to refuse a second operation on the cluster.
+    assert_eq!(sim.mutations().len(), 3, "{:#?}", sim.mutations());
+    let refused = sim
+        .calls()
+        .iter()
+        .filter(|c| {
+            c["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("FAILED_PRECONDITION"))
+        })
+        .count();
+    assert_eq!(refused, 0, "{:#?}", sim.calls());
+    assert_budgets_kept(&sim);
+}
+
+#[test]
+fn throttling_and_server_errors_are_survived() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = Sim::start(
+        tmp.path(),
+        &world(""),
+        3000.0,
+        Some("seed=3,throttle=0.2,error500=0.1"),
+    );
+    let dir = config(tmp.path(), &sim, "1.30");
+    let apply = kup(&["apply", "-auto-approve", dir.to_str().unwrap()]);
+    assert_eq!(apply.code, 0, "{apply:?}");
+    let injected = get_json(&format!("{}/faults", sim.admin))["injected"]
+        .as_u64()
+        .unwrap();
+    assert!(injected > 0, "no fault was exercised");
+    assert!(gke_version(&sim).0.starts_with("1.30."));
+    assert_eq!(
+        sim.mutations().len(),
+        2,
+        "one master hop and one pool rollout, no duplicates"
+    );
+}
