@@ -402,6 +402,8 @@ impl Provider for GkeProvider {
             supports_max_surge: true,
             // maxUnavailable = 0 is valid as long as maxSurge > 0 (GKE's default 1/0).
             min_max_unavailable: 0,
+            // No node-pool clone yet (GKE\'s native BLUE_GREEN is the planned route).
+            supports_blue_green: false,
             // A GKE master upgrade takes tens of minutes; a surge batch a few.
             control_plane_upgrade_estimate: Duration::from_secs(15 * 60),
             node_batch_estimate: Duration::from_secs(5 * 60),
