@@ -1,7 +1,8 @@
-# Quickstart: upgrade a simulated EKS cluster from 1.28 to 1.31.
-# `simulate = true` starts kup's EKS simulator in-process; kup talks to it through the
-# real AWS SDK, exactly as it would talk to Amazon EKS. The simulated world lives in
-# .kup/sim/ (a copy of world.hcl), so a second run sees the upgraded cluster.
+# Quickstart: upgrade a simulated EKS cluster from 1.28 to 1.31 and a simulated GKE
+# cluster from 1.29 to 1.31. `simulate = true` starts kup's simulator in-process; kup
+# talks to it through the real AWS and Google Cloud clients and the Kubernetes API,
+# exactly as it would talk to the clouds. The simulated world lives in .kup/sim/ (a copy
+# of world.hcl), so a second run sees the upgraded clusters.
 
 variable "target" {
   type        = string
@@ -16,8 +17,9 @@ provider "eks" {
 }
 
 cluster "prod" {
-  name    = "prod-eu"
-  version = var.target
+  provider = "eks"
+  name     = "prod-eu"
+  version  = var.target
 
   addon "coredns"    { version = "compatible" }
   addon "kube-proxy" { version = "compatible" }
@@ -41,5 +43,23 @@ cluster "prod" {
     drain {
       timeout = "5m"
     }
+  }
+}
+
+provider "gke" {
+  project  = "shop-prod"
+  location = "europe-west1-b"
+  simulate = true
+  world    = "world.hcl"
+}
+
+cluster "shop" {
+  provider = "gke"
+  version  = var.target
+
+  node_group "default" {
+    version         = var.target
+    max_unavailable = 0
+    max_surge       = 1
   }
 }
