@@ -76,6 +76,7 @@ fn world(clusters: usize, groups: usize) -> (Desired, BTreeMap<String, ActualClu
                 addons: vec![],
                 in_flight: vec![],
                 kube: None,
+                auto_upgrade: None,
             },
         );
     }

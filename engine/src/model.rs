@@ -309,6 +309,10 @@ pub struct ActualCluster {
     /// of a plan's staleness fingerprint: pods come and go all the time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kube: Option<crate::kube::KubeSnapshot>,
+    /// What the provider will do to this cluster on its own, when it upgrades clusters
+    /// automatically (a GKE release channel), e.g. "release channel REGULAR …".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_upgrade: Option<String>,
 }
 
 impl ActualCluster {

@@ -680,6 +680,7 @@ mod fingerprint_tests {
             addons: vec![],
             in_flight: vec![],
             kube: None,
+            auto_upgrade: None,
         }
     }
 

@@ -490,6 +490,11 @@ fn plan_cluster(
             }
         }
     }
+    if let Some(auto) = &actual.auto_upgrade {
+        warnings.push(format!(
+            "{auto}; it may move ahead of this plan on its own. To leave upgrades to kup, take it off the channel or add a maintenance exclusion"
+        ));
+    }
     for ng in &spec.node_groups {
         if ng.drain.disable_eviction {
             warnings.push(format!(

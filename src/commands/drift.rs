@@ -39,6 +39,9 @@ pub struct ClusterDrift {
     /// Unified diff of the observed state at the last apply against now; empty when the
     /// cluster was never applied or nothing changed.
     pub since_last_apply: String,
+    /// A source of drift the provider runs by itself (a GKE release channel).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auto_upgrade: Option<String>,
     pub last_applied_at: Option<String>,
 }
 
@@ -123,6 +126,7 @@ pub fn compute(
             address: spec.address(),
             name: a.name.clone(),
             config: config_drift(spec, a),
+            auto_upgrade: a.auto_upgrade.clone(),
             since_last_apply: since,
             last_applied_at: previous.map(|p| p.applied_at.clone()),
         });
@@ -277,6 +281,9 @@ pub fn render(report: &DriftReport) -> String {
         );
         if c.config.is_empty() && c.since_last_apply.is_empty() {
             let _ = writeln!(out, "  no drift");
+        }
+        if let Some(auto) = &c.auto_upgrade {
+            let _ = writeln!(out, "  {} drift source: {auto}", yellow.apply_to("!"));
         }
         if !c.config.is_empty() {
             let _ = writeln!(out, "  Differs from the configuration:");

@@ -180,3 +180,32 @@ fn throttling_and_server_errors_are_survived() {
         "one master hop and one pool rollout, no duplicates"
     );
 }
+
+#[test]
+fn a_release_channel_is_reported_as_a_drift_source() {
+    let tmp = tempfile::tempdir().unwrap();
+    let world = world("").replace(
+        "version  = \"1.29.8-gke.1031000\"\n  node_pool",
+        "version  = \"1.29.8-gke.1031000\"\n  release_channel = \"STABLE\"\n  node_pool",
+    );
+    assert!(world.contains("STABLE"));
+    let sim = Sim::start(tmp.path(), &world, 3000.0, None);
+    let dir = config(tmp.path(), &sim, "1.29");
+    let d = dir.to_str().unwrap();
+    let plan = kup(&["plan", d]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    assert!(
+        plan.stdout
+            .contains("release channel STABLE upgrades this cluster automatically"),
+        "{plan:?}"
+    );
+    let drift = kup(&["drift", d]);
+    assert!(
+        drift
+            .stdout
+            .contains("drift source: release channel STABLE"),
+        "{drift:?}"
+    );
+    // A note about what the channel may do, not drift by itself.
+    assert_eq!(drift.code, 0, "{drift:?}");
+}

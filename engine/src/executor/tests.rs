@@ -147,6 +147,7 @@ fn cluster(name: &str, cp: &str, ng: &str) -> ActualCluster {
         addons: vec![],
         in_flight: vec![],
         kube: None,
+        auto_upgrade: None,
     }
 }
 

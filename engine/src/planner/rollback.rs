@@ -259,6 +259,7 @@ mod tests {
             addons: vec![],
             in_flight: vec![],
             kube: None,
+            auto_upgrade: None,
         }
     }
 

@@ -78,6 +78,7 @@ fn actual(version: &str, ngs: Vec<ActualNodeGroup>) -> ActualCluster {
         addons: vec![],
         in_flight: vec![],
         kube: None,
+        auto_upgrade: None,
     }
 }
 

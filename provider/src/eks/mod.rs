@@ -865,6 +865,7 @@ impl Provider for EksProvider {
             addons,
             in_flight,
             kube: None,
+            auto_upgrade: None,
         })
     }
 

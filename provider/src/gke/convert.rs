@@ -366,6 +366,30 @@ pub(crate) fn cluster_status(c: &Cluster) -> String {
     enum_name(c.status.name(), c.status.value())
 }
 
+/// What GKE does to the cluster by itself: a cluster enrolled in a release channel is
+/// upgraded automatically towards the channel's default version, whatever kup plans.
+pub(crate) fn auto_upgrade(
+    c: &Cluster,
+    channels: &[google_cloud_container_v1::model::server_config::ReleaseChannelConfig],
+) -> Option<String> {
+    let rc = c.release_channel.as_ref()?;
+    let name = enum_name(rc.channel.name(), rc.channel.value());
+    if name == "UNSPECIFIED" {
+        return None;
+    }
+    let default = channels
+        .iter()
+        .find(|ch| enum_name(ch.channel.name(), ch.channel.value()) == name)
+        .map(|ch| ch.default_version.clone())
+        .filter(|v| !v.is_empty());
+    Some(match default {
+        Some(v) => format!(
+            "release channel {name} upgrades this cluster automatically (the channel's default is {v})"
+        ),
+        None => format!("release channel {name} upgrades this cluster automatically"),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,6 +397,25 @@ mod tests {
 
     fn v(s: &str) -> Version {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_release_channel_is_an_automatic_upgrade_source() {
+        let c: Cluster =
+            serde_json::from_value(json!({"releaseChannel": {"channel": "REGULAR"}})).unwrap();
+        let sc: google_cloud_container_v1::model::ServerConfig = serde_json::from_value(json!({
+            "channels": [{"channel": "REGULAR", "defaultVersion": "1.31.9-gke.1044001"}]
+        }))
+        .unwrap();
+        let text = auto_upgrade(&c, &sc.channels).unwrap();
+        assert!(
+            text.contains("REGULAR") && text.contains("1.31.9-gke.1044001"),
+            "{text}"
+        );
+        let none: Cluster =
+            serde_json::from_value(json!({"releaseChannel": {"channel": "UNSPECIFIED"}})).unwrap();
+        assert!(auto_upgrade(&none, &sc.channels).is_none());
+        assert!(auto_upgrade(&Cluster::default(), &sc.channels).is_none());
     }
 
     fn op(value: serde_json::Value) -> Operation {

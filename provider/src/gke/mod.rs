@@ -449,6 +449,7 @@ impl Provider for GkeProvider {
             addons: vec![],
             in_flight: convert::in_flight(&ops, name),
             kube: None,
+            auto_upgrade: convert::auto_upgrade(&cluster, &sc.channels),
         })
     }
 
