@@ -73,7 +73,9 @@ pub(crate) fn kind_for(code: Option<Code>, http: Option<u16>, message: &str) -> 
             | Code::Unavailable
             | Code::DeadlineExceeded
             | Code::Internal => return ErrorKind::Transient,
-            Code::Aborted => return ErrorKind::Conflict,
+            // A stale etag: the resource changed since kup read it. Retrying would
+            // overwrite that change, so it is a stale plan, not a conflict to wait out.
+            Code::Aborted => return ErrorKind::Invalid,
             Code::FailedPrecondition => {
                 return if is_busy_text(message) {
                     ErrorKind::Conflict
@@ -245,7 +247,7 @@ mod tests {
                 "Node pool version cannot be newer than the master version.",
                 ErrorKind::Invalid,
             ),
-            (Code::Aborted, 409, "etag mismatch", ErrorKind::Conflict),
+            (Code::Aborted, 409, "etag mismatch", ErrorKind::Invalid),
             (
                 Code::InvalidArgument,
                 400,

@@ -267,10 +267,19 @@ impl GkeProvider {
                 .map_err(|m| {
                     ProviderError::new(ErrorKind::Invalid, format!("{m} [{}]", ctx.describe()))
                 })?;
+                // The pool's etag as just read: a change made in between makes GKE answer
+                // ABORTED (a stale plan) instead of kup overwriting it.
+                let etag = c
+                    .node_pools
+                    .iter()
+                    .find(|p| p.name == *node_group)
+                    .map(|p| p.etag.clone())
+                    .unwrap_or_default();
                 self.client
                     .update_node_pool()
                     .set_name(self.node_pool_name(cluster, node_group))
                     .set_node_version(version)
+                    .set_etag(etag)
                     .send()
                     .await
                     .map_err(|e| map_error(e, ctx))
@@ -296,6 +305,8 @@ impl GkeProvider {
                     .set_name(self.node_pool_name(cluster, node_group))
                     .set_node_version(np.version.clone())
                     .set_upgrade_settings(settings)
+                    // Read-modify-write: only with the etag that was read.
+                    .set_etag(np.etag.clone())
                     .send()
                     .await
                     .map_err(|e| map_error(e, ctx))
