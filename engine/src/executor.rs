@@ -6,7 +6,7 @@
 //! killed at any instant is resumed by replaying the journal: finished steps are skipped
 //! and journaled operations are waited on instead of issued again.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -820,16 +820,6 @@ where
             other => return other,
         }
     }
-}
-
-/// Steps of `plan` that no journal record says are finished.
-pub fn remaining_steps<'a>(saved: &'a SavedPlan, finished: &BTreeSet<String>) -> Vec<&'a Step> {
-    saved
-        .plan
-        .steps
-        .iter()
-        .filter(|s| !finished.contains(&s.id))
-        .collect()
 }
 
 #[cfg(test)]

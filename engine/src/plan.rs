@@ -107,16 +107,6 @@ impl Action {
         }
     }
 
-    /// Does this action replace nodes (and so move pods)?
-    pub fn is_disruptive(&self) -> bool {
-        matches!(
-            self,
-            Action::UpgradeNodeGroup { .. }
-                | Action::DrainNodeGroup { .. }
-                | Action::DeleteNodeGroup { .. }
-        )
-    }
-
     pub fn describe(&self) -> String {
         match self {
             Action::UpgradeControlPlane { from, to } => {

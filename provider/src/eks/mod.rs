@@ -981,13 +981,7 @@ impl Provider for EksProvider {
         target: &ClusterTarget,
         access: &KubeAccess,
     ) -> Result<Option<Arc<dyn NodeOps>>, ProviderError> {
-        if access.kubeconfig.is_some() || access.context.is_some() {
-            let ops = KubeNodeOps::from_kubeconfig(
-                access.kubeconfig.as_deref(),
-                access.context.as_deref(),
-                EKS_NODEGROUP_LABEL,
-            )
-            .await?;
+        if let Some(ops) = KubeNodeOps::from_access(access, EKS_NODEGROUP_LABEL).await? {
             return Ok(Some(Arc::new(ops)));
         }
         let (c, region) = self.client(target)?;

@@ -552,13 +552,7 @@ impl Provider for GkeProvider {
         target: &ClusterTarget,
         access: &KubeAccess,
     ) -> Result<Option<Arc<dyn NodeOps>>, ProviderError> {
-        if access.kubeconfig.is_some() || access.context.is_some() {
-            let ops = KubeNodeOps::from_kubeconfig(
-                access.kubeconfig.as_deref(),
-                access.context.as_deref(),
-                GKE_NODEPOOL_LABEL,
-            )
-            .await?;
+        if let Some(ops) = KubeNodeOps::from_access(access, GKE_NODEPOOL_LABEL).await? {
             return Ok(Some(Arc::new(ops)));
         }
         let ctx = self.ctx(&target.name);

@@ -248,6 +248,24 @@ fn client_for(config: Config, target: &str) -> Result<Client, ProviderError> {
 impl KubeNodeOps {
     /// From a kubeconfig: `path` (`~` expanded) or else `KUBECONFIG` / `~/.kube/config`;
     /// `context` or else the file's current context.
+    /// The cluster's `kubeconfig`/`context` from the configuration, when it names either;
+    /// `None` leaves the provider to connect its own way (e.g. endpoint + token).
+    pub async fn from_access(
+        access: &crate::KubeAccess,
+        node_group_label: &str,
+    ) -> Result<Option<KubeNodeOps>, ProviderError> {
+        if access.kubeconfig.is_none() && access.context.is_none() {
+            return Ok(None);
+        }
+        Self::from_kubeconfig(
+            access.kubeconfig.as_deref(),
+            access.context.as_deref(),
+            node_group_label,
+        )
+        .await
+        .map(Some)
+    }
+
     pub async fn from_kubeconfig(
         path: Option<&str>,
         context: Option<&str>,
