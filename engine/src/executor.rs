@@ -17,11 +17,19 @@ use tokio::task::JoinSet;
 use crate::events::{Event, Level};
 use crate::journal::{Journal, Record, RunOutcome, StepOutcome, UnfinishedRun};
 use crate::plan::Action;
-use crate::plan::{SavedPlan, Step};
+use crate::plan::{NativeUpgrade, SavedPlan, Step};
 use crate::provider::{
     ClusterTarget, ErrorKind, NodeOps, OperationId, OperationStatus, Provider, ProviderError,
 };
 use crate::state::{now_rfc3339, random_id};
+
+/// Tracks the health window of a soaking native blue/green upgrade.
+#[derive(Default)]
+struct EarlyCompletion {
+    healthy_since: Option<Instant>,
+    /// Asked (or gave up asking) the provider to complete: never twice.
+    done: bool,
+}
 
 /// Where each cluster of the plan lives.
 #[derive(Clone)]
@@ -496,7 +504,7 @@ impl StepContext {
 
         // Wait for the operation.
         let interval = provider.poll_interval();
-        let mut last_status = String::new();
+        let mut early = EarlyCompletion::default();
         loop {
             let status = match self.with_retry(|| provider.poll(target, action, &op)).await {
                 Ok(s) => s,
@@ -525,10 +533,18 @@ impl StepContext {
                     } else {
                         format!("{code}: {message}")
                     };
-                    return Ok(StepEnd::Failed(format!(
-                        "{} operation {op} failed: {text}",
-                        provider.kind()
-                    )));
+                    let failed = format!("{} operation {op} failed: {text}", provider.kind());
+                    if let Action::UpgradeNodeGroup {
+                        node_group,
+                        native: Some(_),
+                        ..
+                    } = action
+                    {
+                        return Ok(StepEnd::Failed(
+                            self.roll_back_native(handle, node_group, failed).await,
+                        ));
+                    }
+                    return Ok(StepEnd::Failed(failed));
                 }
                 OperationStatus::Cancelled { message } => {
                     return Ok(StepEnd::Failed(format!(
@@ -536,15 +552,32 @@ impl StepContext {
                         provider.kind()
                     )))
                 }
-                OperationStatus::InProgress => {
-                    if last_status.is_empty() {
-                        last_status = "in_progress".into();
-                    }
+                OperationStatus::InProgress(progress) => {
                     (self.events)(Event::StepProgress {
                         step: self.step.id.clone(),
-                        status: last_status.clone(),
+                        status: progress.to_string(),
                         elapsed_secs: started.elapsed().as_secs_f64(),
                     });
+                    if let Action::UpgradeNodeGroup {
+                        node_group,
+                        native:
+                            Some(NativeUpgrade {
+                                complete_when_healthy_secs: Some(secs),
+                                ..
+                            }),
+                        ..
+                    } = action
+                    {
+                        if progress.soaking && !early.done {
+                            self.maybe_complete_early(
+                                handle,
+                                node_group,
+                                Duration::from_secs(*secs),
+                                &mut early,
+                            )
+                            .await;
+                        }
+                    }
                 }
             }
             let mut cancel = self.cancel.clone();
@@ -576,6 +609,131 @@ impl StepContext {
             }
         }
         unreachable!()
+    }
+
+    /// A native blue/green upgrade is soaking: when every node of the group has been
+    /// Ready and every workload available for `window` (in the cluster's time), ask the
+    /// provider to complete it. A failed check or call only delays completion: the
+    /// provider ends the soak by itself anyway.
+    async fn maybe_complete_early(
+        &self,
+        handle: &ClusterHandle,
+        node_group: &str,
+        window: Duration,
+        early: &mut EarlyCompletion,
+    ) {
+        let Some(ops) = &handle.node_ops else {
+            return;
+        };
+        let healthy = match (ops.snapshot().await, ops.unavailable_workloads().await) {
+            (Ok(k), Ok(unavailable)) => {
+                let mut nodes = k.nodes_of_group(node_group).peekable();
+                let any = nodes.peek().is_some();
+                let all_ready = nodes.filter(|n| !n.unschedulable).all(|n| n.ready);
+                any && all_ready && unavailable.is_empty()
+            }
+            _ => false,
+        };
+        if !healthy {
+            early.healthy_since = None;
+            return;
+        }
+        let since = *early.healthy_since.get_or_insert_with(Instant::now);
+        if since.elapsed() < handle.scaled(window) {
+            return;
+        }
+        let provider = handle.provider.as_ref();
+        match self
+            .with_retry(|| provider.complete_upgrade(&handle.target, &self.step.action))
+            .await
+        {
+            Ok(()) => {
+                early.done = true;
+                (self.events)(Event::Message {
+                    level: Level::Info,
+                    text: format!(
+                        "{}: every node of {node_group} Ready and every workload available for {}; completing the blue/green upgrade without waiting out the rest of the soak",
+                        self.step.id,
+                        humantime::format_duration(window)
+                    ),
+                });
+            }
+            Err(e) => {
+                early.done = true;
+                (self.events)(Event::Message {
+                    level: Level::Warning,
+                    text: format!(
+                        "{}: could not complete the blue/green upgrade early ({e}); the provider ends the soak by itself",
+                        self.step.id
+                    ),
+                });
+            }
+        }
+    }
+
+    /// A provider-native blue/green upgrade failed: ask the provider to put the old
+    /// nodes back (respecting PodDisruptionBudgets) and wait for it, so the group is left
+    /// as it was rather than half replaced. Returns the step's failure message.
+    async fn roll_back_native(
+        &self,
+        handle: &ClusterHandle,
+        node_group: &str,
+        failed: String,
+    ) -> String {
+        let provider = handle.provider.as_ref();
+        let rollback = Action::RollbackNodeGroupUpgrade {
+            node_group: node_group.to_string(),
+        };
+        (self.events)(Event::Message {
+            level: Level::Warning,
+            text: format!("{}: {failed}; rolling the upgrade back", self.step.id),
+        });
+        let token = format!("{}-rollback", self.token);
+        let op = match self
+            .with_retry(|| provider.start(&handle.target, &rollback, &token))
+            .await
+        {
+            Ok(op) => op,
+            Err(e) => {
+                return format!(
+                    "{failed}; kup could not start the rollback ({e}): run `kup apply -rollback`, or check node group {node_group} at the provider"
+                )
+            }
+        };
+        loop {
+            match self
+                .with_retry(|| provider.poll(&handle.target, &rollback, &op))
+                .await
+            {
+                Ok(OperationStatus::InProgress(_)) => {}
+                Ok(OperationStatus::Succeeded) => {
+                    return format!(
+                        "{failed}; kup rolled the upgrade back (operation {op}): node group {node_group} runs its old nodes again"
+                    )
+                }
+                Ok(OperationStatus::Failed { message, .. })
+                | Ok(OperationStatus::Cancelled { message }) => {
+                    return format!(
+                        "{failed}; the rollback (operation {op}) failed too: {message}. Check node group {node_group} at the provider"
+                    )
+                }
+                Err(e) => {
+                    return format!(
+                        "{failed}; kup started the rollback (operation {op}) but cannot follow it ({e}); check node group {node_group} at the provider"
+                    )
+                }
+            }
+            let mut cancel = self.cancel.clone();
+            if *cancel.borrow() {
+                return format!(
+                    "{failed}; the rollback (operation {op}) continues at the provider"
+                );
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(provider.poll_interval()) => {}
+                _ = cancel.changed() => return format!("{failed}; the rollback (operation {op}) continues at the provider"),
+            }
+        }
     }
 
     /// Actions kup carries out itself through the Kubernetes API. They hold no provider

@@ -175,7 +175,46 @@ pub enum Strategy {
         #[serde(with = "duration_str")]
         #[schemars(with = "String")]
         batch_soak: Duration,
+        /// Use the provider's own blue/green upgrade (GKE's BLUE_GREEN) instead of kup
+        /// creating and deleting groups. `None`: native where the provider has it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        native: Option<bool>,
+        /// Native only: complete the upgrade (skip the rest of the soak) once every node
+        /// is Ready and every workload available for this long.
+        #[serde(
+            default,
+            with = "opt_duration",
+            skip_serializing_if = "Option::is_none"
+        )]
+        #[schemars(with = "Option<String>")]
+        complete_when_healthy_for: Option<Duration>,
     },
+}
+
+/// A provider's own blue/green node-pool upgrade settings (GKE `BLUE_GREEN`): drain
+/// `batch` old nodes at a time, wait `batch_soak` between batches, keep the old pool
+/// cordoned for `soak` before deleting it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct NativeBlueGreen {
+    pub batch: Unavailable,
+    #[serde(with = "duration_str")]
+    #[schemars(with = "String")]
+    pub batch_soak: Duration,
+    #[serde(with = "duration_str")]
+    #[schemars(with = "String")]
+    pub soak: Duration,
+}
+
+impl fmt::Display for NativeBlueGreen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "native blue/green (batches of {}, batch soak {}, soak {})",
+            self.batch,
+            humantime::format_duration(self.batch_soak),
+            humantime::format_duration(self.soak)
+        )
+    }
 }
 
 impl Strategy {
@@ -193,6 +232,27 @@ impl Strategy {
         match self {
             Strategy::Rolling { .. } => "rolling",
             Strategy::BlueGreen { .. } => "blue_green",
+        }
+    }
+
+    /// The native blue/green settings this strategy asks a provider for, when the
+    /// provider has its own blue/green upgrade and the user did not opt out.
+    pub fn native_blue_green(&self, provider_has_native: bool) -> Option<NativeBlueGreen> {
+        match self {
+            Strategy::BlueGreen {
+                max_unavailable,
+                soak,
+                batch_soak,
+                native,
+                ..
+            } if native.unwrap_or(provider_has_native) && provider_has_native => {
+                Some(NativeBlueGreen {
+                    batch: *max_unavailable,
+                    batch_soak: *batch_soak,
+                    soak: *soak,
+                })
+            }
+            _ => None,
         }
     }
 }
@@ -341,6 +401,12 @@ pub struct ActualNodeGroup {
     pub health_issues: Vec<String>,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// The provider's own blue/green upgrade settings, when the group upgrades that way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blue_green: Option<NativeBlueGreen>,
+    /// The phase of a native blue/green upgrade running now (GKE's blueGreenInfo.phase).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade_phase: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -425,6 +491,8 @@ mod tests {
             max_unavailable: Unavailable::Percent(25),
             soak: Duration::from_secs(900),
             batch_soak: Duration::ZERO,
+            native: None,
+            complete_when_healthy_for: None,
         };
         let j = serde_json::to_value(&s).unwrap();
         assert_eq!(j["type"], "blue_green");

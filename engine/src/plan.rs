@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::model::{ActualCluster, Desired, Unavailable};
+use crate::model::{ActualCluster, Desired, NativeBlueGreen, Unavailable};
 use crate::version::{Minor, Version};
 
 /// Bumped whenever the plan format changes incompatibly.
@@ -19,20 +19,30 @@ pub const PLAN_FORMAT_VERSION: u32 = 1;
 pub enum Action {
     /// Move the control plane one minor up.
     UpgradeControlPlane { from: Version, to: Version },
-    /// Change how many nodes a node group may replace at once.
+    /// Change how a node group upgrades: how many nodes it may replace at once and, on a
+    /// provider with its own blue/green upgrade, whether it uses it (`blue_green`) or surges.
     UpdateNodeGroupConfig {
         node_group: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         from: Option<Unavailable>,
         max_unavailable: Unavailable,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        blue_green: Option<NativeBlueGreen>,
     },
-    /// Roll a node group's nodes to a new kubelet version.
+    /// Roll a node group's nodes to a new kubelet version. With `native`, the provider
+    /// replaces the group blue/green by itself.
     UpgradeNodeGroup {
         node_group: String,
         from: Version,
         to: Version,
         max_unavailable: Unavailable,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        native: Option<NativeUpgrade>,
     },
+    /// Undo a provider-native blue/green upgrade that has not finished: the old nodes
+    /// serve again and the new ones are drained (respecting PodDisruptionBudgets) and
+    /// removed.
+    RollbackNodeGroupUpgrade { node_group: String },
     /// Move an add-on to a version compatible with the control plane.
     UpdateAddon {
         addon: String,
@@ -76,6 +86,16 @@ pub enum Action {
     Soak { node_group: String, secs: u64 },
 }
 
+/// How kup follows a provider-native blue/green upgrade.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct NativeUpgrade {
+    pub blue_green: NativeBlueGreen,
+    /// Complete the upgrade early (skip the rest of the soak) once every node of the group
+    /// is Ready and every workload available for this many seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub complete_when_healthy_secs: Option<u64>,
+}
+
 impl Action {
     /// Actions kup carries out itself through the Kubernetes API rather than by asking the
     /// provider.
@@ -96,7 +116,8 @@ impl Action {
         match self {
             Action::UpgradeControlPlane { .. } => "control_plane".into(),
             Action::UpdateNodeGroupConfig { node_group, .. }
-            | Action::UpgradeNodeGroup { node_group, .. } => format!("node_group.{node_group}"),
+            | Action::UpgradeNodeGroup { node_group, .. }
+            | Action::RollbackNodeGroupUpgrade { node_group } => format!("node_group.{node_group}"),
             Action::UpdateAddon { addon, .. } => format!("addon.{addon}"),
             Action::CreateNodeGroup { node_group, .. }
             | Action::DeleteNodeGroup { node_group }
@@ -114,8 +135,14 @@ impl Action {
             }
             Action::UpdateNodeGroupConfig {
                 node_group,
+                blue_green: Some(bg),
+                ..
+            } => format!("set node group {node_group} to upgrade by {bg}"),
+            Action::UpdateNodeGroupConfig {
+                node_group,
                 from,
                 max_unavailable,
+                blue_green: None,
             } => match from {
                 Some(f) => {
                     format!("set node group {node_group} max_unavailable {f} → {max_unavailable}")
@@ -126,9 +153,24 @@ impl Action {
                 node_group,
                 from,
                 to,
+                native: Some(n),
+                ..
+            } => format!(
+                "replace node group {node_group} {from} → {to} by the provider's blue/green upgrade (batches of {}, soak {})",
+                n.blue_green.batch,
+                humantime::format_duration(n.blue_green.soak)
+            ),
+            Action::UpgradeNodeGroup {
+                node_group,
+                from,
+                to,
                 max_unavailable,
+                native: None,
             } => format!(
                 "roll node group {node_group} {from} → {to} (max_unavailable {max_unavailable})"
+            ),
+            Action::RollbackNodeGroupUpgrade { node_group } => format!(
+                "roll back the blue/green upgrade of node group {node_group} (old nodes serve again)"
             ),
             Action::UpdateAddon { addon, from, to } => {
                 format!("update add-on {addon} {from} → {to}")
@@ -192,6 +234,17 @@ pub enum Condition {
         node_group: String,
         max_unavailable: Unavailable,
     },
+    /// The group upgrades by the provider's blue/green with these settings (`Some`), or
+    /// by surge (`None`).
+    NodeGroupUpgradeStrategy {
+        node_group: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        blue_green: Option<NativeBlueGreen>,
+    },
+    /// No provider-native blue/green upgrade of the group is under way.
+    NodeGroupNotUpgrading {
+        node_group: String,
+    },
     AddonAt {
         addon: String,
         version: String,
@@ -240,6 +293,15 @@ impl Condition {
             } => actual
                 .node_group(node_group)
                 .is_some_and(|n| n.max_unavailable == Some(*max_unavailable)),
+            Condition::NodeGroupUpgradeStrategy {
+                node_group,
+                blue_green,
+            } => actual
+                .node_group(node_group)
+                .is_some_and(|n| n.blue_green == *blue_green),
+            Condition::NodeGroupNotUpgrading { node_group } => actual
+                .node_group(node_group)
+                .is_some_and(|n| n.upgrade_phase.is_none()),
             Condition::AddonAt { addon, version } => {
                 actual.addon(addon).is_some_and(|a| &a.version == version)
             }
@@ -288,6 +350,23 @@ impl Condition {
                         n.max_unavailable
                             .map(|u| u.to_string())
                             .unwrap_or_else(|| "unset".into())
+                    ),
+                    None => format!("node group {node_group} does not exist"),
+                }
+            }
+            Condition::NodeGroupUpgradeStrategy { node_group, .. }
+            | Condition::NodeGroupNotUpgrading { node_group } => {
+                match actual.node_group(node_group) {
+                    Some(n) => format!(
+                        "node group {node_group} upgrades by {}{}",
+                        n.blue_green
+                            .as_ref()
+                            .map(|b| b.to_string())
+                            .unwrap_or_else(|| "surge".into()),
+                        n.upgrade_phase
+                            .as_ref()
+                            .map(|p| format!(", with an upgrade in phase {p}"))
+                            .unwrap_or_default()
                     ),
                     None => format!("node group {node_group} does not exist"),
                 }
@@ -357,6 +436,20 @@ impl std::fmt::Display for Condition {
                 f,
                 "node group {node_group} max_unavailable = {max_unavailable}"
             ),
+            Condition::NodeGroupUpgradeStrategy {
+                node_group,
+                blue_green: Some(bg),
+            } => write!(f, "node group {node_group} upgrades by {bg}"),
+            Condition::NodeGroupUpgradeStrategy {
+                node_group,
+                blue_green: None,
+            } => write!(f, "node group {node_group} upgrades by surge"),
+            Condition::NodeGroupNotUpgrading { node_group } => {
+                write!(
+                    f,
+                    "no blue/green upgrade of node group {node_group} under way"
+                )
+            }
             Condition::AddonAt { addon, version } => write!(f, "add-on {addon} at {version}"),
             Condition::NodeGroupExists { node_group } => {
                 write!(f, "node group {node_group} exists")
@@ -666,6 +759,8 @@ mod fingerprint_tests {
                 max_unavailable: Some(Unavailable::Count(1)),
                 health_issues: vec![],
                 labels: Default::default(),
+                blue_green: None,
+                upgrade_phase: None,
             }],
             addons: vec![],
             in_flight: vec![],

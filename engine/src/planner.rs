@@ -15,7 +15,9 @@ use crate::model::{
     ActualAddon, ActualCluster, AddonSpec, AddonVersionReq, ClusterSpec, Desired, SourceLoc,
     Strategy,
 };
-use crate::plan::{Action, Change, ClusterPlan, Condition, Plan, Step, TimelinePoint};
+use crate::plan::{
+    Action, Change, ClusterPlan, Condition, NativeUpgrade, Plan, Step, TimelinePoint,
+};
 use crate::policy::{ProviderPolicy, SkewPolicy};
 use crate::version::{Minor, Version};
 
@@ -364,7 +366,43 @@ fn plan_cluster(
             });
             continue;
         }
+        let native = ng
+            .strategy
+            .native_blue_green(policy.provider.native_blue_green);
+        if let Strategy::BlueGreen {
+            native: Some(true), ..
+        } = &ng.strategy
+        {
+            if !policy.provider.native_blue_green {
+                errors.push(PlanError {
+                    address: ng_addr,
+                    loc: ng.origin.clone(),
+                    message: format!(
+                        "provider `{}` has no blue/green upgrade of its own, so `native = true` cannot be honoured",
+                        spec.provider
+                    ),
+                    hint: Some("remove `native = true`: kup then creates the new group, moves the pods and deletes the old group itself".into()),
+                });
+                continue;
+            }
+        }
+        if let Strategy::BlueGreen {
+            complete_when_healthy_for: Some(_),
+            ..
+        } = &ng.strategy
+        {
+            if native.is_some() && want > have && actual.kube.is_none() {
+                errors.push(PlanError {
+                    address: ng_addr,
+                    loc: ng.origin.clone(),
+                    message: "complete_when_healthy_for watches the nodes and workloads, so kup needs the cluster's Kubernetes API, which it could not read".into(),
+                    hint: Some("set kubeconfig/context on the cluster, or remove complete_when_healthy_for to let the provider soak for the full `soak`".into()),
+                });
+                continue;
+            }
+        }
         if matches!(ng.strategy, Strategy::BlueGreen { .. })
+            && native.is_none()
             && want > have
             && !policy.provider.supports_blue_green
         {
@@ -379,7 +417,10 @@ fn plan_cluster(
             });
             continue;
         }
-        if matches!(ng.strategy, Strategy::BlueGreen { .. }) && want > have && actual.kube.is_none()
+        if matches!(ng.strategy, Strategy::BlueGreen { .. })
+            && native.is_none()
+            && want > have
+            && actual.kube.is_none()
         {
             errors.push(PlanError {
                 address: ng_addr,
@@ -584,28 +625,81 @@ impl Walk<'_> {
     /// rollout runs with the bounds the user asked for.
     fn config_updates(&mut self) {
         let mut ids = Vec::new();
+        let has_native = self.policy.provider.native_blue_green;
         for ng in &self.spec.node_groups {
-            if matches!(ng.strategy, Strategy::BlueGreen { .. }) {
-                continue;
-            }
             let Some(actual_ng) = self.actual.node_group(&ng.name) else {
                 continue;
             };
-            let want = ng.strategy.max_unavailable();
-            let Some(have) = actual_ng.max_unavailable else {
-                continue;
-            };
-            if have == want {
-                continue;
-            }
-            let action = Action::UpdateNodeGroupConfig {
-                node_group: ng.name.clone(),
-                from: Some(have),
-                max_unavailable: want,
-            };
-            let cond = Condition::NodeGroupMaxUnavailable {
-                node_group: ng.name.clone(),
-                max_unavailable: want,
+            let native = ng.strategy.native_blue_green(has_native);
+            let (action, postcondition, reason) = match (&ng.strategy, native) {
+                // The provider's blue/green upgrade, with the configured batches and soaks.
+                (_, Some(bg)) => {
+                    if actual_ng.blue_green.as_ref() == Some(&bg) {
+                        continue;
+                    }
+                    let reason = match &actual_ng.blue_green {
+                        Some(have) => {
+                            format!("the provider has {have}; the configuration says {bg}")
+                        }
+                        None => format!(
+                            "the provider upgrades {} by surge; the configuration says blue_green",
+                            ng.name
+                        ),
+                    };
+                    (
+                        Action::UpdateNodeGroupConfig {
+                            node_group: ng.name.clone(),
+                            from: actual_ng.max_unavailable,
+                            max_unavailable: ng.strategy.max_unavailable(),
+                            blue_green: Some(bg.clone()),
+                        },
+                        vec![Condition::NodeGroupUpgradeStrategy {
+                            node_group: ng.name.clone(),
+                            blue_green: Some(bg),
+                        }],
+                        reason,
+                    )
+                }
+                // kup creates and deletes groups itself: the provider's settings do not matter.
+                (Strategy::BlueGreen { .. }, None) => continue,
+                (Strategy::Rolling { .. }, None) => {
+                    let want = ng.strategy.max_unavailable();
+                    let to_surge = has_native && actual_ng.blue_green.is_some();
+                    let have = actual_ng.max_unavailable;
+                    if !to_surge && (have.is_none() || have == Some(want)) {
+                        continue;
+                    }
+                    let mut post = vec![Condition::NodeGroupMaxUnavailable {
+                        node_group: ng.name.clone(),
+                        max_unavailable: want,
+                    }];
+                    if has_native {
+                        post.push(Condition::NodeGroupUpgradeStrategy {
+                            node_group: ng.name.clone(),
+                            blue_green: None,
+                        });
+                    }
+                    let reason = match (to_surge, have) {
+                        (true, _) => format!(
+                            "the provider upgrades {} blue/green; the configuration says rolling",
+                            ng.name
+                        ),
+                        (false, Some(have)) => format!(
+                            "max_unavailable is {have} at the provider and {want} in the configuration"
+                        ),
+                        (false, None) => unreachable!("skipped above"),
+                    };
+                    (
+                        Action::UpdateNodeGroupConfig {
+                            node_group: ng.name.clone(),
+                            from: have,
+                            max_unavailable: want,
+                            blue_green: None,
+                        },
+                        post,
+                        reason,
+                    )
+                }
             };
             ids.push(self.push(Step {
                 id: format!("{}/node_group/{}/config", self.label(), ng.name),
@@ -614,11 +708,9 @@ impl Walk<'_> {
                 action,
                 depends_on: vec![],
                 precondition: vec![],
-                postcondition: vec![cond],
+                postcondition,
                 estimated_secs: self.policy.provider.config_update_estimate.as_secs(),
-                reason: format!(
-                    "max_unavailable is {have} at the provider and {want} in the configuration"
-                ),
+                reason,
             }));
         }
         self.frontier = ids;
@@ -755,9 +847,13 @@ impl Walk<'_> {
             if i >= width {
                 depends_on.push(ids[i - width].clone());
             }
-            let last = match self.spec.node_group(&name).expect("managed").strategy {
-                Strategy::BlueGreen { .. } => self.blue_green(&name, from, to, depends_on, &reason),
-                Strategy::Rolling { .. } => self.rolling(&name, from, to, depends_on, reason),
+            let strategy = &self.spec.node_group(&name).expect("managed").strategy;
+            let native = strategy.native_blue_green(self.policy.provider.native_blue_green);
+            let last = match strategy {
+                Strategy::BlueGreen { .. } if native.is_none() => {
+                    self.blue_green(&name, from, to, depends_on, &reason)
+                }
+                _ => self.rolling(&name, from, to, depends_on, reason),
             };
             self.groups.insert(name, to);
             self.record(Some(last.clone()));
@@ -780,6 +876,31 @@ impl Walk<'_> {
         let max_unavailable = ng.strategy.max_unavailable();
         let per_batch = max_unavailable.nodes_of(actual_ng.desired_size).max(1);
         let batches = actual_ng.desired_size.max(1).div_ceil(per_batch) as u64;
+        let native = ng
+            .strategy
+            .native_blue_green(self.policy.provider.native_blue_green)
+            .map(|blue_green| NativeUpgrade {
+                blue_green,
+                complete_when_healthy_secs: match &ng.strategy {
+                    Strategy::BlueGreen {
+                        complete_when_healthy_for,
+                        ..
+                    } => complete_when_healthy_for.map(|d| d.as_secs()),
+                    Strategy::Rolling { .. } => None,
+                },
+            });
+        let batch_estimate = self.policy.provider.node_batch_estimate.as_secs();
+        let estimated_secs = match &native {
+            // Green nodes come up at once; blue ones drain in batches, then the pool soaks.
+            Some(n) => {
+                batch_estimate
+                    + batches * (batch_estimate + n.blue_green.batch_soak.as_secs())
+                    + n.complete_when_healthy_secs
+                        .unwrap_or(n.blue_green.soak.as_secs())
+                        .min(n.blue_green.soak.as_secs())
+            }
+            None => batches * batch_estimate,
+        };
         let id = format!("{}/node_group/{name}/{to}", self.label());
         self.push(Step {
             id: id.clone(),
@@ -790,6 +911,7 @@ impl Walk<'_> {
                 from: Version::new(from.major, from.minor, None),
                 to: Version::new(to.major, to.minor, None),
                 max_unavailable,
+                native,
             },
             depends_on,
             precondition: vec![
@@ -803,7 +925,7 @@ impl Walk<'_> {
                 node_group: live,
                 minor: to,
             }],
-            estimated_secs: batches * self.policy.provider.node_batch_estimate.as_secs(),
+            estimated_secs,
             reason,
         })
     }
@@ -1138,7 +1260,9 @@ fn predictions(
     let mut seen = Vec::new();
     for step in steps {
         let (group, blue_green) = match &step.action {
-            Action::UpgradeNodeGroup { node_group, .. } => (node_group, false),
+            Action::UpgradeNodeGroup {
+                node_group, native, ..
+            } => (node_group, native.is_some()),
             Action::DrainNodeGroup { node_group, .. } => (node_group, true),
             _ => continue,
         };

@@ -44,6 +44,10 @@ pub struct ProviderPolicy {
     /// kup-driven blue/green needs.
     #[serde(default)]
     pub supports_blue_green: bool,
+    /// The provider has its own blue/green node-pool upgrade (GKE BLUE_GREEN), which
+    /// `strategy = "blue_green"` uses unless the user sets `native = false`.
+    #[serde(default)]
+    pub native_blue_green: bool,
     pub control_plane_upgrade_estimate: Duration,
     /// Time to replace one batch of nodes.
     pub node_batch_estimate: Duration,
@@ -62,6 +66,7 @@ impl Default for ProviderPolicy {
             supports_max_surge: true,
             min_max_unavailable: 0,
             supports_blue_green: false,
+            native_blue_green: false,
             control_plane_upgrade_estimate: Duration::from_secs(10 * 60),
             node_batch_estimate: Duration::from_secs(5 * 60),
             addon_update_estimate: Duration::from_secs(60),

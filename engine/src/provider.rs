@@ -36,7 +36,7 @@ impl fmt::Display for OperationId {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum OperationStatus {
-    InProgress,
+    InProgress(Progress),
     Succeeded,
     /// The provider's own error code and text, shown to the user unchanged.
     Failed {
@@ -46,6 +46,52 @@ pub enum OperationStatus {
     Cancelled {
         message: String,
     },
+}
+
+impl OperationStatus {
+    /// Running, with nothing more known.
+    pub fn in_progress() -> Self {
+        OperationStatus::InProgress(Progress::default())
+    }
+    pub fn is_in_progress(&self) -> bool {
+        matches!(self, OperationStatus::InProgress(_))
+    }
+}
+
+/// What a provider says about a running operation beyond "not done yet".
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Units (nodes) done and in all, when the provider counts them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub done: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
+    /// The provider's name for the stage it is in (GKE's blue-green phase).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    /// A native blue/green upgrade has moved every workload and only soaks now, so
+    /// completing it early is allowed.
+    #[serde(default)]
+    pub soaking: bool,
+}
+
+impl fmt::Display for Progress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if let (Some(d), Some(t)) = (self.done, self.total) {
+            if t > 0 {
+                parts.push(format!("{d}/{t} nodes"));
+            }
+        }
+        if let Some(s) = &self.stage {
+            parts.push(s.to_lowercase().replace('_', " "));
+        }
+        if parts.is_empty() {
+            f.write_str("in_progress")
+        } else {
+            f.write_str(&parts.join(", "))
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,6 +148,25 @@ pub trait Provider: Send + Sync {
 
     /// Read the cluster's actual state.
     async fn refresh(&self, cluster: &ClusterTarget) -> Result<ActualCluster, ProviderError>;
+
+    /// End the soak of a provider-native blue/green upgrade now (GKE
+    /// nodePools.completeUpgrade), because the user's health condition held. Providers
+    /// without a native blue/green upgrade never get asked.
+    async fn complete_upgrade(
+        &self,
+        cluster: &ClusterTarget,
+        action: &Action,
+    ) -> Result<(), ProviderError> {
+        let _ = cluster;
+        Err(ProviderError::new(
+            ErrorKind::Invalid,
+            format!(
+                "provider `{}` has no native blue/green upgrade to complete ({})",
+                self.kind(),
+                action.describe()
+            ),
+        ))
+    }
 
     /// Start `action`. `token` is stable for this plan step; providers that support
     /// idempotent requests must pass it so a re-sent request is not acted on twice.

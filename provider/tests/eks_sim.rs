@@ -93,7 +93,7 @@ impl Env {
     async fn wait(&self, action: &Action, op: &OperationId) -> OperationStatus {
         for _ in 0..3000 {
             match self.provider.poll(&target(), action, op).await.unwrap() {
-                OperationStatus::InProgress => {
+                OperationStatus::InProgress(_) => {
                     tokio::time::sleep(self.provider.poll_interval()).await
                 }
                 done => return done,
@@ -270,7 +270,7 @@ async fn find_in_flight_reattaches_to_a_running_update() {
     assert_eq!(f.target.as_deref(), Some("1.29"));
     assert_eq!(
         env.provider.poll(&target(), &action, &op).await.unwrap(),
-        OperationStatus::InProgress
+        OperationStatus::in_progress()
     );
 
     // A second update with another token while one runs: ResourceInUseException.
@@ -330,6 +330,7 @@ async fn node_group_config_and_version_updates() {
         node_group: "general".into(),
         from: Some(Unavailable::Count(1)),
         max_unavailable: Unavailable::Percent(50),
+        blue_green: None,
     };
     let op = env.provider.start(&target(), &cfg, "cfg").await.unwrap();
     assert_eq!(env.wait(&cfg, &op).await, OperationStatus::Succeeded);
@@ -348,6 +349,7 @@ async fn node_group_config_and_version_updates() {
         from: v("1.28"),
         to: v("1.29"),
         max_unavailable: Unavailable::Percent(50),
+        native: None,
     };
     let op = env.provider.start(&target(), &roll, "roll").await.unwrap();
     assert_eq!(
@@ -429,6 +431,7 @@ async fn failed_update_reports_eks_error_code_and_message() {
         from: v("1.28"),
         to: v("1.29"),
         max_unavailable: Unavailable::Count(1),
+        native: None,
     };
     let op = env.provider.start(&target(), &roll, "roll").await.unwrap();
     match env.wait(&roll, &op).await {
@@ -467,6 +470,7 @@ async fn node_group_and_addon_updates_show_up_in_flight() {
         node_group: "general".into(),
         from: Some(Unavailable::Count(1)),
         max_unavailable: Unavailable::Percent(50),
+        blue_green: None,
     };
     let cfg_op = env.provider.start(&target(), &cfg, "cfg").await.unwrap();
     let addon = Action::UpdateAddon {
@@ -526,6 +530,7 @@ async fn node_group_and_addon_updates_show_up_in_flight() {
         node_group: "general".into(),
         from: Some(Unavailable::Count(1)),
         max_unavailable: Unavailable::Count(2),
+        blue_green: None,
     };
     assert_eq!(
         env.provider
@@ -536,7 +541,7 @@ async fn node_group_and_addon_updates_show_up_in_flight() {
     );
     assert_eq!(
         env.provider.poll(&target(), &cfg, &cfg_op).await.unwrap(),
-        OperationStatus::InProgress
+        OperationStatus::in_progress()
     );
     env.stop().await;
 }

@@ -94,7 +94,7 @@ impl Env {
     async fn wait(&self, action: &Action, op: &OperationId) -> OperationStatus {
         for _ in 0..3000 {
             match self.provider.poll(&target(), action, op).await.unwrap() {
-                OperationStatus::InProgress => {
+                OperationStatus::InProgress(_) => {
                     tokio::time::sleep(self.provider.poll_interval()).await
                 }
                 done => return done,
@@ -129,6 +129,7 @@ fn pool_upgrade(to: &str) -> Action {
         from: v("1.29"),
         to: v(to),
         max_unavailable: Unavailable::Count(0),
+        native: None,
     }
 }
 
@@ -137,6 +138,7 @@ fn pool_config(n: u32) -> Action {
         node_group: "default".into(),
         from: Some(Unavailable::Count(0)),
         max_unavailable: Unavailable::Count(n),
+        blue_green: None,
     }
 }
 
@@ -224,6 +226,7 @@ async fn master_then_node_pool_upgrade_and_config_update() {
                 node_group: "default".into(),
                 from: None,
                 max_unavailable: Unavailable::Percent(25),
+                blue_green: None,
             },
             "tok-4",
         )
@@ -277,7 +280,7 @@ async fn running_operation_is_found_adopted_and_blocks_others() {
     );
     assert_eq!(
         env.provider.poll(&t, &up, &op).await.unwrap(),
-        OperationStatus::InProgress
+        OperationStatus::in_progress()
     );
     let a = env.provider.refresh(&t).await.unwrap();
     assert_eq!(a.in_flight.len(), 1, "{:?}", a.in_flight);
@@ -374,12 +377,17 @@ async fn running_node_pool_upgrade_is_found_by_pool() {
         from: v("1.29"),
         to: v("1.30"),
         max_unavailable: Unavailable::Count(1),
+        native: None,
     };
     assert_eq!(env.provider.find_in_flight(&t, &other).await.unwrap(), None);
-    assert_eq!(
-        env.provider.poll(&t, &ng, &op).await.unwrap(),
-        OperationStatus::InProgress
-    );
+    // GKE's progress metrics reach the progress display: nodes done of nodes total.
+    match env.provider.poll(&t, &ng, &op).await.unwrap() {
+        OperationStatus::InProgress(p) => {
+            assert_eq!((p.done, p.total), (Some(0), Some(3)), "{p:?}");
+            assert_eq!(p.to_string(), "0/3 nodes");
+        }
+        other => panic!("{other:?}"),
+    }
     let a = env.provider.refresh(&t).await.unwrap();
     let got: Vec<(&str, &str, &str)> = a
         .in_flight

@@ -728,7 +728,7 @@ async fn poll_until_done(
     let start = Instant::now();
     loop {
         let st = p.poll(&target(), a, op).await.unwrap();
-        if st != OperationStatus::InProgress {
+        if st != OperationStatus::in_progress() {
             return st;
         }
         assert!(
@@ -752,7 +752,7 @@ async fn blue_green_create_and_delete_node_groups() {
     let op = p.start(&target(), &create, "tok-create-1").await.unwrap();
     assert_eq!(op.0, "create-nodegroup/general-green");
     // While it is being created, a resumed apply finds it, and starting again is harmless.
-    if p.poll(&target(), &create, &op).await.unwrap() == OperationStatus::InProgress {
+    if p.poll(&target(), &create, &op).await.unwrap() == OperationStatus::in_progress() {
         if let Some(found) = p.find_in_flight(&target(), &create).await.unwrap() {
             assert_eq!(found, op);
         }
@@ -857,7 +857,7 @@ async fn blue_green_create_and_delete_node_groups() {
     };
     let dop = p.start(&target(), &delete, "tok-del").await.unwrap();
     assert_eq!(dop.0, "delete-nodegroup/general-green");
-    if p.poll(&target(), &delete, &dop).await.unwrap() == OperationStatus::InProgress {
+    if p.poll(&target(), &delete, &dop).await.unwrap() == OperationStatus::in_progress() {
         assert_eq!(
             p.find_in_flight(&target(), &delete).await.unwrap(),
             Some(dop.clone())

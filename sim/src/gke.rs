@@ -76,11 +76,15 @@ const POOL_STATUS: &[&str] = &[
 ];
 /// `ReleaseChannel.channel` (also `ReleaseChannelConfig.channel`).
 pub const CHANNELS: &[&str] = &["UNSPECIFIED", "RAPID", "REGULAR", "STABLE", "EXTENDED"];
-/// `UpgradeSettings.strategy`.
+/// `UpgradeSettings.strategy`, indexed by its proto number: unlike the other enums these
+/// are not consecutive (BLUE_GREEN = 2, SURGE = 3, SHORT_LIVED = 5), and clients decode
+/// `enum-encoding=int` answers by number. The discovery document lists names only.
 pub const STRATEGIES: &[&str] = &[
     "NODE_POOL_UPDATE_STRATEGY_UNSPECIFIED",
+    "",
     "BLUE_GREEN",
     "SURGE",
+    "",
     "SHORT_LIVED",
 ];
 
@@ -124,13 +128,18 @@ fn rpc_code(name: &str) -> i64 {
 /// An enum value in a request: the name, or its index as a number or numeric string.
 fn enum_in(table: &[&str], v: &Value) -> Option<String> {
     match v {
+        // Empty entries are proto numbers no value uses.
         Value::String(s) => match s.parse::<usize>() {
-            Ok(i) => table.get(i).map(|s| s.to_string()),
-            Err(_) => table.contains(&s.as_str()).then(|| s.clone()),
+            Ok(i) => table
+                .get(i)
+                .filter(|s| !s.is_empty())
+                .map(|s| s.to_string()),
+            Err(_) => (!s.is_empty() && table.contains(&s.as_str())).then(|| s.clone()),
         },
         Value::Number(n) => n
             .as_u64()
             .and_then(|i| table.get(i as usize))
+            .filter(|s| !s.is_empty())
             .map(|s| s.to_string()),
         _ => None,
     }

@@ -216,6 +216,9 @@ pub fn summary_line(plan: &Plan, clusters: usize) -> String {
     for s in &plan.steps {
         match s.action {
             Action::UpgradeControlPlane { .. } => hops += 1,
+            Action::UpgradeNodeGroup {
+                native: Some(_), ..
+            } => blue_green += 1,
             Action::UpgradeNodeGroup { .. } => rollouts += 1,
             Action::UpdateAddon { .. } => addons += 1,
             Action::UpdateNodeGroupConfig { .. } => configs += 1,

@@ -47,11 +47,30 @@ pub fn sink(mode: Mode, plan: Option<&Plan>) -> EventSink {
             let _ = out.write_all(b"\n");
             let _ = out.flush();
         }),
-        Mode::Plain => Arc::new(|e: Event| {
-            if let Some(line) = plain_line(&e) {
-                println!("{line}");
-            }
-        }),
+        Mode::Plain => {
+            // Progress is printed when it changes, not on every poll.
+            let last: Mutex<HashMap<String, String>> = Mutex::new(HashMap::new());
+            Arc::new(move |e: Event| {
+                if let Event::StepProgress { step, status, .. } = &e {
+                    let mut last = last.lock().unwrap();
+                    if status == "in_progress" || last.get(step) == Some(status) {
+                        return;
+                    }
+                    last.insert(step.clone(), status.clone());
+                    let t = time::OffsetDateTime::now_utc();
+                    println!(
+                        "[{:02}:{:02}:{:02}] {step}: {status}",
+                        t.hour(),
+                        t.minute(),
+                        t.second()
+                    );
+                    return;
+                }
+                if let Some(line) = plain_line(&e) {
+                    println!("{line}");
+                }
+            })
+        }
         Mode::Tty => {
             let bars = Bars::new(plan);
             Arc::new(move |e: Event| bars.handle(e))
@@ -203,7 +222,8 @@ impl Bars {
             } => {
                 let bar = self.multi.add(ProgressBar::new_spinner());
                 bar.set_style(
-                    ProgressStyle::with_template("  {spinner} {msg}  {elapsed}").unwrap(),
+                    ProgressStyle::with_template("  {spinner} {msg}  {prefix:.dim}  {elapsed}")
+                        .unwrap(),
                 );
                 bar.set_message(format!("{step}: {description}"));
                 bar.enable_steady_tick(Duration::from_millis(120));
@@ -240,6 +260,13 @@ impl Bars {
                     let how = if *attached { "waiting on" } else { "operation" };
                     let msg = bar.message();
                     bar.set_message(format!("{msg}  [{how} {operation_id}]"));
+                }
+            }
+            Event::StepProgress { step, status, .. } => {
+                if let Some(bar) = self.steps.lock().unwrap().get(step) {
+                    if status != "in_progress" {
+                        bar.set_prefix(status.clone());
+                    }
                 }
             }
             Event::ApplyFinished { .. } => {

@@ -31,6 +31,16 @@ gke_cluster "shop" {{
 }
 
 fn config(root: &std::path::Path, sim: &Sim, target: &str) -> std::path::PathBuf {
+    config_with(
+        root,
+        sim,
+        target,
+        "max_unavailable = 0\n    max_surge       = 1",
+    )
+}
+
+/// The configuration with `pool` as the body of node_group "default" (after its version).
+fn config_with(root: &std::path::Path, sim: &Sim, target: &str, pool: &str) -> std::path::PathBuf {
     let dir = root.join("config");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
@@ -41,6 +51,7 @@ fn config(root: &std::path::Path, sim: &Sim, target: &str) -> std::path::PathBuf
   location      = "europe-west1-b"
   endpoint      = "{}"
   simulate      = true
+  speed         = {speed}
   poll_interval = "20ms"
 }}
 
@@ -48,12 +59,12 @@ cluster "shop" {{
   version = "{target}"
   node_group "default" {{
     version         = "{target}"
-    max_unavailable = 0
-    max_surge       = 1
+    {pool}
   }}
 }}
 "#,
-            sim.eks
+            sim.eks,
+            speed = sim.speed,
         ),
     )
     .unwrap();
@@ -208,4 +219,169 @@ fn a_release_channel_is_reported_as_a_drift_source() {
     );
     // A note about what the channel may do, not drift by itself.
     assert_eq!(drift.code, 0, "{drift:?}");
+}
+
+const NATIVE_BLUE_GREEN: &str = r#"strategy        = "blue_green"
+    max_unavailable = 1
+    blue_green {
+      soak                      = "2h"
+      complete_when_healthy_for = "5m"
+    }"#;
+
+fn pool_settings(sim: &Sim) -> serde_json::Value {
+    sim.world_json()["gke_cluster"]["shop"]["node_pool"]["default"].clone()
+}
+
+fn calls_of(sim: &Sim, op: &str) -> usize {
+    sim.calls()
+        .iter()
+        .filter(|c| c["op"].as_str() == Some(op) && c["error"].is_null())
+        .count()
+}
+
+#[test]
+fn native_blue_green_keeps_budgets_and_completes_when_healthy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = Sim::start(tmp.path(), &world(""), 3000.0, None);
+    let dir = config_with(tmp.path(), &sim, "1.30", NATIVE_BLUE_GREEN);
+    let d = dir.to_str().unwrap();
+    let plan = kup(&["plan", "-json", d]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    let saved: kup_engine::plan::SavedPlan = serde_json::from_str(&plan.stdout).unwrap();
+    let ids: Vec<&str> = saved.plan.steps.iter().map(|s| s.id.as_str()).collect();
+    // GKE's own BLUE_GREEN: the pool switches strategy, then one upgrade replaces it.
+    assert_eq!(
+        ids,
+        [
+            "shop/node_group/default/config",
+            "shop/control_plane/1.30",
+            "shop/node_group/default/1.30",
+        ]
+    );
+    let apply = kup(&["apply", "-auto-approve", d]);
+    assert_eq!(apply.code, 0, "{apply:?}");
+    assert!(
+        apply.stdout.contains("completing the blue/green upgrade"),
+        "{apply:?}"
+    );
+    let (master, pool) = gke_version(&sim);
+    assert!(
+        master.starts_with("1.30.") && pool.starts_with("1.30."),
+        "{master} {pool}"
+    );
+    let np = pool_settings(&sim);
+    assert_eq!(np["strategy"], "BLUE_GREEN", "{np:#}");
+    assert_eq!(
+        np["node_pool_soak_seconds"].as_f64(),
+        Some(7200.0),
+        "{np:#}"
+    );
+    // The soak was cut short once the health window held: exactly one completeUpgrade.
+    assert_eq!(
+        calls_of(
+            &sim,
+            "projects.locations.clusters.nodePools.completeUpgrade"
+        ),
+        1,
+        "{:#?}",
+        sim.calls()
+    );
+    assert_budgets_kept(&sim);
+    assert!(kup(&["apply", "-auto-approve", d])
+        .stdout
+        .contains("No changes."));
+}
+
+#[test]
+fn a_failed_native_blue_green_upgrade_is_rolled_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Already BLUE_GREEN with the configured settings, so the armed failure hits the
+    // version upgrade itself (it would fail any pool update).
+    let world = world("").replace(
+        "max_unavailable = 0\n  }",
+        "max_unavailable = 0\n    strategy = \"BLUE_GREEN\"\n    batch_node_count = 1\n    node_pool_soak_seconds = 7200\n  }",
+    );
+    assert!(world.contains("BLUE_GREEN"));
+    let sim = Sim::start(
+        tmp.path(),
+        &world,
+        3000.0,
+        Some("fail=shop/default:INTERNAL"),
+    );
+    // The master moves to 1.30 first; then the pool's upgrade fails and is rolled back.
+    let dir = config_with(tmp.path(), &sim, "1.30", NATIVE_BLUE_GREEN);
+    let d = dir.to_str().unwrap();
+    let apply = kup(&["apply", "-auto-approve", d]);
+    assert_eq!(apply.code, 1, "{apply:?}");
+    assert!(
+        apply.stdout.contains("kup rolled the upgrade back")
+            || apply.stderr.contains("kup rolled the upgrade back"),
+        "{apply:?}"
+    );
+    assert_eq!(
+        calls_of(&sim, "projects.locations.clusters.nodePools.rollback"),
+        1,
+        "{:#?}",
+        sim.calls()
+    );
+    let (master, pool) = gke_version(&sim);
+    assert!(master.starts_with("1.30."), "{master}");
+    assert!(
+        pool.starts_with("1.29."),
+        "the pool stays where it was: {pool}"
+    );
+    assert_budgets_kept(&sim);
+}
+
+#[test]
+fn apply_rollback_undoes_a_native_blue_green_upgrade_caught_soaking() {
+    let tmp = tempfile::tempdir().unwrap();
+    let world = world("").replace(
+        "max_unavailable = 0\n  }",
+        "max_unavailable = 0\n    strategy = \"BLUE_GREEN\"\n    batch_node_count = 1\n    node_pool_soak_seconds = 21600\n  }",
+    );
+    let sim = Sim::start(tmp.path(), &world, 3000.0, None);
+    // No early completion: the pool soaks for six simulated hours (7 s here).
+    let dir = config_with(
+        tmp.path(),
+        &sim,
+        "1.30",
+        "strategy = \"blue_green\"\n    max_unavailable = 1\n    blue_green { soak = \"6h\" }",
+    );
+    let d = dir.to_str().unwrap();
+    let pool_url = format!(
+        "{}/v1/projects/shop-prod/locations/europe-west1-b/clusters/shop/nodePools/default",
+        sim.eks
+    );
+    let mut child = spawn_kup(&["apply", "-auto-approve", d]);
+    wait_until("the blue/green upgrade to soak", || {
+        get_json(&pool_url)["updateInfo"]["blueGreenInfo"]["phase"] == "NODE_POOL_SOAKING"
+            || child.try_wait().map(|s| s.is_some()).unwrap_or(true)
+    });
+    // SAFETY: plain kill(2) of our own child.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGKILL);
+    }
+    let _ = child.wait();
+    let rb = kup(&["apply", "-rollback", "-auto-approve", d]);
+    assert_eq!(rb.code, 0, "{rb:?}");
+    assert!(rb.stdout.contains("rollback"), "{rb:?}");
+    assert_eq!(
+        calls_of(&sim, "projects.locations.clusters.nodePools.rollback"),
+        1,
+        "{:#?}",
+        sim.calls()
+    );
+    let (master, pool) = gke_version(&sim);
+    assert!(master.starts_with("1.30."), "{master}");
+    assert!(
+        pool.starts_with("1.29."),
+        "the blue nodes serve again: {pool}"
+    );
+    assert!(
+        get_json(&pool_url)["updateInfo"].is_null(),
+        "{}",
+        get_json(&pool_url)
+    );
+    assert_budgets_kept(&sim);
 }

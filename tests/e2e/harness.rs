@@ -40,6 +40,8 @@ pub struct Sim {
     pub admin: String,
     /// Kubernetes API URL of each simulated cluster.
     pub kube: std::collections::BTreeMap<String, String>,
+    /// Simulated seconds per real second.
+    pub speed: f64,
 }
 
 impl Sim {
@@ -67,6 +69,7 @@ impl Sim {
             eks: v["eks"].as_str().unwrap().to_string(),
             admin: v["admin"].as_str().unwrap().to_string(),
             kube: serde_json::from_value(v["kube"].clone()).unwrap_or_default(),
+            speed,
         }
     }
 

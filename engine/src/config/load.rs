@@ -1940,12 +1940,13 @@ impl Loader<'_> {
         }
         let strategy = if strategy == "blue_green" {
             let (mut soak, mut batch_soak) = (Duration::from_secs(15 * 60), Duration::ZERO);
+            let (mut native, mut early) = (None, None);
             if let Some(bg) = bgs.first() {
                 self.check_schema(
                     f,
                     &bg.body,
                     "a blue_green block",
-                    &["soak", "batch_soak"],
+                    &["soak", "batch_soak", "native", "complete_when_healthy_for"],
                     &[],
                 );
                 if let Some(d) = self.get_duration(f, &bg.body, "soak") {
@@ -1953,6 +1954,32 @@ impl Loader<'_> {
                 }
                 if let Some(d) = self.get_duration(f, &bg.body, "batch_soak") {
                     batch_soak = d;
+                }
+                native = self.get_bool(f, &bg.body, "native");
+                early = self.get_duration(f, &bg.body, "complete_when_healthy_for");
+                if let (Some(d), Some(a)) =
+                    (early, bg.body.get_attribute("complete_when_healthy_for"))
+                {
+                    if native == Some(false) || d > soak {
+                        failed = true;
+                        self.err_at(
+                            f,
+                            a.key.span(),
+                            if native == Some(false) {
+                                Diagnostic::error("complete_when_healthy_for needs the provider's native blue/green")
+                                    .detail("With native = false kup runs the soak itself and ends it after `soak`; there is no provider upgrade to complete early.")
+                                    .hint("remove complete_when_healthy_for, or shorten soak instead")
+                            } else {
+                                Diagnostic::error("complete_when_healthy_for is longer than soak")
+                                    .detail(format!(
+                                        "The provider ends the soak after {} anyway, so a health window of {} could never end it early.",
+                                        humantime::format_duration(soak),
+                                        humantime::format_duration(d)
+                                    ))
+                                    .hint("make complete_when_healthy_for shorter than soak")
+                            },
+                        );
+                    }
                 }
             }
             if let Some(a) = nb.body.get_attribute("max_surge") {
@@ -1979,6 +2006,8 @@ impl Loader<'_> {
                 max_unavailable,
                 soak,
                 batch_soak,
+                native,
+                complete_when_healthy_for: early,
             }
         } else {
             if let Some(bg) = bgs.first() {

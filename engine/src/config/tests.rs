@@ -188,6 +188,8 @@ fn full_config_round_trips_into_desired() {
             max_unavailable: Unavailable::Count(3),
             soak: Duration::from_secs(5400),
             batch_soak: Duration::from_secs(300),
+            native: None,
+            complete_when_healthy_for: None,
         }
     );
     assert_eq!(payments.drain, Default::default());
@@ -225,7 +227,9 @@ fn single_provider_is_the_default_and_blue_green_defaults() {
         Strategy::BlueGreen {
             max_unavailable: Unavailable::Count(1),
             soak: Duration::from_secs(900),
-            batch_soak: Duration::ZERO
+            batch_soak: Duration::ZERO,
+            native: None,
+            complete_when_healthy_for: None,
         }
     );
 }

@@ -95,7 +95,7 @@ impl Provider for Memory {
         };
         if o.polls_left > 0 {
             o.polls_left -= 1;
-            return Ok(OperationStatus::InProgress);
+            return Ok(OperationStatus::in_progress());
         }
         if let Some(msg) = &o.fail {
             return Ok(OperationStatus::Failed {
@@ -143,6 +143,8 @@ fn cluster(name: &str, cp: &str, ng: &str) -> ActualCluster {
             max_unavailable: Some(Unavailable::Count(1)),
             health_issues: vec![],
             labels: Default::default(),
+            blue_green: None,
+            upgrade_phase: None,
         }],
         addons: vec![],
         in_flight: vec![],

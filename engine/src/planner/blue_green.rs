@@ -19,6 +19,7 @@ impl Walk<'_> {
             max_unavailable,
             soak,
             batch_soak,
+            ..
         } = ng.strategy.clone()
         else {
             unreachable!("called for blue/green groups")

@@ -32,6 +32,36 @@ pub fn rollback_cluster(
 ) -> Result<(ClusterPlan, Vec<Step>), PlanError> {
     let mut steps: Vec<Step> = Vec::new();
     let mut last: Option<String> = None;
+    // A provider-native blue/green upgrade under way: the provider itself puts the old
+    // nodes back (GKE nodePools.rollback, respecting PodDisruptionBudgets).
+    for ng in &spec.node_groups {
+        let Some(live) = actual.node_group(&ng.name) else {
+            continue;
+        };
+        let Some(phase) = &live.upgrade_phase else {
+            continue;
+        };
+        let id = format!("{}/node_group/{}/rollback", spec.label, ng.name);
+        steps.push(Step {
+            id: id.clone(),
+            cluster: spec.address(),
+            address: format!("{}.node_group.{}", spec.address(), ng.name),
+            action: Action::RollbackNodeGroupUpgrade {
+                node_group: live.name.clone(),
+            },
+            depends_on: last.take().into_iter().collect(),
+            precondition: vec![],
+            postcondition: vec![Condition::NodeGroupNotUpgrading {
+                node_group: live.name.clone(),
+            }],
+            estimated_secs: 300,
+            reason: format!(
+                "the provider's blue/green upgrade of {} is in phase {phase}; its old nodes serve again",
+                live.name
+            ),
+        });
+        last = Some(id);
+    }
     for ng in spec
         .node_groups
         .iter()
@@ -216,6 +246,8 @@ mod tests {
             max_unavailable: Some(Unavailable::Count(1)),
             health_issues: vec![],
             labels: Default::default(),
+            blue_green: None,
+            upgrade_phase: None,
         }
     }
 
@@ -234,6 +266,8 @@ mod tests {
                     max_unavailable: Unavailable::Count(1),
                     soak: Duration::from_secs(60),
                     batch_soak: Duration::ZERO,
+                    native: None,
+                    complete_when_healthy_for: None,
                 },
                 drain: DrainSpec::default(),
                 origin: None,

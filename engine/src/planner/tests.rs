@@ -63,6 +63,8 @@ fn actual_ng(name: &str, version: &str, size: u32) -> ActualNodeGroup {
         max_unavailable: Some(Unavailable::Count(1)),
         health_issues: vec![],
         labels: BTreeMap::new(),
+        blue_green: None,
+        upgrade_phase: None,
     }
 }
 
@@ -713,6 +715,8 @@ mod kube_side {
             max_unavailable: Unavailable::Count(1),
             soak: Duration::from_secs(600),
             batch_soak: Duration::ZERO,
+            native: None,
+            complete_when_healthy_for: None,
         };
         ng
     }
@@ -905,5 +909,131 @@ mod kube_side {
         waiting.drain.on_blocked_wait = true;
         let p = run(cluster_spec("1.29", vec![waiting]), act, eks_policy()).unwrap();
         assert!(!p.clusters[0].blocked_drains[0].blocking);
+    }
+
+    fn gke_policy() -> ProviderPolicy {
+        ProviderPolicy {
+            supports_blue_green: true,
+            native_blue_green: true,
+            max_kubelet_skew: Some(2),
+            ..ProviderPolicy::default()
+        }
+    }
+
+    #[test]
+    fn native_blue_green_is_one_provider_step_after_a_strategy_switch() {
+        let act = actual("1.29", vec![actual_ng("general", "1.28", 3)]);
+        let mut ng = bg("general", "1.29");
+        if let Strategy::BlueGreen {
+            complete_when_healthy_for,
+            ..
+        } = &mut ng.strategy
+        {
+            *complete_when_healthy_for = Some(Duration::from_secs(120));
+        }
+        // Native blue/green needs no Kubernetes API unless completing early: give it one.
+        let mut act = act;
+        act.kube = Some(snapshot("general", "v1.28.5-gke.1"));
+        let p = run(cluster_spec("1.29", vec![ng]), act, gke_policy()).unwrap();
+        assert_eq!(
+            step_ids(&p),
+            [
+                "prod/node_group/general/config",
+                "prod/node_group/general/1.29"
+            ]
+        );
+        let want = crate::model::NativeBlueGreen {
+            batch: Unavailable::Count(1),
+            batch_soak: Duration::ZERO,
+            soak: Duration::from_secs(600),
+        };
+        match &p.steps[0].action {
+            Action::UpdateNodeGroupConfig { blue_green, .. } => {
+                assert_eq!(blue_green.as_ref(), Some(&want))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            p.steps[0].postcondition,
+            [Condition::NodeGroupUpgradeStrategy {
+                node_group: "general".into(),
+                blue_green: Some(want.clone()),
+            }]
+        );
+        assert_eq!(p.steps[1].depends_on, ["prod/node_group/general/config"]);
+        match &p.steps[1].action {
+            Action::UpgradeNodeGroup {
+                node_group,
+                native: Some(n),
+                ..
+            } => {
+                assert_eq!(node_group, "general");
+                assert_eq!(n.blue_green, want);
+                assert_eq!(n.complete_when_healthy_secs, Some(120));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn native_blue_green_already_configured_needs_no_switch_and_no_kube_api() {
+        let mut g = actual_ng("general", "1.28", 3);
+        g.blue_green = Some(crate::model::NativeBlueGreen {
+            batch: Unavailable::Count(1),
+            batch_soak: Duration::ZERO,
+            soak: Duration::from_secs(600),
+        });
+        let p = run(
+            cluster_spec("1.29", vec![bg("general", "1.29")]),
+            actual("1.29", vec![g]),
+            gke_policy(),
+        )
+        .unwrap();
+        assert_eq!(step_ids(&p), ["prod/node_group/general/1.29"]);
+    }
+
+    #[test]
+    fn native_false_uses_kup_driven_blue_green_and_rolling_switches_back_to_surge() {
+        let mut act = actual("1.28", vec![actual_ng("general", "1.28", 2)]);
+        act.kube = Some(snapshot("general", "v1.28.5-gke.1"));
+        let mut ng = bg("general", "1.28");
+        if let Strategy::BlueGreen { native, .. } = &mut ng.strategy {
+            *native = Some(false);
+        }
+        ng.version = "1.29".parse().unwrap();
+        let p = run(cluster_spec("1.29", vec![ng]), act.clone(), gke_policy()).unwrap();
+        assert!(step_ids(&p).contains(&"prod/node_group/general/1.29/create"));
+
+        // A pool GKE upgrades blue/green, configured rolling: back to surge first.
+        act.node_groups[0].blue_green = Some(crate::model::NativeBlueGreen {
+            batch: Unavailable::Count(1),
+            batch_soak: Duration::ZERO,
+            soak: Duration::from_secs(600),
+        });
+        let p = run(
+            cluster_spec("1.28", vec![ng_spec("general", "1.28")]),
+            act,
+            gke_policy(),
+        )
+        .unwrap();
+        assert_eq!(step_ids(&p), ["prod/node_group/general/config"]);
+        assert!(p.steps[0]
+            .postcondition
+            .contains(&Condition::NodeGroupUpgradeStrategy {
+                node_group: "general".into(),
+                blue_green: None,
+            }));
+    }
+
+    #[test]
+    fn native_true_on_a_provider_without_it_is_refused() {
+        let mut act = actual("1.28", vec![actual_ng("general", "1.28", 2)]);
+        act.kube = Some(snapshot("general", "v1.28.5-eks-1"));
+        let mut ng = bg("general", "1.29");
+        if let Strategy::BlueGreen { native, .. } = &mut ng.strategy {
+            *native = Some(true);
+        }
+        let errs = run(cluster_spec("1.29", vec![ng]), act, eks_policy()).unwrap_err();
+        assert!(errs[0].message.contains("native = true"), "{errs:?}");
     }
 }

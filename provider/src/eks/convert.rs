@@ -212,7 +212,9 @@ pub(crate) fn update_matches(u: &Update, action: &Action) -> bool {
         }
         // Creating and deleting a node group are not updates: they are tracked through
         // the node group's own status (see `nodegroup_create_status`).
-        Action::CreateNodeGroup { .. } | Action::DeleteNodeGroup { .. } => false,
+        Action::CreateNodeGroup { .. }
+        | Action::DeleteNodeGroup { .. }
+        | Action::RollbackNodeGroupUpgrade { .. } => false,
         // Carried out by kup through the Kubernetes API, never by EKS.
         Action::WaitNodesReady { .. }
         | Action::CordonNodeGroup { .. }
@@ -271,7 +273,7 @@ pub(crate) fn operation_status(u: &Update) -> OperationStatus {
                 .unwrap_or_else(|| format!("update {} was cancelled", u.id().unwrap_or("?"))),
         },
         // InProgress, a missing status, or a status this SDK does not know yet: keep waiting.
-        _ => OperationStatus::InProgress,
+        _ => OperationStatus::in_progress(),
     }
 }
 
@@ -427,7 +429,7 @@ pub(crate) fn nodegroup_create_status(ng: Option<&Nodegroup>, name: &str) -> Ope
             }
         }
         // CREATING, UPDATING, or a status this SDK does not know yet.
-        _ => OperationStatus::InProgress,
+        _ => OperationStatus::in_progress(),
     }
 }
 
@@ -448,7 +450,7 @@ pub(crate) fn nodegroup_delete_status(ng: Option<&Nodegroup>, name: &str) -> Ope
                 },
             }
         }
-        _ => OperationStatus::InProgress,
+        _ => OperationStatus::in_progress(),
     }
 }
 
@@ -612,6 +614,7 @@ mod tests {
             node_group: "g".into(),
             from: None,
             max_unavailable: Unavailable::Percent(p),
+            blue_green: None,
         };
         assert!(update_matches(&cfg, &pct(25)));
         assert!(!update_matches(&cfg, &pct(30)));
@@ -621,6 +624,7 @@ mod tests {
                 node_group: "g".into(),
                 from: None,
                 max_unavailable: Unavailable::Count(25),
+                blue_green: None,
             }
         ));
         assert_eq!(update_target(&cfg).as_deref(), Some("25%"));
@@ -816,7 +820,7 @@ mod tests {
         let ng = |s: NodegroupStatus| Nodegroup::builder().nodegroup_name("g").status(s).build();
         assert_eq!(
             nodegroup_create_status(Some(&ng(NodegroupStatus::Creating)), "g"),
-            OperationStatus::InProgress
+            OperationStatus::in_progress()
         );
         assert_eq!(
             nodegroup_create_status(Some(&ng(NodegroupStatus::Active)), "g"),
@@ -858,7 +862,7 @@ mod tests {
         );
         assert_eq!(
             nodegroup_delete_status(Some(&ng(NodegroupStatus::Deleting)), "g"),
-            OperationStatus::InProgress
+            OperationStatus::in_progress()
         );
         assert!(matches!(
             nodegroup_delete_status(Some(&ng(NodegroupStatus::DeleteFailed)), "g"),

@@ -109,7 +109,8 @@ impl Scope<'_> {
         match action {
             Action::UpgradeControlPlane { .. } => Scope::Cluster,
             Action::UpdateNodeGroupConfig { node_group, .. }
-            | Action::UpgradeNodeGroup { node_group, .. } => Scope::NodeGroup(node_group),
+            | Action::UpgradeNodeGroup { node_group, .. }
+            | Action::RollbackNodeGroupUpgrade { node_group } => Scope::NodeGroup(node_group),
             Action::UpdateAddon { addon, .. } => Scope::Addon(addon),
             Action::CreateNodeGroup { node_group, .. }
             | Action::DeleteNodeGroup { node_group }
@@ -390,6 +391,8 @@ impl EksProvider {
                 max_unavailable,
                 health_issues,
                 labels,
+                blue_green: None,
+                upgrade_phase: None,
             },
             in_flight,
         ))
@@ -474,6 +477,7 @@ impl EksProvider {
             Action::UpdateNodeGroupConfig {
                 node_group,
                 max_unavailable,
+                blue_green: None,
                 ..
             } => {
                 let cfg = match *max_unavailable {
@@ -512,6 +516,20 @@ impl EksProvider {
                     ErrorKind::Other,
                     format!(
                         "internal error: `{}` is not an EKS update",
+                        action.describe()
+                    ),
+                ))
+            }
+            // EKS has no blue/green node-group upgrade of its own; the planner never asks.
+            Action::UpdateNodeGroupConfig {
+                blue_green: Some(_),
+                ..
+            }
+            | Action::RollbackNodeGroupUpgrade { .. } => {
+                return Err(ProviderError::new(
+                    ErrorKind::Invalid,
+                    format!(
+                        "`{}`: EKS managed node groups have no native blue/green upgrade; use `native = false` (kup-driven blue/green)",
                         action.describe()
                     ),
                 ))
@@ -760,6 +778,7 @@ impl Provider for EksProvider {
             supports_max_surge: false,
             min_max_unavailable: 1,
             supports_blue_green: true,
+            native_blue_green: false,
             control_plane_upgrade_estimate: Duration::from_secs(10 * 60),
             node_batch_estimate: Duration::from_secs(5 * 60),
             addon_update_estimate: Duration::from_secs(60),

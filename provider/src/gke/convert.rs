@@ -5,10 +5,18 @@
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
+use google_cloud_container_v1::model::blue_green_settings::{
+    standard_rollout_policy::UpdateBatchSize, RolloutPolicy, StandardRolloutPolicy,
+};
+use google_cloud_container_v1::model::node_pool::update_info::blue_green_info::Phase;
+use google_cloud_container_v1::model::node_pool::UpgradeSettings;
+use google_cloud_container_v1::model::operation_progress::metric::Value as MetricValue;
 use google_cloud_container_v1::model::{operation, Cluster, NodePool, Operation};
+use google_cloud_container_v1::model::{BlueGreenSettings, NodePoolUpdateStrategy};
 use google_cloud_gax::error::rpc::Code;
-use kup_engine::model::{ActualNodeGroup, InFlightOperation, Unavailable};
+use kup_engine::model::{ActualNodeGroup, InFlightOperation, NativeBlueGreen, Unavailable};
 use kup_engine::plan::Action;
+use kup_engine::provider::Progress;
 use kup_engine::Version;
 
 use crate::OperationStatus;
@@ -114,7 +122,106 @@ pub(crate) fn node_group(np: &NodePool) -> Result<ActualNodeGroup, String> {
             .map(|u| Unavailable::Count(non_negative(u.max_unavailable))),
         health_issues,
         labels,
+        blue_green: np.upgrade_settings.as_ref().and_then(native_blue_green),
+        upgrade_phase: blue_green_phase(np)
+            .filter(|p| !matches!(p, Phase::Unspecified))
+            .map(|p| enum_name(p.name(), p.value())),
     })
+}
+
+/// The pool's BLUE_GREEN settings, when GKE upgrades it that way.
+pub(crate) fn native_blue_green(u: &UpgradeSettings) -> Option<NativeBlueGreen> {
+    if u.strategy != Some(NodePoolUpdateStrategy::BlueGreen) {
+        return None;
+    }
+    let bg = u.blue_green_settings.as_ref();
+    let secs = |d: Option<&google_cloud_wkt::Duration>, default: u64| {
+        d.map_or(default, |d| d.seconds().max(0) as u64)
+    };
+    let policy = bg.and_then(|b| match &b.rollout_policy {
+        Some(RolloutPolicy::StandardRolloutPolicy(p)) => Some(p.as_ref()),
+        _ => None,
+    });
+    // Unset fields: read as one node per batch (the careful reading), no batch soak and
+    // GKE's documented one-hour node-pool soak.
+    let batch = match policy.and_then(|p| p.update_batch_size.as_ref()) {
+        Some(UpdateBatchSize::BatchNodeCount(n)) => Unavailable::Count(non_negative(*n)),
+        Some(UpdateBatchSize::BatchPercentage(p)) => {
+            Unavailable::Percent((p * 100.0).round().clamp(0.0, 100.0) as u32)
+        }
+        _ => Unavailable::Count(1),
+    };
+    Some(NativeBlueGreen {
+        batch,
+        batch_soak: std::time::Duration::from_secs(secs(
+            policy.and_then(|p| p.batch_soak_duration.as_ref()),
+            0,
+        )),
+        soak: std::time::Duration::from_secs(secs(
+            bg.and_then(|b| b.node_pool_soak_duration.as_ref()),
+            3600,
+        )),
+    })
+}
+
+/// The upgrade settings that make GKE upgrade a pool blue/green with `bg`, keeping the
+/// pool's surge numbers (GKE ignores them under BLUE_GREEN, and a later switch back to
+/// SURGE finds them unchanged).
+pub(crate) fn blue_green_settings(
+    current: Option<&UpgradeSettings>,
+    bg: &NativeBlueGreen,
+) -> UpgradeSettings {
+    let batch = match bg.batch {
+        Unavailable::Count(n) => UpdateBatchSize::BatchNodeCount(n.min(i32::MAX as u32) as i32),
+        Unavailable::Percent(p) => UpdateBatchSize::BatchPercentage(p.min(100) as f32 / 100.0),
+    };
+    let dur = |d: std::time::Duration| google_cloud_wkt::Duration::clamp(d.as_secs() as i64, 0);
+    let policy = StandardRolloutPolicy::new()
+        .set_batch_soak_duration(dur(bg.batch_soak))
+        .set_update_batch_size(batch);
+    current
+        .cloned()
+        .unwrap_or_else(UpgradeSettings::new)
+        .set_strategy(NodePoolUpdateStrategy::BlueGreen)
+        .set_blue_green_settings(
+            BlueGreenSettings::new()
+                .set_node_pool_soak_duration(dur(bg.soak))
+                .set_rollout_policy(RolloutPolicy::StandardRolloutPolicy(Box::new(policy))),
+        )
+}
+
+fn blue_green_phase(np: &NodePool) -> Option<Phase> {
+    np.update_info
+        .as_ref()
+        .and_then(|u| u.blue_green_info.as_ref())
+        .map(|b| b.phase.clone())
+}
+
+/// What a running operation's `progress.metrics` say (GKE reports NODES_DONE and
+/// NODES_TOTAL for node-pool upgrades), plus the pool's blue-green phase when known.
+pub(crate) fn progress(op: &Operation, pool: Option<&NodePool>) -> Progress {
+    let metric = |name: &str| {
+        op.progress.as_ref().and_then(|p| {
+            p.metrics
+                .iter()
+                .find(|m| m.name.eq_ignore_ascii_case(name))
+                .and_then(|m| match &m.value {
+                    Some(MetricValue::IntValue(n)) => u64::try_from(*n).ok(),
+                    Some(MetricValue::DoubleValue(d)) if *d >= 0.0 => Some(*d as u64),
+                    Some(MetricValue::StringValue(s)) => s.parse().ok(),
+                    _ => None,
+                })
+        })
+    };
+    let phase = pool
+        .and_then(blue_green_phase)
+        .filter(|p| !matches!(p, Phase::Unspecified));
+    Progress {
+        done: metric("NODES_DONE").or_else(|| metric("NODES_COMPLETE")),
+        total: metric("NODES_TOTAL"),
+        soaking: matches!(phase, Some(Phase::NodePoolSoaking)),
+        stage: phase.map(|p| enum_name(p.name(), p.value())),
+    }
 }
 
 /// The cluster and node pool a `targetLink` (or `selfLink`) names:
@@ -186,6 +293,9 @@ pub(crate) fn op_types_for(action: &Action) -> &'static [operation::Type] {
     match action {
         Action::UpgradeControlPlane { .. } => &[operation::Type::UpgradeMaster],
         Action::UpgradeNodeGroup { .. } => &[operation::Type::UpgradeNodes],
+        // Never adopt a running upgrade as "the rollback": the rollback must be asked for
+        // (a repeated nodePools.rollback is harmless while one runs).
+        Action::RollbackNodeGroupUpgrade { .. } => &[],
         Action::UpdateNodeGroupConfig { .. } => &[
             operation::Type::UpgradeNodes,
             operation::Type::UpdateCluster,
@@ -227,7 +337,7 @@ pub(crate) fn operation_status(op: &Operation) -> OperationStatus {
     match op.status {
         operation::Status::Done => {}
         // PENDING, RUNNING, ABORTING and anything newer: not finished yet.
-        _ => return OperationStatus::InProgress,
+        _ => return OperationStatus::InProgress(progress(op, None)),
     }
     if let Some(err) = op.error.as_ref().filter(|e| e.code != 0) {
         let code = Code::from(err.code);
@@ -459,7 +569,7 @@ mod tests {
             enum_name(future.status.name(), future.status.value()),
             "UNKNOWN(42)"
         );
-        assert_eq!(operation_status(&future), OperationStatus::InProgress);
+        assert_eq!(operation_status(&future), OperationStatus::in_progress());
 
         let np: NodePool = serde_json::from_value(json!({
             "name": "default", "version": "1.29.8-gke.1031000", "status": 2,
@@ -505,7 +615,7 @@ mod tests {
         ] {
             assert_eq!(
                 operation_status(&op(json!({"status": s}))),
-                OperationStatus::InProgress
+                OperationStatus::in_progress()
             );
         }
         assert_eq!(
@@ -599,6 +709,7 @@ mod tests {
             from: v("1.29"),
             to: v("1.30"),
             max_unavailable: Unavailable::Count(1),
+            native: None,
         };
         assert_eq!(
             find_matching(&ops, "prod", &ng("b")).map(op_id),

@@ -30,7 +30,9 @@ use async_trait::async_trait;
 use google_cloud_auth::credentials::{self as gauth, AccessTokenCredentials};
 use google_cloud_container_v1::client::ClusterManager;
 use google_cloud_container_v1::model::node_pool::UpgradeSettings;
-use google_cloud_container_v1::model::{Cluster, NodePool, Operation, ServerConfig};
+use google_cloud_container_v1::model::{
+    Cluster, NodePool, NodePoolUpdateStrategy, Operation, ServerConfig,
+};
 use google_cloud_gax::retry_policy::{Aip194Strict, RetryPolicyExt};
 use kup_engine::model::{ActualCluster, ProviderSpec};
 use kup_engine::plan::Action;
@@ -287,19 +289,30 @@ impl GkeProvider {
             Action::UpdateNodeGroupConfig {
                 node_group,
                 max_unavailable,
+                blue_green,
                 ..
             } => {
-                let count = convert::max_unavailable_count(*max_unavailable).map_err(|m| {
-                    ProviderError::new(ErrorKind::Invalid, format!("{m} [{}]", ctx.describe()))
-                })?;
                 let np = self.get_node_pool(cluster, node_group, ctx).await?;
-                // Only maxUnavailable changes: strategy, maxSurge and blue-green settings
-                // stay as GKE has them, and nodeVersion (required) is the pool's own.
-                let settings = np
-                    .upgrade_settings
-                    .clone()
-                    .unwrap_or_else(UpgradeSettings::new)
-                    .set_max_unavailable(count);
+                let settings = match blue_green {
+                    // BLUE_GREEN with the configured batches and soaks; surge numbers kept.
+                    Some(bg) => convert::blue_green_settings(np.upgrade_settings.as_ref(), bg),
+                    // SURGE with the configured maxUnavailable; maxSurge stays as GKE has
+                    // it, and nodeVersion (required) is the pool's own.
+                    None => {
+                        let count =
+                            convert::max_unavailable_count(*max_unavailable).map_err(|m| {
+                                ProviderError::new(
+                                    ErrorKind::Invalid,
+                                    format!("{m} [{}]", ctx.describe()),
+                                )
+                            })?;
+                        np.upgrade_settings
+                            .clone()
+                            .unwrap_or_else(UpgradeSettings::new)
+                            .set_strategy(NodePoolUpdateStrategy::Surge)
+                            .set_max_unavailable(count)
+                    }
+                };
                 self.client
                     .update_node_pool()
                     .set_name(self.node_pool_name(cluster, node_group))
@@ -354,6 +367,16 @@ impl GkeProvider {
                 .send()
                 .await
                 .map_err(|e| map_error(e, ctx)),
+            // respectPdb: the green nodes are drained through PodDisruptionBudgets, so
+            // going back never costs more availability than going forward would have.
+            Action::RollbackNodeGroupUpgrade { node_group } => self
+                .client
+                .rollback_node_pool_upgrade()
+                .set_name(self.node_pool_name(cluster, node_group))
+                .set_respect_pdb(true)
+                .send()
+                .await
+                .map_err(|e| map_error(e, ctx)),
             Action::WaitNodesReady { .. }
             | Action::CordonNodeGroup { .. }
             | Action::DrainNodeGroup { .. }
@@ -379,6 +402,7 @@ fn node_pool_of(action: &Action) -> Option<&str> {
         Action::UpgradeControlPlane { .. } | Action::UpdateAddon { .. } => None,
         Action::UpdateNodeGroupConfig { node_group, .. }
         | Action::UpgradeNodeGroup { node_group, .. }
+        | Action::RollbackNodeGroupUpgrade { node_group }
         | Action::CreateNodeGroup { node_group, .. }
         | Action::DeleteNodeGroup { node_group }
         | Action::WaitNodesReady { node_group, .. }
@@ -413,8 +437,10 @@ impl Provider for GkeProvider {
             supports_max_surge: true,
             // maxUnavailable = 0 is valid as long as maxSurge > 0 (GKE's default 1/0).
             min_max_unavailable: 0,
-            // No node-pool clone yet (GKE\'s native BLUE_GREEN is the planned route).
-            supports_blue_green: false,
+            // kup-driven blue/green (`native = false`): nodePools.create and .delete.
+            supports_blue_green: true,
+            // GKE's own BLUE_GREEN node-pool upgrade, with completeUpgrade and rollback.
+            native_blue_green: true,
             // A GKE master upgrade takes tens of minutes; a surge batch a few.
             control_plane_upgrade_estimate: Duration::from_secs(15 * 60),
             node_batch_estimate: Duration::from_secs(5 * 60),
@@ -478,7 +504,9 @@ impl Provider for GkeProvider {
             ctx = ctx.node_pool(np);
         }
         if let Action::UpdateNodeGroupConfig {
-            max_unavailable, ..
+            max_unavailable,
+            blue_green: None,
+            ..
         } = action
         {
             convert::max_unavailable_count(*max_unavailable).map_err(|m| {
@@ -540,7 +568,56 @@ impl Provider for GkeProvider {
             .send()
             .await
             .map_err(|e| map_error(e, &ctx))?;
-        Ok(convert::operation_status(&o))
+        let status = convert::operation_status(&o);
+        match (action, status) {
+            // A blue-green upgrade: the pool's phase says whether it only soaks now.
+            (
+                Action::UpgradeNodeGroup {
+                    node_group,
+                    native: Some(_),
+                    ..
+                },
+                OperationStatus::InProgress(_),
+            ) => {
+                let pool_ctx = ctx.clone().node_pool(node_group);
+                let np = self
+                    .get_node_pool(&target.name, node_group, &pool_ctx)
+                    .await?;
+                Ok(OperationStatus::InProgress(convert::progress(
+                    &o,
+                    Some(&np),
+                )))
+            }
+            // Rolling back a running blue-green upgrade ends that upgrade's operation
+            // ABORTED: for the rollback, that is success.
+            (Action::RollbackNodeGroupUpgrade { .. }, OperationStatus::Failed { code, .. })
+                if code == "ABORTED" =>
+            {
+                Ok(OperationStatus::Succeeded)
+            }
+            (_, status) => Ok(status),
+        }
+    }
+
+    async fn complete_upgrade(
+        &self,
+        target: &ClusterTarget,
+        action: &Action,
+    ) -> Result<(), ProviderError> {
+        let Action::UpgradeNodeGroup { node_group, .. } = action else {
+            return Err(ProviderError::new(
+                ErrorKind::Invalid,
+                format!("`{}` is not a node-pool upgrade", action.describe()),
+            ));
+        };
+        let ctx = self.ctx(&target.name).node_pool(node_group);
+        self.client
+            .complete_node_pool_upgrade()
+            .set_name(self.node_pool_name(&target.name, node_group))
+            .send()
+            .await
+            .map_err(|e| map_error(e, &ctx))?;
+        Ok(())
     }
 
     /// The cluster's `kubeconfig`/`context` when the configuration names one; otherwise
@@ -700,6 +777,7 @@ mod tests {
             node_group: "a".into(),
             from: None,
             max_unavailable: Unavailable::Percent(25),
+            blue_green: None,
         };
         let err = p.start(&target(), &cfg, "t").await.unwrap_err();
         assert_eq!(err.kind, ErrorKind::Invalid, "{err:?}");
