@@ -23,6 +23,11 @@ pub const MASTER_UPGRADE_SECS: f64 = 900.0;
 pub const CONFIG_UPDATE_SECS: f64 = 30.0;
 /// Simulated seconds per node of a node-pool upgrade that fails through an armed `fail=`.
 pub const FAILED_NODE_SECS: f64 = 120.0;
+/// GKE respects PodDisruptionBudgets while draining for this long unless the pool's
+/// `nodeDrainConfig.pdbTimeoutDuration` says otherwise; then it drains the node anyway.
+pub const DEFAULT_PDB_TIMEOUT_SECS: f64 = 3600.0;
+/// GKE picks the shortest duration for a daily maintenance window: 4 hours.
+const DAILY_WINDOW_DURATION: &str = "PT4H0M0S";
 
 // ---------------------------------------------------------------------------------------------
 // Enums (order = the discovery document's enum arrays, so the index is the int encoding)
@@ -86,6 +91,13 @@ pub const STRATEGIES: &[&str] = &[
     "SURGE",
     "",
     "SHORT_LIVED",
+];
+
+/// `MaintenanceExclusionOptions.scope`.
+pub const EXCLUSION_SCOPES: &[&str] = &[
+    "NO_UPGRADES",
+    "NO_MINOR_UPGRADES",
+    "NO_MINOR_OR_NODE_UPGRADES",
 ];
 
 /// `BlueGreenInfo.phase`.
@@ -159,6 +171,73 @@ pub struct NodePool {
     pub max_unavailable: u32,
     pub strategy: String,
     pub bg: BlueGreen,
+    pub drain: DrainConfig,
+}
+
+/// `NodePool.nodeDrainConfig`. Unset fields mean GKE's defaults and are not reported, as GKE
+/// reports only what was set.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DrainConfig {
+    pub pdb_timeout_secs: Option<f64>,
+    /// Caps the termination grace of pods GKE evicts while draining.
+    pub grace_termination_secs: Option<f64>,
+    pub respect_pdb_during_deletion: Option<bool>,
+}
+
+impl DrainConfig {
+    pub fn pdb_timeout(&self) -> f64 {
+        self.pdb_timeout_secs.unwrap_or(DEFAULT_PDB_TIMEOUT_SECS)
+    }
+
+    pub fn respect_pdb_during_deletion(&self) -> bool {
+        self.respect_pdb_during_deletion.unwrap_or(false)
+    }
+
+    pub fn is_unset(&self) -> bool {
+        *self == DrainConfig::default()
+    }
+}
+
+/// `Cluster.maintenancePolicy.window`. Windows and exclusions only restrict automatic
+/// upgrades, which the simulator does not perform, so they are modelled and reported only.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Maintenance {
+    /// `dailyMaintenanceWindow.startTime` ("HH:MM" GMT).
+    pub daily_start: Option<String>,
+    pub recurring: Option<RecurringWindow>,
+    pub exclusions: BTreeMap<String, Exclusion>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecurringWindow {
+    pub start: f64,
+    pub end: f64,
+    /// RRULE, e.g. `FREQ=WEEKLY;BYDAY=SA,SU`.
+    pub recurrence: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exclusion {
+    pub start: f64,
+    pub end: f64,
+    /// One of [`EXCLUSION_SCOPES`].
+    pub scope: String,
+}
+
+impl Maintenance {
+    pub fn is_unset(&self) -> bool {
+        *self == Maintenance::default()
+    }
+
+    /// `maintenancePolicy.resourceVersion`: GKE answers `e3b0c442` (the start of the SHA-256
+    /// of nothing) for a cluster without a policy; otherwise a hash of the policy.
+    pub fn resource_version(&self) -> String {
+        if self.is_unset() {
+            "e3b0c442".to_string()
+        } else {
+            format!("{:08x}", fnv(&format!("{self:?}")) as u32)
+        }
+    }
 }
 
 /// `upgradeSettings.blueGreenSettings` (standard rollout policy).
@@ -258,6 +337,7 @@ pub struct GkeCluster {
     pub initial_version: String,
     pub release_channel: String,
     pub created_at: f64,
+    pub maintenance: Maintenance,
     pub node_pools: BTreeMap<String, NodePool>,
     pub workloads: Vec<Workload>,
     /// Every operation ever started, oldest first.
@@ -292,8 +372,44 @@ impl GkeCluster {
 
     pub fn pool_status(&self, pool: &str) -> &'static str {
         match self.active_op() {
-            Some(o) if o.pool.as_deref() == Some(pool) => "RECONCILING",
+            Some(o) if o.pool.as_deref() == Some(pool) => match o.op_type.as_str() {
+                "CREATE_NODE_POOL" => "PROVISIONING",
+                "DELETE_NODE_POOL" => "STOPPING",
+                _ => "RECONCILING",
+            },
+            _ if self.pool_error(pool).is_some() => "ERROR",
             _ => "RUNNING",
+        }
+    }
+
+    /// The last operation on `pool` (a reused name sees only its own pool's operations last).
+    fn last_pool_op(&self, pool: &str) -> Option<&GkeOp> {
+        self.ops
+            .iter()
+            .rev()
+            .find(|o| o.pool.as_deref() == Some(pool))
+    }
+
+    /// A failed create or delete leaves the pool in ERROR with the operation's message.
+    pub fn pool_error(&self, pool: &str) -> Option<&str> {
+        self.last_pool_op(pool)
+            .filter(|o| {
+                matches!(o.op_type.as_str(), "CREATE_NODE_POOL" | "DELETE_NODE_POOL")
+                    && o.status == OpStatus::Done
+            })
+            .and_then(|o| o.error.as_ref().map(|e| e.1.as_str()))
+    }
+
+    /// Whether the pool's VMs exist: not while its creation is PENDING, is about to fail
+    /// (armed `fail=`) or has failed.
+    pub fn pool_provisioned(&self, pool: &str) -> bool {
+        match self.last_pool_op(pool) {
+            Some(o) if o.op_type == "CREATE_NODE_POOL" => match o.status {
+                OpStatus::Pending => false,
+                OpStatus::Running => o.fail.is_none(),
+                OpStatus::Done => o.error.is_none(),
+            },
+            _ => true,
         }
     }
 
@@ -315,6 +431,12 @@ impl GkeCluster {
                 p.max_unavailable,
                 p.strategy
             )) ^ fnv(&format!("{:?}", p.bg))
+                // Unset drain settings leave the etags of existing worlds unchanged.
+                ^ if p.drain.is_unset() {
+                    0
+                } else {
+                    fnv(&format!("{:?}", p.drain))
+                }
         )
     }
 
@@ -326,6 +448,10 @@ impl GkeCluster {
             self.release_channel,
             self.ops.len()
         );
+        if !self.maintenance.is_unset() {
+            s.push('/');
+            s.push_str(&self.maintenance.resource_version());
+        }
         for p in self.node_pools.values() {
             s.push('/');
             s.push_str(&self.pool_etag(p));
@@ -391,6 +517,12 @@ pub fn finish_op(g: &mut GkeCluster, i: usize, now: f64) {
         return;
     }
     op.nodes_done = op.nodes_total;
+    if op.op_type == "DELETE_NODE_POOL" {
+        if let Some(p) = op.pool.clone() {
+            g.node_pools.remove(&p);
+        }
+        return;
+    }
     let (ty, pool, v) = (
         op.op_type.clone(),
         op.pool.clone(),
@@ -428,6 +560,15 @@ pub struct GkeClusterFile {
     pub release_channel: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<String>,
+    /// `maintenancePolicy.window.dailyMaintenanceWindow`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daily_maintenance_window: Option<DailyWindowFile>,
+    /// `maintenancePolicy.window.recurringWindow`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance_window: Option<MaintenanceWindowFile>,
+    /// `maintenancePolicy.window.maintenanceExclusions`, by name.
+    #[serde(default, skip_serializing_if = "OrderedMap::is_empty")]
+    pub maintenance_exclusion: OrderedMap<ExclusionFile>,
     #[serde(default, skip_serializing_if = "OrderedMap::is_empty")]
     pub node_pool: OrderedMap<NodePoolFile>,
     #[serde(default, skip_serializing_if = "OrderedMap::is_empty")]
@@ -463,6 +604,50 @@ pub struct NodePoolFile {
     /// BLUE_GREEN: `nodePoolSoakDuration` in seconds (default 3600).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_pool_soak_seconds: Option<f64>,
+    /// `nodeDrainConfig`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_config: Option<DrainConfigFile>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrainConfigFile {
+    /// `pdbTimeoutDuration` in seconds (GKE's default: 3600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pdb_timeout_seconds: Option<f64>,
+    /// `graceTerminationDuration` in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace_termination_seconds: Option<f64>,
+    /// `respectPdbDuringNodePoolDeletion` (GKE's default: false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub respect_pdb_during_deletion: Option<bool>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DailyWindowFile {
+    /// "HH:MM" (GMT).
+    pub start_time: String,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceWindowFile {
+    /// RFC 3339: start and end of the first recurrence.
+    pub start_time: String,
+    pub end_time: String,
+    /// RRULE.
+    pub recurrence: String,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExclusionFile {
+    pub start_time: String,
+    pub end_time: String,
+    /// Default `NO_UPGRADES`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -525,6 +710,11 @@ pub fn cluster_from_file(
         Some(t) => world::parse_time("created_at", t)?,
         None => now,
     };
+    let maintenance = maintenance_from_file(
+        f.daily_maintenance_window,
+        f.maintenance_window,
+        f.maintenance_exclusion,
+    )?;
     let mut node_pools = BTreeMap::new();
     for (pname, pf) in f.node_pool.0 {
         let ctx = format!("node_pool \"{pname}\"");
@@ -569,6 +759,26 @@ pub fn cluster_from_file(
                 "{ctx}: max_surge and max_unavailable cannot both be 0"
             ));
         }
+        let drain = match pf.drain_config {
+            Some(d) => {
+                for (attr, v) in [
+                    ("pdb_timeout_seconds", d.pdb_timeout_seconds),
+                    ("grace_termination_seconds", d.grace_termination_seconds),
+                ] {
+                    if v.is_some_and(|v| !(v.is_finite() && v >= 0.0)) {
+                        return Err(format!(
+                            "{ctx}: drain_config: {attr} must be a non-negative number of seconds"
+                        ));
+                    }
+                }
+                DrainConfig {
+                    pdb_timeout_secs: d.pdb_timeout_seconds,
+                    grace_termination_secs: d.grace_termination_seconds,
+                    respect_pdb_during_deletion: d.respect_pdb_during_deletion,
+                }
+            }
+            None => DrainConfig::default(),
+        };
         node_pools.insert(
             pname.clone(),
             NodePool {
@@ -585,14 +795,26 @@ pub fn cluster_from_file(
                     batch_soak_secs: pf.batch_soak_seconds.unwrap_or(0.0),
                     node_pool_soak_secs: pf.node_pool_soak_seconds.unwrap_or(3600.0),
                 },
+                drain,
             },
         );
     }
+    // A workload may still select a pool deleted through nodePools.delete (its pods stay
+    // Pending), as in a real cluster.
+    let deleted: Vec<&str> = f
+        .operation
+        .0
+        .iter()
+        .filter(|(_, o)| o.operation_type == "DELETE_NODE_POOL" && o.status == "DONE")
+        .filter_map(|(_, o)| o.node_pool.as_deref())
+        .collect();
     let mut workloads = Vec::new();
     for (wname, wf) in f.workload.0 {
         let ctx = format!("workload \"{wname}\"");
-        let w = world::workload_from_file(&wname, wf, &|p| node_pools.contains_key(p))
-            .map_err(|e| format!("{ctx}: {e}"))?;
+        let w = world::workload_from_file(&wname, wf, &|p| {
+            node_pools.contains_key(p) || deleted.contains(&p)
+        })
+        .map_err(|e| format!("{ctx}: {e}"))?;
         if workloads
             .iter()
             .any(|x: &Workload| x.name == w.name && x.namespace == w.namespace)
@@ -621,7 +843,8 @@ pub fn cluster_from_file(
             }
         };
         if let Some(p) = &of.node_pool {
-            if !node_pools.contains_key(p) {
+            // Finished operations may name a pool deleted since.
+            if status != OpStatus::Done && !node_pools.contains_key(p) {
                 return Err(format!(
                     "{ctx}: node_pool `{p}` is not a node pool of this cluster"
                 ));
@@ -677,11 +900,89 @@ pub fn cluster_from_file(
         version: f.version,
         release_channel,
         created_at,
+        maintenance,
         node_pools,
         workloads,
         ops,
         endpoint: None,
     })
+}
+
+/// "HH:MM" with HH 00-23 and MM 00-59 (`DailyMaintenanceWindow.startTime`).
+fn valid_hhmm(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 5
+        && b[2] == b':'
+        && s[..2].parse::<u32>().is_ok_and(|h| h < 24)
+        && s[3..].parse::<u32>().is_ok_and(|m| m < 60)
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 2 || c.is_ascii_digit())
+}
+
+/// An RFC 3339 time window whose end is after its start.
+fn time_window(ctx: &str, start: &str, end: &str) -> Result<(f64, f64), String> {
+    let s = world::parse_time(&format!("{ctx}: start_time"), start)?;
+    let e = world::parse_time(&format!("{ctx}: end_time"), end)?;
+    if e <= s {
+        return Err(format!(
+            "{ctx}: end_time `{end}` must be after start_time `{start}`"
+        ));
+    }
+    Ok((s, e))
+}
+
+fn maintenance_from_file(
+    daily: Option<DailyWindowFile>,
+    recurring: Option<MaintenanceWindowFile>,
+    exclusions: OrderedMap<ExclusionFile>,
+) -> Result<Maintenance, String> {
+    if daily.is_some() && recurring.is_some() {
+        return Err(
+            "daily_maintenance_window and maintenance_window are mutually exclusive (a maintenance policy has one window)"
+                .into(),
+        );
+    }
+    let mut m = Maintenance::default();
+    if let Some(d) = daily {
+        if !valid_hhmm(&d.start_time) {
+            return Err(format!(
+                "daily_maintenance_window: start_time `{}` must be \"HH:MM\" (GMT, HH 00-23, MM 00-59)",
+                d.start_time
+            ));
+        }
+        m.daily_start = Some(d.start_time);
+    }
+    if let Some(r) = recurring {
+        let (start, end) = time_window("maintenance_window", &r.start_time, &r.end_time)?;
+        if !r.recurrence.starts_with("FREQ=") {
+            return Err(format!(
+                "maintenance_window: recurrence `{}` must be an RRULE starting with FREQ= (e.g. \"FREQ=WEEKLY;BYDAY=SA,SU\")",
+                r.recurrence
+            ));
+        }
+        m.recurring = Some(RecurringWindow {
+            start,
+            end,
+            recurrence: r.recurrence,
+        });
+    }
+    for (name, x) in exclusions.0 {
+        let ctx = format!("maintenance_exclusion \"{name}\"");
+        if name.is_empty() {
+            return Err(format!("{ctx}: the name must not be empty"));
+        }
+        let (start, end) = time_window(&ctx, &x.start_time, &x.end_time)?;
+        let scope = x.scope.unwrap_or_else(|| "NO_UPGRADES".into());
+        if !EXCLUSION_SCOPES.contains(&scope.as_str()) {
+            return Err(format!(
+                "{ctx}: scope `{scope}` must be one of {}",
+                EXCLUSION_SCOPES.join(", ")
+            ));
+        }
+        m.exclusions.insert(name, Exclusion { start, end, scope });
+    }
+    Ok(m)
 }
 
 fn valid_cluster_name(s: &str) -> bool {
@@ -703,6 +1004,36 @@ pub fn cluster_to_file(g: &GkeCluster, now: f64, speed: f64) -> GkeClusterFile {
         initial_version: Some(g.initial_version.clone()),
         release_channel: Some(g.release_channel.clone()),
         created_at: Some(world::fmt_time(g.created_at)),
+        daily_maintenance_window: g
+            .maintenance
+            .daily_start
+            .clone()
+            .map(|start_time| DailyWindowFile { start_time }),
+        maintenance_window: g
+            .maintenance
+            .recurring
+            .as_ref()
+            .map(|r| MaintenanceWindowFile {
+                start_time: world::fmt_time(r.start),
+                end_time: world::fmt_time(r.end),
+                recurrence: r.recurrence.clone(),
+            }),
+        maintenance_exclusion: OrderedMap(
+            g.maintenance
+                .exclusions
+                .iter()
+                .map(|(n, x)| {
+                    (
+                        n.clone(),
+                        ExclusionFile {
+                            start_time: world::fmt_time(x.start),
+                            end_time: world::fmt_time(x.end),
+                            scope: Some(x.scope.clone()),
+                        },
+                    )
+                })
+                .collect(),
+        ),
         node_pool: OrderedMap(
             g.node_pools
                 .values()
@@ -720,6 +1051,11 @@ pub fn cluster_to_file(g: &GkeCluster, now: f64, speed: f64) -> GkeClusterFile {
                             batch_percentage: Some(p.bg.batch_percentage),
                             batch_soak_seconds: Some(p.bg.batch_soak_secs),
                             node_pool_soak_seconds: Some(p.bg.node_pool_soak_secs),
+                            drain_config: (!p.drain.is_unset()).then_some(DrainConfigFile {
+                                pdb_timeout_seconds: p.drain.pdb_timeout_secs,
+                                grace_termination_seconds: p.drain.grace_termination_secs,
+                                respect_pdb_during_deletion: p.drain.respect_pdb_during_deletion,
+                            }),
                         },
                     )
                 })
@@ -824,6 +1160,8 @@ enum Route {
     UpdateMaster(String),
     ListPools(String),
     GetPool(String, String),
+    CreatePool(String),
+    DeletePool(String, String),
     UpdatePool(String, String),
     SetPoolSize(String, String),
     CompleteUpgrade(String, String),
@@ -842,6 +1180,8 @@ impl Route {
             Route::UpdateMaster(_) => "projects.locations.clusters.updateMaster",
             Route::ListPools(_) => "projects.locations.clusters.nodePools.list",
             Route::GetPool(..) => "projects.locations.clusters.nodePools.get",
+            Route::CreatePool(_) => "projects.locations.clusters.nodePools.create",
+            Route::DeletePool(..) => "projects.locations.clusters.nodePools.delete",
             Route::UpdatePool(..) => "projects.locations.clusters.nodePools.update",
             Route::SetPoolSize(..) => "projects.locations.clusters.nodePools.setSize",
             Route::CompleteUpgrade(..) => "projects.locations.clusters.nodePools.completeUpgrade",
@@ -857,6 +1197,8 @@ impl Route {
             Route::UpdateCluster(_)
                 | Route::UpdateMaster(_)
                 | Route::UpdatePool(..)
+                | Route::CreatePool(_)
+                | Route::DeletePool(..)
                 | Route::SetPoolSize(..)
                 | Route::CompleteUpgrade(..)
                 | Route::Rollback(..)
@@ -868,9 +1210,11 @@ impl Route {
             Route::GetCluster(c)
             | Route::UpdateCluster(c)
             | Route::UpdateMaster(c)
-            | Route::ListPools(c) => (Some(c.clone()), None),
+            | Route::ListPools(c)
+            | Route::CreatePool(c) => (Some(c.clone()), None),
             Route::GetPool(c, p)
             | Route::UpdatePool(c, p)
+            | Route::DeletePool(c, p)
             | Route::SetPoolSize(c, p)
             | Route::CompleteUpgrade(c, p)
             | Route::Rollback(c, p) => (Some(c.clone()), Some(p.clone())),
@@ -901,6 +1245,10 @@ fn parse_route(method: &Method, path: &str) -> Option<(String, String, Route)> {
             Route::UpdateMaster(c.to_string())
         }
         (Method::GET, ["clusters", c, "nodePools"]) => Route::ListPools(c.to_string()),
+        (Method::POST, ["clusters", c, "nodePools"]) => Route::CreatePool(c.to_string()),
+        (Method::DELETE, ["clusters", c, "nodePools", np]) => {
+            Route::DeletePool(c.to_string(), np.to_string())
+        }
         (Method::GET, ["clusters", c, "nodePools", np]) => {
             Route::GetPool(c.to_string(), np.to_string())
         }
@@ -954,7 +1302,7 @@ pub async fn handle(
     let Some((project, location, route)) = parse_route(&method, &path) else {
         return GkeError::new(
             "NOT_FOUND",
-            format!("No GKE method matches {method} {path} (the simulator serves clusters.get/list/update/updateMaster, nodePools.get/list/update/setSize, operations.get/list and getServerConfig under /v1/projects/PROJECT/locations/LOCATION/)"),
+            format!("No GKE method matches {method} {path} (the simulator serves clusters.get/list/update/updateMaster, nodePools.get/list/create/delete/update/setSize/completeUpgrade/rollback, operations.get/list and getServerConfig under /v1/projects/PROJECT/locations/LOCATION/)"),
         )
         .into_response();
     };
@@ -990,7 +1338,10 @@ pub async fn handle(
         )),
         None => execute(&mut inner, &project, &location, &route, &body_json, now, app.speed),
     };
-    let (cluster, pool) = route.target();
+    let (cluster, mut pool) = route.target();
+    if let Route::CreatePool(_) = route {
+        pool = body_json["nodePool"]["name"].as_str().map(str::to_string);
+    }
     if route.mutating() {
         let rec = CallRecord {
             op: route.op().to_string(),
@@ -1063,6 +1414,16 @@ fn intify_cluster(c: &mut Value) {
     if let Some(ps) = c["nodePools"].as_array_mut() {
         ps.iter_mut().for_each(intify_pool);
     }
+    if let Some(xs) = c["maintenancePolicy"]["window"]["maintenanceExclusions"].as_object_mut() {
+        for x in xs.values_mut() {
+            if x["maintenanceExclusionOptions"].is_object() {
+                to_int(
+                    &mut x["maintenanceExclusionOptions"]["scope"],
+                    EXCLUSION_SCOPES,
+                );
+            }
+        }
+    }
 }
 
 fn intify(route: &Route, v: &mut Value) {
@@ -1095,6 +1456,8 @@ fn intify(route: &Route, v: &mut Value) {
         | Route::UpdateCluster(_)
         | Route::UpdateMaster(_)
         | Route::UpdatePool(..)
+        | Route::CreatePool(_)
+        | Route::DeletePool(..)
         | Route::SetPoolSize(..)
         | Route::Rollback(..) => intify_op(v),
         Route::CompleteUpgrade(..) => {}
@@ -1150,7 +1513,7 @@ fn pool_json(g: &GkeCluster, p: &NodePool) -> Value {
                 "greenInstanceGroupUrls": igs("green"),
             }})
         });
-    json!({
+    let mut v = json!({
         "name": p.name,
         "config": {
             "machineType": p.machine_type,
@@ -1178,7 +1541,68 @@ fn pool_json(g: &GkeCluster, p: &NodePool) -> Value {
         "upgradeSettings": us,
         "updateInfo": update_info,
         "etag": g.pool_etag(p),
-    })
+    });
+    if !p.drain.is_unset() {
+        v["nodeDrainConfig"] = drain_json(&p.drain);
+    }
+    if let Some(m) = g.pool_error(&p.name) {
+        v["statusMessage"] = json!(m);
+    }
+    v
+}
+
+/// `nodeDrainConfig` with the fields that were set.
+fn drain_json(d: &DrainConfig) -> Value {
+    let mut v = json!({});
+    if let Some(t) = d.pdb_timeout_secs {
+        v["pdbTimeoutDuration"] = json!(format!("{t}s"));
+    }
+    if let Some(t) = d.grace_termination_secs {
+        v["graceTerminationDuration"] = json!(format!("{t}s"));
+    }
+    if let Some(r) = d.respect_pdb_during_deletion {
+        v["respectPdbDuringNodePoolDeletion"] = json!(r);
+    }
+    v
+}
+
+/// `Cluster.maintenancePolicy` as GKE reports it: always a `resourceVersion`, a `window` only
+/// when something is set.
+fn maintenance_json(m: &Maintenance) -> Value {
+    let mut v = json!({ "resourceVersion": m.resource_version() });
+    if m.is_unset() {
+        return v;
+    }
+    let mut w = json!({});
+    if let Some(start) = &m.daily_start {
+        w["dailyMaintenanceWindow"] =
+            json!({ "startTime": start, "duration": DAILY_WINDOW_DURATION });
+    }
+    if let Some(r) = &m.recurring {
+        w["recurringWindow"] = json!({
+            "window": { "startTime": world::fmt_time(r.start), "endTime": world::fmt_time(r.end) },
+            "recurrence": r.recurrence,
+        });
+    }
+    if !m.exclusions.is_empty() {
+        w["maintenanceExclusions"] = m
+            .exclusions
+            .iter()
+            .map(|(n, x)| {
+                (
+                    n.clone(),
+                    json!({
+                        "startTime": world::fmt_time(x.start),
+                        "endTime": world::fmt_time(x.end),
+                        "maintenanceExclusionOptions": { "scope": x.scope },
+                    }),
+                )
+            })
+            .collect::<serde_json::Map<String, Value>>()
+            .into();
+    }
+    v["window"] = w;
+    v
 }
 
 fn cluster_json(g: &GkeCluster) -> Value {
@@ -1218,6 +1642,7 @@ fn cluster_json(g: &GkeCluster) -> Value {
         "createTime": world::fmt_time(g.created_at),
         "status": g.status(),
         "releaseChannel": { "channel": g.release_channel },
+        "maintenancePolicy": maintenance_json(&g.maintenance),
         "etag": g.etag(),
     })
 }
@@ -1380,7 +1805,13 @@ fn start_op(g: &mut GkeCluster, n: NewOp, now: f64, speed: f64) -> Value {
 }
 
 /// Take an armed `fail=` fault for this cluster (and pool).
-fn take_fail(inner: &mut Inner, cluster: &str, pool: Option<&str>) -> Option<(String, String)> {
+/// `verb` names the pool operation in the default message ("upgrade", "create", "delete").
+fn take_fail(
+    inner: &mut Inner,
+    cluster: &str,
+    pool: Option<&str>,
+    verb: &str,
+) -> Option<(String, String)> {
     let i = inner
         .faults
         .fails
@@ -1394,7 +1825,7 @@ fn take_fail(inner: &mut Inner, cluster: &str, pool: Option<&str>) -> Option<(St
     };
     let msg = f.message.clone().unwrap_or_else(|| match pool {
         Some(p) => format!(
-            "Failed to upgrade node pool {p}: injected failure ({}).",
+            "Failed to {verb} node pool {p}: injected failure ({}).",
             f.code
         ),
         None => format!(
@@ -1469,7 +1900,7 @@ fn upgrade_master(
         ));
     }
     check_idle(g)?;
-    let fail = take_fail(inner, name, None);
+    let fail = take_fail(inner, name, None, "upgrade");
     let g = find_cluster(inner, project, location, name)?;
     Ok(start_op(
         g,
@@ -1486,7 +1917,164 @@ fn upgrade_master(
     ))
 }
 
-/// Validate and start a node-pool version upgrade (and/or an upgradeSettings change).
+/// A node version alias (`-` = the master's version), checked against GKE's node skew rules.
+fn node_version(g: &GkeCluster, a: &str) -> R<String> {
+    let t = catalog::gke_resolve(a, &g.version).ok_or_else(|| {
+        GkeError::new(
+            "INVALID_ARGUMENT",
+            format!("Node version \"{a}\" is unsupported."),
+        )
+    })?;
+    if catalog::gke_cmp(&t, &g.version).is_gt() {
+        return Err(GkeError::new(
+            "INVALID_ARGUMENT",
+            format!(
+                "Node version \"{t}\" must not be newer than the master version \"{}\". Upgrade the master first.",
+                g.version
+            ),
+        ));
+    }
+    let (mm, tm) = (
+        catalog::gke_minor(&g.version).unwrap_or(0),
+        catalog::gke_minor(&t).unwrap_or(0),
+    );
+    if tm + 2 < mm {
+        return Err(GkeError::new(
+            "INVALID_ARGUMENT",
+            format!(
+                "Node version \"{t}\" is more than 2 minor versions older than the master version \"{}\".",
+                g.version
+            ),
+        ));
+    }
+    Ok(t)
+}
+
+/// Apply a request's `upgradeSettings` to `np` (nodePools.update and nodePools.create).
+fn apply_upgrade_settings(np: &mut NodePool, us: &Value) -> R<()> {
+    if let Some(v) = us.get("maxSurge") {
+        np.max_surge = v
+            .as_u64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            .ok_or_else(|| {
+                GkeError::new(
+                    "INVALID_ARGUMENT",
+                    "upgradeSettings.maxSurge must be a non-negative integer",
+                )
+            })? as u32;
+    }
+    if let Some(v) = us.get("maxUnavailable") {
+        np.max_unavailable = v
+            .as_u64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            .ok_or_else(|| {
+                GkeError::new(
+                    "INVALID_ARGUMENT",
+                    "upgradeSettings.maxUnavailable must be a non-negative integer",
+                )
+            })? as u32;
+    }
+    if let Some(v) = us.get("strategy") {
+        let s = enum_in(STRATEGIES, v).ok_or_else(|| {
+            GkeError::new(
+                "INVALID_ARGUMENT",
+                format!("Invalid value at 'upgrade_settings.strategy': {v}"),
+            )
+        })?;
+        match s.as_str() {
+            "SURGE" | "BLUE_GREEN" => np.strategy = s,
+            "NODE_POOL_UPDATE_STRATEGY_UNSPECIFIED" => np.strategy = "SURGE".into(),
+            other => {
+                return Err(GkeError::new(
+                    "INVALID_ARGUMENT",
+                    format!(
+                        "Node pool upgrade strategy {other} is not supported for this node pool."
+                    ),
+                ))
+            }
+        }
+    }
+    if let Some(bg) = us.get("blueGreenSettings") {
+        let bad = |f: &str| {
+            GkeError::new(
+                "INVALID_ARGUMENT",
+                format!("Invalid value at 'upgrade_settings.blue_green_settings.{f}'"),
+            )
+        };
+        let pol = &bg["standardRolloutPolicy"];
+        if let Some(n) = pol.get("batchNodeCount") {
+            np.bg.batch_node_count = Some(
+                n.as_u64()
+                    .or_else(|| n.as_str().and_then(|s| s.parse().ok()))
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| bad("standard_rollout_policy.batch_node_count"))?
+                    as u32,
+            );
+        }
+        if let Some(pc) = pol.get("batchPercentage") {
+            let pc = pc
+                .as_f64()
+                .filter(|p| *p > 0.0 && *p <= 1.0)
+                .ok_or_else(|| bad("standard_rollout_policy.batch_percentage"))?;
+            np.bg.batch_percentage = pc;
+            np.bg.batch_node_count = None;
+        }
+        if let Some(d) = pol.get("batchSoakDuration") {
+            np.bg.batch_soak_secs = duration_secs(d)
+                .ok_or_else(|| bad("standard_rollout_policy.batch_soak_duration"))?;
+        }
+        if let Some(d) = bg.get("nodePoolSoakDuration") {
+            np.bg.node_pool_soak_secs =
+                duration_secs(d).ok_or_else(|| bad("node_pool_soak_duration"))?;
+        }
+    }
+    if np.strategy == "SURGE" && np.max_surge + np.max_unavailable == 0 {
+        return Err(GkeError::new(
+            "INVALID_ARGUMENT",
+            "upgradeSettings: maxSurge and maxUnavailable cannot both be 0.",
+        ));
+    }
+    Ok(())
+}
+
+/// Apply a request's `nodeDrainConfig` to `np` (fields absent from the request are kept).
+fn apply_drain_config(np: &mut NodePool, d: &Value) -> R<()> {
+    if !d.is_object() {
+        return Err(GkeError::new(
+            "INVALID_ARGUMENT",
+            format!("Invalid value at 'node_drain_config': {d}"),
+        ));
+    }
+    let dur = |field: &str, v: &Value| {
+        duration_secs(v).ok_or_else(|| {
+            GkeError::new(
+                "INVALID_ARGUMENT",
+                format!("Invalid value at 'node_drain_config.{field}' (type.googleapis.com/google.protobuf.Duration), {v}"),
+            )
+        })
+    };
+    if let Some(v) = d.get("pdbTimeoutDuration").filter(|v| !v.is_null()) {
+        np.drain.pdb_timeout_secs = Some(dur("pdb_timeout_duration", v)?);
+    }
+    if let Some(v) = d.get("graceTerminationDuration").filter(|v| !v.is_null()) {
+        np.drain.grace_termination_secs = Some(dur("grace_termination_duration", v)?);
+    }
+    if let Some(v) = d
+        .get("respectPdbDuringNodePoolDeletion")
+        .filter(|v| !v.is_null())
+    {
+        np.drain.respect_pdb_during_deletion = Some(v.as_bool().ok_or_else(|| {
+            GkeError::new(
+                "INVALID_ARGUMENT",
+                format!("Invalid value at 'node_drain_config.respect_pdb_during_node_pool_deletion' (TYPE_BOOL), {v}"),
+            )
+        })?);
+    }
+    Ok(())
+}
+
+/// Validate and start a node-pool version upgrade (and/or an upgradeSettings /
+/// nodeDrainConfig change).
 #[allow(clippy::too_many_arguments)]
 fn upgrade_pool(
     inner: &mut Inner,
@@ -1496,6 +2084,7 @@ fn upgrade_pool(
     pool: &str,
     alias: Option<&str>,
     settings: Option<&Value>,
+    drain: Option<&Value>,
     now: f64,
     speed: f64,
 ) -> R<Value> {
@@ -1509,126 +2098,19 @@ fn upgrade_pool(
     };
     let mut np = p.clone();
     if let Some(us) = settings {
-        if let Some(v) = us.get("maxSurge") {
-            np.max_surge = v
-                .as_u64()
-                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-                .ok_or_else(|| {
-                    GkeError::new(
-                        "INVALID_ARGUMENT",
-                        "upgradeSettings.maxSurge must be a non-negative integer",
-                    )
-                })? as u32;
-        }
-        if let Some(v) = us.get("maxUnavailable") {
-            np.max_unavailable = v
-                .as_u64()
-                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-                .ok_or_else(|| {
-                    GkeError::new(
-                        "INVALID_ARGUMENT",
-                        "upgradeSettings.maxUnavailable must be a non-negative integer",
-                    )
-                })? as u32;
-        }
-        if let Some(v) = us.get("strategy") {
-            let s = enum_in(STRATEGIES, v).ok_or_else(|| {
-                GkeError::new(
-                    "INVALID_ARGUMENT",
-                    format!("Invalid value at 'upgrade_settings.strategy': {v}"),
-                )
-            })?;
-            match s.as_str() {
-                "SURGE" | "BLUE_GREEN" => np.strategy = s,
-                "NODE_POOL_UPDATE_STRATEGY_UNSPECIFIED" => np.strategy = "SURGE".into(),
-                other => {
-                    return Err(GkeError::new(
-                        "INVALID_ARGUMENT",
-                        format!(
-                        "Node pool upgrade strategy {other} is not supported for this node pool."
-                    ),
-                    ))
-                }
-            }
-        }
-        if let Some(bg) = us.get("blueGreenSettings") {
-            let bad = |f: &str| {
-                GkeError::new(
-                    "INVALID_ARGUMENT",
-                    format!("Invalid value at 'upgrade_settings.blue_green_settings.{f}'"),
-                )
-            };
-            let pol = &bg["standardRolloutPolicy"];
-            if let Some(n) = pol.get("batchNodeCount") {
-                np.bg.batch_node_count = Some(
-                    n.as_u64()
-                        .or_else(|| n.as_str().and_then(|s| s.parse().ok()))
-                        .filter(|n| *n > 0)
-                        .ok_or_else(|| bad("standard_rollout_policy.batch_node_count"))?
-                        as u32,
-                );
-            }
-            if let Some(pc) = pol.get("batchPercentage") {
-                let pc = pc
-                    .as_f64()
-                    .filter(|p| *p > 0.0 && *p <= 1.0)
-                    .ok_or_else(|| bad("standard_rollout_policy.batch_percentage"))?;
-                np.bg.batch_percentage = pc;
-                np.bg.batch_node_count = None;
-            }
-            if let Some(d) = pol.get("batchSoakDuration") {
-                np.bg.batch_soak_secs = duration_secs(d)
-                    .ok_or_else(|| bad("standard_rollout_policy.batch_soak_duration"))?;
-            }
-            if let Some(d) = bg.get("nodePoolSoakDuration") {
-                np.bg.node_pool_soak_secs =
-                    duration_secs(d).ok_or_else(|| bad("node_pool_soak_duration"))?;
-            }
-        }
-        if np.strategy == "SURGE" && np.max_surge + np.max_unavailable == 0 {
-            return Err(GkeError::new(
-                "INVALID_ARGUMENT",
-                "upgradeSettings: maxSurge and maxUnavailable cannot both be 0.",
-            ));
-        }
+        apply_upgrade_settings(&mut np, us)?;
+    }
+    if let Some(d) = drain {
+        apply_drain_config(&mut np, d)?;
     }
     let target = match alias {
-        Some(a) => Some(catalog::gke_resolve(a, &g.version).ok_or_else(|| {
-            GkeError::new(
-                "INVALID_ARGUMENT",
-                format!("Node version \"{a}\" is unsupported."),
-            )
-        })?),
+        Some(a) => Some(node_version(g, a)?),
         None => None,
     };
-    if let Some(t) = &target {
-        if catalog::gke_cmp(t, &g.version).is_gt() {
-            return Err(GkeError::new(
-                "INVALID_ARGUMENT",
-                format!(
-                    "Node version \"{t}\" must not be newer than the master version \"{}\". Upgrade the master first.",
-                    g.version
-                ),
-            ));
-        }
-        let (mm, tm) = (
-            catalog::gke_minor(&g.version).unwrap_or(0),
-            catalog::gke_minor(t).unwrap_or(0),
-        );
-        if tm + 2 < mm {
-            return Err(GkeError::new(
-                "INVALID_ARGUMENT",
-                format!(
-                    "Node version \"{t}\" is more than 2 minor versions older than the master version \"{}\".",
-                    g.version
-                ),
-            ));
-        }
-    }
     check_idle(g)?;
     g.node_pools.insert(pool.to_string(), np.clone());
     let upgrade = target.filter(|t| *t != p.version);
-    let fail = take_fail(inner, name, Some(pool));
+    let fail = take_fail(inner, name, Some(pool), "upgrade");
     let g = find_cluster(inner, project, location, name)?;
     let op = match upgrade {
         Some(t) => NewOp {
@@ -1654,6 +2136,190 @@ fn upgrade_pool(
         },
     };
     Ok(start_op(g, op, now, speed))
+}
+
+/// `e2-micro/small/medium` or `FAMILY-standard|highmem|highcpu-N`, the machine types the
+/// simulated nodes know the capacity of.
+fn valid_machine_type(t: &str) -> bool {
+    if matches!(t, "e2-micro" | "e2-small" | "e2-medium") {
+        return true;
+    }
+    let parts: Vec<&str> = t.split('-').collect();
+    parts.len() == 3
+        && !parts[0].is_empty()
+        && parts[0]
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && ["standard", "highmem", "highcpu"].contains(&parts[1])
+        && parts[2].parse::<u32>().is_ok_and(|n| n > 0)
+}
+
+/// A non-negative int32 in a request (a number or, as Google's JSON allows, a string).
+fn int_field(v: &Value) -> Option<i64> {
+    v.as_i64()
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+}
+
+/// nodePools.create: validate like GKE, add the pool (PROVISIONING) and start its
+/// CREATE_NODE_POOL operation; the Kubernetes side boots the nodes and ends it.
+fn create_pool(
+    inner: &mut Inner,
+    project: &str,
+    location: &str,
+    cluster: &str,
+    body: &Value,
+    now: f64,
+    speed: f64,
+) -> R<Value> {
+    let invalid = |m: String| GkeError::new("INVALID_ARGUMENT", m);
+    if let Some(parent) = body.get("parent").and_then(Value::as_str) {
+        let want = format!("projects/{project}/locations/{location}/clusters/{cluster}");
+        if !parent.is_empty() && parent != want {
+            return Err(invalid(format!(
+                "The parent \"{parent}\" in the request body does not match the URL ({want})."
+            )));
+        }
+    }
+    let req = body
+        .get("nodePool")
+        .filter(|v| v.is_object())
+        .ok_or_else(|| invalid("Node pool must be specified (nodePool is required).".into()))?;
+    let pool = req.get("name").and_then(Value::as_str).unwrap_or("");
+    if pool.is_empty() {
+        return Err(invalid("Node pool name must be specified.".into()));
+    }
+    if !valid_cluster_name(pool) {
+        return Err(invalid(format!(
+            "Invalid value for field \"node_pool.name\": \"{pool}\". Must be a match of regex '(?:[a-z](?:[-a-z0-9]{{0,38}}[a-z0-9])?)' (only alphanumerics and '-' allowed, must start with a letter and end with an alphanumeric, and must be no longer than 40 characters)."
+        )));
+    }
+    let g = find_cluster(inner, project, location, cluster)?;
+    if g.node_pools.contains_key(pool) {
+        return Err(GkeError::new(
+            "ALREADY_EXISTS",
+            format!(
+                "Already exists: projects/{project}/locations/{location}/clusters/{cluster}/nodePools/{pool}."
+            ),
+        ));
+    }
+    let version = match req.get("version").and_then(Value::as_str) {
+        Some(a) if !a.is_empty() => node_version(g, a)?,
+        _ => g.version.clone(),
+    };
+    let zones = g.zones().len().max(1) as i64;
+    let autoscaling = req
+        .get("autoscaling")
+        .filter(|a| a["enabled"].as_bool() == Some(true));
+    // initialNodeCount is per zone, as in GKE; an autoscaled pool may start at its minimum.
+    let total = match req.get("initialNodeCount").and_then(int_field) {
+        Some(n) if n > 0 => n * zones,
+        Some(n) if n < 0 => {
+            return Err(invalid(format!(
+                "Invalid value for field \"node_pool.initial_node_count\": {n}. initialNodeCount must be positive."
+            )))
+        }
+        _ => match autoscaling {
+            Some(a) => match (
+                a.get("totalMinNodeCount").and_then(int_field),
+                a.get("minNodeCount").and_then(int_field),
+            ) {
+                (Some(t), _) => t.max(0),
+                (None, Some(m)) => m.max(0) * zones,
+                (None, None) => 0,
+            },
+            None => return Err(invalid("initialNodeCount must be positive.".into())),
+        },
+    };
+    let machine_type = req["config"]["machineType"]
+        .as_str()
+        .filter(|m| !m.is_empty())
+        .unwrap_or("e2-medium")
+        .to_string();
+    if !valid_machine_type(&machine_type) {
+        return Err(invalid(format!(
+            "Invalid value for field \"node_pool.config.machine_type\": \"{machine_type}\" (the simulator knows e2-micro, e2-small, e2-medium and FAMILY-standard|highmem|highcpu-N)."
+        )));
+    }
+    let mut np = NodePool {
+        name: pool.to_string(),
+        version: version.clone(),
+        node_count: total as u32,
+        machine_type,
+        max_surge: 1,
+        max_unavailable: 0,
+        strategy: "SURGE".into(),
+        bg: BlueGreen::default(),
+        drain: DrainConfig::default(),
+    };
+    if let Some(us) = req.get("upgradeSettings").filter(|v| !v.is_null()) {
+        apply_upgrade_settings(&mut np, us)?;
+    }
+    if let Some(d) = req.get("nodeDrainConfig").filter(|v| !v.is_null()) {
+        apply_drain_config(&mut np, d)?;
+    }
+    check_idle(g)?;
+    let fail = take_fail(inner, cluster, Some(pool), "create");
+    let g = find_cluster(inner, project, location, cluster)?;
+    g.node_pools.insert(pool.to_string(), np.clone());
+    Ok(start_op(
+        g,
+        NewOp {
+            op_type: "CREATE_NODE_POOL",
+            pool: Some(pool.to_string()),
+            target_version: version,
+            // Without an armed failure the Kubernetes side ends it once the nodes are Ready.
+            secs: if fail.is_some() {
+                FAILED_NODE_SECS * np.node_count.max(1) as f64
+            } else {
+                f64::INFINITY
+            },
+            nodes_total: np.node_count,
+            fail,
+        },
+        now,
+        speed,
+    ))
+}
+
+/// nodePools.delete: STOPPING, then the Kubernetes side removes the nodes (draining through
+/// PDBs only with `nodeDrainConfig.respectPdbDuringNodePoolDeletion`) and the pool goes.
+fn delete_pool(
+    inner: &mut Inner,
+    project: &str,
+    location: &str,
+    cluster: &str,
+    pool: &str,
+    now: f64,
+    speed: f64,
+) -> R<Value> {
+    let g = find_cluster(inner, project, location, cluster)?;
+    let Some(np) = g.node_pools.get(pool).cloned() else {
+        return Err(not_found(
+            project,
+            location,
+            &format!("clusters/{cluster}/nodePools/{pool}"),
+        ));
+    };
+    check_idle(g)?;
+    let fail = take_fail(inner, cluster, Some(pool), "delete");
+    let g = find_cluster(inner, project, location, cluster)?;
+    Ok(start_op(
+        g,
+        NewOp {
+            op_type: "DELETE_NODE_POOL",
+            pool: Some(pool.to_string()),
+            target_version: String::new(),
+            secs: if fail.is_some() {
+                FAILED_NODE_SECS * np.node_count.max(1) as f64
+            } else {
+                f64::INFINITY
+            },
+            nodes_total: np.node_count,
+            fail,
+        },
+        now,
+        speed,
+    ))
 }
 
 /// Run one routed call. Returns the response body and whether the world changed.
@@ -1757,7 +2423,18 @@ fn execute(
                             ))
                         }
                     };
-                    upgrade_pool(inner, project, location, c, &pool, Some(n), None, now, speed)
+                    upgrade_pool(
+                        inner,
+                        project,
+                        location,
+                        c,
+                        &pool,
+                        Some(n),
+                        None,
+                        None,
+                        now,
+                        speed,
+                    )
                         .map(|v| (v, true))
                 }
                 (None, None) => Err(GkeError::new(
@@ -1775,13 +2452,21 @@ fn execute(
             }
             let v = body.get("nodeVersion").and_then(Value::as_str);
             let us = body.get("upgradeSettings");
-            if v.is_none() && us.is_none() {
+            let drain = body.get("nodeDrainConfig").filter(|d| !d.is_null());
+            if v.is_none() && us.is_none() && drain.is_none() {
                 return Err(GkeError::new(
                     "INVALID_ARGUMENT",
                     "Node version must be specified (nodeVersion is required).",
                 ));
             }
-            upgrade_pool(inner, project, location, c, p, v, us, now, speed).map(|v| (v, true))
+            upgrade_pool(inner, project, location, c, p, v, us, drain, now, speed)
+                .map(|v| (v, true))
+        }
+        Route::CreatePool(c) => {
+            create_pool(inner, project, location, c, body, now, speed).map(|v| (v, true))
+        }
+        Route::DeletePool(c, p) => {
+            delete_pool(inner, project, location, c, p, now, speed).map(|v| (v, true))
         }
         Route::CompleteUpgrade(c, p) => {
             let g = find_cluster(inner, project, location, c)?;
@@ -1934,11 +2619,60 @@ mod tests {
             r(Method::DELETE, "/v1/projects/p/locations/l/clusters/c"),
             None
         );
+        assert_eq!(
+            r(
+                Method::POST,
+                "/v1/projects/p/locations/l/clusters/c/nodePools"
+            ),
+            Some(Route::CreatePool("c".into()))
+        );
+        assert_eq!(
+            r(
+                Method::DELETE,
+                "/v1/projects/p/locations/l/clusters/c/nodePools/np"
+            ),
+            Some(Route::DeletePool("c".into(), "np".into()))
+        );
+    }
+
+    #[test]
+    fn maintenance_and_drain_validation() {
+        assert!(valid_hhmm("03:00") && valid_hhmm("23:59"));
+        assert!(!valid_hhmm("24:00") && !valid_hhmm("3:00") && !valid_hhmm("03:60"));
+        assert_eq!(Maintenance::default().resource_version(), "e3b0c442");
+        assert!(valid_machine_type("n2-highmem-8") && valid_machine_type("e2-medium"));
+        assert!(!valid_machine_type("n2-weird") && !valid_machine_type("e2-standard-0"));
+        let mut np = NodePool {
+            name: "p".into(),
+            version: "1.29.8-gke.1031000".into(),
+            node_count: 1,
+            machine_type: "e2-medium".into(),
+            max_surge: 1,
+            max_unavailable: 0,
+            strategy: "SURGE".into(),
+            bg: BlueGreen::default(),
+            drain: DrainConfig::default(),
+        };
+        assert_eq!(np.drain.pdb_timeout(), DEFAULT_PDB_TIMEOUT_SECS);
+        apply_drain_config(&mut np, &json!({ "pdbTimeoutDuration": "1.5s" })).unwrap();
+        assert_eq!(np.drain.pdb_timeout(), 1.5);
+        assert!(apply_drain_config(&mut np, &json!({ "pdbTimeoutDuration": "-1s" })).is_err());
+        assert!(apply_drain_config(
+            &mut np,
+            &json!({ "respectPdbDuringNodePoolDeletion": "yes" })
+        )
+        .is_err());
     }
 
     #[test]
     fn enums_accept_names_and_numbers() {
-        assert_eq!(enum_in(STRATEGIES, &json!(2)).as_deref(), Some("SURGE"));
+        // Proto numbers: BLUE_GREEN = 2, SURGE = 3; 1 is unused.
+        assert_eq!(enum_in(STRATEGIES, &json!(3)).as_deref(), Some("SURGE"));
+        assert_eq!(
+            enum_in(STRATEGIES, &json!("2")).as_deref(),
+            Some("BLUE_GREEN")
+        );
+        assert_eq!(enum_in(STRATEGIES, &json!(1)), None);
         assert_eq!(
             enum_in(STRATEGIES, &json!("BLUE_GREEN")).as_deref(),
             Some("BLUE_GREEN")

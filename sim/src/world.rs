@@ -1457,6 +1457,10 @@ const BLOCKS: &[(&str, bool)] = &[
     ("pdb", false),
     ("update", true),
     ("gke_cluster", true),
+    ("daily_maintenance_window", false),
+    ("maintenance_window", false),
+    ("maintenance_exclusion", true),
+    ("drain_config", false),
     ("operation", true),
 ];
 

@@ -152,7 +152,8 @@ async fn get_cluster_with_names_and_int_enums() {
     assert_eq!(s, 200);
     assert_eq!(c["status"], 2); // RUNNING
     assert_eq!(c["releaseChannel"]["channel"], 2); // REGULAR
-    assert_eq!(c["nodePools"][0]["upgradeSettings"]["strategy"], 2); // SURGE
+                                                   // SURGE's proto number is 3 (BLUE_GREEN = 2): int enums are proto numbers.
+    assert_eq!(c["nodePools"][0]["upgradeSettings"]["strategy"], 3); // SURGE
     assert_eq!(c["nodePools"][0]["status"], 2);
     let (_, c) = h
         .get(&format!("{BASE}/clusters/shop?$alt=json;enum-encoding=int"))
@@ -379,7 +380,7 @@ async fn surge_node_pool_upgrade_replaces_nodes_within_pdbs() {
     let (s, op) = h
         .put(
             &format!("{BASE}/clusters/shop/nodePools/default"),
-            json!({ "nodeVersion": "-", "upgradeSettings": { "maxSurge": 1, "maxUnavailable": 0, "strategy": 2 } }),
+            json!({ "nodeVersion": "-", "upgradeSettings": { "maxSurge": 1, "maxUnavailable": 0, "strategy": 3 } }),
         )
         .await;
     assert_eq!(s, 200, "{op}");
@@ -1041,5 +1042,864 @@ async fn cluster_update_node_version_and_set_size() {
         .await;
     assert_eq!(s, 404);
     assert_eq!(e["error"]["status"], "NOT_FOUND");
+    h.sim.shutdown().await.unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// nodePools.create / nodePools.delete, nodeDrainConfig, maintenancePolicy
+// ---------------------------------------------------------------------------------------------
+
+impl H {
+    async fn delete(&self, path: &str) -> (u16, Value) {
+        self.call(reqwest::Method::DELETE, path, None).await
+    }
+    async fn nodes_of(&self, pool: &str) -> Vec<Value> {
+        self.kube_get(&format!(
+            "/api/v1/nodes?labelSelector=cloud.google.com/gke-nodepool%3D{pool}"
+        ))
+        .await["items"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+    async fn calls(&self) -> Vec<Value> {
+        self.http
+            .get(format!("{}/_sim/calls", self.url))
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+}
+
+fn ready(n: &Value) -> bool {
+    n["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+}
+
+#[tokio::test]
+async fn create_node_pool_boots_nodes_and_validates() {
+    let h = start(WORLD, "world.hcl", 1000.0, "").await;
+    let url = format!("{BASE}/clusters/shop/nodePools");
+    let pool = |name: &str| json!({ "nodePool": { "name": name, "initialNodeCount": 1 } });
+    // Validation: name, initialNodeCount, version skew, duplicates. Nothing is created.
+    for (body, want) in [
+        (pool("Bad_Name"), "node_pool.name"),
+        (pool("1abc"), "node_pool.name"),
+        (pool(&"a".repeat(41)), "node_pool.name"),
+        (
+            json!({ "nodePool": { "initialNodeCount": 1 } }),
+            "name must be specified",
+        ),
+        (
+            json!({ "nodePool": { "name": "green" } }),
+            "initialNodeCount must be positive",
+        ),
+        (
+            json!({ "nodePool": { "name": "green", "initialNodeCount": 1, "version": "1.30.5-gke.1014001" } }),
+            "newer than the master",
+        ),
+        // "1.29" resolves to the newest 1.29 patch, which is newer than this master.
+        (
+            json!({ "nodePool": { "name": "green", "initialNodeCount": 1, "version": "1.29" } }),
+            "newer than the master",
+        ),
+        (
+            json!({ "nodePool": { "name": "green", "initialNodeCount": 1, "config": { "machineType": "n2-weird" } } }),
+            "machine_type",
+        ),
+        (
+            json!({ "parent": "projects/demo-proj/locations/europe-west1/clusters/other", "nodePool": { "name": "green", "initialNodeCount": 1 } }),
+            "does not match",
+        ),
+    ] {
+        let (s, e) = h.post(&url, body.clone()).await;
+        assert_eq!(s, 400, "{body}: {e}");
+        assert_eq!(e["error"]["status"], "INVALID_ARGUMENT", "{e}");
+        assert!(
+            e["error"]["message"].as_str().unwrap().contains(want),
+            "{body}: {e}"
+        );
+    }
+    let (s, e) = h.post(&url, pool("default")).await;
+    assert_eq!(s, 409, "{e}");
+    assert_eq!(e["error"]["status"], "ALREADY_EXISTS");
+    assert_eq!(e["error"]["code"], 409);
+    let (_, l) = h.get(&url).await;
+    assert_eq!(l["nodePools"].as_array().unwrap().len(), 1, "{l}");
+
+    // A valid request (int enums in the answer, as google-cloud-rust asks).
+    let (s, op) = h
+        .post(
+            &format!("{url}?$alt=json;enum-encoding=int"),
+            json!({
+                "parent": "projects/demo-proj/locations/europe-west1/clusters/shop",
+                "nodePool": {
+                    "name": "green",
+                    "initialNodeCount": 1,
+                    "version": "-",
+                    "config": { "machineType": "e2-standard-2" },
+                    "upgradeSettings": { "maxSurge": 2, "maxUnavailable": 1, "strategy": "SURGE" },
+                    "nodeDrainConfig": { "pdbTimeoutDuration": "900s", "respectPdbDuringNodePoolDeletion": true },
+                }
+            }),
+        )
+        .await;
+    assert_eq!(s, 200, "{op}");
+    assert_eq!(op["operationType"], 7, "{op}"); // CREATE_NODE_POOL
+    assert!(op["targetLink"]
+        .as_str()
+        .unwrap()
+        .ends_with("/clusters/shop/nodePools/green"));
+    let name = op["name"].as_str().unwrap().to_string();
+    // The pool exists at once, PROVISIONING, and blocks other operations.
+    let (s, p) = h.get(&format!("{url}/green")).await;
+    assert_eq!(s, 200, "{p}");
+    assert_eq!(p["status"], "PROVISIONING", "{p}");
+    let (s, e) = h
+        .post(
+            &url,
+            json!({ "nodePool": { "name": "other", "initialNodeCount": 1 } }),
+        )
+        .await;
+    assert_eq!(s, 400, "{e}");
+    assert_eq!(e["error"]["status"], "FAILED_PRECONDITION");
+    let done = h.wait_op(&name).await;
+    assert!(done["op"]["error"].is_null(), "{done}");
+    assert_eq!(done["op"]["operationType"], "CREATE_NODE_POOL");
+
+    // Its nodes are in the Kubernetes API: one per zone, Ready, at the master's version.
+    let nodes = h.nodes_of("green").await;
+    assert_eq!(nodes.len(), 3);
+    for n in &nodes {
+        assert!(ready(n), "{n}");
+        let nm = n["metadata"]["name"].as_str().unwrap();
+        assert!(nm.starts_with("gke-shop-green-"), "{nm}");
+        assert_eq!(
+            n["metadata"]["labels"]["node.kubernetes.io/instance-type"],
+            "e2-standard-2"
+        );
+        assert_eq!(
+            n["status"]["nodeInfo"]["kubeletVersion"],
+            "v1.29.8-gke.1031000"
+        );
+    }
+    assert_eq!(h.nodes_of("default").await.len(), 3);
+    let (_, p) = h.get(&format!("{url}/green")).await;
+    assert_eq!(p["status"], "RUNNING");
+    assert_eq!(p["initialNodeCount"], 1);
+    assert_eq!(p["version"], "1.29.8-gke.1031000");
+    assert_eq!(p["config"]["machineType"], "e2-standard-2");
+    assert_eq!(p["upgradeSettings"]["maxSurge"], 2);
+    assert_eq!(
+        p["nodeDrainConfig"],
+        json!({ "pdbTimeoutDuration": "900s", "respectPdbDuringNodePoolDeletion": true })
+    );
+    let (_, c) = h.get(&format!("{BASE}/clusters/shop")).await;
+    assert_eq!(c["currentNodeCount"], 6);
+    let (s, e) = h.post(&url, pool("green")).await;
+    assert_eq!(s, 409, "{e}");
+    assert!(h.calls().await.iter().any(|c| c["op"]
+        == "projects.locations.clusters.nodePools.create"
+        && c["nodegroup"] == "green"
+        && c["update_id"] == name.as_str()
+        && c["mutation"] == true));
+
+    // An armed fault fails the creation: the pool is left in ERROR without nodes.
+    h.http
+        .post(format!("{}/_sim/faults", h.url))
+        .body("fail=shop/broken:RESOURCE_EXHAUSTED:zone out of e2 capacity")
+        .send()
+        .await
+        .unwrap();
+    let (s, op) = h.post(&url, pool("broken")).await;
+    assert_eq!(s, 200, "{op}");
+    let done = h.wait_op(op["name"].as_str().unwrap()).await;
+    assert_eq!(done["op"]["error"]["code"], 8, "{done}");
+    assert_eq!(done["op"]["error"]["message"], "zone out of e2 capacity");
+    let (_, p) = h.get(&format!("{url}/broken")).await;
+    assert_eq!(p["status"], "ERROR", "{p}");
+    assert_eq!(p["statusMessage"], "zone out of e2 capacity");
+    assert!(h.nodes_of("broken").await.is_empty());
+
+    // The created pools survive a restart.
+    let path = h.path.clone();
+    let dir = h._dir;
+    h.sim.shutdown().await.unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("node_pool \"green\""), "{text}");
+    assert!(text.contains("pdb_timeout_seconds"), "{text}");
+    let sim = start_on(&path, 1000.0, "").await;
+    let h2 = H {
+        url: sim.endpoints().eks,
+        sim,
+        http: reqwest::Client::new(),
+        path,
+        _dir: dir,
+    };
+    let (s, p) = h2.get(&format!("{url}/green")).await;
+    assert_eq!(s, 200, "{p}");
+    assert_eq!(p["status"], "RUNNING");
+    assert_eq!(p["nodeDrainConfig"]["pdbTimeoutDuration"], "900s");
+    assert_eq!(h2.nodes_of("green").await.len(), 3);
+    let (_, p) = h2.get(&format!("{url}/broken")).await;
+    assert_eq!(p["status"], "ERROR", "{p}");
+    assert!(h2.nodes_of("broken").await.is_empty());
+    h2.sim.shutdown().await.unwrap();
+}
+
+const TWO_POOLS: &str = r#"
+gke_cluster "shop" {
+  project  = "demo-proj"
+  location = "europe-west1"
+  version  = "1.29.8-gke.1031000"
+  node_pool "default" {
+    node_count   = 3
+    machine_type = "e2-standard-4"
+  }
+  node_pool "old" {
+    node_count   = 3
+    machine_type = "e2-standard-4"
+  }
+  workload "web" {
+    namespace                = "shop"
+    replicas                 = 6
+    termination_grace_period = 1200
+    pdb { min_available = 5 }
+  }
+}
+"#;
+
+/// `ns/name` of the `web` pods on `pool`'s nodes.
+async fn web_pods_on(h: &H, pool: &str) -> Vec<String> {
+    let nodes: Vec<String> = h
+        .nodes_of(pool)
+        .await
+        .iter()
+        .map(|n| n["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    h.kube_get("/api/v1/namespaces/shop/pods").await["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| {
+            p["spec"]["nodeName"]
+                .as_str()
+                .is_some_and(|n| nodes.iter().any(|x| x == n))
+        })
+        .map(|p| format!("shop/{}", p["metadata"]["name"].as_str().unwrap()))
+        .collect()
+}
+
+#[tokio::test]
+async fn delete_node_pool_kills_pods_ignoring_pdbs_by_default() {
+    let h = start(TWO_POOLS, "world.hcl", 100.0, "").await;
+    let url = format!("{BASE}/clusters/shop/nodePools");
+    let victims = web_pods_on(&h, "old").await;
+    assert!(!victims.is_empty(), "no web pod landed on the old pool");
+    let (s, e) = h.delete(&format!("{url}/nope")).await;
+    assert_eq!(s, 404, "{e}");
+    assert_eq!(e["error"]["status"], "NOT_FOUND");
+    let (s, op) = h.delete(&format!("{url}/old")).await;
+    assert_eq!(s, 200, "{op}");
+    assert_eq!(op["operationType"], "DELETE_NODE_POOL");
+    let name = op["name"].as_str().unwrap().to_string();
+    let (_, p) = h
+        .get(&format!("{url}/old?$alt=json;enum-encoding=int"))
+        .await;
+    assert_eq!(p["status"], 5, "{p}"); // STOPPING
+    let (s, e) = h.delete(&format!("{url}/default")).await;
+    assert_eq!(s, 400, "{e}");
+    assert_eq!(e["error"]["status"], "FAILED_PRECONDITION");
+    let done = h.wait_op(&name).await;
+    assert!(done["op"]["error"].is_null(), "{done}");
+    let (_, l) = h.get(&url).await;
+    let names: Vec<&str> = l["nodePools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["default"]);
+    let (s, _) = h.get(&format!("{url}/old")).await;
+    assert_eq!(s, 404);
+    assert!(h.nodes_of("old").await.is_empty());
+    assert_eq!(h.nodes_of("default").await.len(), 3);
+    // PDBs were not respected: the pods on the pool were killed, and the audit says so.
+    let a = audit(&h).await;
+    let lost: Vec<&str> = a["lost_pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    for v in &victims {
+        assert!(lost.contains(&v.as_str()), "{v} not in {a}");
+    }
+    assert!(h.calls().await.iter().any(|c| c["op"]
+        == "projects.locations.clusters.nodePools.delete"
+        && c["nodegroup"] == "old"
+        && c["mutation"] == true));
+    // The deletion persists (and the finished operation on a pool that is gone still loads).
+    let path = h.path.clone();
+    let dir = h._dir;
+    h.sim.shutdown().await.unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(!text.contains("node_pool \"old\""), "{text}");
+    assert!(text.contains("DELETE_NODE_POOL"), "{text}");
+    let sim = start_on(&path, 1000.0, "").await;
+    let h2 = H {
+        url: sim.endpoints().eks,
+        sim,
+        http: reqwest::Client::new(),
+        path,
+        _dir: dir,
+    };
+    let (s, _) = h2.get(&format!("{url}/old")).await;
+    assert_eq!(s, 404);
+    assert_eq!(
+        h2.kube_get("/api/v1/nodes").await["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    h2.sim.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn delete_node_pool_respecting_pdbs_drains_within_the_budget() {
+    let h = start(TWO_POOLS, "world.hcl", 100.0, "").await;
+    let url = format!("{BASE}/clusters/shop/nodePools");
+    let victims = web_pods_on(&h, "old").await;
+    assert!(!victims.is_empty(), "no web pod landed on the old pool");
+    let (s, op) = h
+        .put(
+            &format!("{url}/old"),
+            // The pods' own grace (1200 s = 12 s wall at speed 100) is capped to 2 s.
+            json!({ "nodeDrainConfig": {
+                "respectPdbDuringNodePoolDeletion": true,
+                "graceTerminationDuration": "2s",
+            } }),
+        )
+        .await;
+    assert_eq!(s, 200, "{op}");
+    h.wait_op(op["name"].as_str().unwrap()).await;
+    let t = Instant::now();
+    let (s, op) = h.delete(&format!("{url}/old")).await;
+    assert_eq!(s, 200, "{op}");
+    let done = h.wait_op(op["name"].as_str().unwrap()).await;
+    assert!(done["op"]["error"].is_null(), "{done}");
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "termination grace not capped: {:?}",
+        t.elapsed()
+    );
+    assert!(h.nodes_of("old").await.is_empty());
+    let a = audit(&h).await;
+    assert_eq!(a["lost_pods"], json!([]), "{a}");
+    assert_eq!(a["pdbs"]["shop/web"]["violated"], false, "{a}");
+    assert_eq!(a["pdbs"]["shop/web"]["min_healthy_observed"], 5, "{a}");
+    assert!(
+        a["evictions"].as_u64().unwrap() >= victims.len() as u64,
+        "{a}"
+    );
+    // The evicted replicas run on the remaining pool.
+    let t = Instant::now();
+    loop {
+        let pods = h.kube_get("/api/v1/namespaces/shop/pods").await;
+        let running = pods["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| {
+                p["status"]["phase"] == "Running" && p["metadata"]["deletionTimestamp"].is_null()
+            })
+            .count();
+        if running == 6 {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(30), "{pods}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    h.sim.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn node_drain_config_round_trips_through_update_and_etag() {
+    let h = start(WORLD, "world.hcl", 1000.0, "").await;
+    let url = format!("{BASE}/clusters/shop/nodePools/default");
+    let (_, p) = h.get(&url).await;
+    assert!(p.get("nodeDrainConfig").is_none(), "{p}");
+    let etag = p["etag"].as_str().unwrap().to_string();
+    let (s, e) = h
+        .put(
+            &url,
+            json!({ "nodeDrainConfig": { "pdbTimeoutDuration": "ten minutes" } }),
+        )
+        .await;
+    assert_eq!(s, 400, "{e}");
+    assert_eq!(e["error"]["status"], "INVALID_ARGUMENT");
+    let cfg = json!({
+        "pdbTimeoutDuration": "600s",
+        "graceTerminationDuration": "30s",
+        "respectPdbDuringNodePoolDeletion": true,
+    });
+    let (s, op) = h
+        .put(&url, json!({ "nodeDrainConfig": cfg, "etag": etag }))
+        .await;
+    assert_eq!(s, 200, "{op}");
+    assert_eq!(op["operationType"], "UPDATE_CLUSTER");
+    h.wait_op(op["name"].as_str().unwrap()).await;
+    let (_, p) = h.get(&url).await;
+    assert_eq!(p["nodeDrainConfig"], cfg, "{p}");
+    assert_ne!(p["etag"], etag.as_str());
+    let (s, e) = h
+        .put(
+            &url,
+            json!({ "nodeDrainConfig": { "pdbTimeoutDuration": "60s" }, "etag": etag }),
+        )
+        .await;
+    assert_eq!(s, 409, "{e}");
+    // A partial update keeps the other fields.
+    let (s, op) = h
+        .put(
+            &url,
+            json!({ "nodeDrainConfig": { "pdbTimeoutDuration": "60s" }, "etag": p["etag"] }),
+        )
+        .await;
+    assert_eq!(s, 200, "{op}");
+    h.wait_op(op["name"].as_str().unwrap()).await;
+    let (_, p) = h.get(&url).await;
+    assert_eq!(p["nodeDrainConfig"]["pdbTimeoutDuration"], "60s");
+    assert_eq!(p["nodeDrainConfig"]["graceTerminationDuration"], "30s");
+    let path = h.path.clone();
+    h.sim.shutdown().await.unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("drain_config {"), "{text}");
+    assert!(text.contains("pdb_timeout_seconds = 60"), "{text}");
+    assert!(
+        text.contains("respect_pdb_during_deletion = true"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn pdb_timeout_from_drain_config_bounds_a_blocked_drain() {
+    // The PDB allows no disruption at all; GKE gives up on it after pdbTimeoutDuration.
+    let world = r#"
+gke_cluster "shop" {
+  project  = "demo-proj"
+  location = "europe-west1"
+  version  = "1.30.5-gke.1014001"
+  node_pool "default" {
+    version      = "1.29.8-gke.1031000"
+    node_count   = 3
+    machine_type = "e2-standard-4"
+    drain_config {
+      pdb_timeout_seconds       = 60
+      grace_termination_seconds = 5
+    }
+  }
+  workload "web" {
+    namespace = "shop"
+    replicas  = 3
+    pdb { min_available = 3 }
+  }
+}
+"#;
+    // At speed 100 GKE's default hour would take 36 s per batch.
+    let h = start(world, "world.hcl", 100.0, "").await;
+    let (_, p) = h
+        .get(&format!("{BASE}/clusters/shop/nodePools/default"))
+        .await;
+    assert_eq!(
+        p["nodeDrainConfig"],
+        json!({ "pdbTimeoutDuration": "60s", "graceTerminationDuration": "5s" })
+    );
+    let t = Instant::now();
+    let (s, op) = h
+        .put(
+            &format!("{BASE}/clusters/shop/nodePools/default"),
+            json!({ "nodeVersion": "-" }),
+        )
+        .await;
+    assert_eq!(s, 200, "{op}");
+    let done = h.wait_op(op["name"].as_str().unwrap()).await;
+    assert!(done["op"]["error"].is_null(), "{done}");
+    assert!(
+        t.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        t.elapsed()
+    );
+    let a = audit(&h).await;
+    assert!(a["evictions_refused"].as_u64().unwrap() > 0, "{a}");
+    assert!(
+        a["lost_pods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p.as_str().unwrap().starts_with("shop/web-")),
+        "{a}"
+    );
+    h.sim.shutdown().await.unwrap();
+}
+
+const MAINT_WORLD: &str = r#"
+gke_cluster "shop" {
+  project  = "demo-proj"
+  location = "europe-west1"
+  version  = "1.29.8-gke.1031000"
+  daily_maintenance_window { start_time = "03:00" }
+  maintenance_exclusion "freeze" {
+    start_time = "2020-01-01T00:00:00Z"
+    end_time   = "2099-01-01T00:00:00Z"
+  }
+  maintenance_exclusion "black-friday" {
+    start_time = "2026-11-27T00:00:00Z"
+    end_time   = "2026-12-01T00:00:00Z"
+    scope      = "NO_MINOR_UPGRADES"
+  }
+  maintenance_exclusion "nodes" {
+    start_time = "2026-12-20T00:00:00Z"
+    end_time   = "2027-01-05T00:00:00Z"
+    scope      = "NO_MINOR_OR_NODE_UPGRADES"
+  }
+  node_pool "default" { node_count = 1 }
+}
+gke_cluster "weekend" {
+  project  = "demo-proj"
+  location = "europe-west1"
+  version  = "1.29.8-gke.1031000"
+  maintenance_window {
+    start_time = "2026-01-03T01:00:00Z"
+    end_time   = "2026-01-03T05:00:00Z"
+    recurrence = "FREQ=WEEKLY;BYDAY=SA,SU"
+  }
+  node_pool "default" { node_count = 1 }
+}
+gke_cluster "plain" {
+  project  = "demo-proj"
+  location = "europe-west1"
+  version  = "1.29.8-gke.1031000"
+  node_pool "default" { node_count = 1 }
+}
+"#;
+
+#[tokio::test]
+async fn maintenance_policy_is_reported_with_names_and_int_enums() {
+    let h = start(MAINT_WORLD, "world.hcl", 1000.0, "").await;
+    let (s, c) = h.get(&format!("{BASE}/clusters/shop")).await;
+    assert_eq!(s, 200, "{c}");
+    let mp = &c["maintenancePolicy"];
+    let rv = mp["resourceVersion"].as_str().unwrap().to_string();
+    assert_eq!(rv.len(), 8, "{mp}");
+    assert_ne!(rv, "e3b0c442");
+    assert_eq!(
+        mp["window"],
+        json!({
+            "dailyMaintenanceWindow": { "startTime": "03:00", "duration": "PT4H0M0S" },
+            "maintenanceExclusions": {
+                "freeze": {
+                    "startTime": "2020-01-01T00:00:00Z",
+                    "endTime": "2099-01-01T00:00:00Z",
+                    "maintenanceExclusionOptions": { "scope": "NO_UPGRADES" },
+                },
+                "black-friday": {
+                    "startTime": "2026-11-27T00:00:00Z",
+                    "endTime": "2026-12-01T00:00:00Z",
+                    "maintenanceExclusionOptions": { "scope": "NO_MINOR_UPGRADES" },
+                },
+                "nodes": {
+                    "startTime": "2026-12-20T00:00:00Z",
+                    "endTime": "2027-01-05T00:00:00Z",
+                    "maintenanceExclusionOptions": { "scope": "NO_MINOR_OR_NODE_UPGRADES" },
+                },
+            },
+        })
+    );
+    let (_, ci) = h
+        .get(&format!("{BASE}/clusters?$alt=json;enum-encoding=int"))
+        .await;
+    let ci = ci["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "shop")
+        .unwrap()
+        .clone();
+    let x = &ci["maintenancePolicy"]["window"]["maintenanceExclusions"];
+    assert_eq!(
+        x["freeze"]["maintenanceExclusionOptions"]["scope"], 0,
+        "{x}"
+    );
+    assert_eq!(
+        x["black-friday"]["maintenanceExclusionOptions"]["scope"], 1,
+        "{x}"
+    );
+    assert_eq!(x["nodes"]["maintenanceExclusionOptions"]["scope"], 2, "{x}");
+
+    let (_, w) = h.get(&format!("{BASE}/clusters/weekend")).await;
+    assert_eq!(
+        w["maintenancePolicy"]["window"],
+        json!({ "recurringWindow": {
+            "window": { "startTime": "2026-01-03T01:00:00Z", "endTime": "2026-01-03T05:00:00Z" },
+            "recurrence": "FREQ=WEEKLY;BYDAY=SA,SU",
+        }})
+    );
+    let (_, p) = h.get(&format!("{BASE}/clusters/plain")).await;
+    assert_eq!(
+        p["maintenancePolicy"],
+        json!({ "resourceVersion": "e3b0c442" })
+    );
+
+    // Windows and exclusions only hold back automatic upgrades: a user-initiated upgrade
+    // inside the NO_UPGRADES exclusion goes ahead.
+    let (s, op) = h
+        .post(
+            &format!("{BASE}/clusters/shop:updateMaster"),
+            json!({ "masterVersion": "1.30" }),
+        )
+        .await;
+    assert_eq!(s, 200, "{op}");
+    h.wait_op(op["name"].as_str().unwrap()).await;
+
+    // Persisted and reloaded unchanged.
+    let path = h.path.clone();
+    let dir = h._dir;
+    h.sim.shutdown().await.unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        text.contains("maintenance_exclusion \"black-friday\""),
+        "{text}"
+    );
+    assert!(text.contains("daily_maintenance_window {"), "{text}");
+    assert!(
+        text.contains("recurrence = \"FREQ=WEEKLY;BYDAY=SA,SU\""),
+        "{text}"
+    );
+    let sim = start_on(&path, 1000.0, "").await;
+    let h2 = H {
+        url: sim.endpoints().eks,
+        sim,
+        http: reqwest::Client::new(),
+        path,
+        _dir: dir,
+    };
+    let (_, c2) = h2.get(&format!("{BASE}/clusters/shop")).await;
+    assert_eq!(c2["maintenancePolicy"], c["maintenancePolicy"]);
+    let (_, w2) = h2.get(&format!("{BASE}/clusters/weekend")).await;
+    assert_eq!(w2["maintenancePolicy"], w["maintenancePolicy"]);
+    h2.sim.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn world_errors_for_maintenance_and_drain_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = |body: &str| {
+        format!("gke_cluster \"m\" {{\n  version = \"1.29.8-gke.1031000\"\n{body}\n}}\n")
+    };
+    let cases = [
+        (
+            cluster(
+                r#"daily_maintenance_window { start_time = "03:00" }
+maintenance_window {
+  start_time = "2026-01-03T01:00:00Z"
+  end_time   = "2026-01-03T05:00:00Z"
+  recurrence = "FREQ=DAILY"
+}"#,
+            ),
+            "gke_cluster \"m\": daily_maintenance_window and maintenance_window are mutually exclusive",
+        ),
+        (
+            cluster(r#"daily_maintenance_window { start_time = "25:00" }"#),
+            "gke_cluster \"m\": daily_maintenance_window: start_time `25:00`",
+        ),
+        (
+            cluster(
+                r#"maintenance_window {
+  start_time = "2026-01-03T01:00:00Z"
+  end_time   = "2026-01-03T05:00:00Z"
+  recurrence = "WEEKLY"
+}"#,
+            ),
+            "gke_cluster \"m\": maintenance_window: recurrence `WEEKLY`",
+        ),
+        (
+            cluster(
+                r#"maintenance_window {
+  start_time = "2026-01-03T05:00:00Z"
+  end_time   = "2026-01-03T01:00:00Z"
+  recurrence = "FREQ=DAILY"
+}"#,
+            ),
+            "gke_cluster \"m\": maintenance_window: end_time `2026-01-03T01:00:00Z` must be after",
+        ),
+        (
+            cluster(
+                r#"maintenance_exclusion "x" {
+  start_time = "yesterday"
+  end_time   = "2026-01-03T01:00:00Z"
+}"#,
+            ),
+            "gke_cluster \"m\": maintenance_exclusion \"x\": start_time: `yesterday` is not an RFC 3339",
+        ),
+        (
+            cluster(
+                r#"maintenance_exclusion "x" {
+  start_time = "2026-01-01T00:00:00Z"
+  end_time   = "2026-01-03T01:00:00Z"
+  scope      = "NO_PATCHES"
+}"#,
+            ),
+            "gke_cluster \"m\": maintenance_exclusion \"x\": scope `NO_PATCHES` must be one of NO_UPGRADES",
+        ),
+        (
+            cluster(
+                r#"node_pool "a" {
+  drain_config { pdb_timeout_seconds = -1 }
+}"#,
+            ),
+            "gke_cluster \"m\": node_pool \"a\": drain_config: pdb_timeout_seconds must be a non-negative",
+        ),
+        (
+            cluster(
+                r#"node_pool "a" {
+  drain_config { respect_pdb = true }
+}"#,
+            ),
+            "respect_pdb",
+        ),
+    ];
+    for (i, (text, want)) in cases.iter().enumerate() {
+        let p = dir.path().join(format!("w{i}.hcl"));
+        std::fs::write(&p, text).unwrap();
+        let e = Sim::start(SimConfig {
+            world: p,
+            listen: "127.0.0.1:0".parse().unwrap(),
+            speed: 1.0,
+            faults: FaultSpec::none(),
+        })
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("case {i} loaded: {text}"));
+        assert!(format!("{e:#}").contains(want), "case {i}: {e:#}");
+    }
+}
+
+/// The real client reads maintenancePolicy and nodeDrainConfig, and creates and deletes pools.
+#[tokio::test]
+async fn google_client_reads_maintenance_and_manages_node_pools() {
+    use google_cloud_container_v1::client::ClusterManager;
+    use google_cloud_container_v1::model::{
+        maintenance_exclusion_options::Scope, maintenance_window::Policy, node_pool, operation,
+        time_window::Options, NodePool,
+    };
+    let h = start(MAINT_WORLD, "world.hcl", 1000.0, "").await;
+    let client = ClusterManager::builder()
+        .with_endpoint(h.url.clone())
+        .with_credentials(google_cloud_auth::credentials::anonymous::Builder::new().build())
+        .build()
+        .await
+        .unwrap();
+    let cname = "projects/demo-proj/locations/europe-west1/clusters/shop";
+    let c = client.get_cluster().set_name(cname).send().await.unwrap();
+    let mp = c.maintenance_policy.expect("maintenancePolicy");
+    assert_eq!(mp.resource_version.len(), 8);
+    let w = mp.window.expect("window");
+    match w.policy {
+        Some(Policy::DailyMaintenanceWindow(d)) => {
+            assert_eq!(d.start_time, "03:00");
+            assert_eq!(d.duration, "PT4H0M0S");
+        }
+        other => panic!("{other:?}"),
+    }
+    let scope = |n: &str| match &w.maintenance_exclusions[n].options {
+        Some(Options::MaintenanceExclusionOptions(o)) => o.scope.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(scope("freeze"), Scope::NoUpgrades);
+    assert_eq!(scope("black-friday"), Scope::NoMinorUpgrades);
+    assert_eq!(scope("nodes"), Scope::NoMinorOrNodeUpgrades);
+    let end = w.maintenance_exclusions["black-friday"]
+        .end_time
+        .expect("endTime");
+    assert_eq!(end.seconds(), 1_796_083_200); // 2026-12-01T00:00:00Z
+
+    let wait = |name: String| {
+        let client = client.clone();
+        async move {
+            let oname = format!("projects/demo-proj/locations/europe-west1/operations/{name}");
+            let t = Instant::now();
+            loop {
+                let o = client
+                    .get_operation()
+                    .set_name(&oname)
+                    .send()
+                    .await
+                    .unwrap();
+                if o.status == operation::Status::Done {
+                    return o;
+                }
+                assert!(t.elapsed() < Duration::from_secs(30));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    let op = client
+        .create_node_pool()
+        .set_parent(cname)
+        .set_node_pool(
+            NodePool::new()
+                .set_name("green")
+                .set_initial_node_count(1)
+                .set_node_drain_config(
+                    node_pool::NodeDrainConfig::new()
+                        .set_respect_pdb_during_node_pool_deletion(true),
+                ),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(op.operation_type, operation::Type::CreateNodePool);
+    let o = wait(op.name).await;
+    assert!(o.error.is_none(), "{o:?}");
+    let p = client
+        .get_node_pool()
+        .set_name(format!("{cname}/nodePools/green"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(p.status, node_pool::Status::Running);
+    assert_eq!(
+        p.node_drain_config
+            .expect("nodeDrainConfig")
+            .respect_pdb_during_node_pool_deletion,
+        Some(true)
+    );
+    let op = client
+        .delete_node_pool()
+        .set_name(format!("{cname}/nodePools/green"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(op.operation_type, operation::Type::DeleteNodePool);
+    let o = wait(op.name).await;
+    assert!(o.error.is_none(), "{o:?}");
+    let e = client
+        .get_node_pool()
+        .set_name(format!("{cname}/nodePools/green"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.status().expect("service error").code.name(), "NOT_FOUND");
     h.sim.shutdown().await.unwrap();
 }

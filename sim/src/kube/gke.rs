@@ -1,6 +1,7 @@
 //! The Kubernetes side of GKE clusters: nodes from node pools (GKE names, labels and kubelet
-//! versions) and the SURGE node-pool upgrade (surge new nodes, cordon, drain through PDBs,
-//! delete old nodes), driven by the `UPGRADE_NODES` operation.
+//! versions), the SURGE and BLUE_GREEN node-pool upgrades (surge new nodes, cordon, drain
+//! through PDBs, delete old nodes) driven by the `UPGRADE_NODES` operation, and node-pool
+//! creation and deletion (`CREATE_NODE_POOL`, `DELETE_NODE_POOL`).
 
 use serde_json::{json, Value};
 
@@ -9,14 +10,12 @@ use super::nodes::{self, cordon, ensure_namespace, node_release, workload_object
 use super::util::{self, k8s_time};
 use super::{KCluster, Kind, TEv};
 use crate::faults::FaultSpec;
-use crate::gke::{self, GkeCluster, NodePool, OpStatus};
+use crate::gke::{self, DrainConfig, GkeCluster, NodePool, OpStatus};
 
 /// Simulated seconds from VM creation to a Ready node.
 pub const NODE_BOOT_SECS: f64 = 60.0;
 /// New nodes that never become Ready fail the upgrade after this long.
 pub const JOIN_TIMEOUT_SECS: f64 = 20.0 * 60.0;
-/// GKE respects PodDisruptionBudgets for up to one hour, then drains the node anyway.
-pub const PDB_TIMEOUT_SECS: f64 = 3600.0;
 /// Simulated seconds to delete a drained VM.
 pub const DELETE_SECS: f64 = 30.0;
 /// Eviction retry interval after a 429.
@@ -290,6 +289,9 @@ pub fn populate(kc: &mut KCluster, g: &GkeCluster, now: f64) {
         ensure_namespace(kc, ns, now);
     }
     for p in g.node_pools.values() {
+        if !g.pool_provisioned(&p.name) {
+            continue;
+        }
         for _ in 0..p.node_count {
             create_node(kc, g, p, &p.version, true, now);
         }
@@ -325,6 +327,11 @@ enum Phase {
     BgDelete,
     /// Rolling a blue-green upgrade back: drain (if respectPdb) and delete the green nodes.
     BgRollback,
+    // DELETE_NODE_POOL
+    /// With `respectPdbDuringNodePoolDeletion`: cordon every node, drain through PDBs.
+    PoolDrain,
+    /// Delete every node; pods still on them are killed.
+    PoolDelete,
 }
 
 /// One in-flight node-pool upgrade on the Kubernetes side.
@@ -341,6 +348,8 @@ pub struct GProc {
     drained: Vec<String>,
     /// BLUE_GREEN: end of the current batch soak.
     soak_until: f64,
+    /// DELETE_NODE_POOL: the nodes were cordoned and taken as the drain batch.
+    cordoned: bool,
     // Copied from the operation every tick.
     complete: bool,
     rollback: bool,
@@ -359,17 +368,93 @@ pub fn tick(kc: &mut KCluster, g: &mut GkeCluster, faults: &FaultSpec, now: f64)
         kc.endpoint.clone_from(e);
     }
     nodes::run_timers(kc, faults, now);
-    let changed = run_procs(kc, g, faults, now);
+    let mut changed = run_procs(kc, g, faults, now);
     sync_sizes(kc, g, now);
+    changed |= run_creates(kc, g, faults, now);
     nodes::run_controllers(kc, now);
+    changed
+}
+
+/// CREATE_NODE_POOL: `sync_sizes` boots the new pool's nodes (like surge nodes) once the
+/// operation runs; it ends when all of them are Ready.
+fn run_creates(kc: &mut KCluster, g: &mut GkeCluster, faults: &FaultSpec, now: f64) -> bool {
+    let mut changed = false;
+    for i in 0..g.ops.len() {
+        let o = &g.ops[i];
+        if o.op_type != "CREATE_NODE_POOL"
+            || o.status != OpStatus::Running
+            || o.deadline.is_finite()
+        {
+            continue;
+        }
+        let Some(pool) = o.pool.clone() else {
+            continue;
+        };
+        if faults
+            .hang
+            .iter()
+            .any(|t| t.matches(&g.name, Some(&pool), None))
+        {
+            continue;
+        }
+        let Some(want) = g.node_pools.get(&pool).map(|p| p.node_count as usize) else {
+            continue;
+        };
+        // A pool of that name deleted after a failed upgrade must not stay frozen.
+        kc.hold.remove(&pool);
+        let (total, ready) = kc
+            .objs(Kind::Node)
+            .values()
+            .filter(|n| node_pool(n) == pool)
+            .fold((0, 0), |(t, r), n| {
+                (t + 1, r + util::node_ready(n) as usize)
+            });
+        g.ops[i].nodes_done = ready as u32;
+        if total == want && ready == want {
+            gke::finish_op(g, i, now);
+            changed = true;
+        } else if now - g.ops[i].running_at >= kc.wall(JOIN_TIMEOUT_SECS) {
+            // A failed creation leaves an ERROR pool without nodes (also after a restart).
+            let names: Vec<String> = kc
+                .objs(Kind::Node)
+                .values()
+                .filter(|n| node_pool(n) == pool)
+                .map(|n| util::name(n).to_string())
+                .collect();
+            for n in names {
+                ctrl::remove_node(kc, &n, now);
+            }
+            g.ops[i].error = Some((
+                "INTERNAL".into(),
+                format!(
+                    "Failed to create node pool {pool}: nodes did not become ready (instances failed to register with the cluster)."
+                ),
+            ));
+            gke::finish_op(g, i, now);
+            changed = true;
+        }
+    }
     changed
 }
 
 /// Pools with no upgrade running follow `node_count` (nodePools.setSize): new nodes boot,
 /// surplus nodes (emptiest first) are deleted without draining.
 fn sync_sizes(kc: &mut KCluster, g: &GkeCluster, now: f64) {
+    // Nodes of a pool that no longer exists (deleted while the simulator was down).
+    let orphans: Vec<String> = kc
+        .objs(Kind::Node)
+        .values()
+        .filter(|n| !g.node_pools.contains_key(node_pool(n)))
+        .map(|n| util::name(n).to_string())
+        .collect();
+    for n in orphans {
+        ctrl::remove_node(kc, &n, now);
+    }
     for p in g.node_pools.values() {
-        if kc.gke_procs.values().any(|x| x.pool == p.name) || kc.hold.contains(&p.name) {
+        if kc.gke_procs.values().any(|x| x.pool == p.name)
+            || kc.hold.contains(&p.name)
+            || !g.pool_provisioned(&p.name)
+        {
             continue;
         }
         if g.active_op()
@@ -410,7 +495,8 @@ fn sync_sizes(kc: &mut KCluster, g: &GkeCluster, now: f64) {
 
 fn run_procs(kc: &mut KCluster, g: &mut GkeCluster, faults: &FaultSpec, now: f64) -> bool {
     for o in &g.ops {
-        if o.op_type == "UPGRADE_NODES"
+        let deleting = o.op_type == "DELETE_NODE_POOL";
+        if (o.op_type == "UPGRADE_NODES" || deleting)
             && o.status == OpStatus::Running
             && !o.deadline.is_finite()
             && !kc.gke_procs.contains_key(&o.name)
@@ -419,6 +505,7 @@ fn run_procs(kc: &mut KCluster, g: &mut GkeCluster, faults: &FaultSpec, now: f64
                 continue;
             };
             let blue_green = !o.is_rollback
+                && !deleting
                 && g.node_pools
                     .get(&pool)
                     .is_some_and(|p| p.strategy == "BLUE_GREEN");
@@ -429,7 +516,9 @@ fn run_procs(kc: &mut KCluster, g: &mut GkeCluster, faults: &FaultSpec, now: f64
                     pool,
                     version: o.target_version.clone(),
                     blue_green,
-                    phase: if blue_green {
+                    phase: if deleting {
+                        Phase::PoolDrain
+                    } else if blue_green {
                         Phase::BgCreate
                     } else {
                         Phase::Launch
@@ -439,6 +528,7 @@ fn run_procs(kc: &mut KCluster, g: &mut GkeCluster, faults: &FaultSpec, now: f64
                     batch: vec![],
                     drained: vec![],
                     soak_until: now,
+                    cordoned: false,
                     complete: false,
                     rollback: false,
                     respect_pdb: false,
@@ -495,6 +585,10 @@ fn run_procs(kc: &mut KCluster, g: &mut GkeCluster, faults: &FaultSpec, now: f64
             }
             Outcome::Done => {
                 gke::finish_op(g, i, now);
+                if !g.node_pools.contains_key(&p.pool) {
+                    // Deleted: a new pool of that name starts afresh.
+                    kc.hold.remove(&p.pool);
+                }
                 changed = true;
                 kc.dirty = true;
             }
@@ -549,16 +643,25 @@ fn pods_on(kc: &KCluster, batch: &[String]) -> (usize, Vec<(String, String)>) {
     (remaining, to_evict)
 }
 
-/// One drain pass over `p.batch`: true when the batch is empty (or the PDB timeout passed).
-fn drain(kc: &mut KCluster, p: &mut GProc, now: f64) -> bool {
+/// One drain pass over `p.batch`: true when the batch is empty (or the pool's PDB timeout
+/// passed).
+fn drain(kc: &mut KCluster, p: &mut GProc, cfg: &DrainConfig, now: f64) -> bool {
     let (remaining, to_evict) = pods_on(kc, &p.batch);
-    if remaining == 0 || now - p.phase_started >= kc.wall(PDB_TIMEOUT_SECS) {
-        // After an hour GKE stops respecting PDBs and deletes the node anyway.
+    if remaining == 0 || now - p.phase_started >= kc.wall(cfg.pdb_timeout()) {
+        // After pdbTimeoutDuration (1 hour by default) GKE stops respecting PDBs and deletes
+        // the node anyway; the pods still on it are lost.
         return true;
     }
     if now >= p.next_evict {
         for (ns, name) in to_evict {
-            let _ = ctrl::evict(kc, &ns, &name, None, now);
+            // graceTerminationDuration caps the pod's own termination grace.
+            let grace = cfg.grace_termination_secs.map(|cap| {
+                kc.get(Kind::Pod, &ns, &name)
+                    .and_then(|pod| pod["spec"]["terminationGracePeriodSeconds"].as_i64())
+                    .unwrap_or(30)
+                    .min(cap as i64)
+            });
+            let _ = ctrl::evict(kc, &ns, &name, grace, now);
         }
         p.next_evict = now + kc.wall(EVICT_RETRY_SECS);
     }
@@ -585,6 +688,42 @@ fn uncordon(kc: &mut KCluster, name: &str, now: f64) {
         );
     }
     kc.dirty = true;
+}
+
+/// DELETE_NODE_POOL: GKE ignores PDBs when deleting a pool unless
+/// `respectPdbDuringNodePoolDeletion` is set; then it drains first (up to pdbTimeoutDuration).
+fn step_delete(kc: &mut KCluster, pool: &NodePool, p: &mut GProc, now: f64) -> Outcome {
+    let nodes: Vec<String> = kc
+        .objs(Kind::Node)
+        .values()
+        .filter(|n| node_pool(n) == pool.name)
+        .map(|n| util::name(n).to_string())
+        .collect();
+    if p.phase == Phase::PoolDrain {
+        if pool.drain.respect_pdb_during_deletion() {
+            if !p.cordoned {
+                for n in &nodes {
+                    cordon(kc, n, now);
+                }
+                p.batch = nodes.clone();
+                p.cordoned = true;
+                p.phase_started = now;
+                p.next_evict = now;
+            }
+            if !drain(kc, p, &pool.drain, now) {
+                return Outcome::Running;
+            }
+        }
+        p.phase = Phase::PoolDelete;
+        p.phase_started = now;
+    }
+    if now - p.phase_started < kc.wall(DELETE_SECS) {
+        return Outcome::Running;
+    }
+    for n in &nodes {
+        ctrl::remove_node(kc, n, now);
+    }
+    Outcome::Done
 }
 
 fn step(kc: &mut KCluster, g: &GkeCluster, p: &mut GProc, now: f64) -> Outcome {
@@ -666,7 +805,7 @@ fn step(kc: &mut KCluster, g: &GkeCluster, p: &mut GProc, now: f64) -> Outcome {
                 p.next_evict = now;
             }
             Phase::Drain => {
-                if drain(kc, p, now) {
+                if drain(kc, p, &pool.drain, now) {
                     p.phase = Phase::Delete;
                     p.phase_started = now;
                     continue;
@@ -712,7 +851,7 @@ fn step(kc: &mut KCluster, g: &GkeCluster, p: &mut GProc, now: f64) -> Outcome {
             }
             Phase::BgDrain => {
                 if !p.batch.is_empty() {
-                    if !drain(kc, p, now) {
+                    if !drain(kc, p, &pool.drain, now) {
                         return Outcome::Running;
                     }
                     p.drained.append(&mut p.batch);
@@ -760,7 +899,7 @@ fn step(kc: &mut KCluster, g: &GkeCluster, p: &mut GProc, now: f64) -> Outcome {
                 return Outcome::Done;
             }
             Phase::BgRollback => {
-                if p.respect_pdb && !drain(kc, p, now) {
+                if p.respect_pdb && !drain(kc, p, &pool.drain, now) {
                     return Outcome::Running;
                 }
                 for n in std::mem::take(&mut p.batch) {
@@ -768,6 +907,7 @@ fn step(kc: &mut KCluster, g: &GkeCluster, p: &mut GProc, now: f64) -> Outcome {
                 }
                 return Outcome::RolledBack;
             }
+            Phase::PoolDrain | Phase::PoolDelete => return step_delete(kc, &pool, p, now),
         }
     }
 }
