@@ -188,7 +188,7 @@ async fn master_then_node_pool_upgrade_and_config_update() {
     let env = Env::start("").await;
     let t = target();
 
-    // Master: updateMaster with the exact version, Operation to DONE.
+    // Master: clusters.update (desiredMasterVersion + etag) with the exact version, Operation to DONE.
     let up = cp("1.29.8-gke.1031000", "1.30.12-gke.1086000");
     let op = env.provider.start(&t, &up, "tok-1").await.unwrap();
     assert!(op.0.starts_with("operation-"), "{op}");

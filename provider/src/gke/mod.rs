@@ -31,7 +31,7 @@ use google_cloud_auth::credentials::{self as gauth, AccessTokenCredentials};
 use google_cloud_container_v1::client::ClusterManager;
 use google_cloud_container_v1::model::node_pool::UpgradeSettings;
 use google_cloud_container_v1::model::{
-    Cluster, NodePool, NodePoolUpdateStrategy, Operation, ServerConfig,
+    Cluster, ClusterUpdate, NodePool, NodePoolUpdateStrategy, Operation, ServerConfig,
 };
 use google_cloud_gax::retry_policy::{Aip194Strict, RetryPolicyExt};
 use kup_engine::model::{ActualCluster, ProviderSpec};
@@ -248,14 +248,23 @@ impl GkeProvider {
         ctx: &ErrCtx,
     ) -> Result<Operation, ProviderError> {
         match action {
-            Action::UpgradeControlPlane { to, .. } => self
-                .client
-                .update_master()
-                .set_name(self.cluster_name(cluster))
-                .set_master_version(to.to_string())
-                .send()
-                .await
-                .map_err(|e| map_error(e, ctx)),
+            // clusters.update rather than updateMaster: only ClusterUpdate carries an etag,
+            // so a change made since the cluster was read is a stale plan (ABORTED), not
+            // something kup overwrites.
+            Action::UpgradeControlPlane { to, .. } => {
+                let c = self.get_cluster(cluster, ctx).await?;
+                self.client
+                    .update_cluster()
+                    .set_name(self.cluster_name(cluster))
+                    .set_update(
+                        ClusterUpdate::new()
+                            .set_desired_master_version(to.to_string())
+                            .set_etag(c.etag.clone()),
+                    )
+                    .send()
+                    .await
+                    .map_err(|e| map_error(e, ctx))
+            }
             Action::UpgradeNodeGroup { node_group, to, .. } => {
                 let (c, sc) = tokio::try_join!(
                     self.get_cluster(cluster, ctx),
@@ -428,7 +437,7 @@ impl Provider for GkeProvider {
             // master upgrade in the middle of an apply.
             max_kubelet_skew: Some(2),
             nodes_must_match_before_control_plane_upgrade: false,
-            // GKE offers exact patches (`1.30.5-gke.1014001`), and updateMaster takes one.
+            // GKE offers exact patches (`1.30.5-gke.1014001`), and clusters.update takes one.
             control_plane_minor_only: false,
             // GKE manages its own add-ons along with the control plane.
             addons_track_control_plane: false,
