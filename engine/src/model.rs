@@ -407,6 +407,56 @@ pub struct ActualNodeGroup {
     /// The phase of a native blue/green upgrade running now (GKE's blueGreenInfo.phase).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upgrade_phase: Option<String>,
+    /// How the provider's own drains treat PodDisruptionBudgets and grace (GKE's
+    /// nodeDrainConfig), when it drains by itself and the group sets them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_limits: Option<DrainLimits>,
+}
+
+/// The limits of a provider's own node drains: how long PodDisruptionBudgets are
+/// respected before the node is drained anyway, and the most grace a pod gets.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DrainLimits {
+    #[serde(
+        default,
+        with = "opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(with = "Option<String>")]
+    pub pdb_timeout: Option<Duration>,
+    #[serde(
+        default,
+        with = "opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(with = "Option<String>")]
+    pub grace_termination: Option<Duration>,
+}
+
+impl DrainLimits {
+    /// What a node group's `drain` block asks of a provider that drains by itself
+    /// (`None` when it sets neither, so the provider's defaults stay).
+    pub fn from_drain(d: &DrainSpec) -> Option<DrainLimits> {
+        (d.timeout.is_some() || d.grace_period.is_some()).then(|| DrainLimits {
+            pdb_timeout: d.timeout,
+            grace_termination: d.grace_period,
+        })
+    }
+}
+
+impl fmt::Display for DrainLimits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let show = |d: Option<Duration>| {
+            d.map(|d| humantime::format_duration(d).to_string())
+                .unwrap_or_else(|| "default".into())
+        };
+        write!(
+            f,
+            "PDB timeout {}, grace {}",
+            show(self.pdb_timeout),
+            show(self.grace_termination)
+        )
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::model::{ActualCluster, Desired, NativeBlueGreen, Unavailable};
+use crate::model::{ActualCluster, Desired, DrainLimits, NativeBlueGreen, Unavailable};
 use crate::version::{Minor, Version};
 
 /// Bumped whenever the plan format changes incompatibly.
@@ -28,6 +28,9 @@ pub enum Action {
         max_unavailable: Unavailable,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         blue_green: Option<NativeBlueGreen>,
+        /// Also set the limits of the provider's own drains (`None`: leave them).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        drain_limits: Option<DrainLimits>,
     },
     /// Roll a node group's nodes to a new kubelet version. With `native`, the provider
     /// replaces the group blue/green by itself.
@@ -136,19 +139,35 @@ impl Action {
             Action::UpdateNodeGroupConfig {
                 node_group,
                 blue_green: Some(bg),
+                drain_limits,
                 ..
-            } => format!("set node group {node_group} to upgrade by {bg}"),
+            } => format!(
+                "set node group {node_group} to upgrade by {bg}{}",
+                drain_limits
+                    .as_ref()
+                    .map(|l| format!(", drains with {l}"))
+                    .unwrap_or_default()
+            ),
             Action::UpdateNodeGroupConfig {
                 node_group,
                 from,
                 max_unavailable,
                 blue_green: None,
-            } => match from {
-                Some(f) => {
-                    format!("set node group {node_group} max_unavailable {f} → {max_unavailable}")
+                drain_limits,
+            } => {
+                let drain = drain_limits
+                    .as_ref()
+                    .map(|l| format!(", drains with {l}"))
+                    .unwrap_or_default();
+                match from {
+                    Some(f) if *f != *max_unavailable => format!(
+                        "set node group {node_group} max_unavailable {f} → {max_unavailable}{drain}"
+                    ),
+                    _ => format!(
+                        "set node group {node_group} max_unavailable = {max_unavailable}{drain}"
+                    ),
                 }
-                None => format!("set node group {node_group} max_unavailable = {max_unavailable}"),
-            },
+            }
             Action::UpgradeNodeGroup {
                 node_group,
                 from,
@@ -241,6 +260,11 @@ pub enum Condition {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         blue_green: Option<NativeBlueGreen>,
     },
+    /// The provider drains the group's nodes with these limits.
+    NodeGroupDrainLimits {
+        node_group: String,
+        limits: DrainLimits,
+    },
     /// No provider-native blue/green upgrade of the group is under way.
     NodeGroupNotUpgrading {
         node_group: String,
@@ -302,6 +326,9 @@ impl Condition {
             Condition::NodeGroupNotUpgrading { node_group } => actual
                 .node_group(node_group)
                 .is_some_and(|n| n.upgrade_phase.is_none()),
+            Condition::NodeGroupDrainLimits { node_group, limits } => actual
+                .node_group(node_group)
+                .is_some_and(|n| n.drain_limits.as_ref() == Some(limits)),
             Condition::AddonAt { addon, version } => {
                 actual.addon(addon).is_some_and(|a| &a.version == version)
             }
@@ -350,6 +377,18 @@ impl Condition {
                         n.max_unavailable
                             .map(|u| u.to_string())
                             .unwrap_or_else(|| "unset".into())
+                    ),
+                    None => format!("node group {node_group} does not exist"),
+                }
+            }
+            Condition::NodeGroupDrainLimits { node_group, .. } => {
+                match actual.node_group(node_group) {
+                    Some(n) => format!(
+                        "node group {node_group} drains with {}",
+                        n.drain_limits
+                            .as_ref()
+                            .map(|l| l.to_string())
+                            .unwrap_or_else(|| "the provider's default limits".into())
                     ),
                     None => format!("node group {node_group} does not exist"),
                 }
@@ -449,6 +488,9 @@ impl std::fmt::Display for Condition {
                     f,
                     "no blue/green upgrade of node group {node_group} under way"
                 )
+            }
+            Condition::NodeGroupDrainLimits { node_group, limits } => {
+                write!(f, "node group {node_group} drains with {limits}")
             }
             Condition::AddonAt { addon, version } => write!(f, "add-on {addon} at {version}"),
             Condition::NodeGroupExists { node_group } => {
@@ -761,6 +803,7 @@ mod fingerprint_tests {
                 labels: Default::default(),
                 blue_green: None,
                 upgrade_phase: None,
+                drain_limits: None,
             }],
             addons: vec![],
             in_flight: vec![],

@@ -12,8 +12,8 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::model::{
-    ActualAddon, ActualCluster, AddonSpec, AddonVersionReq, ClusterSpec, Desired, SourceLoc,
-    Strategy,
+    ActualAddon, ActualCluster, AddonSpec, AddonVersionReq, ClusterSpec, Desired, DrainLimits,
+    SourceLoc, Strategy,
 };
 use crate::plan::{
     Action, Change, ClusterPlan, Condition, NativeUpgrade, Plan, Step, TimelinePoint,
@@ -631,86 +631,96 @@ impl Walk<'_> {
                 continue;
             };
             let native = ng.strategy.native_blue_green(has_native);
-            let (action, postcondition, reason) = match (&ng.strategy, native) {
+            let kup_driven = matches!(ng.strategy, Strategy::BlueGreen { .. }) && native.is_none();
+            // kup creates and deletes groups itself: the provider's settings do not matter.
+            if kup_driven {
+                continue;
+            }
+            // The provider drains by itself: the `drain` block's limits go to it.
+            let drain = DrainLimits::from_drain(&ng.drain)
+                .filter(|_| self.policy.provider.drain_limits)
+                .filter(|want| actual_ng.drain_limits.as_ref() != Some(want));
+            let mut reasons = Vec::new();
+            let mut postcondition = Vec::new();
+            let want = ng.strategy.max_unavailable();
+            let have = actual_ng.max_unavailable;
+            match &native {
                 // The provider's blue/green upgrade, with the configured batches and soaks.
-                (_, Some(bg)) => {
-                    if actual_ng.blue_green.as_ref() == Some(&bg) {
-                        continue;
-                    }
-                    let reason = match &actual_ng.blue_green {
-                        Some(have) => {
-                            format!("the provider has {have}; the configuration says {bg}")
-                        }
-                        None => format!(
-                            "the provider upgrades {} by surge; the configuration says blue_green",
-                            ng.name
-                        ),
-                    };
-                    (
-                        Action::UpdateNodeGroupConfig {
+                Some(bg) => {
+                    if actual_ng.blue_green.as_ref() != Some(bg) {
+                        reasons.push(match &actual_ng.blue_green {
+                            Some(have) => {
+                                format!("the provider has {have}; the configuration says {bg}")
+                            }
+                            None => format!(
+                                "the provider upgrades {} by surge; the configuration says blue_green",
+                                ng.name
+                            ),
+                        });
+                        postcondition.push(Condition::NodeGroupUpgradeStrategy {
                             node_group: ng.name.clone(),
-                            from: actual_ng.max_unavailable,
-                            max_unavailable: ng.strategy.max_unavailable(),
                             blue_green: Some(bg.clone()),
-                        },
-                        vec![Condition::NodeGroupUpgradeStrategy {
-                            node_group: ng.name.clone(),
-                            blue_green: Some(bg),
-                        }],
-                        reason,
-                    )
-                }
-                // kup creates and deletes groups itself: the provider's settings do not matter.
-                (Strategy::BlueGreen { .. }, None) => continue,
-                (Strategy::Rolling { .. }, None) => {
-                    let want = ng.strategy.max_unavailable();
-                    let to_surge = has_native && actual_ng.blue_green.is_some();
-                    let have = actual_ng.max_unavailable;
-                    if !to_surge && (have.is_none() || have == Some(want)) {
-                        continue;
+                        });
                     }
-                    let mut post = vec![Condition::NodeGroupMaxUnavailable {
-                        node_group: ng.name.clone(),
-                        max_unavailable: want,
-                    }];
-                    if has_native {
-                        post.push(Condition::NodeGroupUpgradeStrategy {
+                }
+                None => {
+                    if has_native && actual_ng.blue_green.is_some() {
+                        reasons.push(format!(
+                            "the provider upgrades {} blue/green; the configuration says rolling",
+                            ng.name
+                        ));
+                        postcondition.push(Condition::NodeGroupUpgradeStrategy {
                             node_group: ng.name.clone(),
                             blue_green: None,
                         });
                     }
-                    let reason = match (to_surge, have) {
-                        (true, _) => format!(
-                            "the provider upgrades {} blue/green; the configuration says rolling",
-                            ng.name
-                        ),
-                        (false, Some(have)) => format!(
+                    if let Some(have) = have.filter(|h| *h != want) {
+                        reasons.push(format!(
                             "max_unavailable is {have} at the provider and {want} in the configuration"
-                        ),
-                        (false, None) => unreachable!("skipped above"),
-                    };
-                    (
-                        Action::UpdateNodeGroupConfig {
+                        ));
+                    }
+                    if !reasons.is_empty() {
+                        postcondition.push(Condition::NodeGroupMaxUnavailable {
                             node_group: ng.name.clone(),
-                            from: have,
                             max_unavailable: want,
-                            blue_green: None,
-                        },
-                        post,
-                        reason,
-                    )
+                        });
+                    }
                 }
-            };
+            }
+            if let Some(limits) = &drain {
+                reasons.push(format!(
+                    "the provider drains {} with {}; the configuration says {limits}",
+                    ng.name,
+                    actual_ng
+                        .drain_limits
+                        .as_ref()
+                        .map(|l| l.to_string())
+                        .unwrap_or_else(|| "its default limits".into())
+                ));
+                postcondition.push(Condition::NodeGroupDrainLimits {
+                    node_group: ng.name.clone(),
+                    limits: limits.clone(),
+                });
+            }
+            if reasons.is_empty() {
+                continue;
+            }
             ids.push(self.push(Step {
                 id: format!("{}/node_group/{}/config", self.label(), ng.name),
                 cluster: self.address(),
                 address: format!("{}.node_group.{}", self.address(), ng.name),
-                action,
+                action: Action::UpdateNodeGroupConfig {
+                    node_group: ng.name.clone(),
+                    from: have,
+                    max_unavailable: want,
+                    blue_green: native,
+                    drain_limits: drain,
+                },
                 depends_on: vec![],
                 precondition: vec![],
                 postcondition,
                 estimated_secs: self.policy.provider.config_update_estimate.as_secs(),
-                reason,
+                reason: reasons.join("; "),
             }));
         }
         self.frontier = ids;

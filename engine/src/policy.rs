@@ -48,6 +48,10 @@ pub struct ProviderPolicy {
     /// `strategy = "blue_green"` uses unless the user sets `native = false`.
     #[serde(default)]
     pub native_blue_green: bool,
+    /// The provider drains nodes by itself and takes drain limits per group (GKE's
+    /// nodeDrainConfig): a group's `drain { timeout, grace_period }` is set there.
+    #[serde(default)]
+    pub drain_limits: bool,
     pub control_plane_upgrade_estimate: Duration,
     /// Time to replace one batch of nodes.
     pub node_batch_estimate: Duration,
@@ -67,6 +71,7 @@ impl Default for ProviderPolicy {
             min_max_unavailable: 0,
             supports_blue_green: false,
             native_blue_green: false,
+            drain_limits: false,
             control_plane_upgrade_estimate: Duration::from_secs(10 * 60),
             node_batch_estimate: Duration::from_secs(5 * 60),
             addon_update_estimate: Duration::from_secs(60),

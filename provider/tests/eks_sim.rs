@@ -331,6 +331,7 @@ async fn node_group_config_and_version_updates() {
         from: Some(Unavailable::Count(1)),
         max_unavailable: Unavailable::Percent(50),
         blue_green: None,
+        drain_limits: None,
     };
     let op = env.provider.start(&target(), &cfg, "cfg").await.unwrap();
     assert_eq!(env.wait(&cfg, &op).await, OperationStatus::Succeeded);
@@ -471,6 +472,7 @@ async fn node_group_and_addon_updates_show_up_in_flight() {
         from: Some(Unavailable::Count(1)),
         max_unavailable: Unavailable::Percent(50),
         blue_green: None,
+        drain_limits: None,
     };
     let cfg_op = env.provider.start(&target(), &cfg, "cfg").await.unwrap();
     let addon = Action::UpdateAddon {
@@ -531,6 +533,7 @@ async fn node_group_and_addon_updates_show_up_in_flight() {
         from: Some(Unavailable::Count(1)),
         max_unavailable: Unavailable::Count(2),
         blue_green: None,
+        drain_limits: None,
     };
     assert_eq!(
         env.provider

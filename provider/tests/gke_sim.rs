@@ -139,6 +139,7 @@ fn pool_config(n: u32) -> Action {
         from: Some(Unavailable::Count(0)),
         max_unavailable: Unavailable::Count(n),
         blue_green: None,
+        drain_limits: None,
     }
 }
 
@@ -227,6 +228,7 @@ async fn master_then_node_pool_upgrade_and_config_update() {
                 from: None,
                 max_unavailable: Unavailable::Percent(25),
                 blue_green: None,
+                drain_limits: None,
             },
             "tok-4",
         )

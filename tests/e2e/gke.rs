@@ -385,3 +385,36 @@ fn apply_rollback_undoes_a_native_blue_green_upgrade_caught_soaking() {
     );
     assert_budgets_kept(&sim);
 }
+
+#[test]
+fn drain_limits_reach_gke_as_the_pools_node_drain_config() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = Sim::start(tmp.path(), &world(""), 3000.0, None);
+    let dir = config_with(
+        tmp.path(),
+        &sim,
+        "1.29",
+        "max_unavailable = 0\n    max_surge       = 1\n    drain {\n      timeout      = \"10m\"\n      grace_period = \"30s\"\n    }",
+    );
+    let d = dir.to_str().unwrap();
+    let plan = kup(&["plan", d]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    assert!(
+        plan.stdout.contains("drains with PDB timeout 10m, grace 30s"),
+        "{plan:?}"
+    );
+    let apply = kup(&["apply", "-auto-approve", d]);
+    assert_eq!(apply.code, 0, "{apply:?}");
+    let np = pool_settings(&sim);
+    assert_eq!(
+        np["drain_config"]["pdb_timeout_seconds"].as_f64(),
+        Some(600.0),
+        "{np:#}"
+    );
+    assert_eq!(
+        np["drain_config"]["grace_termination_seconds"].as_f64(),
+        Some(30.0),
+        "{np:#}"
+    );
+    assert!(kup(&["plan", d]).stdout.contains("No changes."));
+}

@@ -145,6 +145,7 @@ fn cluster(name: &str, cp: &str, ng: &str) -> ActualCluster {
             labels: Default::default(),
             blue_green: None,
             upgrade_phase: None,
+            drain_limits: None,
         }],
         addons: vec![],
         in_flight: vec![],

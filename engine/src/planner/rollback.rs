@@ -248,6 +248,7 @@ mod tests {
             labels: Default::default(),
             blue_green: None,
             upgrade_phase: None,
+            drain_limits: None,
         }
     }
 

@@ -65,6 +65,7 @@ fn actual_ng(name: &str, version: &str, size: u32) -> ActualNodeGroup {
         labels: BTreeMap::new(),
         blue_green: None,
         upgrade_phase: None,
+        drain_limits: None,
     }
 }
 

@@ -615,6 +615,7 @@ mod tests {
             from: None,
             max_unavailable: Unavailable::Percent(p),
             blue_green: None,
+            drain_limits: None,
         };
         assert!(update_matches(&cfg, &pct(25)));
         assert!(!update_matches(&cfg, &pct(30)));
@@ -625,6 +626,7 @@ mod tests {
                 from: None,
                 max_unavailable: Unavailable::Count(25),
                 blue_green: None,
+                drain_limits: None,
             }
         ));
         assert_eq!(update_target(&cfg).as_deref(), Some("25%"));

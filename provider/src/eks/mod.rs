@@ -393,6 +393,7 @@ impl EksProvider {
                 labels,
                 blue_green: None,
                 upgrade_phase: None,
+                drain_limits: None,
             },
             in_flight,
         ))
@@ -779,6 +780,7 @@ impl Provider for EksProvider {
             min_max_unavailable: 1,
             supports_blue_green: true,
             native_blue_green: false,
+            drain_limits: false,
             control_plane_upgrade_estimate: Duration::from_secs(10 * 60),
             node_batch_estimate: Duration::from_secs(5 * 60),
             addon_update_estimate: Duration::from_secs(60),

@@ -9,12 +9,15 @@ use google_cloud_container_v1::model::blue_green_settings::{
     standard_rollout_policy::UpdateBatchSize, RolloutPolicy, StandardRolloutPolicy,
 };
 use google_cloud_container_v1::model::node_pool::update_info::blue_green_info::Phase;
+use google_cloud_container_v1::model::node_pool::NodeDrainConfig;
 use google_cloud_container_v1::model::node_pool::UpgradeSettings;
 use google_cloud_container_v1::model::operation_progress::metric::Value as MetricValue;
 use google_cloud_container_v1::model::{operation, Cluster, NodePool, Operation};
 use google_cloud_container_v1::model::{BlueGreenSettings, NodePoolUpdateStrategy};
 use google_cloud_gax::error::rpc::Code;
-use kup_engine::model::{ActualNodeGroup, InFlightOperation, NativeBlueGreen, Unavailable};
+use kup_engine::model::{
+    ActualNodeGroup, DrainLimits, InFlightOperation, NativeBlueGreen, Unavailable,
+};
 use kup_engine::plan::Action;
 use kup_engine::provider::Progress;
 use kup_engine::Version;
@@ -123,10 +126,32 @@ pub(crate) fn node_group(np: &NodePool) -> Result<ActualNodeGroup, String> {
         health_issues,
         labels,
         blue_green: np.upgrade_settings.as_ref().and_then(native_blue_green),
+        drain_limits: np.node_drain_config.as_ref().and_then(drain_limits),
         upgrade_phase: blue_green_phase(np)
             .filter(|p| !matches!(p, Phase::Unspecified))
             .map(|p| enum_name(p.name(), p.value())),
     })
+}
+
+/// The pool's nodeDrainConfig as kup's drain limits (`None` when neither is set).
+pub(crate) fn drain_limits(c: &NodeDrainConfig) -> Option<DrainLimits> {
+    let d = |d: &Option<google_cloud_wkt::Duration>| {
+        d.as_ref()
+            .map(|d| std::time::Duration::from_secs(d.seconds().max(0) as u64))
+    };
+    let limits = DrainLimits {
+        pdb_timeout: d(&c.pdb_timeout_duration),
+        grace_termination: d(&c.grace_termination_duration),
+    };
+    (limits != DrainLimits::default()).then_some(limits)
+}
+
+/// kup's drain limits as a nodeDrainConfig (unset fields stay as GKE has them).
+pub(crate) fn node_drain_config(l: &DrainLimits) -> NodeDrainConfig {
+    let d = |d: std::time::Duration| google_cloud_wkt::Duration::clamp(d.as_secs() as i64, 0);
+    NodeDrainConfig::new()
+        .set_or_clear_pdb_timeout_duration(l.pdb_timeout.map(d))
+        .set_or_clear_grace_termination_duration(l.grace_termination.map(d))
 }
 
 /// The pool's BLUE_GREEN settings, when GKE upgrades it that way.

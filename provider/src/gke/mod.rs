@@ -299,6 +299,7 @@ impl GkeProvider {
                 node_group,
                 max_unavailable,
                 blue_green,
+                drain_limits,
                 ..
             } => {
                 let np = self.get_node_pool(cluster, node_group, ctx).await?;
@@ -322,11 +323,16 @@ impl GkeProvider {
                             .set_max_unavailable(count)
                     }
                 };
-                self.client
+                let mut request = self
+                    .client
                     .update_node_pool()
                     .set_name(self.node_pool_name(cluster, node_group))
                     .set_node_version(np.version.clone())
-                    .set_upgrade_settings(settings)
+                    .set_upgrade_settings(settings);
+                if let Some(limits) = drain_limits {
+                    request = request.set_node_drain_config(convert::node_drain_config(limits));
+                }
+                request
                     // Read-modify-write: only with the etag that was read.
                     .set_etag(np.etag.clone())
                     .send()
@@ -450,6 +456,9 @@ impl Provider for GkeProvider {
             supports_blue_green: true,
             // GKE's own BLUE_GREEN node-pool upgrade, with completeUpgrade and rollback.
             native_blue_green: true,
+            // GKE drains surge and blue-green nodes itself, within the pool's
+            // nodeDrainConfig (PDB timeout, grace termination).
+            drain_limits: true,
             // A GKE master upgrade takes tens of minutes; a surge batch a few.
             control_plane_upgrade_estimate: Duration::from_secs(15 * 60),
             node_batch_estimate: Duration::from_secs(5 * 60),
@@ -787,6 +796,7 @@ mod tests {
             from: None,
             max_unavailable: Unavailable::Percent(25),
             blue_green: None,
+            drain_limits: None,
         };
         let err = p.start(&target(), &cfg, "t").await.unwrap_err();
         assert_eq!(err.kind, ErrorKind::Invalid, "{err:?}");
