@@ -71,12 +71,16 @@ fn world(clusters: usize, groups: usize) -> (Desired, BTreeMap<String, ActualClu
                         max_unavailable: Some(Unavailable::Percent(25)),
                         health_issues: vec![],
                         labels: BTreeMap::new(),
+                        blue_green: None,
+                        upgrade_phase: None,
+                        drain_limits: None,
                     })
                     .collect(),
                 addons: vec![],
                 in_flight: vec![],
                 kube: None,
                 auto_upgrade: None,
+                maintenance: None,
             },
         );
     }

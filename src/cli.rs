@@ -159,6 +159,10 @@ pub struct ApplyArgs {
     /// Apply even when the plan predicts a PodDisruptionBudget will block a drain
     #[arg(long = "allow-blocked-drain")]
     pub allow_blocked_drain: bool,
+    /// Refuse to start while a cluster is outside its maintenance window or inside a
+    /// maintenance exclusion (GKE enforces them only on its own automatic upgrades)
+    #[arg(long = "respect-maintenance-window")]
+    pub respect_maintenance_window: bool,
     /// Undo unfinished blue/green replacements: uncordon blue, drain and delete green
     #[arg(long)]
     pub rollback: bool,

@@ -15,5 +15,6 @@ pub mod executor;
 pub mod fsutil;
 pub mod journal;
 pub mod kube;
+pub mod maintenance;
 pub mod schemas;
 pub mod state;

@@ -373,6 +373,9 @@ pub struct ActualCluster {
     /// automatically (a GKE release channel), e.g. "release channel REGULAR …".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_upgrade: Option<String>,
+    /// The provider's maintenance windows and exclusions (GKE), when it has any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<crate::maintenance::MaintenancePolicy>,
 }
 
 impl ActualCluster {
@@ -437,7 +440,7 @@ impl DrainLimits {
     /// What a node group's `drain` block asks of a provider that drains by itself
     /// (`None` when it sets neither, so the provider's defaults stay).
     pub fn from_drain(d: &DrainSpec) -> Option<DrainLimits> {
-        (d.timeout.is_some() || d.grace_period.is_some()).then(|| DrainLimits {
+        (d.timeout.is_some() || d.grace_period.is_some()).then_some(DrainLimits {
             pdb_timeout: d.timeout,
             grace_termination: d.grace_period,
         })

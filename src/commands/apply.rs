@@ -124,6 +124,17 @@ pub async fn run(args: ApplyArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     refuse_blocked_drains(&saved, &args)?;
+    if args.respect_maintenance_window {
+        let problems = crate::commands::plan::maintenance_problems(&saved, &planned.actual);
+        if !problems.is_empty() {
+            planned.connected.shutdown().await;
+            drop(lock);
+            return Err(Failure::Message(format!(
+                "not applying (-respect-maintenance-window):\n  {}\nRun again once the window opens, or without -respect-maintenance-window to go ahead now",
+                problems.join("\n  ")
+            )));
+        }
+    }
     if !args.auto_approve && !approve()? {
         planned.connected.shutdown().await;
         drop(lock);

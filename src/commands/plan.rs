@@ -78,6 +78,13 @@ pub async fn make_plan(req: &PlanRequest<'_>, events: &EventSink) -> Result<Plan
         }
     };
     let saved = seal(&loaded, &actual, plan)?;
+    for problem in maintenance_problems(&saved, &actual) {
+        eprintln!(
+            "{} {problem}; GKE runs upgrades you start at any time, so kup goes ahead unless \
+             `kup apply -respect-maintenance-window` is given",
+            console::Style::new().yellow().apply_to("warning:")
+        );
+    }
     Ok(Planned {
         connected,
         actual,
@@ -244,4 +251,26 @@ pub fn read_plan_file(path: &Path) -> Result<SavedPlan> {
         )));
     }
     Ok(saved)
+}
+
+/// Clusters this plan changes whose maintenance window or exclusions say "not now".
+pub fn maintenance_problems(
+    saved: &SavedPlan,
+    actual: &BTreeMap<String, ActualCluster>,
+) -> Vec<String> {
+    let now = time::OffsetDateTime::now_utc();
+    let mut out = Vec::new();
+    for spec in &saved.desired.clusters {
+        let address = spec.address();
+        if !saved.plan.steps.iter().any(|s| s.cluster == address) {
+            continue;
+        }
+        let Some(policy) = actual.get(&spec.label).and_then(|a| a.maintenance.as_ref()) else {
+            continue;
+        };
+        if let Some(p) = kup_engine::maintenance::check(policy, now).problem() {
+            out.push(format!("{address}: {p}"));
+        }
+    }
+    out
 }

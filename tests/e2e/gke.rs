@@ -400,7 +400,8 @@ fn drain_limits_reach_gke_as_the_pools_node_drain_config() {
     let plan = kup(&["plan", d]);
     assert_eq!(plan.code, 0, "{plan:?}");
     assert!(
-        plan.stdout.contains("drains with PDB timeout 10m, grace 30s"),
+        plan.stdout
+            .contains("drains with PDB timeout 10m, grace 30s"),
         "{plan:?}"
     );
     let apply = kup(&["apply", "-auto-approve", d]);
@@ -417,4 +418,40 @@ fn drain_limits_reach_gke_as_the_pools_node_drain_config() {
         "{np:#}"
     );
     assert!(kup(&["plan", d]).stdout.contains("No changes."));
+}
+
+#[test]
+fn maintenance_exclusions_warn_and_respect_maintenance_window_refuses() {
+    let tmp = tempfile::tempdir().unwrap();
+    let world = world(
+        r#"maintenance_exclusion "freeze" {
+    start_time = "2026-01-01T00:00:00Z"
+    end_time   = "2099-01-01T00:00:00Z"
+    scope      = "NO_MINOR_UPGRADES"
+  }"#,
+    );
+    let sim = Sim::start(tmp.path(), &world, 3000.0, None);
+    let dir = config(tmp.path(), &sim, "1.30");
+    let d = dir.to_str().unwrap();
+    let plan = kup(&["plan", d]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    assert!(
+        plan.stderr.contains(
+            "cluster.shop: now is inside the cluster's maintenance exclusion \"freeze\" (NO_MINOR_UPGRADES"
+        ),
+        "{plan:?}"
+    );
+    let refused = kup(&["apply", "-auto-approve", "-respect-maintenance-window", d]);
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(
+        refused
+            .stderr
+            .contains("not applying (-respect-maintenance-window)"),
+        "{refused:?}"
+    );
+    assert!(sim.mutations().is_empty(), "{:#?}", sim.mutations());
+    // Without the flag kup goes ahead, as GKE itself would for a user's upgrade.
+    let apply = kup(&["apply", "-auto-approve", d]);
+    assert_eq!(apply.code, 0, "{apply:?}");
+    assert!(gke_version(&sim).0.starts_with("1.30."));
 }

@@ -295,6 +295,7 @@ mod tests {
             in_flight: vec![],
             kube: None,
             auto_upgrade: None,
+            maintenance: None,
         }
     }
 

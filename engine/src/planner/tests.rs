@@ -82,6 +82,7 @@ fn actual(version: &str, ngs: Vec<ActualNodeGroup>) -> ActualCluster {
         in_flight: vec![],
         kube: None,
         auto_upgrade: None,
+        maintenance: None,
     }
 }
 

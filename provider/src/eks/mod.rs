@@ -887,6 +887,7 @@ impl Provider for EksProvider {
             in_flight,
             kube: None,
             auto_upgrade: None,
+            maintenance: None,
         })
     }
 

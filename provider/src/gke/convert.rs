@@ -15,6 +15,7 @@ use google_cloud_container_v1::model::operation_progress::metric::Value as Metri
 use google_cloud_container_v1::model::{operation, Cluster, NodePool, Operation};
 use google_cloud_container_v1::model::{BlueGreenSettings, NodePoolUpdateStrategy};
 use google_cloud_gax::error::rpc::Code;
+use kup_engine::maintenance::{MaintenanceExclusion, MaintenancePolicy, MaintenanceWindow};
 use kup_engine::model::{
     ActualNodeGroup, DrainLimits, InFlightOperation, NativeBlueGreen, Unavailable,
 };
@@ -131,6 +132,70 @@ pub(crate) fn node_group(np: &NodePool) -> Result<ActualNodeGroup, String> {
             .filter(|p| !matches!(p, Phase::Unspecified))
             .map(|p| enum_name(p.name(), p.value())),
     })
+}
+
+/// The cluster's maintenancePolicy: its window (daily or recurring) and exclusions.
+pub(crate) fn maintenance(c: &Cluster) -> Option<MaintenancePolicy> {
+    use google_cloud_container_v1::model::maintenance_window::Policy;
+    use google_cloud_container_v1::model::time_window::Options;
+    let w = c.maintenance_policy.as_ref()?.window.as_ref()?;
+    let rfc3339 =
+        |t: &Option<google_cloud_wkt::Timestamp>| (*t).map(String::from).unwrap_or_default();
+    let window = match &w.policy {
+        Some(Policy::DailyMaintenanceWindow(d)) => Some(MaintenanceWindow::Daily {
+            start_time: d.start_time.clone(),
+            // GKE chooses the length (four hours) and reports it as an ISO 8601 duration.
+            duration_secs: iso8601_secs(&d.duration).unwrap_or(4 * 3600),
+        }),
+        Some(Policy::RecurringWindow(r)) => {
+            r.window.as_ref().map(|tw| MaintenanceWindow::Recurring {
+                start_time: rfc3339(&tw.start_time),
+                end_time: rfc3339(&tw.end_time),
+                recurrence: r.recurrence.clone(),
+            })
+        }
+        _ => None,
+    };
+    let mut exclusions: Vec<MaintenanceExclusion> = w
+        .maintenance_exclusions
+        .iter()
+        .map(|(name, tw)| MaintenanceExclusion {
+            name: name.clone(),
+            start_time: rfc3339(&tw.start_time),
+            end_time: rfc3339(&tw.end_time),
+            scope: match &tw.options {
+                Some(Options::MaintenanceExclusionOptions(o)) => {
+                    enum_name(o.scope.name(), o.scope.value())
+                }
+                _ => "NO_UPGRADES".into(),
+            },
+        })
+        .collect();
+    exclusions.sort_by(|a, b| a.name.cmp(&b.name));
+    (window.is_some() || !exclusions.is_empty()).then_some(MaintenancePolicy { window, exclusions })
+}
+
+/// `PT4H0M0S` → 14400.
+fn iso8601_secs(d: &str) -> Option<u64> {
+    let rest = d.strip_prefix("PT")?;
+    let mut total = 0u64;
+    let mut num = String::new();
+    for ch in rest.chars() {
+        match ch {
+            '0'..='9' | '.' => num.push(ch),
+            'H' | 'M' | 'S' => {
+                let n: f64 = num.parse().ok()?;
+                num.clear();
+                total += (n * match ch {
+                    'H' => 3600.0,
+                    'M' => 60.0,
+                    _ => 1.0,
+                }) as u64;
+            }
+            _ => return None,
+        }
+    }
+    Some(total)
 }
 
 /// The pool's nodeDrainConfig as kup's drain limits (`None` when neither is set).
