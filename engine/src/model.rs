@@ -105,8 +105,13 @@ pub struct ClusterSpec {
     /// Region override (defaults to the provider's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
-    /// Target control-plane version: a minor alias (`1.31`) or an exact release.
+    /// Target control-plane version: a minor alias (`1.31`) or an exact release. With
+    /// `version_alias` set, a stand-in until [`crate::planner::resolve_version_aliases`]
+    /// puts the exact version the provider offers here.
     pub version: Version,
+    /// `version = "latest"` or `"-"` (the provider's default), resolved at plan time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_alias: Option<VersionAlias>,
     #[serde(default)]
     pub addons: Vec<AddonSpec>,
     #[serde(default)]
@@ -139,12 +144,36 @@ impl ClusterSpec {
     }
 }
 
+/// A control-plane version named by what the provider offers rather than by number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum VersionAlias {
+    /// `"latest"`: the newest version the provider offers.
+    Latest,
+    /// `"-"`: the provider's default version for new clusters (on GKE, the release
+    /// channel's default when the cluster is enrolled in one).
+    ProviderDefault,
+}
+
+impl fmt::Display for VersionAlias {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            VersionAlias::Latest => "latest",
+            VersionAlias::ProviderDefault => "-",
+        })
+    }
+}
+
 /// `node_group "NAME" { ... }`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct NodeGroupSpec {
     pub name: String,
     /// Target kubelet version; defaults to the cluster's version.
     pub version: Version,
+    /// No `version` was written: the group follows the cluster's (also once an alias
+    /// like `latest` is resolved).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub follows_cluster: bool,
     pub strategy: Strategy,
     #[serde(default)]
     pub drain: DrainSpec,
@@ -369,6 +398,9 @@ pub struct ActualCluster {
     /// of a plan's staleness fingerprint: pods come and go all the time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kube: Option<crate::kube::KubeSnapshot>,
+    /// The version the provider gives new clusters (what `version = "-"` means).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_version: Option<Version>,
     /// What the provider will do to this cluster on its own, when it upgrades clusters
     /// automatically (a GKE release channel), e.g. "release channel REGULAR …".
     #[serde(default, skip_serializing_if = "Option::is_none")]

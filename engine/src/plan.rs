@@ -809,6 +809,7 @@ mod fingerprint_tests {
             in_flight: vec![],
             kube: None,
             auto_upgrade: None,
+            default_version: None,
             maintenance: None,
         }
     }

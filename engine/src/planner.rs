@@ -13,13 +13,70 @@ use serde::Serialize;
 
 use crate::model::{
     ActualAddon, ActualCluster, AddonSpec, AddonVersionReq, ClusterSpec, Desired, DrainLimits,
-    SourceLoc, Strategy,
+    SourceLoc, Strategy, VersionAlias,
 };
 use crate::plan::{
     Action, Change, ClusterPlan, Condition, NativeUpgrade, Plan, Step, TimelinePoint,
 };
 use crate::policy::{ProviderPolicy, SkewPolicy};
 use crate::version::{Minor, Version};
+
+/// Replace `version = "latest"` / `"-"` with the exact version the provider offers now,
+/// so the plan (and a saved plan) names a real release. Node groups without a version of
+/// their own follow the resolved minor. Clusters not refreshed are left as they are.
+pub fn resolve_version_aliases(
+    desired: &mut Desired,
+    actual: &BTreeMap<String, ActualCluster>,
+) -> Result<(), Vec<PlanError>> {
+    let mut errors = Vec::new();
+    for spec in desired.clusters.iter_mut() {
+        let Some(alias) = spec.version_alias else {
+            continue;
+        };
+        let Some(a) = actual.get(&spec.label) else {
+            continue;
+        };
+        let found = match alias {
+            // Never a downgrade: a cluster already past every offered version stays.
+            VersionAlias::Latest => a
+                .offered_versions
+                .iter()
+                .max()
+                .map(|v| v.max(&a.version).clone()),
+            VersionAlias::ProviderDefault => a.default_version.clone(),
+        };
+        let Some(v) = found else {
+            errors.push(PlanError {
+                address: spec.address(),
+                loc: spec.version_origin.clone(),
+                message: match alias {
+                    VersionAlias::Latest => format!(
+                        "version = \"latest\", but provider `{}` offers no versions for this cluster",
+                        spec.provider
+                    ),
+                    VersionAlias::ProviderDefault => format!(
+                        "version = \"-\" means the provider's default version, and provider `{}` reports none",
+                        spec.provider
+                    ),
+                },
+                hint: Some(format!(
+                    "write the version instead; {}",
+                    offered_hint(a)
+                )),
+            });
+            continue;
+        };
+        for ng in spec.node_groups.iter_mut().filter(|n| n.follows_cluster) {
+            ng.version = Version::new(v.major, v.minor, None);
+        }
+        spec.version = v;
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
 
 /// Narrow a plan to part of the configuration (`-target`).
 #[derive(Clone, Debug, PartialEq, Eq)]

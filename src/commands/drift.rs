@@ -91,8 +91,10 @@ pub async fn run(args: DriftArgs) -> Result<ExitCode> {
         .await;
     connected.shutdown().await;
     let actual = actual?;
+    let mut desired = loaded.desired.clone();
+    resolve_aliases(&mut desired, &actual)?;
     let state = StateFile::load(&state_path).map_err(|e| Failure::Message(e.to_string()))?;
-    let report = compute(&loaded.desired.clusters, &actual, state.as_ref());
+    let report = compute(&desired.clusters, &actual, state.as_ref());
     if args.output.json {
         println!(
             "{}",
@@ -434,7 +436,22 @@ async fn refreshed(
         .await;
     connected.shutdown().await;
     let actual = actual?;
+    let mut desired = loaded.desired.clone();
+    resolve_aliases(&mut desired, &actual)?;
     let state = StateFile::load(state_path).map_err(|e| Failure::Message(e.to_string()))?;
-    let report = compute(&loaded.desired.clusters, &actual, state.as_ref());
-    Ok((report, (loaded.desired, actual)))
+    let report = compute(&desired.clusters, &actual, state.as_ref());
+    Ok((report, (desired, actual)))
+}
+
+/// `version = "latest"` / `"-"` compared as the version the provider offers now.
+fn resolve_aliases(
+    desired: &mut kup_engine::model::Desired,
+    actual: &BTreeMap<String, ActualCluster>,
+) -> Result<()> {
+    kup_engine::planner::resolve_version_aliases(desired, actual).map_err(|errors| {
+        Failure::Diagnostics {
+            rendered: crate::render::plan::render_plan_errors(&errors),
+            json: serde_json::to_value(&errors).unwrap_or_default(),
+        }
+    })
 }

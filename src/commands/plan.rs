@@ -36,7 +36,7 @@ pub struct PlanRequest<'a> {
 
 /// Load, connect, refresh and plan. The caller owns shutting down `connected`.
 pub async fn make_plan(req: &PlanRequest<'_>, events: &EventSink) -> Result<Planned> {
-    let loaded = load_config(req.dir, req.vars)?;
+    let mut loaded = load_config(req.dir, req.vars)?;
     for w in &loaded.warnings {
         eprintln!("{}", w.render(&loaded.sources).trim_end());
     }
@@ -57,6 +57,13 @@ pub async fn make_plan(req: &PlanRequest<'_>, events: &EventSink) -> Result<Plan
             return Err(e);
         }
     };
+    if let Err(errors) = planner::resolve_version_aliases(&mut loaded.desired, &actual) {
+        connected.shutdown().await;
+        return Err(Failure::Diagnostics {
+            rendered: render_plan_errors(&errors),
+            json: serde_json::to_value(&errors).unwrap_or_default(),
+        });
+    }
     let policies = connected.policies();
     let options = PlanOptions {
         strict_skew: req.strict_skew,

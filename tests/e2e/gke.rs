@@ -455,3 +455,61 @@ fn maintenance_exclusions_warn_and_respect_maintenance_window_refuses() {
     assert_eq!(apply.code, 0, "{apply:?}");
     assert!(gke_version(&sim).0.starts_with("1.30."));
 }
+
+#[test]
+fn latest_and_default_aliases_resolve_to_exact_versions_in_the_saved_plan() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = Sim::start(tmp.path(), &world(""), 3000.0, None);
+    let server = get_json(&format!(
+        "{}/v1/projects/shop-prod/locations/europe-west1-b/serverConfig",
+        sim.eks
+    ));
+    let regular_default = server["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["channel"] == "REGULAR")
+        .unwrap()["defaultVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (alias, want) in [("-", regular_default.clone()), ("latest", String::new())] {
+        let dir = config_with(
+            tmp.path(),
+            &sim,
+            alias,
+            "max_unavailable = 0\n    max_surge       = 1",
+        );
+        // The node group has no version: it follows the resolved cluster version.
+        let text = std::fs::read_to_string(dir.join("main.kup.hcl"))
+            .unwrap()
+            .replace(&format!("    version         = \"{alias}\"\n"), "");
+        std::fs::write(dir.join("main.kup.hcl"), text).unwrap();
+        let d = dir.to_str().unwrap();
+        let plan = kup(&["plan", "-json", d]);
+        assert_eq!(plan.code, 0, "{plan:?}");
+        let saved: kup_engine::plan::SavedPlan = serde_json::from_str(&plan.stdout).unwrap();
+        let c = &saved.desired.clusters[0];
+        let to = saved.plan.clusters[0].to.to_string();
+        assert_eq!(c.version.to_string(), to);
+        if alias == "-" {
+            // The cluster is on the REGULAR channel: "-" is that channel's default.
+            assert_eq!(to, want);
+        } else {
+            let newest = server["validMasterVersions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().parse::<kup_engine::Version>().unwrap())
+                .max()
+                .unwrap();
+            assert_eq!(to, newest.to_string());
+        }
+        let last = saved.plan.steps.last().unwrap();
+        assert_eq!(
+            last.id,
+            format!("shop/node_group/default/{}", c.version.minor()),
+            "the pool follows the resolved version"
+        );
+    }
+}

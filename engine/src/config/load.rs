@@ -16,7 +16,7 @@ use super::eval::{self, check_refs, convert, type_name, Scope, Type};
 use super::{LoadOptions, Loaded};
 use crate::model::{
     AddonSpec, AddonVersionReq, ClusterSpec, Desired, DrainSpec, NodeGroupSpec, ProviderSpec,
-    SourceLoc, Strategy, Unavailable,
+    SourceLoc, Strategy, Unavailable, VersionAlias,
 };
 use crate::policy::{SkewPolicy, SkewViolation};
 use crate::version::Version;
@@ -142,6 +142,12 @@ pub(super) fn load_dir(dir: &Path, opts: &LoadOptions) -> Result<Loaded, Diagnos
 fn display_path(dir: &Path, name: &str) -> String {
     let p = dir.join(name).display().to_string();
     p.strip_prefix("./").map(str::to_string).unwrap_or(p)
+}
+
+/// What a `version` attribute said.
+enum VersionOrAlias {
+    Version(Version),
+    Alias(VersionAlias),
 }
 
 impl Loader<'_> {
@@ -534,17 +540,52 @@ impl Loader<'_> {
 
     /// Parse a version attribute; errors at the attribute's value.
     fn get_version(&mut self, f: usize, body: &Body, key: &str) -> Option<(Version, SourceLoc)> {
+        match self.get_version_or_alias(f, body, key, false)? {
+            (VersionOrAlias::Version(v), loc) => Some((v, loc)),
+            (VersionOrAlias::Alias(_), _) => None,
+        }
+    }
+
+    /// A version, or with `aliases` also `"latest"` / `"-"` (resolved at plan time).
+    fn get_version_or_alias(
+        &mut self,
+        f: usize,
+        body: &Body,
+        key: &str,
+        aliases: bool,
+    ) -> Option<(VersionOrAlias, SourceLoc)> {
         let a = body.get_attribute(key)?;
         let span = a.value.span();
         let v = self.value(f, &a.value)?;
         match v {
+            Value::String(s) if aliases && (s == "latest" || s == "-") => Some((
+                VersionOrAlias::Alias(if s == "latest" {
+                    VersionAlias::Latest
+                } else {
+                    VersionAlias::ProviderDefault
+                }),
+                self.loc(f, &span),
+            )),
+            Value::String(s) if s == "latest" || s == "-" => {
+                self.err_at(
+                    f,
+                    span,
+                    Diagnostic::error("Version alias on a node group")
+                        .detail(format!(
+                            "\"{s}\" names a control-plane version the provider offers; a node group follows its cluster's version when it has none of its own."
+                        ))
+                        .hint("remove version from the node group, or write a minor like \"1.31\""),
+                );
+                None
+            }
             Value::String(s) => match s.parse::<Version>() {
-                Ok(ver) => Some((ver, self.loc(f, &span))),
+                Ok(ver) => Some((VersionOrAlias::Version(ver), self.loc(f, &span))),
                 Err(e) => {
                     let hint = match e {
                         crate::version::VersionError::UnknownMajor { .. } => {
                             "Kubernetes versions are 1.MINOR or 1.MINOR.PATCH, e.g. \"1.31\" or \"1.31.2\""
                         }
+                        _ if aliases => "write MAJOR.MINOR or MAJOR.MINOR.PATCH, e.g. \"1.31\" or \"1.31.2\", or \"latest\" (the newest the provider offers) or \"-\" (its default)",
                         _ => "write MAJOR.MINOR or MAJOR.MINOR.PATCH, e.g. \"1.31\" or \"1.31.2\"",
                     };
                     self.err_at(
@@ -1683,7 +1724,16 @@ impl Loader<'_> {
                 );
                 None
             } else {
-                self.get_version(f, &b.body, "version")
+                self.get_version_or_alias(f, &b.body, "version", true)
+            };
+            // An alias stands for a version known only once the provider is read: a
+            // stand-in until planner::resolve_version_aliases replaces it.
+            let (version, version_alias) = match version {
+                Some((VersionOrAlias::Version(v), loc)) => (Some((v, loc)), None),
+                Some((VersionOrAlias::Alias(a), loc)) => {
+                    (Some((Version::new(1, 0, None), loc)), Some(a))
+                }
+                None => (None, None),
             };
 
             // addons
@@ -1727,7 +1777,9 @@ impl Loader<'_> {
                 .get_blocks("node_group")
                 .filter(|x| x.labels.len() == 1)
             {
-                if let Some(g) = self.node_group(f, nb, &groups, version.as_ref()) {
+                let cluster_version = version.as_ref().filter(|_| version_alias.is_none());
+                if let Some(g) = self.node_group(f, nb, &groups, cluster_version, version.as_ref())
+                {
                     groups.push(g);
                 }
             }
@@ -1739,6 +1791,7 @@ impl Loader<'_> {
                     name,
                     region,
                     version,
+                    version_alias,
                     addons,
                     node_groups: groups,
                     kubeconfig,
@@ -1755,6 +1808,7 @@ impl Loader<'_> {
                     name,
                     region,
                     version: Version::new(1, 0, None),
+                    version_alias: None,
                     addons,
                     node_groups: groups,
                     kubeconfig,
@@ -1778,6 +1832,8 @@ impl Loader<'_> {
         nb: &Block,
         existing: &[NodeGroupSpec],
         cluster_version: Option<&(Version, SourceLoc)>,
+        // The cluster's version even when it is an alias's stand-in, to inherit.
+        inherited: Option<&(Version, SourceLoc)>,
     ) -> Option<NodeGroupSpec> {
         let name = nb.labels[0].as_str().to_string();
         let origin = self.loc(f, &nb.ident.span());
@@ -1862,8 +1918,9 @@ impl Loader<'_> {
                 }
             }
         } else {
-            cluster_version.cloned()
+            inherited.cloned()
         };
+        let follows_cluster = nb.body.get_attribute("version").is_none();
 
         // strategy
         let strategy_attr = nb.body.get_attribute("strategy");
@@ -2049,6 +2106,7 @@ impl Loader<'_> {
         Some(NodeGroupSpec {
             name,
             version,
+            follows_cluster,
             strategy,
             drain,
             origin: Some(origin),

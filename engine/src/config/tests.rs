@@ -1316,3 +1316,47 @@ fn the_quickstart_example_loads_and_is_formatted() {
         );
     }
 }
+
+#[test]
+fn version_aliases_load_on_clusters_and_are_refused_on_node_groups() {
+    let src = with_provider(
+        "cluster \"c\" {\n  version = \"latest\"\n  node_group \"a\" {}\n  node_group \"b\" { version = \"1.29\" }\n}\ncluster \"d\" {\n  version = \"-\"\n}\n",
+    );
+    let l = ok(&[("main.kup.hcl", &src)]);
+    let c = l.desired.cluster("c").unwrap();
+    assert_eq!(c.version_alias, Some(crate::model::VersionAlias::Latest));
+    assert!(c.node_groups[0].follows_cluster);
+    assert!(!c.node_groups[1].follows_cluster);
+    assert_eq!(
+        l.desired.cluster("d").unwrap().version_alias,
+        Some(crate::model::VersionAlias::ProviderDefault)
+    );
+
+    let bad = with_provider(
+        "cluster \"c\" {\n  version = \"1.30\"\n  node_group \"a\" { version = \"latest\" }\n}\n",
+    );
+    let d = errors(&[("main.kup.hcl", &bad)]);
+    let e = expect(
+        &d,
+        "Version alias on a node group",
+        "main.kup.hcl",
+        pos(&bad, "\"latest\"", 0),
+    );
+    assert!(
+        e.hint.as_deref().unwrap_or("").contains("remove version"),
+        "{e}"
+    );
+    // A typo of an alias is an invalid version whose hint names the aliases.
+    let typo = with_provider("cluster \"c\" {\n  version = \"lastest\"\n}\n");
+    let d = errors(&[("main.kup.hcl", &typo)]);
+    let e = expect(
+        &d,
+        "Invalid Kubernetes version",
+        "main.kup.hcl",
+        pos(&typo, "\"lastest\"", 0),
+    );
+    assert!(
+        e.hint.as_deref().unwrap_or("").contains("\"latest\""),
+        "{e}"
+    );
+}

@@ -151,6 +151,7 @@ fn cluster(name: &str, cp: &str, ng: &str) -> ActualCluster {
         in_flight: vec![],
         kube: None,
         auto_upgrade: None,
+        default_version: None,
         maintenance: None,
     }
 }

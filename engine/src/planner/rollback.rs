@@ -259,10 +259,12 @@ mod tests {
             name: "prod-eu".into(),
             region: None,
             version: "1.29".parse().unwrap(),
+            version_alias: None,
             addons: vec![],
             node_groups: vec![NodeGroupSpec {
                 name: "general".into(),
                 version: "1.29".parse().unwrap(),
+                follows_cluster: false,
                 strategy: Strategy::BlueGreen {
                     max_unavailable: Unavailable::Count(1),
                     soak: Duration::from_secs(60),
@@ -295,6 +297,7 @@ mod tests {
             in_flight: vec![],
             kube: None,
             auto_upgrade: None,
+            default_version: None,
             maintenance: None,
         }
     }

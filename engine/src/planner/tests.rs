@@ -24,6 +24,7 @@ fn ng_spec(name: &str, version: &str) -> NodeGroupSpec {
     NodeGroupSpec {
         name: name.into(),
         version: v(version),
+        follows_cluster: false,
         strategy: Strategy::Rolling {
             max_unavailable: Unavailable::Count(1),
             max_surge: None,
@@ -41,6 +42,7 @@ fn cluster_spec(version: &str, ngs: Vec<NodeGroupSpec>) -> ClusterSpec {
         name: "prod-eu".into(),
         region: None,
         version: v(version),
+        version_alias: None,
         addons: vec![],
         node_groups: ngs,
         kubeconfig: None,
@@ -82,6 +84,7 @@ fn actual(version: &str, ngs: Vec<ActualNodeGroup>) -> ActualCluster {
         in_flight: vec![],
         kube: None,
         auto_upgrade: None,
+        default_version: None,
         maintenance: None,
     }
 }
@@ -1038,4 +1041,36 @@ mod kube_side {
         let errs = run(cluster_spec("1.29", vec![ng]), act, eks_policy()).unwrap_err();
         assert!(errs[0].message.contains("native = true"), "{errs:?}");
     }
+}
+
+#[test]
+fn version_aliases_resolve_to_offered_versions_and_node_groups_follow() {
+    let mut desired = Desired {
+        providers: vec![],
+        clusters: vec![cluster_spec(
+            "1.28",
+            vec![ng_spec("general", "1.28"), ng_spec("pinned", "1.28")],
+        )],
+    };
+    desired.clusters[0].version_alias = Some(crate::model::VersionAlias::Latest);
+    desired.clusters[0].node_groups[0].follows_cluster = true;
+    let mut act = actual("1.28", vec![]);
+    act.offered_versions = vec![v("1.28.3"), v("1.30.2"), v("1.29.9")];
+    act.default_version = Some(v("1.29.9"));
+    let actual_map: BTreeMap<String, ActualCluster> = [("prod".to_string(), act.clone())].into();
+    resolve_version_aliases(&mut desired, &actual_map).unwrap();
+    let c = &desired.clusters[0];
+    assert_eq!(c.version.to_string(), "1.30.2");
+    assert_eq!(c.node_groups[0].version.to_string(), "1.30");
+    assert_eq!(c.node_groups[1].version.to_string(), "1.28", "pinned stays");
+
+    desired.clusters[0].version_alias = Some(crate::model::VersionAlias::ProviderDefault);
+    resolve_version_aliases(&mut desired, &actual_map).unwrap();
+    assert_eq!(desired.clusters[0].version.to_string(), "1.29.9");
+
+    let mut none = act;
+    none.default_version = None;
+    let errs =
+        resolve_version_aliases(&mut desired, &[("prod".to_string(), none)].into()).unwrap_err();
+    assert!(errs[0].message.contains("reports none"), "{errs:?}");
 }

@@ -112,6 +112,19 @@ pub(crate) fn addon_compatibility(
 // Cluster versions
 // ---------------------------------------------------------------------------------------
 
+/// The version EKS marks `defaultVersion` (what `version = "-"` means), if any.
+pub(crate) fn default_version(infos: &[ClusterVersionInformation]) -> Option<Version> {
+    infos
+        .iter()
+        .find(|i| i.default_version() && !is_unsupported(i))
+        .and_then(|i| {
+            i.kubernetes_patch_version()
+                .filter(|p| !p.trim().is_empty())
+                .or(i.cluster_version())
+                .and_then(|s| s.parse::<Version>().ok())
+        })
+}
+
 /// Control-plane versions EKS offers now: each non-UNSUPPORTED version's patch release
 /// (`kubernetesPatchVersion`) or, without one, its minor; sorted ascending, deduplicated.
 pub(crate) fn offered_versions(infos: &[ClusterVersionInformation]) -> Vec<Version> {

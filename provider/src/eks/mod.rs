@@ -67,6 +67,9 @@ impl<K: std::hash::Hash + Eq, V> Memo<K, V> {
     }
 }
 
+/// The versions EKS offers in a region, and the one it marks default.
+type OfferedVersions = (Vec<Version>, Option<Version>);
+
 /// kup's provider for Amazon EKS.
 pub struct EksProvider {
     sdk: aws_config::SdkConfig,
@@ -76,7 +79,8 @@ pub struct EksProvider {
     /// One client per region (a provider block may serve clusters in several regions).
     clients: Mutex<HashMap<String, Client>>,
     /// DescribeClusterVersions per region: the same for every cluster, fetched once.
-    offered: Memo<String, Arc<Vec<Version>>>,
+    /// Per region: the versions EKS offers, and its default for new clusters.
+    offered: Memo<String, Arc<OfferedVersions>>,
     /// DescribeAddonVersions per (region, add-on): the same for every cluster, fetched once.
     addon_catalog: Memo<(String, String), Compat>,
 }
@@ -196,7 +200,7 @@ impl EksProvider {
         c: &Client,
         region: &str,
         ctx: &ErrCtx,
-    ) -> Result<Arc<Vec<Version>>, ProviderError> {
+    ) -> Result<Arc<OfferedVersions>, ProviderError> {
         let cell = self.offered.cell(region.to_string());
         cell.get_or_try_init(|| async {
             let infos = c
@@ -207,7 +211,10 @@ impl EksProvider {
                 .try_collect()
                 .await
                 .map_err(|e| map_sdk_error(e, ctx))?;
-            Ok(Arc::new(convert::offered_versions(&infos)))
+            Ok(Arc::new((
+                convert::offered_versions(&infos),
+                convert::default_version(&infos),
+            )))
         })
         .await
         .cloned()
@@ -881,12 +888,13 @@ impl Provider for EksProvider {
                 .status()
                 .map(|s| s.as_str().to_string())
                 .unwrap_or_else(|| "UNKNOWN".into()),
-            offered_versions: (*offered).clone(),
+            offered_versions: offered.0.clone(),
             node_groups,
             addons,
             in_flight,
             kube: None,
             auto_upgrade: None,
+            default_version: offered.1.clone(),
             maintenance: None,
         })
     }

@@ -566,6 +566,29 @@ pub(crate) fn cluster_status(c: &Cluster) -> String {
     enum_name(c.status.name(), c.status.value())
 }
 
+/// What `version = "-"` means for this cluster: its release channel's default version
+/// when it is enrolled in one, else the server's default for new clusters.
+pub(crate) fn default_version(
+    c: &Cluster,
+    sc: &google_cloud_container_v1::model::ServerConfig,
+) -> Option<Version> {
+    let channel = c
+        .release_channel
+        .as_ref()
+        .map(|rc| enum_name(rc.channel.name(), rc.channel.value()))
+        .filter(|n| n != "UNSPECIFIED");
+    let raw = match channel {
+        Some(name) => sc
+            .channels
+            .iter()
+            .find(|ch| enum_name(ch.channel.name(), ch.channel.value()) == name)
+            .map(|ch| ch.default_version.as_str())
+            .unwrap_or(""),
+        None => sc.default_cluster_version.as_str(),
+    };
+    raw.parse().ok()
+}
+
 /// What GKE does to the cluster by itself: a cluster enrolled in a release channel is
 /// upgraded automatically towards the channel's default version, whatever kup plans.
 pub(crate) fn auto_upgrade(

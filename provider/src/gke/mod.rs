@@ -505,6 +505,7 @@ impl Provider for GkeProvider {
             in_flight: convert::in_flight(&ops, name),
             kube: None,
             auto_upgrade: convert::auto_upgrade(&cluster, &sc.channels),
+            default_version: convert::default_version(&cluster, &sc),
             maintenance: convert::maintenance(&cluster),
         })
     }
