@@ -1255,7 +1255,8 @@ pub fn live_group<'a>(
     }
 }
 
-pub(crate) fn is_colour_of(candidate: &str, base: &str) -> bool {
+/// Whether `candidate` is a blue/green colour of configured group `base` (`base-1-31`).
+pub fn is_colour_of(candidate: &str, base: &str) -> bool {
     candidate
         .strip_prefix(base)
         .and_then(|rest| rest.strip_prefix('-'))

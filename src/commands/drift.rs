@@ -160,7 +160,19 @@ pub fn config_drift(spec: &ClusterSpec, a: &ActualCluster) -> Vec<ConfigDrift> {
     }
     for ng in &spec.node_groups {
         let ng_addr = format!("{addr}.node_group.{}", ng.name);
-        let Some(an) = a.node_group(&ng.name) else {
+        // A blue/green group lives on under a colour's name (`general-1-31`); two colours
+        // at once (a replacement half done) count as the group for drift.
+        let live = match kup_engine::planner::live_group(ng, a) {
+            Ok(l) => l,
+            Err(_) => a
+                .node_groups
+                .iter()
+                .filter(|n| {
+                    n.name == ng.name || kup_engine::planner::is_colour_of(&n.name, &ng.name)
+                })
+                .max_by(|x, y| x.version.cmp(&y.version)),
+        };
+        let Some(an) = live else {
             out.push(ConfigDrift {
                 address: ng_addr,
                 kind: "missing".into(),
@@ -178,7 +190,9 @@ pub fn config_drift(spec: &ClusterSpec, a: &ActualCluster) -> Vec<ConfigDrift> {
                 an.version.to_string(),
             ));
         }
-        if let Some(have) = an.max_unavailable {
+        if let (Some(have), kup_engine::model::Strategy::Rolling { .. }) =
+            (an.max_unavailable, &ng.strategy)
+        {
             let want = ng.strategy.max_unavailable();
             if have != want {
                 out.push(changed(
@@ -191,7 +205,12 @@ pub fn config_drift(spec: &ClusterSpec, a: &ActualCluster) -> Vec<ConfigDrift> {
         }
     }
     for an in &a.node_groups {
-        if spec.node_group(&an.name).is_none() {
+        let managed = spec.node_groups.iter().any(|ng| {
+            ng.name == an.name
+                || (matches!(ng.strategy, kup_engine::model::Strategy::BlueGreen { .. })
+                    && kup_engine::planner::is_colour_of(&an.name, &ng.name))
+        });
+        if !managed {
             out.push(ConfigDrift {
                 address: format!("{addr}.node_group.{}", an.name),
                 kind: "unmanaged".into(),

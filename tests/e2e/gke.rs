@@ -513,3 +513,53 @@ fn latest_and_default_aliases_resolve_to_exact_versions_in_the_saved_plan() {
         );
     }
 }
+
+#[test]
+fn kup_driven_blue_green_on_gke_creates_and_deletes_pools_within_budgets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = Sim::start(tmp.path(), &world(""), 3000.0, None);
+    let dir = config_with(
+        tmp.path(),
+        &sim,
+        "1.30",
+        "strategy        = \"blue_green\"\n    max_unavailable = 1\n    blue_green {\n      native = false\n      soak   = \"2m\"\n    }",
+    );
+    let d = dir.to_str().unwrap();
+    let plan = kup(&["plan", "-json", d]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    let saved: kup_engine::plan::SavedPlan = serde_json::from_str(&plan.stdout).unwrap();
+    let ids: Vec<&str> = saved.plan.steps.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "shop/control_plane/1.30",
+            "shop/node_group/default/1.30/create",
+            "shop/node_group/default/1.30/ready",
+            "shop/node_group/default/1.30/cordon",
+            "shop/node_group/default/1.30/drain",
+            "shop/node_group/default/1.30/soak",
+            "shop/node_group/default/1.30/delete",
+        ]
+    );
+    let apply = kup(&["apply", "-auto-approve", d]);
+    assert_eq!(apply.code, 0, "{apply:?}");
+    let pools = sim.world_json()["gke_cluster"]["shop"]["node_pool"].clone();
+    let names: Vec<&String> = pools.as_object().unwrap().keys().collect();
+    assert_eq!(names, ["default-1-30"], "{pools:#}");
+    assert!(pools["default-1-30"]["version"]
+        .as_str()
+        .unwrap()
+        .starts_with("1.30."));
+    assert_eq!(
+        calls_of(&sim, "projects.locations.clusters.nodePools.create"),
+        1
+    );
+    assert_eq!(
+        calls_of(&sim, "projects.locations.clusters.nodePools.delete"),
+        1
+    );
+    // The blue pool was drained through the PDB before GKE deleted it: nothing lost.
+    assert_budgets_kept(&sim);
+    let again = kup(&["plan", d]);
+    assert!(again.stdout.contains("No changes."), "{again:?}");
+}
