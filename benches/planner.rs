@@ -27,6 +27,7 @@ fn world(clusters: usize, groups: usize) -> (Desired, BTreeMap<String, ActualClu
             .map(|g| NodeGroupSpec {
                 name: format!("ng{g}"),
                 version: v("1.31"),
+                follows_cluster: false,
                 strategy: Strategy::Rolling {
                     max_unavailable: Unavailable::Percent(25),
                     max_surge: None,
@@ -42,6 +43,7 @@ fn world(clusters: usize, groups: usize) -> (Desired, BTreeMap<String, ActualClu
             name: label.clone(),
             region: None,
             version: v("1.31"),
+            version_alias: None,
             addons: vec![],
             node_groups,
             kubeconfig: None,
@@ -80,6 +82,7 @@ fn world(clusters: usize, groups: usize) -> (Desired, BTreeMap<String, ActualClu
                 in_flight: vec![],
                 kube: None,
                 auto_upgrade: None,
+                default_version: None,
                 maintenance: None,
             },
         );

@@ -22,4 +22,16 @@ cluster "shop" {
     max_unavailable = 0
     max_surge       = 1
   }
+
+  # GKE's own blue/green: a full green pool, blue drained one node at a time, then a
+  # soak that kup ends early once every node is Ready and every workload available.
+  node_group "checkout" {
+    version         = "1.31"
+    strategy        = "blue_green"
+    max_unavailable = 1
+    blue_green {
+      soak                      = "1h"
+      complete_when_healthy_for = "5m"
+    }
+  }
 }
