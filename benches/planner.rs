@@ -76,6 +76,7 @@ fn world(clusters: usize, groups: usize) -> (Desired, BTreeMap<String, ActualClu
                         blue_green: None,
                         upgrade_phase: None,
                         drain_limits: None,
+                        max_surge: None,
                     })
                     .collect(),
                 addons: vec![],

@@ -58,6 +58,15 @@ pub struct ProviderSpec {
     /// GKE: the cluster's location (a region or a zone).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
+    /// AKS: the Azure subscription.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription_id: Option<String>,
+    /// AKS: the resource group the clusters are in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_group: Option<String>,
+    /// AKS: the ARM api-version to speak (default: a stable one kup is tested with).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
     /// Send API calls to this URL instead of the provider's public endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
@@ -432,6 +441,9 @@ pub struct ActualNodeGroup {
     /// The provider-side limit on nodes replaced at once, when the provider has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_unavailable: Option<Unavailable>,
+    /// The provider-side number of extra nodes added during an upgrade, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_surge: Option<Unavailable>,
     #[serde(default)]
     pub health_issues: Vec<String>,
     #[serde(default)]

@@ -26,6 +26,9 @@ pub enum Action {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         from: Option<Unavailable>,
         max_unavailable: Unavailable,
+        /// Also set the extra nodes added during an upgrade (`None`: leave it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_surge: Option<Unavailable>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         blue_green: Option<NativeBlueGreen>,
         /// Also set the limits of the provider's own drains (`None`: leave them).
@@ -154,11 +157,13 @@ impl Action {
                 max_unavailable,
                 blue_green: None,
                 drain_limits,
+                max_surge,
             } => {
-                let drain = drain_limits
-                    .as_ref()
-                    .map(|l| format!(", drains with {l}"))
-                    .unwrap_or_default();
+                let drain = max_surge
+                    .map(|s| format!(", max_surge {s}"))
+                    .into_iter()
+                    .chain(drain_limits.as_ref().map(|l| format!(", drains with {l}")))
+                    .collect::<String>();
                 match from {
                     Some(f) if *f != *max_unavailable => format!(
                         "set node group {node_group} max_unavailable {f} → {max_unavailable}{drain}"
@@ -260,6 +265,11 @@ pub enum Condition {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         blue_green: Option<NativeBlueGreen>,
     },
+    /// The provider adds this many extra nodes during an upgrade.
+    NodeGroupMaxSurge {
+        node_group: String,
+        max_surge: Unavailable,
+    },
     /// The provider drains the group's nodes with these limits.
     NodeGroupDrainLimits {
         node_group: String,
@@ -329,6 +339,12 @@ impl Condition {
             Condition::NodeGroupDrainLimits { node_group, limits } => actual
                 .node_group(node_group)
                 .is_some_and(|n| n.drain_limits.as_ref() == Some(limits)),
+            Condition::NodeGroupMaxSurge {
+                node_group,
+                max_surge,
+            } => actual
+                .node_group(node_group)
+                .is_some_and(|n| n.max_surge == Some(*max_surge)),
             Condition::AddonAt { addon, version } => {
                 actual.addon(addon).is_some_and(|a| &a.version == version)
             }
@@ -375,6 +391,17 @@ impl Condition {
                         "node group {node_group} is at {} with max_unavailable {}",
                         n.version,
                         n.max_unavailable
+                            .map(|u| u.to_string())
+                            .unwrap_or_else(|| "unset".into())
+                    ),
+                    None => format!("node group {node_group} does not exist"),
+                }
+            }
+            Condition::NodeGroupMaxSurge { node_group, .. } => {
+                match actual.node_group(node_group) {
+                    Some(n) => format!(
+                        "node group {node_group} has max_surge {}",
+                        n.max_surge
                             .map(|u| u.to_string())
                             .unwrap_or_else(|| "unset".into())
                     ),
@@ -492,6 +519,10 @@ impl std::fmt::Display for Condition {
             Condition::NodeGroupDrainLimits { node_group, limits } => {
                 write!(f, "node group {node_group} drains with {limits}")
             }
+            Condition::NodeGroupMaxSurge {
+                node_group,
+                max_surge,
+            } => write!(f, "node group {node_group} max_surge = {max_surge}"),
             Condition::AddonAt { addon, version } => write!(f, "add-on {addon} at {version}"),
             Condition::NodeGroupExists { node_group } => {
                 write!(f, "node group {node_group} exists")
@@ -804,6 +835,7 @@ mod fingerprint_tests {
                 blue_green: None,
                 upgrade_phase: None,
                 drain_limits: None,
+                max_surge: None,
             }],
             addons: vec![],
             in_flight: vec![],

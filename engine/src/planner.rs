@@ -693,10 +693,29 @@ impl Walk<'_> {
             if kup_driven {
                 continue;
             }
-            // The provider drains by itself: the `drain` block's limits go to it.
+            // The provider drains by itself: the `drain` block's limits go to it (only the
+            // timeout where the provider has no grace-period cap).
             let drain = DrainLimits::from_drain(&ng.drain)
                 .filter(|_| self.policy.provider.drain_limits)
+                .map(|mut l| {
+                    if !self.policy.provider.drain_grace_limit {
+                        l.grace_termination = None;
+                    }
+                    l
+                })
+                .filter(|l| l.pdb_timeout.is_some() || l.grace_termination.is_some())
                 .filter(|want| actual_ng.drain_limits.as_ref() != Some(want));
+            // A rolling max_surge goes to providers that take one.
+            let surge = match &ng.strategy {
+                Strategy::Rolling {
+                    max_surge: Some(want),
+                    ..
+                } if self.policy.provider.supports_max_surge && native.is_none() => actual_ng
+                    .max_surge
+                    .filter(|have| have != want)
+                    .map(|have| (have, *want)),
+                _ => None,
+            };
             let mut reasons = Vec::new();
             let mut postcondition = Vec::new();
             let want = ng.strategy.max_unavailable();
@@ -744,6 +763,15 @@ impl Walk<'_> {
                     }
                 }
             }
+            if let Some((have, want)) = surge {
+                reasons.push(format!(
+                    "max_surge is {have} at the provider and {want} in the configuration"
+                ));
+                postcondition.push(Condition::NodeGroupMaxSurge {
+                    node_group: ng.name.clone(),
+                    max_surge: want,
+                });
+            }
             if let Some(limits) = &drain {
                 reasons.push(format!(
                     "the provider drains {} with {}; the configuration says {limits}",
@@ -770,6 +798,7 @@ impl Walk<'_> {
                     node_group: ng.name.clone(),
                     from: have,
                     max_unavailable: want,
+                    max_surge: surge.map(|(_, w)| w),
                     blue_green: native,
                     drain_limits: drain,
                 },
@@ -1255,9 +1284,10 @@ pub fn live_group<'a>(
     }
 }
 
-/// Whether `candidate` is a blue/green colour of configured group `base` (`base-1-31`).
+/// Whether `candidate` is a blue/green colour of configured group `base`: `base-1-31`,
+/// or in compact form `base131` (with `base` cut to [`COMPACT_BASE_LEN`] characters).
 pub fn is_colour_of(candidate: &str, base: &str) -> bool {
-    candidate
+    let hyphenated = candidate
         .strip_prefix(base)
         .and_then(|rest| rest.strip_prefix('-'))
         .and_then(|v| v.split_once('-'))
@@ -1266,12 +1296,31 @@ pub fn is_colour_of(candidate: &str, base: &str) -> bool {
                 && !b.is_empty()
                 && a.bytes().all(|c| c.is_ascii_digit())
                 && b.bytes().all(|c| c.is_ascii_digit())
-        })
+        });
+    let digits = candidate
+        .bytes()
+        .rev()
+        .take_while(u8::is_ascii_digit)
+        .count();
+    let prefix = &candidate[..candidate.len() - digits];
+    let compact = digits >= 3
+        && !prefix.is_empty()
+        && (prefix == base || (prefix.len() == COMPACT_BASE_LEN && base.starts_with(prefix)));
+    hyphenated || compact
 }
 
+/// Compact colour names keep this much of the base name, leaving room for `MAJOR` and a
+/// two-digit minor within AKS's 12 characters.
+pub const COMPACT_BASE_LEN: usize = 9;
+
 /// The green group's name: deterministic, so a resumed apply finds the group it created.
-pub fn green_name(base: &str, to: Minor) -> String {
-    format!("{base}-{}-{}", to.major, to.minor)
+pub fn green_name(base: &str, to: Minor, compact: bool) -> String {
+    if compact {
+        let cut: String = base.chars().take(COMPACT_BASE_LEN).collect();
+        format!("{cut}{}{:02}", to.major, to.minor)
+    } else {
+        format!("{base}-{}-{}", to.major, to.minor)
+    }
 }
 
 /// The oldest kubelet among the group's nodes, when the Kubernetes API was read.

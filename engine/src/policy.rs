@@ -52,6 +52,14 @@ pub struct ProviderPolicy {
     /// nodeDrainConfig): a group's `drain { timeout, grace_period }` is set there.
     #[serde(default)]
     pub drain_limits: bool,
+    /// With `drain_limits`: the provider also takes a grace-period cap (GKE does; AKS
+    /// has only the drain timeout).
+    #[serde(default)]
+    pub drain_grace_limit: bool,
+    /// Node-group names are short and alphanumeric (AKS: at most 12 lowercase letters
+    /// and digits), so blue/green colours are `NAME131` rather than `NAME-1-31`.
+    #[serde(default)]
+    pub compact_group_names: bool,
     pub control_plane_upgrade_estimate: Duration,
     /// Time to replace one batch of nodes.
     pub node_batch_estimate: Duration,
@@ -72,6 +80,8 @@ impl Default for ProviderPolicy {
             supports_blue_green: false,
             native_blue_green: false,
             drain_limits: false,
+            drain_grace_limit: false,
+            compact_group_names: false,
             control_plane_upgrade_estimate: Duration::from_secs(10 * 60),
             node_batch_estimate: Duration::from_secs(5 * 60),
             addon_update_estimate: Duration::from_secs(60),

@@ -99,6 +99,9 @@ mod tests {
             speed: None,
             poll_interval: None,
             origin: None,
+            api_version: None,
+            resource_group: None,
+            subscription_id: None,
         }
     }
 

@@ -72,6 +72,9 @@ impl Env {
             speed: None,
             poll_interval: Some(Duration::from_millis(20)),
             origin: None,
+            api_version: None,
+            resource_group: None,
+            subscription_id: None,
         };
         let provider = kup_provider::build(&spec, Some(&sim.endpoints().eks))
             .await
@@ -332,6 +335,7 @@ async fn node_group_config_and_version_updates() {
         max_unavailable: Unavailable::Percent(50),
         blue_green: None,
         drain_limits: None,
+        max_surge: None,
     };
     let op = env.provider.start(&target(), &cfg, "cfg").await.unwrap();
     assert_eq!(env.wait(&cfg, &op).await, OperationStatus::Succeeded);
@@ -473,6 +477,7 @@ async fn node_group_and_addon_updates_show_up_in_flight() {
         max_unavailable: Unavailable::Percent(50),
         blue_green: None,
         drain_limits: None,
+        max_surge: None,
     };
     let cfg_op = env.provider.start(&target(), &cfg, "cfg").await.unwrap();
     let addon = Action::UpdateAddon {
@@ -534,6 +539,7 @@ async fn node_group_and_addon_updates_show_up_in_flight() {
         max_unavailable: Unavailable::Count(2),
         blue_green: None,
         drain_limits: None,
+        max_surge: None,
     };
     assert_eq!(
         env.provider
@@ -583,6 +589,9 @@ async fn real_mode_without_credentials_is_an_auth_error() {
         speed: None,
         poll_interval: None,
         origin: None,
+        api_version: None,
+        resource_group: None,
+        subscription_id: None,
     };
     let real = kup_provider::build(&spec, None).await.unwrap();
     match real.refresh(&target()).await {

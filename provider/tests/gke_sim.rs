@@ -73,6 +73,9 @@ impl Env {
             speed: None,
             poll_interval: Some(Duration::from_millis(20)),
             origin: None,
+            api_version: None,
+            resource_group: None,
+            subscription_id: None,
         };
         // The simulator serves the GKE API on the same base URL as the EKS one.
         let provider = kup_provider::build(&spec, Some(&sim.endpoints().eks))
@@ -140,6 +143,7 @@ fn pool_config(n: u32) -> Action {
         max_unavailable: Unavailable::Count(n),
         blue_green: None,
         drain_limits: None,
+        max_surge: None,
     }
 }
 
@@ -229,6 +233,7 @@ async fn master_then_node_pool_upgrade_and_config_update() {
                 max_unavailable: Unavailable::Percent(25),
                 blue_green: None,
                 drain_limits: None,
+                max_surge: None,
             },
             "tok-4",
         )

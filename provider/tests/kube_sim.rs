@@ -89,6 +89,9 @@ impl Env {
             speed: None,
             poll_interval: Some(Duration::from_millis(20)),
             origin: None,
+            api_version: None,
+            resource_group: None,
+            subscription_id: None,
         };
         kup_provider::build(&spec, Some(&self.sim().endpoints().eks))
             .await

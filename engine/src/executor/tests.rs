@@ -146,6 +146,7 @@ fn cluster(name: &str, cp: &str, ng: &str) -> ActualCluster {
             blue_green: None,
             upgrade_phase: None,
             drain_limits: None,
+            max_surge: None,
         }],
         addons: vec![],
         in_flight: vec![],

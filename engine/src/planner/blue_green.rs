@@ -26,7 +26,7 @@ impl Walk<'_> {
         };
         let drain = ng.drain.clone();
         let blue = self.live_names[name].clone();
-        let green = green_name(name, to);
+        let green = green_name(name, to, self.policy.provider.compact_group_names);
         let size = self
             .actual
             .node_group(&blue)

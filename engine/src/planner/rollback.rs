@@ -249,6 +249,7 @@ mod tests {
             blue_green: None,
             upgrade_phase: None,
             drain_limits: None,
+            max_surge: None,
         }
     }
 

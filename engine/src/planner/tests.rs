@@ -68,6 +68,7 @@ fn actual_ng(name: &str, version: &str, size: u32) -> ActualNodeGroup {
         blue_green: None,
         upgrade_phase: None,
         drain_limits: None,
+        max_surge: None,
     }
 }
 
@@ -1073,4 +1074,81 @@ fn version_aliases_resolve_to_offered_versions_and_node_groups_follow() {
     let errs =
         resolve_version_aliases(&mut desired, &[("prod".to_string(), none)].into()).unwrap_err();
     assert!(errs[0].message.contains("reports none"), "{errs:?}");
+}
+
+#[test]
+fn max_surge_differences_become_a_config_step_where_the_provider_takes_one() {
+    let mut g = actual_ng("general", "1.28", 3);
+    g.max_surge = Some(Unavailable::Count(1));
+    let mut ng = ng_spec("general", "1.28");
+    ng.strategy = Strategy::Rolling {
+        max_unavailable: Unavailable::Count(1),
+        max_surge: Some(Unavailable::Percent(33)),
+    };
+    let policy = ProviderPolicy::default();
+    let p = run(
+        cluster_spec("1.28", vec![ng]),
+        actual("1.28", vec![g]),
+        policy,
+    )
+    .unwrap();
+    assert_eq!(step_ids(&p), ["prod/node_group/general/config"]);
+    match &p.steps[0].action {
+        Action::UpdateNodeGroupConfig { max_surge, .. } => {
+            assert_eq!(*max_surge, Some(Unavailable::Percent(33)))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(p.steps[0]
+        .postcondition
+        .contains(&Condition::NodeGroupMaxSurge {
+            node_group: "general".into(),
+            max_surge: Unavailable::Percent(33),
+        }));
+}
+
+#[test]
+fn drain_limits_leave_out_grace_where_the_provider_has_no_grace_cap() {
+    let g = actual_ng("general", "1.28", 3);
+    let mut ng = ng_spec("general", "1.28");
+    ng.drain.timeout = Some(Duration::from_secs(600));
+    ng.drain.grace_period = Some(Duration::from_secs(30));
+    let policy = ProviderPolicy {
+        drain_limits: true,
+        ..ProviderPolicy::default()
+    };
+    let p = run(
+        cluster_spec("1.28", vec![ng]),
+        actual("1.28", vec![g]),
+        policy,
+    )
+    .unwrap();
+    match &p.steps[0].action {
+        Action::UpdateNodeGroupConfig { drain_limits, .. } => assert_eq!(
+            drain_limits.as_ref().unwrap(),
+            &crate::model::DrainLimits {
+                pdb_timeout: Some(Duration::from_secs(600)),
+                grace_termination: None,
+            }
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn compact_colour_names_fit_aks_and_are_recognised() {
+    let m = Minor::new(1, 31);
+    assert_eq!(green_name("system", m, true), "system131");
+    assert_eq!(green_name("userpoolbig", m, true), "userpoolb131");
+    assert!(green_name("userpoolbig", m, true).len() <= 12);
+    assert_eq!(green_name("general", m, false), "general-1-31");
+    assert!(is_colour_of("system131", "system"));
+    assert!(is_colour_of("userpoolb131", "userpoolbig"));
+    assert!(is_colour_of("general-1-31", "general"));
+    assert!(!is_colour_of("system", "system"));
+    assert!(
+        !is_colour_of("system2", "system"),
+        "one digit is a pool name, not a colour"
+    );
+    assert!(!is_colour_of("other131", "system"));
 }

@@ -629,6 +629,7 @@ mod tests {
             max_unavailable: Unavailable::Percent(p),
             blue_green: None,
             drain_limits: None,
+            max_surge: None,
         };
         assert!(update_matches(&cfg, &pct(25)));
         assert!(!update_matches(&cfg, &pct(30)));
@@ -640,6 +641,7 @@ mod tests {
                 max_unavailable: Unavailable::Count(25),
                 blue_green: None,
                 drain_limits: None,
+                max_surge: None,
             }
         ));
         assert_eq!(update_target(&cfg).as_deref(), Some("25%"));

@@ -401,6 +401,7 @@ impl EksProvider {
                 blue_green: None,
                 upgrade_phase: None,
                 drain_limits: None,
+                max_surge: None,
             },
             in_flight,
         ))
@@ -792,6 +793,8 @@ impl Provider for EksProvider {
             node_batch_estimate: Duration::from_secs(5 * 60),
             addon_update_estimate: Duration::from_secs(60),
             config_update_estimate: Duration::from_secs(30),
+            compact_group_names: false,
+            drain_grace_limit: false,
         }
     }
 
@@ -1081,6 +1084,9 @@ mod tests {
             speed: None,
             poll_interval: None,
             origin: None,
+            api_version: None,
+            resource_group: None,
+            subscription_id: None,
         }
     }
 

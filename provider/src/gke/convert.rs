@@ -131,6 +131,10 @@ pub(crate) fn node_group(np: &NodePool) -> Result<ActualNodeGroup, String> {
         upgrade_phase: blue_green_phase(np)
             .filter(|p| !matches!(p, Phase::Unspecified))
             .map(|p| enum_name(p.name(), p.value())),
+        max_surge: np
+            .upgrade_settings
+            .as_ref()
+            .map(|u| Unavailable::Count(non_negative(u.max_surge))),
     })
 }
 

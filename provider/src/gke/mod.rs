@@ -298,6 +298,7 @@ impl GkeProvider {
             Action::UpdateNodeGroupConfig {
                 node_group,
                 max_unavailable,
+                max_surge,
                 blue_green,
                 drain_limits,
                 ..
@@ -316,11 +317,23 @@ impl GkeProvider {
                                     format!("{m} [{}]", ctx.describe()),
                                 )
                             })?;
-                        np.upgrade_settings
+                        let settings = np
+                            .upgrade_settings
                             .clone()
                             .unwrap_or_else(UpgradeSettings::new)
                             .set_strategy(NodePoolUpdateStrategy::Surge)
-                            .set_max_unavailable(count)
+                            .set_max_unavailable(count);
+                        match max_surge {
+                            Some(s) => settings.set_max_surge(
+                                convert::max_unavailable_count(*s).map_err(|m| {
+                                    ProviderError::new(
+                                        ErrorKind::Invalid,
+                                        format!("max_surge: {m} [{}]", ctx.describe()),
+                                    )
+                                })?,
+                            ),
+                            None => settings,
+                        }
                     }
                 };
                 let mut request = self
@@ -459,11 +472,13 @@ impl Provider for GkeProvider {
             // GKE drains surge and blue-green nodes itself, within the pool's
             // nodeDrainConfig (PDB timeout, grace termination).
             drain_limits: true,
+            drain_grace_limit: true,
             // A GKE master upgrade takes tens of minutes; a surge batch a few.
             control_plane_upgrade_estimate: Duration::from_secs(15 * 60),
             node_batch_estimate: Duration::from_secs(5 * 60),
             addon_update_estimate: Duration::from_secs(60),
             config_update_estimate: Duration::from_secs(60),
+            compact_group_names: false,
         }
     }
 
@@ -713,6 +728,9 @@ mod tests {
             speed: None,
             poll_interval: None,
             origin: None,
+            api_version: None,
+            resource_group: None,
+            subscription_id: None,
         }
     }
 
@@ -799,6 +817,7 @@ mod tests {
             max_unavailable: Unavailable::Percent(25),
             blue_green: None,
             drain_limits: None,
+            max_surge: None,
         };
         let err = p.start(&target(), &cfg, "t").await.unwrap_err();
         assert_eq!(err.kind, ErrorKind::Invalid, "{err:?}");
