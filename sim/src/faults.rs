@@ -36,9 +36,12 @@ pub const GKE_ERROR_CODES: &[&str] = &[
     "ABORTED",
 ];
 
+/// AKS error codes an operation may fail with (`fail=AKSCLUSTER[/POOL]:CODE`).
+pub const AKS_ERROR_CODES: &[&str] = crate::aks::ERROR_CODES;
+
 const FORMS: &str = "accepted items: seed=N, throttle=RATE (0..1), error500=RATE (0..1), \
 latency=DURATION (e.g. 20ms, 1s), fail=CLUSTER[/NODEGROUP|/NODEPOOL|/addon:NAME]:ERRORCODE[:MESSAGE], \
-hang=CLUSTER[/NODEGROUP|/NODEPOOL|/addon:NAME], notready=CLUSTER/NODEGROUP|NODEPOOL";
+hang=CLUSTER[/NODEGROUP|/NODEPOOL|/AGENTPOOL|/addon:NAME], notready=CLUSTER/NODEGROUP|NODEPOOL|AGENTPOOL";
 
 /// The resource a `fail=` or `hang=` item targets.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,13 +227,17 @@ impl FaultSpec {
                         Some((c, m)) => (c, Some(m.to_string())),
                         None => (rest, None),
                     };
-                    if !ERROR_CODES.contains(&code) && !GKE_ERROR_CODES.contains(&code) {
+                    if !ERROR_CODES.contains(&code)
+                        && !GKE_ERROR_CODES.contains(&code)
+                        && !AKS_ERROR_CODES.contains(&code)
+                    {
                         return Err(bad(
                             item,
                             &format!(
-                                "unknown error code `{code}` (EKS: {}; GKE: {})",
+                                "unknown error code `{code}` (EKS: {}; GKE: {}; AKS: {})",
                                 ERROR_CODES.join(", "),
-                                GKE_ERROR_CODES.join(", ")
+                                GKE_ERROR_CODES.join(", "),
+                                AKS_ERROR_CODES.join(", ")
                             ),
                         ));
                     }

@@ -4,7 +4,9 @@
 //! service model in `../shared/reference/eks/`, so the real `aws-sdk-eks` client and the aws
 //! CLI talk to it unchanged, and the GKE REST API (`container.googleapis.com` v1, from the
 //! discovery document in `../shared/reference/gke/`) on the same port, for
-//! `google-cloud-container-v1` and `gcloud container`. The world (clusters, node groups, add-ons, in-flight updates)
+//! `google-cloud-container-v1` and `gcloud container`, and the Azure Resource Manager API for
+//! AKS (`Microsoft.ContainerService` managedClusters / agentPools under `/subscriptions/`, from
+//! `../shared/reference/aks/`). The world (clusters, node groups, add-ons, in-flight updates)
 //! lives in an HCL or JSON file that the simulator rewrites after every change. An admin API
 //! under `/_sim/` exposes the call log, the world, runtime fault injection and the Kubernetes
 //! audit. Every cluster also gets a Kubernetes API server (nodes from its node groups, pods,
@@ -14,6 +16,7 @@
 //! See `README.md` in this crate for the world-file language, the catalog, the faults grammar
 //! and the admin API.
 
+mod aks;
 pub mod catalog;
 mod eks;
 mod error;
@@ -34,7 +37,9 @@ use anyhow::Context;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use faults::{FailFault, FaultSpec, Target as FaultTarget, ERROR_CODES, GKE_ERROR_CODES};
+pub use faults::{
+    FailFault, FaultSpec, Target as FaultTarget, AKS_ERROR_CODES, ERROR_CODES, GKE_ERROR_CODES,
+};
 
 use state::{now_secs, App, FaultState, Inner};
 
@@ -54,8 +59,8 @@ pub struct SimConfig {
 /// Where a running simulator answers.
 #[derive(serde::Serialize, Clone, Debug)]
 pub struct Endpoints {
-    /// EKS API endpoint: `http://127.0.0.1:PORT`. The GKE API (`/v1/projects/…`) is served on
-    /// the same base URL.
+    /// EKS API endpoint: `http://127.0.0.1:PORT`. The GKE API (`/v1/projects/…`) and the AKS
+    /// ARM API (`/subscriptions/…`) are served on the same base URL.
     pub eks: String,
     /// Admin API base: `http://127.0.0.1:PORT/_sim`.
     pub admin: String,
@@ -147,7 +152,12 @@ impl Sim {
         let names: Vec<String> = {
             let inner = app.lock();
             let w = &inner.world;
-            w.clusters.keys().chain(w.gke.keys()).cloned().collect()
+            w.clusters
+                .keys()
+                .chain(w.gke.keys())
+                .chain(w.aks.keys())
+                .cloned()
+                .collect()
         };
         let kdir = kubeconfig_dir(&cfg.world);
         if !names.is_empty() {
@@ -171,6 +181,9 @@ impl Sim {
                 }
                 if let Some(g) = inner.world.gke.get_mut(&name) {
                     g.endpoint = Some(url.clone());
+                }
+                if let Some(a) = inner.world.aks.get_mut(&name) {
+                    a.endpoint = Some(url.clone());
                 }
                 if let Some(kc) = inner.kube.cluster_mut(&name) {
                     kc.endpoint = url.clone();

@@ -28,6 +28,9 @@ pub async fn handle(
     if path.starts_with("/v1/projects/") {
         return crate::gke::handle(&app, method, &uri, &headers, body).await;
     }
+    if path.starts_with("/subscriptions/") || path.starts_with("/providers/") {
+        return crate::aks::handle(&app, method, &uri, &headers, body).await;
+    }
     eks_request(&app, method, uri.path(), uri.query(), &headers, body).await
 }
 

@@ -95,6 +95,7 @@ impl Inner {
         let faults = &self.faults;
         let mut changed = self.world.advance(now, &|c, n, a| faults.hangs(c, n, a));
         changed |= crate::gke::advance(&mut self.world.gke, now, &|c, p| faults.hangs(c, p, None));
+        changed |= crate::aks::advance(&mut self.world.aks, now, &|c, p| faults.hangs(c, p, None));
         changed |= self.kube.tick(&mut self.world, &self.faults.spec, now);
         changed
     }

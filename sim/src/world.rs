@@ -30,6 +30,8 @@ pub struct World {
     pub clusters: BTreeMap<String, Cluster>,
     /// GKE clusters (world-file `gke_cluster` blocks).
     pub gke: BTreeMap<String, crate::gke::GkeCluster>,
+    /// AKS clusters (world-file `aks_cluster` blocks).
+    pub aks: BTreeMap<String, crate::aks::AksCluster>,
 }
 
 #[derive(Debug, Clone)]
@@ -552,6 +554,8 @@ pub struct WorldFile {
     pub cluster: OrderedMap<ClusterFile>,
     #[serde(default, skip_serializing_if = "OrderedMap::is_empty")]
     pub gke_cluster: OrderedMap<crate::gke::GkeClusterFile>,
+    #[serde(default, skip_serializing_if = "OrderedMap::is_empty")]
+    pub aks_cluster: OrderedMap<crate::aks::AksClusterFile>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -1038,10 +1042,23 @@ pub fn from_file(path: &Path, f: WorldFile, now: f64, speed: f64) -> Result<Worl
         let g = crate::gke::cluster_from_file(&gname, gf, now, speed).map_err(|e| err(&ctx, e))?;
         gke.insert(gname, g);
     }
+    let mut aks = BTreeMap::new();
+    for (aname, af) in f.aks_cluster.0 {
+        let ctx = format!("aks_cluster \"{aname}\"");
+        if clusters.contains_key(&aname) || gke.contains_key(&aname) || aks.contains_key(&aname) {
+            return Err(err(
+                &ctx,
+                "a cluster of that name already exists (EKS, GKE and AKS cluster names share the Kubernetes API and kubeconfig namespace and must be unique)".into(),
+            ));
+        }
+        let a = crate::aks::cluster_from_file(&aname, af, now, speed).map_err(|e| err(&ctx, e))?;
+        aks.insert(aname, a);
+    }
     Ok(World {
         settings,
         clusters,
         gke,
+        aks,
     })
 }
 
@@ -1443,6 +1460,12 @@ pub fn to_file(w: &World, now: f64, speed: f64) -> WorldFile {
                 .map(|g| (g.name.clone(), crate::gke::cluster_to_file(g, now, speed)))
                 .collect(),
         ),
+        aks_cluster: OrderedMap(
+            w.aks
+                .values()
+                .map(|a| (a.name.clone(), crate::aks::cluster_to_file(a, now, speed)))
+                .collect(),
+        ),
     }
 }
 
@@ -1462,6 +1485,8 @@ const BLOCKS: &[(&str, bool)] = &[
     ("maintenance_exclusion", true),
     ("drain_config", false),
     ("operation", true),
+    ("aks_cluster", true),
+    ("agent_pool", true),
 ];
 
 fn value_to_body(obj: &hcl::Map<String, hcl::Value>) -> hcl::Body {

@@ -207,6 +207,14 @@ fn group_obj(g: &str) -> Value {
 
 fn version_json(app: &App, cluster: &str) -> Value {
     let inner = app.lock();
+    if let Some(a) = inner.world.aks.get(cluster) {
+        let minor = crate::aks::minor(&a.version).unwrap_or(0);
+        let git = format!("v{}", a.version);
+        return json!({ "major": "1", "minor": format!("{minor}"), "gitVersion": git,
+            "gitCommit": format!("{:016x}{:016x}{:08x}", util::fnv(&a.version), util::fnv(&git), util::fnv(cluster) as u32),
+            "gitTreeState": "clean", "buildDate": "2025-04-04T19:42:40Z", "goVersion": "go1.23.6",
+            "compiler": "gc", "platform": "linux/amd64" });
+    }
     if let Some(g) = inner.world.gke.get(cluster) {
         let minor = catalog::gke_minor(&g.version).unwrap_or(0);
         let git = format!("v{}", g.version);

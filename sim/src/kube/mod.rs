@@ -5,6 +5,7 @@
 //!
 //! Objects are kept as `serde_json::Value` in exactly the JSON shape the apiserver serves.
 
+mod aks;
 pub mod api;
 mod ctrl;
 mod gke;
@@ -268,6 +269,10 @@ pub struct KCluster {
     pub procs: BTreeMap<String, Proc>,
     /// In-flight GKE node-pool upgrades (by operation name).
     gke_procs: BTreeMap<String, gke::GProc>,
+    /// In-flight AKS agent-pool upgrades and deletions (by operation id).
+    aks_procs: BTreeMap<String, aks::AProc>,
+    /// Next VMSS instance index per AKS agent pool (node names `aks-POOL-NNNNNNNN-vmssXXXXXX`).
+    aks_seq: HashMap<String, u64>,
     /// Node groups left as a failed update left them (no node-count reconciliation).
     pub hold: HashSet<String>,
     /// Node-group labels/taints last applied to its nodes.
@@ -307,6 +312,8 @@ impl KCluster {
             audit: Audit::default(),
             procs: BTreeMap::new(),
             gke_procs: BTreeMap::new(),
+            aks_procs: BTreeMap::new(),
+            aks_seq: HashMap::new(),
             hold: HashSet::new(),
             ng_applied: HashMap::new(),
             event_index: HashMap::new(),
@@ -573,6 +580,11 @@ impl Kube {
             gke::populate(&mut kc, g, now);
             clusters.insert(g.name.clone(), kc);
         }
+        for a in world.aks.values() {
+            let mut kc = KCluster::new(&a.name, speed);
+            aks::populate(&mut kc, a, now);
+            clusters.insert(a.name.clone(), kc);
+        }
         Kube { clusters }
     }
 
@@ -585,6 +597,8 @@ impl Kube {
                 world_changed |= nodes::tick(kc, c, faults, now);
             } else if let Some(g) = world.gke.get_mut(name) {
                 world_changed |= gke::tick(kc, g, faults, now);
+            } else if let Some(a) = world.aks.get_mut(name) {
+                world_changed |= aks::tick(kc, a, faults, now);
             }
         }
         world_changed
