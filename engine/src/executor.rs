@@ -797,16 +797,25 @@ impl StepContext {
             } => {
                 let (_, nodes) = group_nodes(node_group).await?;
                 let mut opts = drain.clone();
-                // Like EKS's managed drain, never wait forever unless told to.
-                opts.timeout.get_or_insert(Duration::from_secs(15 * 60));
+                // Like EKS's managed drain, never wait forever unless told to; in the
+                // cluster's time like every other wait, but never under 30 real seconds,
+                // so eviction retries (real-time backoff) always get their chance.
+                let timeout = opts.timeout.unwrap_or(Duration::from_secs(15 * 60));
+                opts.timeout =
+                    Some(timeout.min(handle.scaled(timeout).max(Duration::from_secs(30))));
                 let batches: Vec<&[String]> = nodes.chunks((*batch_size).max(1) as usize).collect();
                 let total = batches.len();
                 for (i, batch) in batches.into_iter().enumerate() {
-                    if *self.cancel.borrow() {
+                    let mut cancel = self.cancel.clone();
+                    if *cancel.borrow() {
                         return Ok(StepEnd::Interrupted);
                     }
-                    let results =
-                        futures::future::join_all(batch.iter().map(|n| ops.drain(n, &opts))).await;
+                    // Stopping mid-drain loses nothing: evictions already made stand, and
+                    // a resumed apply drains what is left.
+                    let results = tokio::select! {
+                        r = futures::future::join_all(batch.iter().map(|n| ops.drain(n, &opts))) => r,
+                        _ = cancel.changed() => return Ok(StepEnd::Interrupted),
+                    };
                     for r in results {
                         r.map_err(|e| e.to_string())?;
                     }

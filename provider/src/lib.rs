@@ -9,6 +9,8 @@ pub use kup_engine::provider::*;
 
 use kup_engine::model::ProviderSpec;
 
+#[cfg(feature = "aks")]
+pub mod aks;
 #[cfg(feature = "eks")]
 pub mod eks;
 #[cfg(feature = "gke")]
@@ -29,6 +31,8 @@ pub fn compiled_kinds() -> &'static [&'static str] {
     &[
         #[cfg(feature = "eks")]
         "eks",
+        #[cfg(feature = "aks")]
+        "aks",
         #[cfg(feature = "gke")]
         "gke",
     ]
@@ -50,6 +54,11 @@ pub async fn build(
         #[cfg(feature = "gke")]
         "gke" => Ok(Arc::new(
             gke::GkeProvider::new(spec, endpoint_override).await?,
+        )),
+        // `subscription_id` and `resource_group` come from the provider block.
+        #[cfg(feature = "aks")]
+        "aks" => Ok(Arc::new(
+            aks::AksProvider::new(spec, endpoint_override).await?,
         )),
         other => {
             let _ = endpoint_override;
@@ -123,10 +132,10 @@ mod tests {
 
     #[tokio::test]
     async fn known_but_missing_kind_names_its_feature() {
-        let err = build(&spec("aks"), None).await.err().unwrap();
+        let err = build(&spec("kubeadm"), None).await.err().unwrap();
         assert_eq!(err.kind, ErrorKind::Other);
         assert!(
-            err.message.contains("`aks` cargo feature"),
+            err.message.contains("`kubeadm` cargo feature"),
             "{}",
             err.message
         );

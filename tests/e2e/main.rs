@@ -3,6 +3,8 @@
 
 mod harness;
 
+#[cfg(feature = "aks")]
+mod aks;
 mod apply;
 mod cli;
 mod crash;

@@ -325,6 +325,33 @@ impl KubeNodeOps {
                 }
             )));
         }
+        Self::from_parsed_kubeconfig(kc, &source, ctx, node_group_label).await
+    }
+
+    /// From a kubeconfig a provider handed out (AKS's listClusterUserCredential), using
+    /// its current context.
+    pub async fn from_kubeconfig_yaml(
+        yaml: &str,
+        source: &str,
+        node_group_label: &str,
+    ) -> Result<KubeNodeOps, ProviderError> {
+        let kc = Kubeconfig::from_yaml(yaml)
+            .map_err(|e| cfg_err(format!("cannot read the kubeconfig from {source}: {e}")))?;
+        let ctx = kc
+            .current_context
+            .clone()
+            .filter(|c| !c.is_empty())
+            .or_else(|| kc.contexts.first().map(|c| c.name.clone()))
+            .ok_or_else(|| cfg_err(format!("the kubeconfig from {source} has no context")))?;
+        Self::from_parsed_kubeconfig(kc, source, ctx, node_group_label).await
+    }
+
+    async fn from_parsed_kubeconfig(
+        kc: Kubeconfig,
+        source: &str,
+        ctx: String,
+        node_group_label: &str,
+    ) -> Result<KubeNodeOps, ProviderError> {
         let opts = KubeConfigOptions {
             context: Some(ctx.clone()),
             ..Default::default()
