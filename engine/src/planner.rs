@@ -590,7 +590,7 @@ fn plan_cluster(
     }
     if let Some(auto) = &actual.auto_upgrade {
         warnings.push(format!(
-            "{auto}; it may move ahead of this plan on its own. To leave upgrades to kup, take it off the channel or add a maintenance exclusion"
+            "{auto}; it may move ahead of this plan on its own. To leave upgrades to kup, turn that off (GKE: leave the release channel or add a maintenance exclusion; AKS: set the channel to none)"
         ));
     }
     for ng in &spec.node_groups {

@@ -1,7 +1,8 @@
-# Quickstart: upgrade a simulated EKS cluster from 1.28 to 1.31 and a simulated GKE
-# cluster from 1.29 to 1.31. `simulate = true` starts kup's simulator in-process; kup
-# talks to it through the real AWS and Google Cloud clients and the Kubernetes API,
-# exactly as it would talk to the clouds. The simulated world lives in .kup/sim/ (a copy
+# Quickstart: upgrade a simulated EKS cluster from 1.28 to 1.31, a simulated GKE cluster
+# from 1.29 to 1.31 and a simulated AKS cluster from 1.30 to 1.31. `simulate = true`
+# starts kup's simulator in-process; kup talks to it through the real AWS and Google
+# Cloud clients, its Azure Resource Manager client and the Kubernetes API, exactly as it
+# would talk to the clouds. The simulated world lives in .kup/sim/ (a copy
 # of world.hcl), so a second run sees the upgraded clusters.
 
 variable "target" {
@@ -61,5 +62,33 @@ cluster "shop" {
     version         = var.target
     max_unavailable = 0
     max_surge       = 1
+  }
+}
+
+provider "aks" {
+  subscription_id = "00000000-0000-0000-0000-000000000001"
+  resource_group  = "rg-checkout"
+  simulate        = true
+  world           = "world.hcl"
+}
+
+cluster "checkout" {
+  provider = "aks"
+  version  = var.target
+
+  # AKS System pools surge only (maxUnavailable is not allowed on them).
+  node_group "system" {
+    version         = var.target
+    max_unavailable = 0
+    max_surge       = 1
+  }
+
+  node_group "apps" {
+    version         = var.target
+    max_unavailable = 0
+    max_surge       = "34%"
+    drain {
+      timeout = "10m"
+    }
   }
 }

@@ -71,3 +71,35 @@ gke_cluster "shop" {
     pdb { min_available = 4 }
   }
 }
+
+# An AKS cluster, served by the same simulator through the Azure Resource Manager API.
+aks_cluster "checkout" {
+  subscription_id = "00000000-0000-0000-0000-000000000001"
+  resource_group  = "rg-checkout"
+  location        = "westeurope"
+  version         = "1.30.9"
+
+  agent_pool "system" {
+    mode      = "System"
+    version   = "1.30.9"
+    count     = 2
+    max_surge = "1"
+  }
+
+  agent_pool "apps" {
+    mode            = "User"
+    version         = "1.30.9"
+    count           = 3
+    max_surge       = "1"
+    max_unavailable = "0"
+  }
+
+  workload "cart" {
+    namespace  = "checkout"
+    replicas   = 4
+    cpu        = "250m"
+    memory     = "256Mi"
+    node_group = "apps"
+    pdb { min_available = 3 }
+  }
+}
