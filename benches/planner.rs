@@ -35,6 +35,7 @@ fn world(clusters: usize, groups: usize) -> (Desired, BTreeMap<String, ActualClu
                 drain: DrainSpec::default(),
                 origin: None,
                 version_origin: None,
+                node_soak: None,
             })
             .collect();
         desired.clusters.push(ClusterSpec {
@@ -77,6 +78,7 @@ fn world(clusters: usize, groups: usize) -> (Desired, BTreeMap<String, ActualClu
                         upgrade_phase: None,
                         drain_limits: None,
                         max_surge: None,
+                        node_soak: None,
                     })
                     .collect(),
                 addons: vec![],

@@ -186,6 +186,15 @@ pub struct NodeGroupSpec {
     pub strategy: Strategy,
     #[serde(default)]
     pub drain: DrainSpec,
+    /// Rolling: how long the provider waits after draining each node before replacing it
+    /// (AKS nodeSoakDurationInMinutes).
+    #[serde(
+        default,
+        with = "opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(with = "Option<String>")]
+    pub node_soak: Option<Duration>,
     #[serde(skip)]
     #[schemars(skip)]
     pub origin: Option<SourceLoc>,
@@ -458,6 +467,14 @@ pub struct ActualNodeGroup {
     /// nodeDrainConfig), when it drains by itself and the group sets them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drain_limits: Option<DrainLimits>,
+    /// The provider's wait after draining each node, when it has one.
+    #[serde(
+        default,
+        with = "opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(with = "Option<String>")]
+    pub node_soak: Option<Duration>,
 }
 
 /// The limits of a provider's own node drains: how long PodDisruptionBudgets are

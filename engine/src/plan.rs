@@ -34,6 +34,14 @@ pub enum Action {
         /// Also set the limits of the provider's own drains (`None`: leave them).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         drain_limits: Option<DrainLimits>,
+        /// Also set the provider's wait after draining each node (`None`: leave it).
+        #[serde(
+            default,
+            with = "crate::model::opt_duration",
+            skip_serializing_if = "Option::is_none"
+        )]
+        #[schemars(with = "Option<String>")]
+        node_soak: Option<std::time::Duration>,
     },
     /// Roll a node group's nodes to a new kubelet version. With `native`, the provider
     /// replaces the group blue/green by itself.
@@ -158,10 +166,14 @@ impl Action {
                 blue_green: None,
                 drain_limits,
                 max_surge,
+                node_soak,
             } => {
                 let drain = max_surge
                     .map(|s| format!(", max_surge {s}"))
                     .into_iter()
+                    .chain(node_soak.map(|d| {
+                        format!(", node soak {}", humantime::format_duration(d))
+                    }))
                     .chain(drain_limits.as_ref().map(|l| format!(", drains with {l}")))
                     .collect::<String>();
                 match from {
@@ -265,6 +277,11 @@ pub enum Condition {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         blue_green: Option<NativeBlueGreen>,
     },
+    /// The provider waits this long after draining each node.
+    NodeGroupNodeSoak {
+        node_group: String,
+        secs: u64,
+    },
     /// The provider adds this many extra nodes during an upgrade.
     NodeGroupMaxSurge {
         node_group: String,
@@ -345,6 +362,9 @@ impl Condition {
             } => actual
                 .node_group(node_group)
                 .is_some_and(|n| n.max_surge == Some(*max_surge)),
+            Condition::NodeGroupNodeSoak { node_group, secs } => actual
+                .node_group(node_group)
+                .is_some_and(|n| n.node_soak.map(|d| d.as_secs()) == Some(*secs)),
             Condition::AddonAt { addon, version } => {
                 actual.addon(addon).is_some_and(|a| &a.version == version)
             }
@@ -392,6 +412,17 @@ impl Condition {
                         n.version,
                         n.max_unavailable
                             .map(|u| u.to_string())
+                            .unwrap_or_else(|| "unset".into())
+                    ),
+                    None => format!("node group {node_group} does not exist"),
+                }
+            }
+            Condition::NodeGroupNodeSoak { node_group, .. } => {
+                match actual.node_group(node_group) {
+                    Some(n) => format!(
+                        "node group {node_group} soaks {} after each node",
+                        n.node_soak
+                            .map(|d| humantime::format_duration(d).to_string())
                             .unwrap_or_else(|| "unset".into())
                     ),
                     None => format!("node group {node_group} does not exist"),
@@ -523,6 +554,11 @@ impl std::fmt::Display for Condition {
                 node_group,
                 max_surge,
             } => write!(f, "node group {node_group} max_surge = {max_surge}"),
+            Condition::NodeGroupNodeSoak { node_group, secs } => write!(
+                f,
+                "node group {node_group} soaks {} after each node",
+                humantime::format_duration(std::time::Duration::from_secs(*secs))
+            ),
             Condition::AddonAt { addon, version } => write!(f, "add-on {addon} at {version}"),
             Condition::NodeGroupExists { node_group } => {
                 write!(f, "node group {node_group} exists")
@@ -836,6 +872,7 @@ mod fingerprint_tests {
                 upgrade_phase: None,
                 drain_limits: None,
                 max_surge: None,
+                node_soak: None,
             }],
             addons: vec![],
             in_flight: vec![],

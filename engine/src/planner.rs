@@ -351,6 +351,18 @@ fn plan_cluster(
             });
             continue;
         };
+        if ng.node_soak.is_some() && !policy.provider.node_soak {
+            errors.push(PlanError {
+                address: ng_addr,
+                loc: ng.origin.clone(),
+                message: format!(
+                    "provider `{}` has no per-node soak, so `node_soak` cannot be honoured",
+                    spec.provider
+                ),
+                hint: Some("remove node_soak (AKS has one: nodeSoakDurationInMinutes)".into()),
+            });
+            continue;
+        }
         if let Strategy::Rolling {
             max_unavailable,
             max_surge,
@@ -705,6 +717,10 @@ impl Walk<'_> {
                 })
                 .filter(|l| l.pdb_timeout.is_some() || l.grace_termination.is_some())
                 .filter(|want| actual_ng.drain_limits.as_ref() != Some(want));
+            let node_soak = ng
+                .node_soak
+                .filter(|_| self.policy.provider.node_soak)
+                .filter(|want| actual_ng.node_soak != Some(*want));
             // A rolling max_surge goes to providers that take one.
             let surge = match &ng.strategy {
                 Strategy::Rolling {
@@ -763,6 +779,20 @@ impl Walk<'_> {
                     }
                 }
             }
+            if let Some(want) = node_soak {
+                reasons.push(format!(
+                    "the provider waits {} after draining each node; the configuration says {}",
+                    actual_ng
+                        .node_soak
+                        .map(|d| humantime::format_duration(d).to_string())
+                        .unwrap_or_else(|| "nothing".into()),
+                    humantime::format_duration(want)
+                ));
+                postcondition.push(Condition::NodeGroupNodeSoak {
+                    node_group: ng.name.clone(),
+                    secs: want.as_secs(),
+                });
+            }
             if let Some((have, want)) = surge {
                 reasons.push(format!(
                     "max_surge is {have} at the provider and {want} in the configuration"
@@ -799,6 +829,7 @@ impl Walk<'_> {
                     from: have,
                     max_unavailable: want,
                     max_surge: surge.map(|(_, w)| w),
+                    node_soak,
                     blue_green: native,
                     drain_limits: drain,
                 },

@@ -60,6 +60,10 @@ pub struct ProviderPolicy {
     /// and digits), so blue/green colours are `NAME131` rather than `NAME-1-31`.
     #[serde(default)]
     pub compact_group_names: bool,
+    /// The provider waits a configurable time after draining each node (AKS's
+    /// nodeSoakDurationInMinutes), which a rolling group's `node_soak` sets.
+    #[serde(default)]
+    pub node_soak: bool,
     pub control_plane_upgrade_estimate: Duration,
     /// Time to replace one batch of nodes.
     pub node_batch_estimate: Duration,
@@ -82,6 +86,7 @@ impl Default for ProviderPolicy {
             drain_limits: false,
             drain_grace_limit: false,
             compact_group_names: false,
+            node_soak: false,
             control_plane_upgrade_estimate: Duration::from_secs(10 * 60),
             node_batch_estimate: Duration::from_secs(5 * 60),
             addon_update_estimate: Duration::from_secs(60),

@@ -336,6 +336,7 @@ async fn node_group_config_and_version_updates() {
         blue_green: None,
         drain_limits: None,
         max_surge: None,
+        node_soak: None,
     };
     let op = env.provider.start(&target(), &cfg, "cfg").await.unwrap();
     assert_eq!(env.wait(&cfg, &op).await, OperationStatus::Succeeded);
@@ -478,6 +479,7 @@ async fn node_group_and_addon_updates_show_up_in_flight() {
         blue_green: None,
         drain_limits: None,
         max_surge: None,
+        node_soak: None,
     };
     let cfg_op = env.provider.start(&target(), &cfg, "cfg").await.unwrap();
     let addon = Action::UpdateAddon {
@@ -540,6 +542,7 @@ async fn node_group_and_addon_updates_show_up_in_flight() {
         blue_green: None,
         drain_limits: None,
         max_surge: None,
+        node_soak: None,
     };
     assert_eq!(
         env.provider

@@ -144,6 +144,7 @@ fn pool_config(n: u32) -> Action {
         blue_green: None,
         drain_limits: None,
         max_surge: None,
+        node_soak: None,
     }
 }
 
@@ -234,6 +235,7 @@ async fn master_then_node_pool_upgrade_and_config_update() {
                 blue_green: None,
                 drain_limits: None,
                 max_surge: None,
+                node_soak: None,
             },
             "tok-4",
         )

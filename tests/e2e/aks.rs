@@ -118,7 +118,7 @@ fn control_plane_only_hops_then_pools_with_surge_settings() {
         tmp.path(),
         &sim,
         "1.31",
-        "max_unavailable = 0\n    max_surge = \"34%\"",
+        "max_unavailable = 0\n    max_surge = \"34%\"\n    node_soak = \"1m\"",
     );
     let d = dir.to_str().unwrap();
     let plan = kup(&["plan", "-json", d]);
@@ -147,6 +147,7 @@ fn control_plane_only_hops_then_pools_with_surge_settings() {
         );
     }
     assert_eq!(p["apps"]["max_surge"], "34%", "{p:#}");
+    assert_eq!(p["apps"]["node_soak_minutes"].as_f64(), Some(1.0), "{p:#}");
     // Two control-plane PUTs, one settings PUT and one upgrade PUT per pool: none twice.
     assert_eq!(ops(&sim, "managedClusters.createOrUpdate"), 2);
     assert_eq!(ops(&sim, "agentPools.createOrUpdate"), 3);

@@ -1847,7 +1847,13 @@ impl Loader<'_> {
             f,
             &nb.body,
             &format!("node_group \"{name}\""),
-            &["version", "strategy", "max_unavailable", "max_surge"],
+            &[
+                "version",
+                "strategy",
+                "max_unavailable",
+                "max_surge",
+                "node_soak",
+            ],
             &[("drain", 0), ("blue_green", 0)],
         );
         if let Some(prev) = existing.iter().find(|g| g.name == name) {
@@ -1985,6 +1991,17 @@ impl Loader<'_> {
             Some(d) => self.drain(f, d),
             None => DrainSpec::default(),
         };
+        let node_soak = self.get_duration(f, &nb.body, "node_soak");
+        if let (Some(a), true) = (nb.body.get_attribute("node_soak"), strategy == "blue_green") {
+            failed = true;
+            self.err_at(
+                f,
+                a.key.span(),
+                Diagnostic::error("node_soak is for rolling node groups")
+                    .detail("node_soak is how long the provider waits after draining each node before replacing it; a blue/green group soaks as a whole.")
+                    .hint("use blue_green { soak = \"…\" } instead, or strategy = \"rolling\""),
+            );
+        }
 
         // blue_green
         let bgs: Vec<&Block> = nb
@@ -2115,6 +2132,7 @@ impl Loader<'_> {
             follows_cluster,
             strategy,
             drain,
+            node_soak,
             origin: Some(origin),
             version_origin,
         })

@@ -1360,3 +1360,25 @@ fn version_aliases_load_on_clusters_and_are_refused_on_node_groups() {
         "{e}"
     );
 }
+
+#[test]
+fn node_soak_loads_on_rolling_groups_and_is_refused_on_blue_green() {
+    let src = with_provider(
+        "cluster \"c\" {\n  version = \"1.30\"\n  node_group \"a\" { node_soak = \"5m\" }\n}\n",
+    );
+    let l = ok(&[("main.kup.hcl", &src)]);
+    assert_eq!(
+        l.desired.cluster("c").unwrap().node_groups[0].node_soak,
+        Some(Duration::from_secs(300))
+    );
+    let bad = with_provider(
+        "cluster \"c\" {\n  version = \"1.30\"\n  node_group \"a\" {\n    strategy  = \"blue_green\"\n    node_soak = \"5m\"\n  }\n}\n",
+    );
+    let d = errors(&[("main.kup.hcl", &bad)]);
+    expect(
+        &d,
+        "node_soak is for rolling node groups",
+        "main.kup.hcl",
+        pos(&bad, "node_soak", 0),
+    );
+}

@@ -147,6 +147,7 @@ fn cluster(name: &str, cp: &str, ng: &str) -> ActualCluster {
             upgrade_phase: None,
             drain_limits: None,
             max_surge: None,
+            node_soak: None,
         }],
         addons: vec![],
         in_flight: vec![],

@@ -250,6 +250,7 @@ mod tests {
             upgrade_phase: None,
             drain_limits: None,
             max_surge: None,
+            node_soak: None,
         }
     }
 
@@ -276,6 +277,7 @@ mod tests {
                 drain: DrainSpec::default(),
                 origin: None,
                 version_origin: None,
+                node_soak: None,
             }],
             kubeconfig: None,
             context: None,

@@ -32,6 +32,7 @@ fn ng_spec(name: &str, version: &str) -> NodeGroupSpec {
         drain: DrainSpec::default(),
         origin: None,
         version_origin: None,
+        node_soak: None,
     }
 }
 
@@ -69,6 +70,7 @@ fn actual_ng(name: &str, version: &str, size: u32) -> ActualNodeGroup {
         upgrade_phase: None,
         drain_limits: None,
         max_surge: None,
+        node_soak: None,
     }
 }
 
@@ -1151,4 +1153,36 @@ fn compact_colour_names_fit_aks_and_are_recognised() {
         "one digit is a pool name, not a colour"
     );
     assert!(!is_colour_of("other131", "system"));
+}
+
+#[test]
+fn node_soak_is_a_config_step_where_the_provider_has_one_and_refused_elsewhere() {
+    let mut g = actual_ng("general", "1.28", 3);
+    g.node_soak = Some(Duration::ZERO);
+    let mut ng = ng_spec("general", "1.28");
+    ng.node_soak = Some(Duration::from_secs(300));
+    let aks_like = ProviderPolicy {
+        node_soak: true,
+        ..ProviderPolicy::default()
+    };
+    let p = run(
+        cluster_spec("1.28", vec![ng.clone()]),
+        actual("1.28", vec![g.clone()]),
+        aks_like,
+    )
+    .unwrap();
+    assert_eq!(
+        p.steps[0].postcondition,
+        [Condition::NodeGroupNodeSoak {
+            node_group: "general".into(),
+            secs: 300
+        }]
+    );
+    let errs = run(
+        cluster_spec("1.28", vec![ng]),
+        actual("1.28", vec![g]),
+        eks_policy(),
+    )
+    .unwrap_err();
+    assert!(errs[0].message.contains("no per-node soak"), "{errs:?}");
 }

@@ -95,6 +95,8 @@ pub struct UpgradeSettings {
     pub max_unavailable: Option<String>,
     #[serde(default)]
     pub drain_timeout_in_minutes: Option<u64>,
+    #[serde(default)]
+    pub node_soak_duration_in_minutes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -250,6 +252,11 @@ pub fn node_group(p: &AgentPool) -> Result<ActualNodeGroup, String> {
                 pdb_timeout: Some(Duration::from_secs(m * 60)),
                 grace_termination: None,
             }),
+        node_soak: Some(Duration::from_secs(
+            us.and_then(|u| u.node_soak_duration_in_minutes)
+                .unwrap_or(0)
+                * 60,
+        )),
     })
 }
 

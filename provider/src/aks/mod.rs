@@ -286,9 +286,22 @@ impl AksProvider {
                 max_surge,
                 blue_green,
                 drain_limits,
+                node_soak,
                 ..
             } => {
                 let what = self.describe(cluster, Some(node_group));
+                if let Some(d) = node_soak {
+                    // nodeSoakDurationInMinutes: whole minutes, 0 to 30.
+                    if d.as_secs() > 30 * 60 || d.as_secs() % 60 != 0 {
+                        return Err(ProviderError::new(
+                            ErrorKind::Invalid,
+                            format!(
+                                "{what}: node_soak = \"{}\" cannot be sent to AKS, which takes whole minutes from 0 to 30 (nodeSoakDurationInMinutes)",
+                                humantime::format_duration(*d)
+                            ),
+                        ));
+                    }
+                }
                 if blue_green.is_some() {
                     return Err(ProviderError::new(
                         ErrorKind::Invalid,
@@ -313,6 +326,9 @@ impl AksProvider {
                 }
                 if let Some(s) = max_surge {
                     us["maxSurge"] = Value::String(convert::unavailable_string(*s));
+                }
+                if let Some(d) = node_soak {
+                    us["nodeSoakDurationInMinutes"] = Value::from(d.as_secs() / 60);
                 }
                 if let Some(t) = drain_limits.as_ref().and_then(|l| l.pdb_timeout) {
                     // drainTimeoutInMinutes: whole minutes, 1 to 1440.
@@ -474,6 +490,7 @@ impl Provider for AksProvider {
             node_batch_estimate: Duration::from_secs(5 * 60),
             addon_update_estimate: Duration::from_secs(60),
             config_update_estimate: Duration::from_secs(60),
+            node_soak: true,
         }
     }
 

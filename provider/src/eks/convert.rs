@@ -630,6 +630,7 @@ mod tests {
             blue_green: None,
             drain_limits: None,
             max_surge: None,
+            node_soak: None,
         };
         assert!(update_matches(&cfg, &pct(25)));
         assert!(!update_matches(&cfg, &pct(30)));
@@ -642,6 +643,7 @@ mod tests {
                 blue_green: None,
                 drain_limits: None,
                 max_surge: None,
+                node_soak: None,
             }
         ));
         assert_eq!(update_target(&cfg).as_deref(), Some("25%"));

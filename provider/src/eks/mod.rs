@@ -402,6 +402,7 @@ impl EksProvider {
                 upgrade_phase: None,
                 drain_limits: None,
                 max_surge: None,
+                node_soak: None,
             },
             in_flight,
         ))
@@ -795,6 +796,7 @@ impl Provider for EksProvider {
             config_update_estimate: Duration::from_secs(30),
             compact_group_names: false,
             drain_grace_limit: false,
+            node_soak: false,
         }
     }
 

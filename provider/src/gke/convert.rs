@@ -135,6 +135,7 @@ pub(crate) fn node_group(np: &NodePool) -> Result<ActualNodeGroup, String> {
             .upgrade_settings
             .as_ref()
             .map(|u| Unavailable::Count(non_negative(u.max_surge))),
+        node_soak: None,
     })
 }
 

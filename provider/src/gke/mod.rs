@@ -479,6 +479,7 @@ impl Provider for GkeProvider {
             addon_update_estimate: Duration::from_secs(60),
             config_update_estimate: Duration::from_secs(60),
             compact_group_names: false,
+            node_soak: false,
         }
     }
 
@@ -818,6 +819,7 @@ mod tests {
             blue_green: None,
             drain_limits: None,
             max_surge: None,
+            node_soak: None,
         };
         let err = p.start(&target(), &cfg, "t").await.unwrap_err();
         assert_eq!(err.kind, ErrorKind::Invalid, "{err:?}");
