@@ -99,6 +99,9 @@ pub struct KubePod {
     pub is_mirror: bool,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// `spec.nodeSelector`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
 }
 
 impl KubePod {

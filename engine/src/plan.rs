@@ -681,6 +681,20 @@ pub struct ClusterPlan {
     pub blocked_drains: Vec<BlockedDrain>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub capacity: Vec<CapacityShortfall>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pinned_pods: Vec<PinnedPods>,
+}
+
+/// Pods that select the old group by its name (`nodeSelector`): a kup-driven blue/green
+/// replacement can never move them to the new group, so its drain would never finish.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PinnedPods {
+    pub node_group: String,
+    pub new_group: String,
+    /// `key=value` of the selector that names the old group.
+    pub selector: String,
+    /// `namespace/pod on node`.
+    pub pods: Vec<String>,
 }
 
 /// A complete, deterministic upgrade plan.

@@ -622,7 +622,8 @@ fn plan_cluster(
     }
 
     let changes = changes(spec, actual, &walk);
-    let (nodes, blocked_drains, capacity) = predictions(spec, actual, policy, &walk.steps);
+    let (nodes, blocked_drains, capacity, pinned_pods) =
+        predictions(spec, actual, policy, &walk.steps);
     for b in &blocked_drains {
         warnings.push(format!(
             "PodDisruptionBudget {} {}: draining node group {} will block ({})",
@@ -663,6 +664,7 @@ fn plan_cluster(
         nodes,
         blocked_drains,
         capacity,
+        pinned_pods,
     };
     Ok((cluster_plan, steps))
 }
@@ -1368,6 +1370,7 @@ type Predictions = (
     BTreeMap<String, crate::plan::GroupNodes>,
     Vec<crate::plan::BlockedDrain>,
     Vec<crate::plan::CapacityShortfall>,
+    Vec<crate::plan::PinnedPods>,
 );
 
 /// Node counts per group, and what the cluster's pods and PDBs say about the drains the
@@ -1405,8 +1408,30 @@ fn predictions(
     }
     let mut blocked = Vec::new();
     let mut capacity = Vec::new();
+    let mut pinned = Vec::new();
     let mut seen = Vec::new();
     for step in steps {
+        // kup-driven blue/green: the new group has another name, so pods that select
+        // the old one by name can never move.
+        if let Action::CreateNodeGroup {
+            node_group: green,
+            clone_of,
+            ..
+        } = &step.action
+        {
+            let members: Vec<&str> = k
+                .nodes_of_group(clone_of)
+                .map(|n| n.name.as_str())
+                .collect();
+            for (selector, pods) in predict::pinned_to_group(k, clone_of, &members) {
+                pinned.push(crate::plan::PinnedPods {
+                    node_group: clone_of.clone(),
+                    new_group: green.clone(),
+                    selector,
+                    pods,
+                });
+            }
+        }
         let (group, blue_green) = match &step.action {
             Action::UpgradeNodeGroup {
                 node_group, native, ..
@@ -1474,7 +1499,7 @@ fn predictions(
             capacity.extend(predict::capacity_shortfall(k, group, &batch, surge));
         }
     }
-    (nodes, blocked, capacity)
+    (nodes, blocked, capacity, pinned)
 }
 
 fn newest_offered(actual: &ActualCluster, minor: Minor) -> Option<Version> {

@@ -379,13 +379,23 @@ fn refuse_blocked_drains(saved: &SavedPlan, args: &ApplyArgs) -> Result<()> {
                         b.pods.join(", ")
                     )
                 })
+                .chain(c.pinned_pods.iter().map(move |p| {
+                    format!(
+                        "  {} node group {}: pods select it by name (nodeSelector {}) and cannot move to {} ({})",
+                        c.address,
+                        p.node_group,
+                        p.selector,
+                        p.new_group,
+                        p.pods.join(", ")
+                    )
+                }))
         })
         .collect();
     if blocked.is_empty() {
         return Ok(());
     }
     Err(Failure::Message(format!(
-        "the plan drains nodes that PodDisruptionBudgets will not let go:\n{}\nRelax those budgets, or accept that the drain waits for them: `drain {{ on_blocked = \"wait\" }}` on the node group, or `kup apply -allow-blocked-drain`",
+        "the plan drains nodes whose pods will not leave:\n{}\nRelax those budgets (or select pinned pods by a label the new group keeps), or accept that the drain waits: `drain {{ on_blocked = \"wait\" }}` on the node group (budgets only), or `kup apply -allow-blocked-drain`",
         blocked.join("\n")
     )))
 }

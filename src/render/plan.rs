@@ -136,6 +136,18 @@ fn render_notes(out: &mut String, c: &ClusterPlan) {
             }
         );
     }
+    for p in &c.pinned_pods {
+        let _ = writeln!(
+            out,
+            "    {} pods select node group {} by name (nodeSelector {}), so they can never move to {}; draining {} will not finish ({}); apply refuses unless -allow-blocked-drain. Select the pods by another label the new group keeps",
+            red.apply_to("blocked:"),
+            p.node_group,
+            p.selector,
+            p.new_group,
+            p.node_group,
+            p.pods.join(", ")
+        );
+    }
     if !c.unmanaged_node_groups.is_empty() {
         let _ = writeln!(
             out,

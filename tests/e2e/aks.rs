@@ -322,3 +322,28 @@ fn auto_upgrade_channels_are_drift_sources() {
         "{drift:?}"
     );
 }
+
+#[test]
+fn pods_pinned_to_the_blue_pool_by_name_are_refused_before_anything_moves() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The workload selects `agentpool=apps`: a pool named apps130 can never take it.
+    let sim = Sim::start(tmp.path(), &world("", "min_available = 3"), 3000.0, None);
+    let dir = config(
+        tmp.path(),
+        &sim,
+        "1.30",
+        "strategy = \"blue_green\"\n    max_unavailable = 1",
+    );
+    let d = dir.to_str().unwrap();
+    let plan = kup(&["plan", d]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    assert!(
+        plan.stdout
+            .contains("pods select node group apps by name (nodeSelector"),
+        "{plan:?}"
+    );
+    let apply = kup(&["apply", "-auto-approve", d]);
+    assert_eq!(apply.code, 1, "{apply:?}");
+    assert!(apply.stderr.contains("cannot move to apps130"), "{apply:?}");
+    assert!(sim.mutations().is_empty(), "{:#?}", sim.mutations());
+}

@@ -53,6 +53,32 @@ pub fn pdb_blocks(pdb: &KubePdb) -> Option<String> {
 }
 
 /// Every PDB that would block draining `nodes`, with the pods it protects there.
+/// Pods on `nodes` whose nodeSelector names the group itself (`…nodegroup=NAME`,
+/// `agentpool=NAME`, `gke-nodepool=NAME`): the group's label with its own name as value,
+/// which a differently named replacement group cannot match. Grouped by selector.
+pub fn pinned_to_group(
+    k: &KubeSnapshot,
+    node_group: &str,
+    nodes: &[&str],
+) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for node in nodes {
+        let Some(labels) = k.nodes.iter().find(|n| n.name == *node).map(|n| &n.labels) else {
+            continue;
+        };
+        for pod in evictable(k, node) {
+            for (key, value) in &pod.node_selector {
+                if value == node_group && labels.get(key) == Some(value) {
+                    out.entry(format!("{key}={value}"))
+                        .or_default()
+                        .push(format!("{} on {node}", pod.address()));
+                }
+            }
+        }
+    }
+    out
+}
+
 pub fn blocked_drains(
     k: &KubeSnapshot,
     node_group: &str,
@@ -157,6 +183,7 @@ mod tests {
             has_empty_dir: false,
             is_mirror: false,
             labels: [("app".to_string(), app.to_string())].into(),
+            node_selector: Default::default(),
         }
     }
 

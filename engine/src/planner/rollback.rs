@@ -168,6 +168,7 @@ pub fn rollback_cluster(
         nodes: Default::default(),
         blocked_drains: vec![],
         capacity: vec![],
+        pinned_pods: vec![],
     };
     Ok((plan, steps))
 }

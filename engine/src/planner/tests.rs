@@ -695,6 +695,7 @@ mod kube_side {
             has_empty_dir: false,
             is_mirror: false,
             labels: [("app".to_string(), app.to_string())].into(),
+            node_selector: Default::default(),
         }
     }
 
@@ -917,6 +918,43 @@ mod kube_side {
         waiting.drain.on_blocked_wait = true;
         let p = run(cluster_spec("1.29", vec![waiting]), act, eks_policy()).unwrap();
         assert!(!p.clusters[0].blocked_drains[0].blocking);
+    }
+
+    #[test]
+    fn pods_selecting_the_blue_group_by_name_are_predicted_pinned() {
+        let mut act = actual("1.28", vec![actual_ng("general", "1.28", 2)]);
+        let mut k = snapshot("general", "v1.28.5-eks-1");
+        for n in &mut k.nodes {
+            n.labels
+                .insert("eks.amazonaws.com/nodegroup".into(), "general".into());
+        }
+        k.pods[0]
+            .node_selector
+            .insert("eks.amazonaws.com/nodegroup".into(), "general".into());
+        // Selecting by another label the clone keeps is fine.
+        k.pods[1]
+            .node_selector
+            .insert("eks.amazonaws.com/nodegroup".into(), "other".into());
+        act.kube = Some(k);
+        let p = run(
+            cluster_spec("1.29", vec![bg("general", "1.29")]),
+            act.clone(),
+            eks_policy(),
+        )
+        .unwrap();
+        let pinned = &p.clusters[0].pinned_pods;
+        assert_eq!(pinned.len(), 1, "{pinned:?}");
+        assert_eq!(pinned[0].selector, "eks.amazonaws.com/nodegroup=general");
+        assert_eq!(pinned[0].new_group, "general-1-29");
+        assert_eq!(pinned[0].pods, ["shop/web-1 on n1"]);
+        // Rolling keeps the group's name: nothing is pinned.
+        let p = run(
+            cluster_spec("1.29", vec![ng_spec("general", "1.29")]),
+            act,
+            eks_policy(),
+        )
+        .unwrap();
+        assert!(p.clusters[0].pinned_pods.is_empty());
     }
 
     fn gke_policy() -> ProviderPolicy {

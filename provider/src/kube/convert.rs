@@ -143,6 +143,12 @@ pub fn pod_from(pod: &Pod) -> Result<KubePod, String> {
         has_empty_dir: has_empty_dir(pod),
         is_mirror: is_mirror(pod),
         labels: labels_of(&pod.metadata.labels),
+        node_selector: pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_selector.clone())
+            .map(|m| m.into_iter().collect())
+            .unwrap_or_default(),
         namespace,
         name,
     })

@@ -674,6 +674,7 @@ mod tests {
                 has_empty_dir: false,
                 is_mirror: false,
                 labels: Default::default(),
+                node_selector: Default::default(),
             },
             uid: format!("uid-{name}"),
             deleting_for: None,
