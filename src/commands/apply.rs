@@ -337,6 +337,15 @@ async fn apply_plan_file(args: &ApplyArgs, mode: Mode) -> Result<ExitCode> {
                 args.target.display()
             )));
         }
+        // Windows are about when the plan runs, not when it was made: checked now.
+        let problems = crate::commands::plan::maintenance_problems(&saved, &actual);
+        if args.respect_maintenance_window && !problems.is_empty() {
+            connected.shutdown().await;
+            return Err(Failure::Message(format!(
+                "not applying (-respect-maintenance-window):\n  {}\nRun again once the window opens, or without -respect-maintenance-window to go ahead now",
+                problems.join("\n  ")
+            )));
+        }
     } else {
         say(mode, "Resuming this plan's apply from the journal.");
     }

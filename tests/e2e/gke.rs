@@ -450,6 +450,21 @@ fn maintenance_exclusions_warn_and_respect_maintenance_window_refuses() {
         "{refused:?}"
     );
     assert!(sim.mutations().is_empty(), "{:#?}", sim.mutations());
+    // A saved plan is checked when it is applied, not when it was made.
+    let file = tmp.path().join("upgrade.kupplan");
+    let saved = kup(&["plan", "-out", file.to_str().unwrap(), d]);
+    assert_eq!(saved.code, 0, "{saved:?}");
+    let refused = kup(&[
+        "apply",
+        "-respect-maintenance-window",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(
+        refused.stderr.contains("maintenance exclusion \"freeze\""),
+        "{refused:?}"
+    );
+    assert!(sim.mutations().is_empty(), "{:#?}", sim.mutations());
     // Without the flag kup goes ahead, as GKE itself would for a user's upgrade.
     let apply = kup(&["apply", "-auto-approve", d]);
     assert_eq!(apply.code, 0, "{apply:?}");
