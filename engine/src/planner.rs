@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -20,6 +21,14 @@ use crate::plan::{
 };
 use crate::policy::{ProviderPolicy, SkewPolicy};
 use crate::version::{Minor, Version};
+
+/// `d` rounded up to whole `unit` seconds (no rounding when `unit` is 0 or 1).
+fn round_up(d: Duration, unit: u64) -> Duration {
+    if unit <= 1 {
+        return d;
+    }
+    Duration::from_secs(d.as_secs().div_ceil(unit) * unit)
+}
 
 /// Replace `version = "latest"` / `"-"` with the exact version the provider offers now,
 /// so the plan (and a saved plan) names a real release. Node groups without a version of
@@ -43,7 +52,11 @@ pub fn resolve_version_aliases(
                 .iter()
                 .max()
                 .map(|v| v.max(&a.version).clone()),
-            VersionAlias::ProviderDefault => a.default_version.clone(),
+            // Likewise: a cluster an auto-upgrade took past the default stays.
+            VersionAlias::ProviderDefault => a
+                .default_version
+                .as_ref()
+                .map(|v| v.max(&a.version).clone()),
         };
         let Some(v) = found else {
             errors.push(PlanError {
@@ -351,6 +364,25 @@ fn plan_cluster(
             });
             continue;
         };
+        if let (Some(soak), Some(max)) = (ng.node_soak, policy.provider.max_node_soak) {
+            if policy.provider.node_soak && soak > max {
+                errors.push(PlanError {
+                    address: ng_addr,
+                    loc: ng.origin.clone(),
+                    message: format!(
+                        "node_soak = \"{}\" is longer than provider `{}` allows ({})",
+                        humantime::format_duration(soak),
+                        spec.provider,
+                        humantime::format_duration(max)
+                    ),
+                    hint: Some(format!(
+                        "set node_soak to {} or less",
+                        humantime::format_duration(max)
+                    )),
+                });
+                continue;
+            }
+        }
         if ng.node_soak.is_some() && !policy.provider.node_soak {
             errors.push(PlanError {
                 address: ng_addr,
@@ -709,12 +741,15 @@ impl Walk<'_> {
             }
             // The provider drains by itself: the `drain` block's limits go to it (only the
             // timeout where the provider has no grace-period cap).
+            let unit = self.policy.provider.duration_unit_secs;
             let drain = DrainLimits::from_drain(&ng.drain)
                 .filter(|_| self.policy.provider.drain_limits)
                 .map(|mut l| {
                     if !self.policy.provider.drain_grace_limit {
                         l.grace_termination = None;
                     }
+                    l.pdb_timeout = l.pdb_timeout.map(|d| round_up(d, unit));
+                    l.grace_termination = l.grace_termination.map(|d| round_up(d, unit));
                     l
                 })
                 .filter(|l| l.pdb_timeout.is_some() || l.grace_termination.is_some())
@@ -722,6 +757,7 @@ impl Walk<'_> {
             let node_soak = ng
                 .node_soak
                 .filter(|_| self.policy.provider.node_soak)
+                .map(|d| round_up(d, unit))
                 .filter(|want| actual_ng.node_soak != Some(*want));
             // A rolling max_surge goes to providers that take one.
             let surge = match &ng.strategy {

@@ -64,6 +64,13 @@ pub struct ProviderPolicy {
     /// nodeSoakDurationInMinutes), which a rolling group's `node_soak` sets.
     #[serde(default)]
     pub node_soak: bool,
+    /// The longest `node_soak` the provider takes (AKS: 30 minutes).
+    #[serde(default)]
+    pub max_node_soak: Option<Duration>,
+    /// The provider keeps drain timeouts and soaks in whole units of this many seconds
+    /// (AKS: minutes); kup rounds up to it, so what it sends is what it reads back.
+    #[serde(default)]
+    pub duration_unit_secs: u64,
     pub control_plane_upgrade_estimate: Duration,
     /// Time to replace one batch of nodes.
     pub node_batch_estimate: Duration,
@@ -87,6 +94,8 @@ impl Default for ProviderPolicy {
             drain_grace_limit: false,
             compact_group_names: false,
             node_soak: false,
+            max_node_soak: None,
+            duration_unit_secs: 0,
             control_plane_upgrade_estimate: Duration::from_secs(10 * 60),
             node_batch_estimate: Duration::from_secs(5 * 60),
             addon_update_estimate: Duration::from_secs(60),

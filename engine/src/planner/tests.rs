@@ -1224,3 +1224,39 @@ fn node_soak_is_a_config_step_where_the_provider_has_one_and_refused_elsewhere()
     .unwrap_err();
     assert!(errs[0].message.contains("no per-node soak"), "{errs:?}");
 }
+
+#[test]
+fn durations_round_up_to_the_providers_unit_so_config_steps_settle() {
+    let mut g = actual_ng("general", "1.28", 3);
+    // What AKS reports after being sent "90s": two whole minutes.
+    g.drain_limits = Some(crate::model::DrainLimits {
+        pdb_timeout: Some(Duration::from_secs(120)),
+        grace_termination: None,
+    });
+    g.node_soak = Some(Duration::from_secs(60));
+    let mut ng = ng_spec("general", "1.28");
+    ng.drain.timeout = Some(Duration::from_secs(90));
+    ng.node_soak = Some(Duration::from_secs(30));
+    let aks_like = ProviderPolicy {
+        drain_limits: true,
+        node_soak: true,
+        duration_unit_secs: 60,
+        max_node_soak: Some(Duration::from_secs(1800)),
+        ..ProviderPolicy::default()
+    };
+    let p = run(
+        cluster_spec("1.28", vec![ng.clone()]),
+        actual("1.28", vec![g.clone()]),
+        aks_like.clone(),
+    )
+    .unwrap();
+    assert!(p.steps.is_empty(), "{:?}", step_ids(&p));
+    ng.node_soak = Some(Duration::from_secs(3600));
+    let errs = run(
+        cluster_spec("1.28", vec![ng]),
+        actual("1.28", vec![g]),
+        aks_like,
+    )
+    .unwrap_err();
+    assert!(errs[0].message.contains("longer than provider"), "{errs:?}");
+}

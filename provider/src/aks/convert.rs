@@ -432,49 +432,62 @@ pub fn pool_version(to: &Version, control_plane: &Version, offered: &[Version]) 
         .unwrap_or_else(|| to.to_string())
 }
 
-/// The agent pool body for a green clone of `blue` at `version`: the properties AKS lets
-/// a new pool have, copied; read-only and per-instance ones (state, versions, eTag,
-/// node image) left out.
-pub fn clone_pool(blue: &Value, version: &str) -> Value {
-    const COPY: &[&str] = &[
-        "count",
-        "vmSize",
-        "osDiskSizeGB",
-        "osDiskType",
-        "kubeletDiskType",
-        "maxPods",
-        "type",
-        "enableAutoScaling",
-        "minCount",
-        "maxCount",
-        "availabilityZones",
-        "nodeLabels",
-        "nodeTaints",
-        "mode",
-        "osType",
-        "osSKU",
-        "vnetSubnetID",
-        "podSubnetID",
-        "enableNodePublicIP",
-        "upgradeSettings",
-        "enableFIPS",
-        "securityProfile",
-        "scaleSetPriority",
-        "spotMaxPrice",
-        "tags",
-    ];
-    let props = &blue["properties"];
-    let mut out = serde_json::Map::new();
-    for k in COPY {
-        if let Some(v) = props.get(*k).filter(|v| !v.is_null()) {
-            out.insert((*k).to_string(), v.clone());
+/// Agent-pool properties that describe one pool's current state rather than its desired
+/// shape. They are never sent back: `nodeImageVersion` in particular is writable, and
+/// setting it rolls the pool's node image back (per the 2026-10-01 spec).
+const POOL_READ_ONLY: &[&str] = &[
+    "nodeImageVersion",
+    "currentOrchestratorVersion",
+    "provisioningState",
+    "powerState",
+    "status",
+    "eTag",
+    "creationData",
+];
+
+/// Remove read-only and state-bearing fields from an agent pool's `properties` (or a
+/// cluster's `agentPoolProfiles` entry) before it is PUT back.
+pub fn strip_pool(props: &mut Value) {
+    if let Some(m) = props.as_object_mut() {
+        for k in POOL_READ_ONLY {
+            m.remove(*k);
         }
     }
-    out.insert(
-        "orchestratorVersion".into(),
-        Value::String(version.to_string()),
-    );
-    serde_json::json!({ "properties": Value::Object(out) })
+}
+
+/// A managed cluster as read, made fit to PUT back: pool profiles without their state, and
+/// without the service principal profile, whose secret ARM never returns (`az aks upgrade`
+/// leaves it out for the same reason).
+pub fn strip_cluster(body: &mut Value) {
+    let props = &mut body["properties"];
+    if let Some(m) = props.as_object_mut() {
+        for k in [
+            "provisioningState",
+            "powerState",
+            "servicePrincipalProfile",
+            "currentKubernetesVersion",
+        ] {
+            m.remove(k);
+        }
+    }
+    if let Some(pools) = props["agentPoolProfiles"].as_array_mut() {
+        for p in pools {
+            strip_pool(p);
+        }
+    }
+}
+
+/// The agent pool body for a green clone of `blue` at `version`: every property of the
+/// blue pool (size, zones, labels, taints, mode, kubelet and OS config, encryption, …)
+/// except those that describe the blue pool's own state.
+pub fn clone_pool(blue: &Value, version: &str) -> Value {
+    let mut props = blue["properties"].clone();
+    if !props.is_object() {
+        props = Value::Object(Default::default());
+    }
+    strip_pool(&mut props);
+    props["orchestratorVersion"] = Value::String(version.to_string());
+    serde_json::json!({ "properties": props })
 }
 
 #[cfg(test)]
@@ -596,6 +609,29 @@ mod tests {
         ] {
             assert!(p.get(k).is_none(), "{k} copied");
         }
+        let with_kubelet = json!({"properties": {"mode": "User", "kubeletConfig": {"allowedUnsafeSysctls": ["net.core.*"]}, "enableEncryptionAtHost": true}});
+        let g = clone_pool(&with_kubelet, "1.31.2");
+        assert_eq!(
+            g["properties"]["kubeletConfig"]["allowedUnsafeSysctls"][0],
+            "net.core.*"
+        );
+        assert_eq!(g["properties"]["enableEncryptionAtHost"], true);
+    }
+
+    #[test]
+    fn puts_never_carry_the_node_image_or_state() {
+        let mut c = json!({"properties": {
+            "kubernetesVersion": "1.30.5", "provisioningState": "Succeeded",
+            "servicePrincipalProfile": {"clientId": "msi"},
+            "agentPoolProfiles": [{"name": "system", "nodeImageVersion": "AKSUbuntu-1", "orchestratorVersion": "1.30.5", "eTag": "x"}]
+        }});
+        strip_cluster(&mut c);
+        let p = &c["properties"];
+        assert!(p.get("servicePrincipalProfile").is_none());
+        assert!(p["agentPoolProfiles"][0].get("nodeImageVersion").is_none());
+        assert!(p["agentPoolProfiles"][0].get("eTag").is_none());
+        assert_eq!(p["agentPoolProfiles"][0]["orchestratorVersion"], "1.30.5");
+        assert_eq!(p["kubernetesVersion"], "1.30.5");
     }
 
     #[test]

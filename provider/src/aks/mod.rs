@@ -263,6 +263,7 @@ impl AksProvider {
                 let resp = self.arm.get(&path, &what).await?;
                 let etag = Self::etag(&resp, resp.body["eTag"].as_str());
                 let mut body = resp.body;
+                convert::strip_cluster(&mut body);
                 // Only the control plane's version changes; every pool's
                 // orchestratorVersion stays as read, so AKS leaves the pools alone.
                 body["properties"]["kubernetesVersion"] = Value::String(to.to_string());
@@ -276,6 +277,7 @@ impl AksProvider {
                 let resp = self.arm.get(&path, &what).await?;
                 let etag = Self::etag(&resp, resp.body["properties"]["eTag"].as_str());
                 let mut body = resp.body;
+                convert::strip_pool(&mut body["properties"]);
                 body["properties"]["orchestratorVersion"] = Value::String(exact);
                 let r = self.arm.put(&path, &body, etag.as_deref(), &what).await?;
                 Ok(self.operation_of(&r, &path))
@@ -315,6 +317,7 @@ impl AksProvider {
                     .as_str()
                     .is_some_and(|m| m.eq_ignore_ascii_case("system"));
                 let mut body = resp.body;
+                convert::strip_pool(&mut body["properties"]);
                 let us = &mut body["properties"]["upgradeSettings"];
                 if !us.is_object() {
                     *us = Value::Object(Default::default());
@@ -491,6 +494,9 @@ impl Provider for AksProvider {
             addon_update_estimate: Duration::from_secs(60),
             config_update_estimate: Duration::from_secs(60),
             node_soak: true,
+            max_node_soak: Some(Duration::from_secs(30 * 60)),
+            // drainTimeoutInMinutes and nodeSoakDurationInMinutes are whole minutes.
+            duration_unit_secs: 60,
         }
     }
 

@@ -797,6 +797,8 @@ impl Provider for EksProvider {
             compact_group_names: false,
             drain_grace_limit: false,
             node_soak: false,
+            duration_unit_secs: 0,
+            max_node_soak: None,
         }
     }
 

@@ -480,6 +480,8 @@ impl Provider for GkeProvider {
             config_update_estimate: Duration::from_secs(60),
             compact_group_names: false,
             node_soak: false,
+            duration_unit_secs: 0,
+            max_node_soak: None,
         }
     }
 
@@ -625,11 +627,24 @@ impl Provider for GkeProvider {
                 )))
             }
             // Rolling back a running blue-green upgrade ends that upgrade's operation
-            // ABORTED: for the rollback, that is success.
-            (Action::RollbackNodeGroupUpgrade { .. }, OperationStatus::Failed { code, .. })
-                if code == "ABORTED" =>
-            {
-                Ok(OperationStatus::Succeeded)
+            // ABORTED. ABORTED also means other things (a stale etag, a clash), so it
+            // counts as success only when the pool has really left its blue-green upgrade.
+            (
+                Action::RollbackNodeGroupUpgrade { node_group },
+                OperationStatus::Failed { code, message },
+            ) if code == "ABORTED" => {
+                let pool_ctx = ctx.clone().node_pool(node_group);
+                let np = self
+                    .get_node_pool(&target.name, node_group, &pool_ctx)
+                    .await?;
+                let upgrading = convert::node_group(&np)
+                    .map(|g| g.upgrade_phase.is_some())
+                    .unwrap_or(true);
+                Ok(if upgrading {
+                    OperationStatus::Failed { code, message }
+                } else {
+                    OperationStatus::Succeeded
+                })
             }
             (_, status) => Ok(status),
         }
