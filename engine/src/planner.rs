@@ -1354,7 +1354,8 @@ pub fn live_group<'a>(
 }
 
 /// Whether `candidate` is a blue/green colour of configured group `base`: `base-1-31`,
-/// or in compact form `base131` (with `base` cut to [`COMPACT_BASE_LEN`] characters).
+/// or in compact form `basev131` (with `base` cut to [`COMPACT_BASE_LEN`] characters; the
+/// `v` keeps a base that ends in a digit, like AKS's `nodepool1`, apart from the version).
 pub fn is_colour_of(candidate: &str, base: &str) -> bool {
     let hyphenated = candidate
         .strip_prefix(base)
@@ -1366,27 +1367,25 @@ pub fn is_colour_of(candidate: &str, base: &str) -> bool {
                 && a.bytes().all(|c| c.is_ascii_digit())
                 && b.bytes().all(|c| c.is_ascii_digit())
         });
-    let digits = candidate
-        .bytes()
-        .rev()
-        .take_while(u8::is_ascii_digit)
-        .count();
-    let prefix = &candidate[..candidate.len() - digits];
-    let compact = digits >= 3
-        && !prefix.is_empty()
-        && (prefix == base || (prefix.len() == COMPACT_BASE_LEN && base.starts_with(prefix)));
+    let compact = candidate.rfind('v').is_some_and(|i| {
+        let (prefix, digits) = (&candidate[..i], &candidate[i + 1..]);
+        digits.len() >= 3
+            && digits.bytes().all(|c| c.is_ascii_digit())
+            && !prefix.is_empty()
+            && (prefix == base || (prefix.len() == COMPACT_BASE_LEN && base.starts_with(prefix)))
+    });
     hyphenated || compact
 }
 
-/// Compact colour names keep this much of the base name, leaving room for `MAJOR` and a
-/// two-digit minor within AKS's 12 characters.
-pub const COMPACT_BASE_LEN: usize = 9;
+/// Compact colour names keep this much of the base name, leaving room for `v`, `MAJOR`
+/// and a two-digit minor within AKS's 12 characters.
+pub const COMPACT_BASE_LEN: usize = 8;
 
 /// The green group's name: deterministic, so a resumed apply finds the group it created.
 pub fn green_name(base: &str, to: Minor, compact: bool) -> String {
     if compact {
         let cut: String = base.chars().take(COMPACT_BASE_LEN).collect();
-        format!("{cut}{}{:02}", to.major, to.minor)
+        format!("{cut}v{}{:02}", to.major, to.minor)
     } else {
         format!("{base}-{}-{}", to.major, to.minor)
     }

@@ -57,7 +57,7 @@ pub struct ProviderPolicy {
     #[serde(default)]
     pub drain_grace_limit: bool,
     /// Node-group names are short and alphanumeric (AKS: at most 12 lowercase letters
-    /// and digits), so blue/green colours are `NAME131` rather than `NAME-1-31`.
+    /// and digits), so blue/green colours are `NAMEv131` rather than `NAME-1-31`.
     #[serde(default)]
     pub compact_group_names: bool,
     /// The provider waits a configurable time after draining each node (AKS's

@@ -31,7 +31,7 @@ cluster "prod" {
     }
   }
 
-  # Replaced by a new pool (batch131) cloned from this one; the old one is deleted after
+  # Replaced by a new pool (batchv131) cloned from this one; the old one is deleted after
   # the soak.
   node_group "batch" {
     strategy        = "blue_green"

@@ -227,8 +227,8 @@ fn kup_driven_blue_green_replaces_a_user_pool_and_a_system_pool() {
     let mut names: Vec<&String> = p.as_object().unwrap().keys().collect();
     names.sort();
     // AKS pool names are short and alphanumeric: the green pools are NAME130.
-    assert_eq!(names, ["apps130", "system130"], "{p:#}");
-    assert_eq!(p["system130"]["mode"], "System", "{p:#}");
+    assert_eq!(names, ["appsv130", "systemv130"], "{p:#}");
+    assert_eq!(p["systemv130"]["mode"], "System", "{p:#}");
     assert_eq!(ops(&sim, "agentPools.delete"), 2);
     assert_budgets_kept(&sim);
     let again = kup(&["plan", d]);
@@ -326,7 +326,7 @@ fn auto_upgrade_channels_are_drift_sources() {
 #[test]
 fn pods_pinned_to_the_blue_pool_by_name_are_refused_before_anything_moves() {
     let tmp = tempfile::tempdir().unwrap();
-    // The workload selects `agentpool=apps`: a pool named apps130 can never take it.
+    // The workload selects `agentpool=apps`: a pool named appsv130 can never take it.
     let sim = Sim::start(tmp.path(), &world("", "min_available = 3"), 3000.0, None);
     let dir = config(
         tmp.path(),
@@ -344,6 +344,9 @@ fn pods_pinned_to_the_blue_pool_by_name_are_refused_before_anything_moves() {
     );
     let apply = kup(&["apply", "-auto-approve", d]);
     assert_eq!(apply.code, 1, "{apply:?}");
-    assert!(apply.stderr.contains("cannot move to apps130"), "{apply:?}");
+    assert!(
+        apply.stderr.contains("cannot move to appsv130"),
+        "{apply:?}"
+    );
     assert!(sim.mutations().is_empty(), "{:#?}", sim.mutations());
 }

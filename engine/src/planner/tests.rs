@@ -1178,19 +1178,22 @@ fn drain_limits_leave_out_grace_where_the_provider_has_no_grace_cap() {
 #[test]
 fn compact_colour_names_fit_aks_and_are_recognised() {
     let m = Minor::new(1, 31);
-    assert_eq!(green_name("system", m, true), "system131");
-    assert_eq!(green_name("userpoolbig", m, true), "userpoolb131");
+    assert_eq!(green_name("system", m, true), "systemv131");
+    assert_eq!(green_name("userpoolbig", m, true), "userpoolv131");
     assert!(green_name("userpoolbig", m, true).len() <= 12);
     assert_eq!(green_name("general", m, false), "general-1-31");
-    assert!(is_colour_of("system131", "system"));
-    assert!(is_colour_of("userpoolb131", "userpoolbig"));
+    assert!(is_colour_of("systemv131", "system"));
+    assert!(is_colour_of("userpoolv131", "userpoolbig"));
     assert!(is_colour_of("general-1-31", "general"));
+    // AKS's default pool name ends in a digit: the v keeps it apart from the version.
+    assert_eq!(green_name("nodepool1", m, true), "nodepoolv131");
+    assert!(is_colour_of(&green_name("nodepool1", m, true), "nodepool1"));
     assert!(!is_colour_of("system", "system"));
     assert!(
-        !is_colour_of("system2", "system"),
-        "one digit is a pool name, not a colour"
+        !is_colour_of("systemv2", "system"),
+        "one digit is not a version"
     );
-    assert!(!is_colour_of("other131", "system"));
+    assert!(!is_colour_of("otherv131", "system"));
 }
 
 #[test]

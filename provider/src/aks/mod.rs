@@ -19,7 +19,7 @@
 //!   PUTs the pool again, which resumes the stopped upgrade, as AKS documents.
 //! * kup-driven blue/green: the green pool is a clone of the blue one (size, zones,
 //!   labels, taints, mode, max pods, OS SKU, …) at the target version, named compactly
-//!   (`system131`) because AKS pool names are at most 12 letters and digits; a System
+//!   (`systemv131`) because AKS pool names are at most 12 letters and digits; a System
 //!   pool's green clone is a System pool too, so deleting blue never leaves none.
 
 mod arm;
