@@ -41,7 +41,8 @@ pub const AKS_ERROR_CODES: &[&str] = crate::aks::ERROR_CODES;
 
 const FORMS: &str = "accepted items: seed=N, throttle=RATE (0..1), error500=RATE (0..1), \
 latency=DURATION (e.g. 20ms, 1s), fail=CLUSTER[/NODEGROUP|/NODEPOOL|/addon:NAME]:ERRORCODE[:MESSAGE], \
-hang=CLUSTER[/NODEGROUP|/NODEPOOL|/AGENTPOOL|/addon:NAME], notready=CLUSTER/NODEGROUP|NODEPOOL|AGENTPOOL";
+hang=CLUSTER[/NODEGROUP|/NODEPOOL|/AGENTPOOL|/addon:NAME], notready=CLUSTER/NODEGROUP|NODEPOOL|AGENTPOOL, \
+jobfail=K3SCLUSTER/PLAN[:MESSAGE]";
 
 /// The resource a `fail=` or `hang=` item targets.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +85,15 @@ pub struct FailFault {
     pub message: Option<String>,
 }
 
+/// A `jobfail=` item: the next system-upgrade-controller Job of `plan` in the K3s/RKE2
+/// cluster `cluster` fails with `message`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobFail {
+    pub cluster: String,
+    pub plan: String,
+    pub message: Option<String>,
+}
+
 /// Parsed `--faults` specification. See the crate README for the grammar.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FaultSpec {
@@ -95,6 +105,8 @@ pub struct FaultSpec {
     pub hang: Vec<Target>,
     /// `notready=CLUSTER/NODEGROUP`: new nodes of that node group never become Ready.
     pub notready: Vec<Target>,
+    /// `jobfail=CLUSTER/PLAN[:MESSAGE]`: the next SUC Job of that plan fails.
+    pub jobfail: Vec<JobFail>,
 }
 
 fn bad(item: &str, why: &str) -> String {
@@ -189,6 +201,7 @@ impl FaultSpec {
             && self.fail.is_empty()
             && self.hang.is_empty()
             && self.notready.is_empty()
+            && self.jobfail.is_empty()
     }
 
     /// Parse a SPEC: comma-separated items (see README). Empty or `none` means no faults.
@@ -261,6 +274,20 @@ impl FaultSpec {
                     }
                     spec.notready.push(target);
                 }
+                "jobfail" => {
+                    let (target, message) = match value.split_once(':') {
+                        Some((t, m)) => (t, Some(m.to_string())),
+                        None => (value, None),
+                    };
+                    let Some((c, p)) = target.split_once('/') else {
+                        return Err(bad(item, "jobfail takes CLUSTER/PLAN[:MESSAGE]"));
+                    };
+                    spec.jobfail.push(JobFail {
+                        cluster: check_name(item, "cluster", c)?,
+                        plan: check_name(item, "plan", p)?,
+                        message: message.filter(|m| !m.is_empty()),
+                    });
+                }
                 other => return Err(bad(item, &format!("unknown key `{other}`"))),
             }
         }
@@ -294,6 +321,12 @@ impl fmt::Display for FaultSpec {
         }
         for t in &self.notready {
             parts.push(format!("notready={t}"));
+        }
+        for j in &self.jobfail {
+            match &j.message {
+                Some(m) => parts.push(format!("jobfail={}/{}:{m}", j.cluster, j.plan)),
+                None => parts.push(format!("jobfail={}/{}", j.cluster, j.plan)),
+            }
         }
         if parts.is_empty() {
             write!(f, "none")

@@ -22,6 +22,7 @@ mod eks;
 mod error;
 mod faults;
 mod gke;
+mod k3s;
 mod kube;
 mod server;
 mod state;
@@ -38,7 +39,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use faults::{
-    FailFault, FaultSpec, Target as FaultTarget, AKS_ERROR_CODES, ERROR_CODES, GKE_ERROR_CODES,
+    FailFault, FaultSpec, JobFail, Target as FaultTarget, AKS_ERROR_CODES, ERROR_CODES,
+    GKE_ERROR_CODES,
 };
 
 use state::{now_secs, App, FaultState, Inner};
@@ -156,6 +158,7 @@ impl Sim {
                 .keys()
                 .chain(w.gke.keys())
                 .chain(w.aks.keys())
+                .chain(w.k3s.keys())
                 .cloned()
                 .collect()
         };
@@ -184,6 +187,9 @@ impl Sim {
                 }
                 if let Some(a) = inner.world.aks.get_mut(&name) {
                     a.endpoint = Some(url.clone());
+                }
+                if let Some(k) = inner.world.k3s.get_mut(&name) {
+                    k.endpoint = Some(url.clone());
                 }
                 if let Some(kc) = inner.kube.cluster_mut(&name) {
                     kc.endpoint = url.clone();

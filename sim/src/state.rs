@@ -8,7 +8,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
-use crate::faults::{FailFault, FaultSpec};
+use crate::faults::{FailFault, FaultSpec, JobFail};
 use crate::kube::Kube;
 use crate::world::{self, Format, World};
 
@@ -37,6 +37,8 @@ pub struct FaultState {
     pub rng: StdRng,
     /// `fail=` items not yet consumed.
     pub fails: Vec<FailFault>,
+    /// `jobfail=` items not yet consumed (K3s/RKE2 SUC Jobs).
+    pub jobfails: Vec<JobFail>,
     /// Throttles and 5xx injected so far (reads included), for tests to check that a
     /// fault really happened.
     pub injected: u64,
@@ -50,6 +52,7 @@ impl FaultState {
         };
         FaultState {
             fails: spec.fail.clone(),
+            jobfails: spec.jobfail.clone(),
             spec,
             rng,
             injected: 0,
@@ -96,7 +99,12 @@ impl Inner {
         let mut changed = self.world.advance(now, &|c, n, a| faults.hangs(c, n, a));
         changed |= crate::gke::advance(&mut self.world.gke, now, &|c, p| faults.hangs(c, p, None));
         changed |= crate::aks::advance(&mut self.world.aks, now, &|c, p| faults.hangs(c, p, None));
-        changed |= self.kube.tick(&mut self.world, &self.faults.spec, now);
+        changed |= self.kube.tick(
+            &mut self.world,
+            &self.faults.spec,
+            &mut self.faults.jobfails,
+            now,
+        );
         changed
     }
 }

@@ -32,6 +32,8 @@ pub struct World {
     pub gke: BTreeMap<String, crate::gke::GkeCluster>,
     /// AKS clusters (world-file `aks_cluster` blocks).
     pub aks: BTreeMap<String, crate::aks::AksCluster>,
+    /// K3s / RKE2 clusters (world-file `k3s_cluster` blocks).
+    pub k3s: BTreeMap<String, crate::k3s::K3sCluster>,
 }
 
 #[derive(Debug, Clone)]
@@ -556,6 +558,8 @@ pub struct WorldFile {
     pub gke_cluster: OrderedMap<crate::gke::GkeClusterFile>,
     #[serde(default, skip_serializing_if = "OrderedMap::is_empty")]
     pub aks_cluster: OrderedMap<crate::aks::AksClusterFile>,
+    #[serde(default, skip_serializing_if = "OrderedMap::is_empty")]
+    pub k3s_cluster: OrderedMap<crate::k3s::K3sClusterFile>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -1054,11 +1058,35 @@ pub fn from_file(path: &Path, f: WorldFile, now: f64, speed: f64) -> Result<Worl
         let a = crate::aks::cluster_from_file(&aname, af, now, speed).map_err(|e| err(&ctx, e))?;
         aks.insert(aname, a);
     }
+    let mut k3s = BTreeMap::new();
+    for (kname, kf) in f.k3s_cluster.0 {
+        let ctx = format!("k3s_cluster \"{kname}\"");
+        if clusters.contains_key(&kname)
+            || gke.contains_key(&kname)
+            || aks.contains_key(&kname)
+            || k3s.contains_key(&kname)
+        {
+            return Err(err(
+                &ctx,
+                "a cluster of that name already exists (EKS, GKE, AKS and K3s/RKE2 cluster names share the Kubernetes API and kubeconfig namespace and must be unique)".into(),
+            ));
+        }
+        if !valid_name(&kname) {
+            return Err(err(
+                &ctx,
+                "cluster names are letters, digits, - and _, starting with a letter or digit"
+                    .into(),
+            ));
+        }
+        let k = crate::k3s::cluster_from_file(&kname, kf).map_err(|e| err(&ctx, e))?;
+        k3s.insert(kname, k);
+    }
     Ok(World {
         settings,
         clusters,
         gke,
         aks,
+        k3s,
     })
 }
 
@@ -1466,6 +1494,12 @@ pub fn to_file(w: &World, now: f64, speed: f64) -> WorldFile {
                 .map(|a| (a.name.clone(), crate::aks::cluster_to_file(a, now, speed)))
                 .collect(),
         ),
+        k3s_cluster: OrderedMap(
+            w.k3s
+                .values()
+                .map(|k| (k.name.clone(), crate::k3s::cluster_to_file(k)))
+                .collect(),
+        ),
     }
 }
 
@@ -1487,6 +1521,11 @@ const BLOCKS: &[(&str, bool)] = &[
     ("operation", true),
     ("aks_cluster", true),
     ("agent_pool", true),
+    ("k3s_cluster", true),
+    ("server", true),
+    ("agent", true),
+    ("suc", false),
+    ("channel_server", false),
 ];
 
 fn value_to_body(obj: &hcl::Map<String, hcl::Value>) -> hcl::Body {

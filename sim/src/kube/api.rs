@@ -191,10 +191,13 @@ fn resource_list(group: &str, version: &str) -> Option<Value> {
             | Kind::ReplicaSet
             | Kind::StatefulSet
             | Kind::DaemonSet
-            | Kind::Pdb => {
+            | Kind::Pdb
+            | Kind::Job
+            | Kind::Crd
+            | Kind::Plan => {
                 res.push(json!({ "name": format!("{}/status", i.plural), "singularName": "", "namespaced": i.namespaced, "kind": i.kind, "verbs": ["get", "patch", "update"] }));
             }
-            Kind::Event => {}
+            Kind::Event | Kind::ServiceAccount => {}
         }
     }
     any.then(|| json!({ "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": res }))
@@ -207,6 +210,14 @@ fn group_obj(g: &str) -> Value {
 
 fn version_json(app: &App, cluster: &str) -> Value {
     let inner = app.lock();
+    if let Some(k) = inner.world.k3s.get(cluster) {
+        let git = k.version();
+        let minor = crate::k3s::minor(&git).unwrap_or(0);
+        return json!({ "major": "1", "minor": format!("{minor}"), "gitVersion": git,
+            "gitCommit": format!("{:016x}{:016x}{:08x}", util::fnv(&git), util::fnv(cluster), util::fnv(&git) as u32),
+            "gitTreeState": "clean", "buildDate": "2024-09-19T21:03:32Z", "goVersion": "go1.22.6",
+            "compiler": "gc", "platform": "linux/amd64" });
+    }
     if let Some(a) = inner.world.aks.get(cluster) {
         let minor = crate::aks::minor(&a.version).unwrap_or(0);
         let git = format!("v{}", a.version);
@@ -272,6 +283,17 @@ pub async fn handle(
         .unwrap_or("")
         .to_string();
     let wants_table = accept.contains("as=Table");
+    if let Some(ch) = path.strip_prefix("/v1-release/channels/") {
+        return channel_redirect(&s, ch);
+    }
+    let suc = {
+        let inner = s.app.lock();
+        inner
+            .kube
+            .clusters
+            .get(&s.cluster)
+            .is_some_and(|kc| kc.get(Kind::Crd, "", "plans.upgrade.cattle.io").is_some())
+    };
     let Some(route) = parse_route(&path) else {
         return match path.as_str() {
             "/healthz" | "/livez" | "/readyz" => (StatusCode::OK, "ok").into_response(),
@@ -285,12 +307,28 @@ pub async fn handle(
             &json!({ "kind": "APIVersions", "versions": ["v1"],
             "serverAddressByClientCIDRs": [ { "clientCIDR": "0.0.0.0/0", "serverAddress": "172.16.0.10:443" } ] }),
         ),
-        Route::Apis => json_resp(
-            200,
-            &json!({ "kind": "APIGroupList", "apiVersion": "v1",
-            "groups": [group_obj("apps"), group_obj("policy")] }),
-        ),
-        Route::Group(g) if g == "apps" || g == "policy" => {
+        Route::Apis => {
+            let mut groups = vec![group_obj("apps"), group_obj("policy")];
+            if suc {
+                // K3s/RKE2 with the system-upgrade-controller: Jobs, the CRD and Plans.
+                groups.push(group_obj("batch"));
+                groups.push(group_obj("apiextensions.k8s.io"));
+                groups.push(group_obj("upgrade.cattle.io"));
+            }
+            json_resp(
+                200,
+                &json!({ "kind": "APIGroupList", "apiVersion": "v1", "groups": groups }),
+            )
+        }
+        Route::Group(g) if g == "upgrade.cattle.io" && !suc => not_found_route(),
+        Route::GroupVersion(g, _) if g == "upgrade.cattle.io" && !suc => not_found_route(),
+        Route::Res(r) if r.kind == Kind::Plan && !suc => not_found_route(),
+        Route::Group(g)
+            if matches!(
+                g.as_str(),
+                "apps" | "policy" | "batch" | "apiextensions.k8s.io" | "upgrade.cattle.io"
+            ) =>
+        {
             let mut v = group_obj(&g);
             v["kind"] = json!("APIGroup");
             v["apiVersion"] = json!("v1");
@@ -468,6 +506,12 @@ fn dispatch(
             new["metadata"]["name"] = json!(name);
             store_update(kc, r.kind, &cur, new, now)
         }
+        (Method::PATCH, Some(name))
+            if ctype.split(';').next().unwrap_or("").trim() == "application/apply-patch+yaml" =>
+        {
+            let b = parse_body()?;
+            apply(kc, r.kind, &ns, name, sub, b, params, now)
+        }
         (Method::PATCH, Some(name)) => {
             let b = parse_body()?;
             let cur = kc
@@ -480,9 +524,6 @@ fn dispatch(
                 "application/merge-patch+json" => merge_patch(&mut new, &b),
                 "application/strategic-merge-patch+json" => strategic_merge_patch(&mut new, &b).map_err(bad_request)?,
                 "application/json-patch+json" => json_patch(&mut new, &b).map_err(|e| ApiErr::new(422, "Invalid", e))?,
-                "application/apply-patch+yaml" => {
-                    return Err(ApiErr::new(415, "UnsupportedMediaType", "server-side apply is not supported by the simulator"))
-                }
                 other => {
                     return Err(ApiErr::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {other:?})")))
                 }
@@ -521,6 +562,116 @@ fn dispatch(
             "MethodNotAllowed",
             format!("the server does not allow this method on the requested resource ({method})"),
         )),
+    }
+}
+
+/// Server-side apply, simplified: create the object if missing, else merge the applied
+/// configuration into it (JSON merge-patch semantics; fields the manager stopped applying are
+/// not removed), recording `metadata.managedFields` for the field manager. The body must be
+/// JSON (which is valid YAML: kubectl and client libraries send JSON).
+#[allow(clippy::too_many_arguments)]
+fn apply(
+    kc: &mut KCluster,
+    kind: Kind,
+    ns: &str,
+    name: &str,
+    sub: Option<&str>,
+    mut b: Value,
+    params: &Params,
+    now: f64,
+) -> Out {
+    let Some(manager) = params.get("fieldManager").filter(|m| !m.is_empty()) else {
+        return Err(ApiErr::new(
+            422,
+            "Invalid",
+            "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+        ));
+    };
+    let manager = manager.to_string();
+    if !b.is_object() {
+        return Err(bad_request("the applied configuration must be an object"));
+    }
+    if b["metadata"]["name"].as_str().is_some_and(|n| n != name) {
+        return Err(bad_request(
+            "the name of the object does not match the name on the URL",
+        ));
+    }
+    if b["apiVersion"]
+        .as_str()
+        .is_some_and(|v| v != kind.api_version())
+        || b["kind"].as_str().is_some_and(|k| k != kind.info().kind)
+    {
+        return Err(bad_request(format!(
+            "the applied configuration must be {} {}",
+            kind.api_version(),
+            kind.info().kind
+        )));
+    }
+    let entry = |op: &str| {
+        json!({ "manager": manager, "operation": op, "apiVersion": kind.api_version(),
+            "time": util::k8s_time(now), "fieldsType": "FieldsV1",
+            "fieldsV1": { "f:spec": {} } })
+    };
+    if let Some(m) = b["metadata"].as_object_mut() {
+        m.remove("managedFields");
+    }
+    let Some(cur) = kc.get(kind, ns, name).cloned() else {
+        if sub.is_some() {
+            return Err(ApiErr::not_found(kind, name));
+        }
+        b["metadata"]["name"] = json!(name);
+        let mut e = entry("Apply");
+        if sub == Some("status") {
+            e["subresource"] = json!("status");
+        }
+        b["metadata"]["managedFields"] = json!([e]);
+        return create(kc, kind, ns, b, now);
+    };
+    let mut new = cur.clone();
+    if sub == Some("status") {
+        merge_patch(&mut new["status"], &b["status"]);
+    } else {
+        if let Some(m) = b.as_object_mut() {
+            m.remove("status");
+        }
+        merge_patch(&mut new, &b);
+    }
+    let mut mf: Vec<Value> = cur["metadata"]["managedFields"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    mf.retain(|e| !(e["manager"] == json!(manager) && e["operation"] == "Apply"));
+    let mut e = entry("Apply");
+    if sub == Some("status") {
+        e["subresource"] = json!("status");
+    }
+    mf.push(e);
+    new["metadata"]["managedFields"] = json!(mf);
+    store_update(kc, kind, &cur, new, now)
+}
+
+fn channel_redirect(s: &KubeSrv, channel: &str) -> Response {
+    let inner = s.app.lock();
+    let version = inner
+        .world
+        .k3s
+        .get(&s.cluster)
+        .and_then(|k| k.channels.get(channel.trim_end_matches('/')).cloned());
+    drop(inner);
+    match version {
+        Some(v) => {
+            let loc = format!(
+                "https://github.com/k3s-io/k3s/releases/tag/{}",
+                v.replace('+', "%2B")
+            );
+            let mut r =
+                (StatusCode::FOUND, format!("<a href=\"{loc}\">Found</a>.\n")).into_response();
+            if let Ok(h) = HeaderValue::from_str(&loc) {
+                r.headers_mut().insert("location", h);
+            }
+            r
+        }
+        None => (StatusCode::NOT_FOUND, "channel not found\n").into_response(),
     }
 }
 
@@ -603,7 +754,22 @@ fn create(kc: &mut KCluster, kind: Kind, ns: &str, mut b: Value, now: f64) -> Ou
             b["spec"] = json!({ "finalizers": ["kubernetes"] });
             b["status"] = json!({ "phase": "Active" });
         }
-        Kind::Node | Kind::Event => {}
+        Kind::Node | Kind::Event | Kind::ServiceAccount | Kind::Crd => {}
+        Kind::Job => {
+            if b["status"].is_null() {
+                b["status"] = json!({});
+            }
+        }
+        Kind::Plan => {
+            if !b["spec"].is_object() || b["spec"]["upgrade"].is_null() {
+                return Err(ApiErr::new(
+                    422,
+                    "Invalid",
+                    format!("Plan.upgrade.cattle.io \"{name}\" is invalid: spec.upgrade: Required value"),
+                ));
+            }
+            b["status"] = json!({});
+        }
         _ => {
             if b["spec"]["selector"].is_null() {
                 return Err(ApiErr::new(

@@ -9,8 +9,10 @@ mod aks;
 pub mod api;
 mod ctrl;
 mod gke;
+mod k3s;
 mod nodes;
 mod select;
+mod suc;
 mod table;
 mod util;
 
@@ -24,7 +26,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
-use crate::faults::FaultSpec;
+use crate::faults::{FaultSpec, JobFail};
 use crate::world::World;
 
 pub use nodes::Proc;
@@ -42,6 +44,12 @@ pub enum Kind {
     ReplicaSet,
     StatefulSet,
     DaemonSet,
+    Job,
+    ServiceAccount,
+    /// `apiextensions.k8s.io/v1` CustomResourceDefinition (only SUC's Plan CRD is ever stored).
+    Crd,
+    /// `upgrade.cattle.io/v1` Plan (served only while its CRD is stored).
+    Plan,
 }
 
 pub struct KindInfo {
@@ -55,7 +63,7 @@ pub struct KindInfo {
     pub categories: &'static [&'static str],
 }
 
-pub const KINDS: [Kind; 9] = [
+pub const KINDS: [Kind; 13] = [
     Kind::Namespace,
     Kind::Node,
     Kind::Pod,
@@ -65,6 +73,10 @@ pub const KINDS: [Kind; 9] = [
     Kind::ReplicaSet,
     Kind::StatefulSet,
     Kind::DaemonSet,
+    Kind::Job,
+    Kind::ServiceAccount,
+    Kind::Crd,
+    Kind::Plan,
 ];
 
 impl Kind {
@@ -154,7 +166,42 @@ impl Kind {
             &["ds"],
             &["all"],
         );
+        static JOB: KindInfo = k("Job", "jobs", "job", "batch", "v1", true, &[], &["all"]);
+        static SA: KindInfo = k(
+            "ServiceAccount",
+            "serviceaccounts",
+            "serviceaccount",
+            "",
+            "v1",
+            true,
+            &["sa"],
+            &[],
+        );
+        static CRD: KindInfo = k(
+            "CustomResourceDefinition",
+            "customresourcedefinitions",
+            "customresourcedefinition",
+            "apiextensions.k8s.io",
+            "v1",
+            false,
+            &["crd", "crds"],
+            &["api-extensions"],
+        );
+        static PLAN: KindInfo = k(
+            "Plan",
+            "plans",
+            "plan",
+            "upgrade.cattle.io",
+            "v1",
+            true,
+            &[],
+            &[],
+        );
         match self {
+            Kind::Job => &JOB,
+            Kind::ServiceAccount => &SA,
+            Kind::Crd => &CRD,
+            Kind::Plan => &PLAN,
             Kind::Namespace => &NS,
             Kind::Node => &NODE,
             Kind::Pod => &POD,
@@ -171,6 +218,9 @@ impl Kind {
         match self.info().group {
             "" => "v1",
             "policy" => "policy/v1",
+            "batch" => "batch/v1",
+            "apiextensions.k8s.io" => "apiextensions.k8s.io/v1",
+            "upgrade.cattle.io" => "upgrade.cattle.io/v1",
             _ => "apps/v1",
         }
     }
@@ -248,6 +298,16 @@ pub struct Audit {
     pub evictions: u64,
     pub evictions_refused: u64,
     pub lost_pods: Vec<String>,
+    /// system-upgrade-controller Plans (K3s/RKE2 clusters only), by `namespace/name`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub plans: BTreeMap<String, suc::PlanAudit>,
+    /// Every SUC Job created, oldest first (K3s/RKE2 clusters only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub jobs: Vec<suc::JobAudit>,
+    /// Agent nodes whose upgrade (cordon/drain/upgrade) started while some server node's
+    /// kubelet was still older than the agent's target version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agents_started_before_servers: Option<Vec<String>>,
 }
 
 /// One simulated cluster's Kubernetes side.
@@ -288,6 +348,8 @@ pub struct KCluster {
     reconcile_cost: f64,
     /// When false, no Events are recorded (initial population).
     record_events: bool,
+    /// K3s/RKE2 clusters: the system-upgrade-controller stand-in.
+    suc: Option<suc::Suc>,
 }
 
 const HISTORY: usize = 20_000;
@@ -322,6 +384,7 @@ impl KCluster {
             last_reconcile: 0.0,
             reconcile_cost: 0.0,
             record_events: false,
+            suc: None,
         }
     }
 
@@ -379,7 +442,10 @@ impl KCluster {
         m.insert("resourceVersion".into(), json!(rv.to_string()));
         m.entry("creationTimestamp")
             .or_insert_with(|| json!(k8s_time(now)));
-        if !matches!(k, Kind::Pod | Kind::Node | Kind::Namespace | Kind::Event) {
+        if !matches!(
+            k,
+            Kind::Pod | Kind::Node | Kind::Namespace | Kind::Event | Kind::ServiceAccount
+        ) {
             m.entry("generation").or_insert(json!(1));
         }
         if !info.namespaced {
@@ -585,12 +651,23 @@ impl Kube {
             aks::populate(&mut kc, a, now);
             clusters.insert(a.name.clone(), kc);
         }
+        for k in world.k3s.values() {
+            let mut kc = KCluster::new(&k.name, speed);
+            k3s::populate(&mut kc, k, now);
+            clusters.insert(k.name.clone(), kc);
+        }
         Kube { clusters }
     }
 
     /// Process due timers, node-group changes and controllers. Returns true when the EKS
     /// world changed (a rolling update finished).
-    pub fn tick(&mut self, world: &mut World, faults: &FaultSpec, now: f64) -> bool {
+    pub fn tick(
+        &mut self,
+        world: &mut World,
+        faults: &FaultSpec,
+        jobfails: &mut Vec<JobFail>,
+        now: f64,
+    ) -> bool {
         let mut world_changed = false;
         for (name, kc) in self.clusters.iter_mut() {
             if let Some(c) = world.clusters.get_mut(name) {
@@ -599,6 +676,8 @@ impl Kube {
                 world_changed |= gke::tick(kc, g, faults, now);
             } else if let Some(a) = world.aks.get_mut(name) {
                 world_changed |= aks::tick(kc, a, faults, now);
+            } else if let Some(k) = world.k3s.get_mut(name) {
+                world_changed |= k3s::tick(kc, k, faults, jobfails, now);
             }
         }
         world_changed

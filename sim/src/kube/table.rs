@@ -84,6 +84,29 @@ fn columns(kind: Kind) -> Vec<Col> {
             ("Status", "string", 0),
             ("Age", "string", 0),
         ],
+        Kind::Job => vec![
+            ("Name", "string", 0),
+            ("Status", "string", 0),
+            ("Completions", "string", 0),
+            ("Duration", "string", 0),
+            ("Age", "date", 0),
+        ],
+        Kind::ServiceAccount => vec![
+            ("Name", "string", 0),
+            ("Secrets", "string", 0),
+            ("Age", "date", 0),
+        ],
+        Kind::Crd => vec![("Name", "string", 0), ("Created At", "date", 0)],
+        Kind::Plan => vec![
+            ("Name", "string", 0),
+            ("Image", "string", 0),
+            ("Channel", "string", 0),
+            ("Version", "string", 0),
+            ("Complete", "string", 0),
+            ("Message", "string", 0),
+            ("Applying", "string", 1),
+            ("Age", "date", 0),
+        ],
         Kind::Event => vec![
             ("Last Seen", "string", 0),
             ("Type", "string", 0),
@@ -310,6 +333,63 @@ fn cells(kind: Kind, o: &Value, now: f64) -> Vec<Value> {
             json!(o["status"]["phase"].as_str().unwrap_or("Active")),
             json!(age(o, now)),
         ],
+        Kind::Job => {
+            let st = &o["status"];
+            let status = if util::condition_true(&st["conditions"], "Complete") {
+                "Complete"
+            } else if util::condition_true(&st["conditions"], "Failed") {
+                "Failed"
+            } else {
+                "Running"
+            };
+            let start = st["startTime"].as_str().and_then(parse_k8s_time);
+            let end = st["completionTime"].as_str().and_then(parse_k8s_time);
+            let dur = start
+                .map(|s| human_duration(end.unwrap_or(now) - s))
+                .unwrap_or_default();
+            vec![
+                name,
+                json!(status),
+                json!(format!("{}/1", st["succeeded"].as_i64().unwrap_or(0))),
+                json!(dur),
+                json!(age(o, now)),
+            ]
+        }
+        Kind::ServiceAccount => vec![name, json!(0), json!(age(o, now))],
+        Kind::Crd => vec![name, o["metadata"]["creationTimestamp"].clone()],
+        Kind::Plan => {
+            let conds = o["status"]["conditions"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let complete = conds
+                .iter()
+                .find(|c| c["type"] == "Complete")
+                .map(|c| c["status"].clone())
+                .unwrap_or(json!(""));
+            let msg = conds
+                .iter()
+                .filter_map(|c| c["message"].as_str().filter(|m| !m.is_empty()))
+                .collect::<Vec<_>>()
+                .join(" ");
+            vec![
+                name,
+                json!(o["spec"]["upgrade"]["image"].as_str().unwrap_or("")),
+                json!(o["spec"]["channel"].as_str().unwrap_or("")),
+                json!(o["spec"]["version"].as_str().unwrap_or("")),
+                complete,
+                json!(msg),
+                json!(o["status"]["applying"]
+                    .as_array()
+                    .map(|a| a
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(","))
+                    .unwrap_or_default()),
+                json!(age(o, now)),
+            ]
+        }
         Kind::Event => {
             let io = &o["involvedObject"];
             vec![
