@@ -150,7 +150,13 @@ fn occurrences(
 /// Where `now` falls under `policy`. Exclusions win over windows.
 pub fn check(policy: &MaintenancePolicy, now: OffsetDateTime) -> Verdict {
     for x in &policy.exclusions {
-        match (parse(&x.start_time), parse(&x.end_time)) {
+        // An exclusion without an end lasts until it is removed.
+        let end = if x.end_time.trim().is_empty() {
+            Ok(OffsetDateTime::now_utc().max(now) + Duration::days(36500))
+        } else {
+            parse(&x.end_time)
+        };
+        match (parse(&x.start_time), end) {
             (Ok(s), Ok(e)) if s <= now && now < e => {
                 return Verdict::Excluded {
                     name: x.name.clone(),
@@ -283,6 +289,13 @@ mod tests {
         });
         let v = check(&p, at("2026-11-21T02:00:00Z"));
         assert!(matches!(&v, Verdict::Excluded { name, .. } if name == "black-friday"));
+        // No end time: excluded until removed, not "unknown".
+        let mut open_ended = p.clone();
+        open_ended.exclusions[0].end_time = String::new();
+        assert!(matches!(
+            check(&open_ended, at("2027-06-01T00:00:00Z")),
+            Verdict::Excluded { .. }
+        ));
         assert!(v.problem().unwrap().contains("black-friday"));
         p.exclusions.clear();
         p.window = Some(MaintenanceWindow::Recurring {

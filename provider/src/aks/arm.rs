@@ -34,22 +34,28 @@ impl TokenSource for FixedToken {
     }
 }
 
-/// One successful ARM answer: headers and the JSON body (`Null` when empty).
+/// One successful ARM answer: status, headers and the JSON body (`Null` when empty).
 #[derive(Debug)]
 pub struct ArmResponse {
+    pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Value,
 }
 
 impl ArmResponse {
-    /// The URL to follow a long-running operation: `Azure-AsyncOperation`, else
-    /// `Location` (ARM's documented order).
-    pub fn operation_url(&self) -> Option<String> {
-        ["azure-asyncoperation", "location"]
-            .iter()
-            .find_map(|h| self.headers.get(*h))
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
+    /// The URL to follow a long-running operation, and whether it is a `Location` URL
+    /// (followed by HTTP status: 202 running, 200/204 done) rather than an
+    /// `Azure-AsyncOperation` status resource (ARM's documented order).
+    pub fn operation_url(&self) -> Option<(String, bool)> {
+        let header = |h: &str| {
+            self.headers
+                .get(h)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        header("azure-asyncoperation")
+            .map(|u| (u, false))
+            .or_else(|| header("location").map(|u| (u, true)))
     }
 }
 
@@ -205,6 +211,7 @@ impl ArmClient {
             };
             if status.is_success() {
                 return Ok(ArmResponse {
+                    status,
                     headers,
                     body: parsed,
                 });
@@ -255,7 +262,7 @@ pub fn arm_error(status: StatusCode, body: &Value, what: &str) -> ProviderError 
     };
     let hint = match (status.as_u16(), code.as_str()) {
         (412, _) => {
-            " (it changed since kup read it: the plan is stale; run `kup plan` again)"
+            " (something changed it between kup's read and its write; run `kup plan` again)"
         }
         (401, _) | (403, _) => {
             " (check the Azure credentials: az login, AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET, workload or managed identity)"
@@ -304,7 +311,7 @@ mod tests {
         );
         assert_eq!(stale.kind, ErrorKind::Invalid);
         assert!(
-            stale.message.contains("the plan is stale"),
+            stale.message.contains("between kup's read and its write"),
             "{}",
             stale.message
         );
@@ -325,6 +332,28 @@ mod tests {
             arm_error(StatusCode::UNAUTHORIZED, &Value::Null, "x").kind,
             ErrorKind::Auth
         );
+    }
+
+    #[test]
+    fn async_operation_header_wins_over_location() {
+        let mut headers = HeaderMap::new();
+        headers.insert("location", HeaderValue::from_static("http://h/loc"));
+        let r = ArmResponse {
+            status: StatusCode::ACCEPTED,
+            headers: headers.clone(),
+            body: Value::Null,
+        };
+        assert_eq!(r.operation_url(), Some(("http://h/loc".into(), true)));
+        headers.insert(
+            "azure-asyncoperation",
+            HeaderValue::from_static("http://h/op"),
+        );
+        let r = ArmResponse {
+            status: StatusCode::OK,
+            headers,
+            body: Value::Null,
+        };
+        assert_eq!(r.operation_url(), Some(("http://h/op".into(), false)));
     }
 
     #[test]

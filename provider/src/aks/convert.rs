@@ -352,6 +352,9 @@ pub fn in_flight(
 /// change already running and has no operation URL for it).
 pub const STATE_PREFIX: &str = "provisioningState:";
 
+/// An operation id that is a `Location` URL: running while it answers 202.
+pub const LOCATION_PREFIX: &str = "location:";
+
 pub fn state_op_id(resource_path: &str) -> String {
     format!("{STATE_PREFIX}{resource_path}")
 }

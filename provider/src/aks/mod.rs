@@ -172,18 +172,23 @@ impl AksProvider {
 
     async fn pools(&self, cluster: &str) -> Result<Vec<AgentPool>, ProviderError> {
         let what = self.describe(cluster, None);
-        let resp = self
-            .arm
-            .get(&format!("{}/agentPools", self.cluster_path(cluster)), &what)
-            .await?;
+        let mut next = Some(format!("{}/agentPools", self.cluster_path(cluster)));
         let mut pools: Vec<AgentPool> = Vec::new();
-        for v in resp.body["value"].as_array().into_iter().flatten() {
-            pools.push(serde_json::from_value(v.clone()).map_err(|e| {
-                ProviderError::new(
-                    ErrorKind::Other,
-                    format!("{what}: an agent pool does not have the expected shape: {e}"),
-                )
-            })?);
+        // ARM pages lists: follow nextLink until there is none.
+        while let Some(page) = next.take() {
+            let resp = self.arm.get(&page, &what).await?;
+            for v in resp.body["value"].as_array().into_iter().flatten() {
+                pools.push(serde_json::from_value(v.clone()).map_err(|e| {
+                    ProviderError::new(
+                        ErrorKind::Other,
+                        format!("{what}: an agent pool does not have the expected shape: {e}"),
+                    )
+                })?);
+            }
+            next = resp.body["nextLink"]
+                .as_str()
+                .filter(|l| !l.is_empty())
+                .map(str::to_string);
         }
         pools.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(pools)
@@ -250,7 +255,12 @@ impl AksProvider {
     /// relative to the endpoint), or the resource's own state when ARM gave none.
     fn operation_of(&self, resp: &ArmResponse, resource_path: &str) -> OperationId {
         match resp.operation_url() {
-            Some(url) => OperationId(self.arm.journal_form(&url)),
+            Some((url, false)) => OperationId(self.arm.journal_form(&url)),
+            Some((url, true)) => OperationId(format!(
+                "{}{}",
+                convert::LOCATION_PREFIX,
+                self.arm.journal_form(&url)
+            )),
             None => OperationId(convert::state_op_id(resource_path)),
         }
     }
@@ -560,7 +570,17 @@ impl Provider for AksProvider {
         if let Some(op) = self.running_for(&target.name, action).await? {
             return Ok(op);
         }
-        self.issue(&target.name, action).await
+        match self.issue(&target.name, action).await {
+            // A retried PUT whose first attempt went through meets its own eTag change:
+            // if the change is running now, that is this step's operation.
+            Err(e) if e.code.as_deref() == Some("PreconditionFailed") => {
+                match self.running_for(&target.name, action).await? {
+                    Some(op) => Ok(op),
+                    None => Err(e),
+                }
+            }
+            other => other,
+        }
     }
 
     async fn find_in_flight(
@@ -602,6 +622,16 @@ impl Provider for AksProvider {
                 }
                 Err(e) => Err(e),
             };
+        }
+        if let Some(url) = op.0.strip_prefix(convert::LOCATION_PREFIX) {
+            // A Location URL answers 202 while the operation runs, then the result; an
+            // operation that failed answers an ARM error (raised by `get`).
+            let r = self.arm.get(url, &what).await?;
+            return Ok(if r.status == reqwest::StatusCode::ACCEPTED {
+                OperationStatus::in_progress()
+            } else {
+                OperationStatus::Succeeded
+            });
         }
         let r = self.arm.get(&op.0, &what).await?;
         let status: AsyncOperation = serde_json::from_value(r.body).map_err(|e| {
