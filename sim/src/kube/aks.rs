@@ -9,7 +9,7 @@ use super::ctrl;
 use super::nodes::{self, cordon, ensure_namespace, node_release, workload_objects};
 use super::select::LabelSelector;
 use super::util::{self, k8s_time};
-use super::{KCluster, Kind, TEv};
+use super::{KCluster, Kind};
 use crate::aks::{self, AgentPool, AksCluster, OpKind};
 use crate::faults::FaultSpec;
 
@@ -223,38 +223,7 @@ fn create_node(
             "images": []
         }
     });
-    let node = kc.create(Kind::Node, node, now);
-    kc.event(
-        &node,
-        "Normal",
-        "Starting",
-        "Starting kubelet.",
-        "kubelet",
-        now,
-    );
-    kc.event(
-        &node,
-        "Normal",
-        "RegisteredNode",
-        &format!("Node {name} event: Registered Node {name} in Controller"),
-        "node-controller",
-        now,
-    );
-    if ready {
-        kc.event(
-            &node,
-            "Normal",
-            "NodeReady",
-            &format!("Node {name} status is now: NodeReady"),
-            "kubelet",
-            now,
-        );
-    } else {
-        let at = now + kc.wall(NODE_BOOT_SECS);
-        let uid = util::uid(&node).to_string();
-        kc.timer(at, TEv::NodeReady, &p.name, &name, &uid);
-    }
-    kc.dirty = true;
+    nodes::register_node(kc, node, &p.name, ready, NODE_BOOT_SECS, now);
     name
 }
 

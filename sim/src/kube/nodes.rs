@@ -296,7 +296,23 @@ fn create_node(
             "images": []
         }
     });
+    register_node(kc, node, &ng.name, ready, NODE_BOOT_SECS, now);
+    name
+}
+
+/// Create a node object and announce it as a kubelet does (Starting, RegisteredNode, and
+/// NodeReady now or after `boot_secs` of simulated time). Shared by every cloud's node
+/// side; `group` is the node group or pool the NodeReady timer reports against.
+pub(crate) fn register_node(
+    kc: &mut KCluster,
+    node: Value,
+    group: &str,
+    ready: bool,
+    boot_secs: f64,
+    now: f64,
+) {
     let node = kc.create(Kind::Node, node, now);
+    let name = util::name(&node).to_string();
     kc.event(
         &node,
         "Normal",
@@ -313,11 +329,7 @@ fn create_node(
         "node-controller",
         now,
     );
-    if !ready {
-        let at = now + kc.wall(NODE_BOOT_SECS);
-        let uid = util::uid(&node).to_string();
-        kc.timer(at, TEv::NodeReady, &ng.name, &name, &uid);
-    } else {
+    if ready {
         kc.event(
             &node,
             "Normal",
@@ -326,9 +338,12 @@ fn create_node(
             "kubelet",
             now,
         );
+    } else {
+        let at = now + kc.wall(boot_secs);
+        let uid = util::uid(&node).to_string();
+        kc.timer(at, TEv::NodeReady, group, &name, &uid);
     }
     kc.dirty = true;
-    name
 }
 
 fn node_ready_timer(
