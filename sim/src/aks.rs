@@ -4,6 +4,7 @@
 //! agent pools, its world-file form, ARM long-running operations (`Azure-AsyncOperation`,
 //! `Location`, `Retry-After`) and the REST/JSON handlers under `/subscriptions/`.
 
+use crate::kube::fnv;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -448,15 +449,6 @@ impl AksCluster {
             self.subscription, self.resource_group, self.name
         )
     }
-}
-
-pub fn fnv(s: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x100_0000_01b3);
-    }
-    h
 }
 
 /// A GUID-shaped etag derived from `s`.

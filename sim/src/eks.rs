@@ -1,6 +1,7 @@
 //! The EKS REST-JSON API (model `eks-2017-11-01`): routing, request parsing, the operations'
 //! semantics and their JSON responses.
 
+use crate::kube::fnv;
 use std::collections::BTreeMap;
 
 use axum::http::{Method, StatusCode};
@@ -485,15 +486,6 @@ fn addon<'a>(c: &'a Cluster, name: &str) -> Result<&'a Addon, EksError> {
 // ---------------------------------------------------------------------------------------------
 // JSON rendering
 // ---------------------------------------------------------------------------------------------
-
-fn fnv(s: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
 
 fn hex32(s: &str) -> String {
     format!("{:016X}{:016X}", fnv(s), fnv(&format!("{s}#2")))

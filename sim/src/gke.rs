@@ -2,6 +2,7 @@
 //! `../shared/reference/gke/container.v1.json`: the world model of GKE clusters, its world-file
 //! form, the Operation lifecycle and the REST/JSON handlers under `/v1/projects/`.
 
+use crate::kube::fnv;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -465,15 +466,6 @@ pub fn is_zone(loc: &str) -> bool {
     loc.rsplit('-')
         .next()
         .is_some_and(|l| l.len() == 1 && l.chars().all(|c| c.is_ascii_lowercase()))
-}
-
-pub fn fnv(s: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x100_0000_01b3);
-    }
-    h
 }
 
 /// Complete due operations (fixed-duration ones) and turn PENDING into RUNNING. True when the

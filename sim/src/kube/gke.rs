@@ -6,7 +6,9 @@
 use serde_json::{json, Value};
 
 use super::ctrl;
-use super::nodes::{self, cordon, ensure_namespace, node_release, workload_objects};
+use super::nodes::{
+    self, cordon, ensure_namespace, node_release, pods_on, uncordon, workload_objects,
+};
 use super::util::{self, k8s_time};
 use super::{KCluster, Kind};
 use crate::faults::FaultSpec;
@@ -195,22 +197,6 @@ fn fnv32(s: &str) -> u32 {
     util::fnv(s) as u32
 }
 
-/// Point `nodeSelector`s of world workloads at GKE's node-pool label.
-fn gke_selector(v: &mut Value) {
-    fn fix(spec: &mut Value) {
-        if let Some(m) = spec["nodeSelector"].as_object_mut() {
-            if let Some(pool) = m.remove("eks.amazonaws.com/nodegroup") {
-                m.insert(POOL_LABEL.into(), pool);
-            }
-        }
-    }
-    if v["spec"]["template"].is_object() {
-        fix(&mut v["spec"]["template"]["spec"]);
-    } else {
-        fix(&mut v["spec"]);
-    }
-}
-
 fn system_workloads(kc: &mut KCluster, now: f64) {
     let tol_all = json!([{ "operator": "Exists" }]);
     let labels = json!({ "k8s-app": "fluentbit-gke" });
@@ -269,7 +255,7 @@ pub fn populate(kc: &mut KCluster, g: &GkeCluster, now: f64) {
     for w in &g.workloads {
         ensure_namespace(kc, &w.namespace, now);
         let (kind, mut obj, pdb) = workload_objects(w);
-        gke_selector(&mut obj);
+        nodes::select_pool_label(POOL_LABEL, &mut obj);
         kc.create(kind, obj, now);
         if let Some(p) = pdb {
             kc.create(Kind::Pdb, p, now);
@@ -585,33 +571,6 @@ fn run_procs(kc: &mut KCluster, g: &mut GkeCluster, faults: &FaultSpec, now: f64
     changed
 }
 
-/// Pods that must leave `batch` (not DaemonSet or mirror pods): (total, not yet terminating).
-fn pods_on(kc: &KCluster, batch: &[String]) -> (usize, Vec<(String, String)>) {
-    let mut remaining = 0;
-    let mut to_evict = Vec::new();
-    for pod in kc.objs(Kind::Pod).values() {
-        let Some(n) = pod["spec"]["nodeName"].as_str() else {
-            continue;
-        };
-        if !batch.iter().any(|b| b == n) {
-            continue;
-        }
-        if util::controller_of(pod).is_some_and(|(k, _, _)| k == "DaemonSet")
-            || !pod["metadata"]["annotations"]["kubernetes.io/config.mirror"].is_null()
-        {
-            continue;
-        }
-        remaining += 1;
-        if pod["metadata"]["deletionTimestamp"].is_null() {
-            to_evict.push((
-                util::namespace(pod).to_string(),
-                util::name(pod).to_string(),
-            ));
-        }
-    }
-    (remaining, to_evict)
-}
-
 /// One drain pass over `p.batch`: true when the batch is empty (or the pool's PDB timeout
 /// passed).
 fn drain(kc: &mut KCluster, p: &mut GProc, cfg: &DrainConfig, now: f64) -> bool {
@@ -635,28 +594,6 @@ fn drain(kc: &mut KCluster, p: &mut GProc, cfg: &DrainConfig, now: f64) -> bool 
         p.next_evict = now + kc.wall(EVICT_RETRY_SECS);
     }
     false
-}
-
-fn uncordon(kc: &mut KCluster, name: &str, now: f64) {
-    let node = kc.update(Kind::Node, "", name, |n| {
-        if let Some(m) = n["spec"].as_object_mut() {
-            m.remove("unschedulable");
-        }
-        if let Some(m) = n["metadata"]["labels"].as_object_mut() {
-            m.remove("node.kubernetes.io/exclude-from-external-load-balancers");
-        }
-    });
-    if let Some(node) = node {
-        kc.event(
-            &node,
-            "Normal",
-            "NodeSchedulable",
-            &format!("Node {name} status is now: NodeSchedulable"),
-            "kubelet",
-            now,
-        );
-    }
-    kc.dirty = true;
 }
 
 /// DELETE_NODE_POOL: GKE ignores PDBs when deleting a pool unless

@@ -16,6 +16,9 @@ mod suc;
 mod table;
 mod util;
 
+/// FNV-1a: stable ids and etags from names, shared by every simulated API.
+pub(crate) use util::fnv;
+
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;

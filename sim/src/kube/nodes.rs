@@ -1013,3 +1013,70 @@ pub(super) fn cordon(kc: &mut KCluster, name: &str, now: f64) {
         );
     }
 }
+
+/// Pods that must leave `batch` (not DaemonSet or mirror pods): (total, not yet terminating).
+pub(crate) fn pods_on(kc: &KCluster, batch: &[String]) -> (usize, Vec<(String, String)>) {
+    let mut remaining = 0;
+    let mut to_evict = Vec::new();
+    for pod in kc.objs(Kind::Pod).values() {
+        let Some(n) = pod["spec"]["nodeName"].as_str() else {
+            continue;
+        };
+        if !batch.iter().any(|b| b == n) {
+            continue;
+        }
+        if util::controller_of(pod).is_some_and(|(k, _, _)| k == "DaemonSet")
+            || !pod["metadata"]["annotations"]["kubernetes.io/config.mirror"].is_null()
+        {
+            continue;
+        }
+        remaining += 1;
+        if pod["metadata"]["deletionTimestamp"].is_null() {
+            to_evict.push((
+                util::namespace(pod).to_string(),
+                util::name(pod).to_string(),
+            ));
+        }
+    }
+    (remaining, to_evict)
+}
+
+/// Make a node schedulable again (the reverse of [`cordon`]).
+pub(crate) fn uncordon(kc: &mut KCluster, name: &str, now: f64) {
+    let node = kc.update(Kind::Node, "", name, |n| {
+        if let Some(m) = n["spec"].as_object_mut() {
+            m.remove("unschedulable");
+        }
+        if let Some(m) = n["metadata"]["labels"].as_object_mut() {
+            m.remove("node.kubernetes.io/exclude-from-external-load-balancers");
+        }
+    });
+    if let Some(node) = node {
+        kc.event(
+            &node,
+            "Normal",
+            "NodeSchedulable",
+            &format!("Node {name} status is now: NodeSchedulable"),
+            "kubelet",
+            now,
+        );
+    }
+    kc.dirty = true;
+}
+
+/// A world workload's `node_group = NAME` selects EKS's node-group label; on another
+/// cloud the same selector names that cloud's pool label instead.
+pub(crate) fn select_pool_label(label: &str, v: &mut Value) {
+    fn fix(label: &str, spec: &mut Value) {
+        if let Some(m) = spec["nodeSelector"].as_object_mut() {
+            if let Some(pool) = m.remove("eks.amazonaws.com/nodegroup") {
+                m.insert(label.into(), pool);
+            }
+        }
+    }
+    if v["spec"]["template"].is_object() {
+        fix(label, &mut v["spec"]["template"]["spec"]);
+    } else {
+        fix(label, &mut v["spec"]);
+    }
+}

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::ctrl;
-use super::nodes::cordon;
+use super::nodes::{cordon, uncordon};
 use super::select::LabelSelector;
 use super::util::{self, k8s_time, parse_k8s_time};
 use super::{KCluster, Kind};
@@ -412,28 +412,6 @@ fn image_mismatch(dist: Dist, image: &str, node: &str) -> Option<String> {
 
 fn set_job_status(kc: &mut KCluster, ns: &str, job: &str, status: Value) {
     kc.update(Kind::Job, ns, job, |j| j["status"] = status);
-}
-
-fn uncordon(kc: &mut KCluster, name: &str, now: f64) {
-    let node = kc.update(Kind::Node, "", name, |n| {
-        if let Some(m) = n["spec"].as_object_mut() {
-            m.remove("unschedulable");
-        }
-        if let Some(m) = n["metadata"]["labels"].as_object_mut() {
-            m.remove("node.kubernetes.io/exclude-from-external-load-balancers");
-        }
-    });
-    if let Some(node) = node {
-        kc.event(
-            &node,
-            "Normal",
-            "NodeSchedulable",
-            &format!("Node {name} status is now: NodeSchedulable"),
-            "kubelet",
-            now,
-        );
-    }
-    kc.dirty = true;
 }
 
 /// One drain pass. Ok(true) = nothing left to wait for; Err = kubectl drain's error.
