@@ -67,6 +67,14 @@ pub struct ProviderSpec {
     /// AKS: the ARM api-version to speak (default: a stable one kup is tested with).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_version: Option<String>,
+    /// K3s/RKE2: the release channel server (default `https://update.k3s.io/v1-release/channels`
+    /// or `https://update.rke2.io/v1-release/channels`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel_server: Option<String>,
+    /// K3s/RKE2: the releases kup may use, instead of asking the channel server (air-gapped
+    /// sites): `["v1.30.9+k3s1", "v1.31.4+k3s1"]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub versions: Vec<String>,
     /// Send API calls to this URL instead of the provider's public endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
@@ -132,6 +140,20 @@ pub struct ClusterSpec {
     /// How many node groups of this cluster may roll at the same time.
     #[serde(default = "one")]
     pub parallel_node_groups: u32,
+    /// K3s/RKE2: the release channel (`stable`, `latest`, `v1.31`, or a channel URL) whose
+    /// version is the target, resolved at plan time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// K3s/RKE2: the namespace system-upgrade-controller runs in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// K3s/RKE2: the upgrade image (default `rancher/k3s-upgrade` / `rancher/rke2-upgrade`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade_image: Option<String>,
+    /// K3s/RKE2: leave kup's Plans in place after the last round (pinned to the exact
+    /// version) instead of removing them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_plans: bool,
     #[serde(skip)]
     #[schemars(skip)]
     pub origin: Option<SourceLoc>,
@@ -195,12 +217,65 @@ pub struct NodeGroupSpec {
     )]
     #[schemars(with = "Option<String>")]
     pub node_soak: Option<Duration>,
+    /// K3s/RKE2: which nodes belong to the group, as a label selector in kubectl's syntax
+    /// (`node-role.kubernetes.io/control-plane!=true,pool=edge`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_selector: Option<String>,
+    /// K3s/RKE2: tolerations for the upgrade Jobs, so they run on tainted nodes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+    /// K3s/RKE2: when the controller may start upgrading nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<UpgradeWindow>,
+    /// Rolling: wait this long after each node is upgraded before the next one starts
+    /// (K3s/RKE2 `postCompleteDelay`).
+    #[serde(
+        default,
+        with = "opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(with = "Option<String>")]
+    pub batch_soak: Option<Duration>,
+    /// How long the group's upgrade may take before kup stops waiting and fails the step.
+    #[serde(
+        default,
+        with = "opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(with = "Option<String>")]
+    pub timeout: Option<Duration>,
     #[serde(skip)]
     #[schemars(skip)]
     pub origin: Option<SourceLoc>,
     #[serde(skip)]
     #[schemars(skip)]
     pub version_origin: Option<SourceLoc>,
+}
+
+/// A Kubernetes toleration (`key`, `operator` Equal|Exists, `value`, `effect`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Toleration {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effect: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub toleration_seconds: Option<i64>,
+}
+
+/// Days and hours in which upgrades may start (kured's time-window format, which
+/// system-upgrade-controller uses): `days` like `saturday`/`sat`, `start`/`end` `HH:MM`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct UpgradeWindow {
+    pub days: Vec<String>,
+    pub start: String,
+    pub end: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
 }
 
 /// How a node group's nodes are replaced.
@@ -426,6 +501,10 @@ pub struct ActualCluster {
     /// The provider's maintenance windows and exclusions (GKE), when it has any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub maintenance: Option<crate::maintenance::MaintenancePolicy>,
+    /// Upgrade resources kup created in the cluster and has not removed yet (K3s/RKE2:
+    /// system-upgrade-controller Plans, `NAMESPACE/NAME`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub upgrade_plans: Vec<String>,
 }
 
 impl ActualCluster {
@@ -475,6 +554,10 @@ pub struct ActualNodeGroup {
     )]
     #[schemars(with = "Option<String>")]
     pub node_soak: Option<Duration>,
+    /// The group's nodes run the control plane (K3s/RKE2 servers): they are upgraded by
+    /// the control-plane step, never rolled on their own.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub control_plane: bool,
 }
 
 /// The limits of a provider's own node drains: how long PodDisruptionBudgets are

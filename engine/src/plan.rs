@@ -98,6 +98,10 @@ pub enum Action {
     /// Watch the workloads for `secs` (all Deployments/StatefulSets available, no pod
     /// Pending) before the old group is deleted.
     Soak { node_group: String, secs: u64 },
+    /// Remove the upgrade resources kup left in the cluster for this plan's rounds
+    /// (K3s/RKE2: its system-upgrade-controller Plans), so the controller does not keep
+    /// acting on nodes once kup is done.
+    RemoveUpgradePlans,
 }
 
 /// How kup follows a provider-native blue/green upgrade.
@@ -139,6 +143,7 @@ impl Action {
             | Action::CordonNodeGroup { node_group, .. }
             | Action::DrainNodeGroup { node_group, .. }
             | Action::Soak { node_group, .. } => format!("node_group.{node_group}"),
+            Action::RemoveUpgradePlans => "upgrade_plans".into(),
         }
     }
 
@@ -243,6 +248,9 @@ impl Action {
                 "soak {} with workloads on {node_group}",
                 humantime::format_duration(std::time::Duration::from_secs(*secs))
             ),
+            Action::RemoveUpgradePlans => {
+                "remove kup's upgrade Plans (the controller stops acting on the nodes)".into()
+            }
         }
     }
 }
@@ -258,6 +266,18 @@ pub enum Condition {
     ControlPlaneAtLeast {
         minor: Minor,
     },
+    /// The control plane runs this exact release or a newer one (patch upgrades).
+    ControlPlaneAtLeastVersion {
+        version: Version,
+    },
+    /// Every node of the group runs this exact release or a newer one (providers that
+    /// move kubelets to exact releases: K3s, kubeadm).
+    NodeGroupAtLeastVersion {
+        node_group: String,
+        version: Version,
+    },
+    /// No upgrade Plan kup created is left in the cluster.
+    NoUpgradePlans,
     NodeGroupAt {
         node_group: String,
         minor: Minor,
@@ -332,6 +352,16 @@ impl Condition {
         match self {
             Condition::ControlPlaneAt { minor } => actual.version.minor() == *minor,
             Condition::ControlPlaneAtLeast { minor } => actual.version.minor() >= *minor,
+            Condition::ControlPlaneAtLeastVersion { version } => {
+                actual.version.minor() > version.minor() || actual.version >= *version
+            }
+            Condition::NodeGroupAtLeastVersion {
+                node_group,
+                version,
+            } => actual
+                .node_group(node_group)
+                .is_some_and(|n| n.version.minor() > version.minor() || n.version >= *version),
+            Condition::NoUpgradePlans => actual.upgrade_plans.is_empty(),
             Condition::NodeGroupAt { node_group, minor } => actual
                 .node_group(node_group)
                 .is_some_and(|n| n.version.minor() == *minor),
@@ -400,8 +430,22 @@ impl Condition {
     /// What the actual state shows instead, for error messages.
     pub fn observed(&self, actual: &ActualCluster) -> String {
         match self {
-            Condition::ControlPlaneAt { .. } | Condition::ControlPlaneAtLeast { .. } => {
+            Condition::ControlPlaneAt { .. }
+            | Condition::ControlPlaneAtLeast { .. }
+            | Condition::ControlPlaneAtLeastVersion { .. } => {
                 format!("control plane is at {}", actual.version)
+            }
+            Condition::NodeGroupAtLeastVersion { node_group, .. } => {
+                match actual.node_group(node_group) {
+                    Some(n) => format!("node group {node_group} is at {}", n.version),
+                    None => format!("node group {node_group} does not exist"),
+                }
+            }
+            Condition::NoUpgradePlans => {
+                format!(
+                    "kup's Plans are still there: {}",
+                    actual.upgrade_plans.join(", ")
+                )
             }
             Condition::NodeGroupAt { node_group, .. }
             | Condition::NodeGroupAtLeast { node_group, .. }
@@ -520,6 +564,14 @@ impl std::fmt::Display for Condition {
             Condition::ControlPlaneAtLeast { minor } => {
                 write!(f, "control plane at {minor} or newer")
             }
+            Condition::ControlPlaneAtLeastVersion { version } => {
+                write!(f, "control plane at {version} or newer")
+            }
+            Condition::NodeGroupAtLeastVersion {
+                node_group,
+                version,
+            } => write!(f, "node group {node_group} at {version} or newer"),
+            Condition::NoUpgradePlans => write!(f, "no upgrade Plan of kup's left"),
             Condition::NodeGroupAt { node_group, minor } => {
                 write!(f, "node group {node_group} at {minor}")
             }
@@ -865,6 +917,7 @@ mod fingerprint_tests {
 
     fn cluster() -> ActualCluster {
         ActualCluster {
+            upgrade_plans: Vec::new(),
             name: "c".into(),
             region: None,
             version: "1.29".parse().unwrap(),
@@ -872,6 +925,7 @@ mod fingerprint_tests {
             status: "ACTIVE".into(),
             offered_versions: vec![],
             node_groups: vec![ActualNodeGroup {
+                control_plane: false,
                 name: "g".into(),
                 version: "1.29".parse().unwrap(),
                 release_version: None,

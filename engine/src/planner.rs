@@ -298,6 +298,10 @@ struct Walk<'a> {
     /// Steps the next "level" must wait for.
     frontier: Vec<String>,
     errors: Vec<PlanError>,
+    /// With `rounds`: the exact release of the round being planned, which node groups
+    /// roll to, and each managed group's exact release as planned so far.
+    round_version: Option<Version>,
+    exact: BTreeMap<String, Version>,
 }
 
 fn plan_cluster(
@@ -364,6 +368,23 @@ fn plan_cluster(
             });
             continue;
         };
+        if actual_ng.control_plane {
+            // Server nodes carry the control plane: the control-plane steps upgrade them.
+            if !ng.follows_cluster && ng.version.minor() != target_minor {
+                errors.push(PlanError {
+                    address: ng_addr,
+                    loc: ng.version_origin.clone(),
+                    message: format!(
+                        "node group {} runs the control plane, so it goes where the cluster goes ({target_minor}), not to {}",
+                        ng.name, ng.version
+                    ),
+                    hint: Some("remove version from this node group; it follows the cluster's".into()),
+                });
+                continue;
+            }
+            live_names.insert(ng.name.clone(), actual_ng.name.clone());
+            continue;
+        }
         if let (Some(soak), Some(max)) = (ng.node_soak, policy.provider.max_node_soak) {
             if policy.provider.node_soak && soak > max {
                 errors.push(PlanError {
@@ -554,11 +575,16 @@ fn plan_cluster(
         timeline: Vec::new(),
         frontier: Vec::new(),
         errors: Vec::new(),
+        round_version: None,
+        exact: BTreeMap::new(),
     };
     walk.record(None);
     walk.config_updates();
 
-    while walk.cp < target_minor {
+    if policy.provider.rounds {
+        walk.rounds(&target);
+    }
+    while !policy.provider.rounds && walk.cp < target_minor {
         let next = walk.cp.next();
         walk.roll_forced_groups(next);
         walk.check_unmanaged(next);
@@ -575,6 +601,7 @@ fn plan_cluster(
     }
     // A patch-level control-plane upgrade on providers that let you pick patches.
     if walk.errors.is_empty()
+        && !policy.provider.rounds
         && current == target_minor
         && !policy.provider.control_plane_minor_only
         && !target.is_minor_alias()
@@ -583,11 +610,31 @@ fn plan_cluster(
     {
         walk.hop(target.clone());
     }
-    if walk.errors.is_empty() {
+    if walk.errors.is_empty() && !policy.provider.rounds {
         walk.final_rollouts();
         if current == target_minor {
             walk.addons_after_hop(true);
         }
+    }
+    // The controller would go on acting on nodes (new ones joining, a Plan someone edits)
+    // behind kup's back: its Plans go once the last round is done.
+    if walk.errors.is_empty()
+        && policy.provider.upgrade_plans
+        && !spec.keep_plans
+        && (!walk.steps.is_empty() || !actual.upgrade_plans.is_empty())
+    {
+        let depends_on = walk.steps.iter().map(|s| s.id.clone()).collect();
+        walk.push(Step {
+            id: format!("{}/upgrade_plans/remove", spec.label),
+            cluster: address.clone(),
+            address: format!("{address}.upgrade_plans"),
+            action: Action::RemoveUpgradePlans,
+            depends_on,
+            precondition: Vec::new(),
+            postcondition: vec![Condition::NoUpgradePlans],
+            estimated_secs: 5,
+            reason: "kup's Plans are removed after the last round so the controller stops acting on the nodes (keep_plans = true leaves them)".into(),
+        });
     }
     if !walk.errors.is_empty() {
         return Err(walk.errors);
@@ -962,7 +1009,7 @@ impl Walk<'_> {
             }
         }
         for ng in &self.actual.node_groups {
-            if self.live_names.values().any(|l| l == &ng.name) {
+            if ng.control_plane || self.live_names.values().any(|l| l == &ng.name) {
                 continue;
             }
             let have = ng.version.minor();
@@ -1066,15 +1113,40 @@ impl Walk<'_> {
             }
             None => batches * batch_estimate,
         };
-        let id = format!("{}/node_group/{name}/{to}", self.label());
+        let (from_v, to_v, id, postcondition) = match &self.round_version {
+            Some(v) => (
+                self.exact
+                    .get(name)
+                    .cloned()
+                    .unwrap_or_else(|| Version::new(from.major, from.minor, None)),
+                v.clone(),
+                format!("{}/node_group/{name}/{v}", self.label()),
+                Condition::NodeGroupAtLeastVersion {
+                    node_group: live.clone(),
+                    version: v.clone(),
+                },
+            ),
+            None => (
+                Version::new(from.major, from.minor, None),
+                Version::new(to.major, to.minor, None),
+                format!("{}/node_group/{name}/{to}", self.label()),
+                Condition::NodeGroupAtLeast {
+                    node_group: live.clone(),
+                    minor: to,
+                },
+            ),
+        };
+        if let Some(v) = &self.round_version {
+            self.exact.insert(name.to_string(), v.clone());
+        }
         self.push(Step {
             id: id.clone(),
             cluster: self.address(),
             address: format!("{}.node_group.{name}", self.address()),
             action: Action::UpgradeNodeGroup {
                 node_group: live.clone(),
-                from: Version::new(from.major, from.minor, None),
-                to: Version::new(to.major, to.minor, None),
+                from: from_v,
+                to: to_v,
                 max_unavailable,
                 native,
             },
@@ -1086,13 +1158,72 @@ impl Walk<'_> {
                 },
                 Condition::ControlPlaneAtLeast { minor: to },
             ],
-            postcondition: vec![Condition::NodeGroupAtLeast {
-                node_group: live,
-                minor: to,
-            }],
+            postcondition: vec![postcondition],
             estimated_secs,
             reason,
         })
+    }
+
+    /// Providers that upgrade in rounds (K3s/RKE2, kubeadm): for every minor from the
+    /// current one to the target, the control-plane nodes move to the round's exact
+    /// release, then every managed node group follows to the same release (up to its own
+    /// target minor), before the next round starts.
+    fn rounds(&mut self, target: &Version) {
+        let current = self.actual.version.clone();
+        let target_minor = target.minor();
+        for ng in &self.spec.node_groups {
+            if let Some(live) = self.live_names.get(&ng.name) {
+                if let Some(a) = self.actual.node_group(live) {
+                    self.exact.insert(ng.name.clone(), a.version.clone());
+                }
+            }
+        }
+        let mut m = current.minor();
+        loop {
+            let v = if m == target_minor {
+                target.clone()
+            } else if m == current.minor() {
+                current.clone()
+            } else {
+                newest_offered(self.actual, m).unwrap_or_else(|| Version::new(1, m.minor, None))
+            };
+            if m > current.minor() || (m == current.minor() && current < v) {
+                self.hop(v.clone());
+                if !self.errors.is_empty() {
+                    return;
+                }
+            }
+            let mut rollouts = Vec::new();
+            for ng in &self.spec.node_groups {
+                let Some(&have) = self.groups.get(&ng.name) else {
+                    continue;
+                };
+                if ng.version.minor() < m {
+                    continue;
+                }
+                let behind = self
+                    .exact
+                    .get(&ng.name)
+                    .is_none_or(|e| e.minor() < m || (e.minor() == m && *e < v));
+                if behind {
+                    let reason = if m == target_minor {
+                        format!("node groups follow the control plane to {v} in the same round")
+                    } else {
+                        format!(
+                            "round {m}: every node moves to {v} before the control plane goes on"
+                        )
+                    };
+                    rollouts.push((ng.name.clone(), have, m, reason));
+                }
+            }
+            self.round_version = Some(v);
+            self.roll(rollouts);
+            self.round_version = None;
+            if m >= target_minor {
+                break;
+            }
+            m = m.next();
+        }
     }
 
     fn hop(&mut self, to: Version) {
@@ -1125,7 +1256,13 @@ impl Walk<'_> {
             },
             depends_on: std::mem::take(&mut self.frontier),
             precondition: vec![Condition::ControlPlaneAt { minor: from }],
-            postcondition: vec![Condition::ControlPlaneAtLeast { minor: to.minor() }],
+            postcondition: if to.patch.is_some() && !self.policy.provider.control_plane_minor_only {
+                vec![Condition::ControlPlaneAtLeastVersion {
+                    version: to.clone(),
+                }]
+            } else {
+                vec![Condition::ControlPlaneAtLeast { minor: to.minor() }]
+            },
             estimated_secs: self
                 .policy
                 .provider

@@ -64,6 +64,15 @@ pub struct ProviderPolicy {
     /// nodeSoakDurationInMinutes), which a rolling group's `node_soak` sets.
     #[serde(default)]
     pub node_soak: bool,
+    /// The provider upgrades in rounds (K3s/RKE2 system-upgrade-controller, kubeadm): for
+    /// every minor the control-plane nodes go first, then every node group to the same
+    /// exact release, before the next minor starts.
+    #[serde(default)]
+    pub rounds: bool,
+    /// The provider leaves upgrade resources in the cluster (K3s/RKE2 Plans) that kup
+    /// removes after the last round unless the cluster says `keep_plans = true`.
+    #[serde(default)]
+    pub upgrade_plans: bool,
     /// The longest `node_soak` the provider takes (AKS: 30 minutes).
     #[serde(default)]
     pub max_node_soak: Option<Duration>,
@@ -94,6 +103,8 @@ impl Default for ProviderPolicy {
             drain_grace_limit: false,
             compact_group_names: false,
             node_soak: false,
+            rounds: false,
+            upgrade_plans: false,
             max_node_soak: None,
             duration_unit_secs: 0,
             control_plane_upgrade_estimate: Duration::from_secs(10 * 60),

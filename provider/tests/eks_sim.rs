@@ -60,6 +60,8 @@ impl Env {
         .await
         .unwrap();
         let spec = ProviderSpec {
+            channel_server: None,
+            versions: Vec::new(),
             kind: "eks".into(),
             alias: None,
             region: Some("eu-west-1".into()),
@@ -580,6 +582,8 @@ async fn real_mode_without_credentials_is_an_auth_error() {
     }
     let env = Env::start("").await;
     let spec = ProviderSpec {
+        channel_server: None,
+        versions: Vec::new(),
         kind: "eks".into(),
         alias: None,
         region: Some("eu-west-1".into()),

@@ -61,6 +61,8 @@ impl Env {
         .await
         .unwrap();
         let spec = ProviderSpec {
+            channel_server: None,
+            versions: Vec::new(),
             kind: "gke".into(),
             alias: None,
             region: None,

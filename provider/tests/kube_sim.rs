@@ -77,6 +77,8 @@ impl Env {
 
     async fn provider(&self) -> Arc<dyn Provider> {
         let spec = ProviderSpec {
+            channel_server: None,
+            versions: Vec::new(),
             kind: "eks".into(),
             alias: None,
             region: Some("eu-west-1".into()),

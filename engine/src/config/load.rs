@@ -16,13 +16,16 @@ use super::eval::{self, check_refs, convert, type_name, Scope, Type};
 use super::{LoadOptions, Loaded};
 use crate::model::{
     AddonSpec, AddonVersionReq, ClusterSpec, Desired, DrainSpec, NodeGroupSpec, ProviderSpec,
-    SourceLoc, Strategy, Unavailable, VersionAlias,
+    SourceLoc, Strategy, Toleration, Unavailable, UpgradeWindow, VersionAlias,
 };
 use crate::policy::{SkewPolicy, SkewViolation};
 use crate::version::Version;
 
 /// Provider types kup knows.
-pub const PROVIDER_KINDS: &[&str] = &["eks", "aks", "gke", "kubeadm", "k3s"];
+pub const PROVIDER_KINDS: &[&str] = &["eks", "aks", "gke", "kubeadm", "k3s", "rke2"];
+
+/// Providers that upgrade through system-upgrade-controller Plans.
+const SUC_KINDS: &[&str] = &["k3s", "rke2"];
 
 const CONFIG_SUFFIX: &str = ".kup.hcl";
 const AUTO_VARS_SUFFIX: &str = ".auto.kupvars";
@@ -461,6 +464,52 @@ impl Loader<'_> {
                 );
                 None
             }
+        }
+    }
+
+    /// A list of strings (`versions = ["v1.30.9+k3s1", ...]`).
+    fn get_string_list(&mut self, f: usize, body: &Body, key: &str) -> Option<Vec<String>> {
+        let a = body.get_attribute(key)?;
+        match self.value(f, &a.value)? {
+            Value::Array(items) if items.iter().all(|i| matches!(i, Value::String(_))) => Some(
+                items
+                    .into_iter()
+                    .filter_map(|i| match i {
+                        Value::String(s) => Some(s),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+            other => {
+                self.wrong_type(
+                    f,
+                    a,
+                    "a list of strings",
+                    &other,
+                    format!("write {key} = [\"...\", \"...\"]"),
+                );
+                None
+            }
+        }
+    }
+
+    /// An attribute that only some provider types use: an error naming them otherwise.
+    fn only_for(&mut self, f: usize, body: &Body, key: &str, kind: Option<&str>, kinds: &[&str]) {
+        let Some(kind) = kind else { return };
+        if kinds.contains(&kind) {
+            return;
+        }
+        if let Some(a) = body.get_attribute(key) {
+            self.err_at(
+                f,
+                a.key.span(),
+                Diagnostic::error(format!("{key} is not used by provider type \"{kind}\""))
+                    .detail(format!(
+                        "{key} configures how kup drives system-upgrade-controller, which only {} clusters use.",
+                        kinds.join(" and ")
+                    ))
+                    .hint(format!("remove {key}")),
+            );
         }
     }
 
@@ -1435,6 +1484,8 @@ impl Loader<'_> {
                     "subscription_id",
                     "resource_group",
                     "api_version",
+                    "channel_server",
+                    "versions",
                     "endpoint",
                     "simulate",
                     "world",
@@ -1459,6 +1510,25 @@ impl Loader<'_> {
                                 }),
                         ),
                 );
+            }
+            for key in ["channel_server", "versions"] {
+                self.only_for(f, &b.body, key, Some(&kind), SUC_KINDS);
+            }
+            if let (Some(list), Some(a)) = (
+                self.get_string_list(f, &b.body, "versions"),
+                b.body.get_attribute("versions"),
+            ) {
+                for v in list {
+                    if !matches!(v.parse::<Version>(), Ok(p) if p.patch.is_some()) {
+                        self.err_at(
+                            f,
+                            a.value.span(),
+                            Diagnostic::error(format!("\"{v}\" in versions is not an exact release"))
+                                .detail("versions lists the exact releases kup may upgrade to, one per minor it passes through.")
+                                .hint(if kind == "rke2" { "write releases like \"v1.31.4+rke2r1\"" } else { "write releases like \"v1.31.4+k3s1\"" }),
+                        );
+                    }
+                }
             }
             let alias = self.get_string(f, &b.body, "alias");
             if let Some(a) = &alias {
@@ -1571,6 +1641,10 @@ impl Loader<'_> {
                 subscription_id: self.get_string(f, &b.body, "subscription_id"),
                 resource_group: self.get_string(f, &b.body, "resource_group"),
                 api_version: self.get_string(f, &b.body, "api_version"),
+                channel_server: self.get_string(f, &b.body, "channel_server"),
+                versions: self
+                    .get_string_list(f, &b.body, "versions")
+                    .unwrap_or_default(),
                 endpoint: self.get_string(f, &b.body, "endpoint"),
                 simulate,
                 world,
@@ -1628,6 +1702,10 @@ impl Loader<'_> {
                     "kubeconfig",
                     "context",
                     "parallel_node_groups",
+                    "channel",
+                    "namespace",
+                    "upgrade_image",
+                    "keep_plans",
                 ],
                 &[("addon", 1), ("node_group", 1)],
             );
@@ -1720,13 +1798,50 @@ impl Loader<'_> {
                 },
                 None => 1,
             };
-            let version = if b.body.get_attribute("version").is_none() {
+            let kind = provider.as_ref().and_then(|p| {
+                providers
+                    .iter()
+                    .find(|s| &s.key() == p)
+                    .map(|s| s.kind.clone())
+            });
+            for key in ["channel", "namespace", "upgrade_image", "keep_plans"] {
+                self.only_for(f, &b.body, key, kind.as_deref(), SUC_KINDS);
+            }
+            let channel = self.get_string(f, &b.body, "channel");
+            let namespace = self.get_string(f, &b.body, "namespace");
+            let upgrade_image = self.get_string(f, &b.body, "upgrade_image");
+            let keep_plans = self.get_bool(f, &b.body, "keep_plans").unwrap_or(false);
+            if let (Some(a), Some(_)) = (
+                b.body.get_attribute("channel"),
+                b.body.get_attribute("version"),
+            ) {
+                self.err_at(
+                    f,
+                    a.key.span(),
+                    Diagnostic::error("Both version and channel are set")
+                        .detail(format!("cluster \"{label}\" can follow an exact version or a release channel, not both."))
+                        .hint("remove one: version = \"v1.31.4+k3s1\" pins a release, channel = \"stable\" takes the channel's release at plan time"),
+                );
+            }
+            let version = if channel.is_some() {
+                // The channel's release, known once the provider asks the channel server.
+                b.body.get_attribute("channel").map(|a| {
+                    (
+                        VersionOrAlias::Alias(VersionAlias::ProviderDefault),
+                        self.loc(f, &a.value.span()),
+                    )
+                })
+            } else if b.body.get_attribute("version").is_none() {
                 self.err_at(
                     f,
                     b.ident.span(),
                     Diagnostic::error("Missing required attribute \"version\"")
                         .detail(format!("cluster \"{label}\" must say which Kubernetes version its control plane should run."))
-                        .hint("add version = \"1.31\" (a minor) or an exact release like \"1.31.2\""),
+                        .hint(if kind.as_deref().is_some_and(|k| SUC_KINDS.contains(&k)) {
+                            "add version = \"1.31\" (a minor) or an exact release like \"v1.31.4+k3s1\", or channel = \"stable\""
+                        } else {
+                            "add version = \"1.31\" (a minor) or an exact release like \"1.31.2\""
+                        }),
                 );
                 None
             } else {
@@ -1784,8 +1899,14 @@ impl Loader<'_> {
                 .filter(|x| x.labels.len() == 1)
             {
                 let cluster_version = version.as_ref().filter(|_| version_alias.is_none());
-                if let Some(g) = self.node_group(f, nb, &groups, cluster_version, version.as_ref())
-                {
+                if let Some(g) = self.node_group(
+                    f,
+                    nb,
+                    &groups,
+                    cluster_version,
+                    version.as_ref(),
+                    kind.as_deref(),
+                ) {
                     groups.push(g);
                 }
             }
@@ -1803,6 +1924,10 @@ impl Loader<'_> {
                     kubeconfig,
                     context,
                     parallel_node_groups: parallel,
+                    channel,
+                    namespace,
+                    upgrade_image,
+                    keep_plans,
                     origin: Some(origin),
                     version_origin: Some(version_origin),
                 });
@@ -1820,6 +1945,10 @@ impl Loader<'_> {
                     kubeconfig,
                     context,
                     parallel_node_groups: parallel,
+                    channel,
+                    namespace,
+                    upgrade_image,
+                    keep_plans,
                     origin: Some(origin),
                     version_origin: None,
                 });
@@ -1840,6 +1969,7 @@ impl Loader<'_> {
         cluster_version: Option<&(Version, SourceLoc)>,
         // The cluster's version even when it is an alias's stand-in, to inherit.
         inherited: Option<&(Version, SourceLoc)>,
+        kind: Option<&str>,
     ) -> Option<NodeGroupSpec> {
         let name = nb.labels[0].as_str().to_string();
         let origin = self.loc(f, &nb.ident.span());
@@ -1853,9 +1983,48 @@ impl Loader<'_> {
                 "max_unavailable",
                 "max_surge",
                 "node_soak",
+                "node_selector",
+                "tolerations",
+                "batch_soak",
+                "timeout",
             ],
-            &[("drain", 0), ("blue_green", 0)],
+            &[("drain", 0), ("blue_green", 0), ("window", 0)],
         );
+        for key in ["node_selector", "tolerations", "batch_soak", "timeout"] {
+            self.only_for(f, &nb.body, key, kind, SUC_KINDS);
+        }
+        let suc = kind.is_some_and(|k| SUC_KINDS.contains(&k));
+        if let (Some(w), Some(kind)) = (nb.body.get_blocks("window").next(), kind) {
+            if !suc {
+                self.err_at(
+                    f,
+                    w.ident.span(),
+                    Diagnostic::error(format!("window is not used by provider type \"{kind}\""))
+                        .detail("A node group's window tells system-upgrade-controller when it may start upgrades; only k3s and rke2 clusters use it.")
+                        .hint("remove the window block (GKE maintenance windows are read from the cluster itself)"),
+                );
+            }
+        }
+        let node_selector = self.get_string(f, &nb.body, "node_selector");
+        if let (Some(sel), Some(a)) = (&node_selector, nb.body.get_attribute("node_selector")) {
+            if let Err(e) = check_selector(sel) {
+                self.err_at(
+                    f,
+                    a.value.span(),
+                    Diagnostic::error("Invalid node_selector")
+                        .detail(format!("{e}."))
+                        .hint("write a label selector as kubectl -l takes it, e.g. \"pool=edge\" or \"node-role.kubernetes.io/control-plane!=true\""),
+                );
+                return None;
+            }
+        }
+        let tolerations = self.tolerations(f, &nb.body)?;
+        let window = match nb.body.get_blocks("window").next() {
+            Some(w) => Some(self.window(f, w)?),
+            None => None,
+        };
+        let batch_soak = self.get_duration(f, &nb.body, "batch_soak");
+        let timeout = self.get_duration(f, &nb.body, "timeout");
         if let Some(prev) = existing.iter().find(|g| g.name == name) {
             let first = prev
                 .origin
@@ -2133,8 +2302,181 @@ impl Loader<'_> {
             strategy,
             drain,
             node_soak,
+            node_selector,
+            tolerations,
+            window,
+            batch_soak,
+            timeout,
             origin: Some(origin),
             version_origin,
+        })
+    }
+
+    /// `tolerations = [{ key = "…", operator = "Exists", effect = "NoSchedule" }]`.
+    fn tolerations(&mut self, f: usize, body: &Body) -> Option<Vec<Toleration>> {
+        let Some(a) = body.get_attribute("tolerations") else {
+            return Some(Vec::new());
+        };
+        let span = a.value.span();
+        let v = self.value(f, &a.value)?;
+        let bad = |this: &mut Self, why: String| {
+            this.err_at(
+                f,
+                span.clone(),
+                Diagnostic::error("Invalid tolerations")
+                    .detail(why)
+                    .hint("write tolerations = [{ key = \"dedicated\", operator = \"Equal\", value = \"edge\", effect = \"NoSchedule\" }]"),
+            );
+        };
+        let Value::Array(items) = v else {
+            bad(self, "tolerations must be a list of objects.".into());
+            return None;
+        };
+        let mut out = Vec::new();
+        for item in items {
+            let Value::Object(m) = item else {
+                bad(self, "every toleration must be an object.".into());
+                return None;
+            };
+            let mut t = Toleration::default();
+            for (k, v) in m {
+                match (k.as_str(), v) {
+                    ("key", Value::String(s)) => t.key = Some(s),
+                    ("value", Value::String(s)) => t.value = Some(s),
+                    ("operator", Value::String(s)) if s == "Equal" || s == "Exists" => {
+                        t.operator = Some(s)
+                    }
+                    ("effect", Value::String(s))
+                        if ["NoSchedule", "PreferNoSchedule", "NoExecute"]
+                            .contains(&s.as_str()) =>
+                    {
+                        t.effect = Some(s)
+                    }
+                    ("toleration_seconds", Value::Number(n)) if n.as_i64().is_some() => {
+                        t.toleration_seconds = n.as_i64()
+                    }
+                    (k, v) => {
+                        bad(self, format!(
+                            "{k} = {} is not a toleration field: use key, operator (Equal|Exists), value, effect (NoSchedule|PreferNoSchedule|NoExecute) and toleration_seconds.",
+                            short_value(&v)
+                        ));
+                        return None;
+                    }
+                }
+            }
+            out.push(t);
+        }
+        Some(out)
+    }
+
+    /// `window { days = ["saturday"], start = "01:00", end = "05:00", time_zone = "UTC" }`.
+    fn window(&mut self, f: usize, w: &Block) -> Option<UpgradeWindow> {
+        self.check_schema(
+            f,
+            &w.body,
+            "a window block",
+            &["days", "start", "end", "time_zone"],
+            &[],
+        );
+        const DAYS: &[&str] = &[
+            "0",
+            "su",
+            "sun",
+            "sunday",
+            "1",
+            "mo",
+            "mon",
+            "monday",
+            "2",
+            "tu",
+            "tue",
+            "tuesday",
+            "3",
+            "we",
+            "wed",
+            "wednesday",
+            "4",
+            "th",
+            "thu",
+            "thursday",
+            "5",
+            "fr",
+            "fri",
+            "friday",
+            "6",
+            "sa",
+            "sat",
+            "saturday",
+        ];
+        let days = self.get_string_list(f, &w.body, "days").unwrap_or_default();
+        let mut ok = true;
+        if let Some(bad) = days.iter().find(|d| !DAYS.contains(&d.as_str())) {
+            ok = false;
+            let span = w.body.get_attribute("days").and_then(|a| a.value.span());
+            self.err_at(
+                f,
+                span,
+                Diagnostic::error(format!("\"{bad}\" is not a day"))
+                    .detail("window days are written as system-upgrade-controller takes them.")
+                    .hint("write days = [\"saturday\", \"sunday\"] (or sat, sa, 6; sunday is 0)"),
+            );
+        }
+        let mut time = |this: &mut Self, key: &str| -> Option<String> {
+            let Some(a) = w.body.get_attribute(key) else {
+                ok = false;
+                this.err_at(
+                    f,
+                    w.ident.span(),
+                    Diagnostic::error(format!("Missing required attribute \"{key}\" in window"))
+                        .detail(
+                            "A window needs the days and the hours in which upgrades may start.",
+                        )
+                        .hint("add start = \"01:00\" and end = \"05:00\""),
+                );
+                return None;
+            };
+            let span = a.value.span();
+            let v = this.get_string(f, &w.body, key)?;
+            let valid = v.split_once(':').is_some_and(|(h, m)| {
+                h.len() <= 2
+                    && m.len() == 2
+                    && h.parse::<u32>().is_ok_and(|h| h < 24)
+                    && m.parse::<u32>().is_ok_and(|m| m < 60)
+            });
+            if !valid {
+                ok = false;
+                this.err_at(
+                    f,
+                    span,
+                    Diagnostic::error(format!("Invalid {key} time \"{v}\""))
+                        .detail("Window times are 24-hour HH:MM.")
+                        .hint(format!("write {key} = \"01:00\"")),
+                );
+                return None;
+            }
+            Some(v)
+        };
+        let start = time(self, "start");
+        let end = time(self, "end");
+        if days.is_empty() && w.body.get_attribute("days").is_none() {
+            ok = false;
+            self.err_at(
+                f,
+                w.ident.span(),
+                Diagnostic::error("Missing required attribute \"days\" in window")
+                    .detail("A window needs the days in which upgrades may start.")
+                    .hint("add days = [\"saturday\", \"sunday\"]"),
+            );
+        }
+        let time_zone = self.get_string(f, &w.body, "time_zone");
+        if !ok {
+            return None;
+        }
+        Some(UpgradeWindow {
+            days,
+            start: start?,
+            end: end?,
+            time_zone,
         })
     }
 
@@ -2191,6 +2533,58 @@ impl Loader<'_> {
                 .unwrap_or(false),
         }
     }
+}
+
+/// A label selector in kubectl's syntax: `k=v`, `k==v`, `k!=v`, `k`, `!k`, `k in (a,b)`,
+/// `k notin (a)`, joined by commas.
+pub fn check_selector(s: &str) -> Result<(), String> {
+    let mut depth = 0i32;
+    let mut parts = Vec::new();
+    let mut start = 0;
+    for (i, c) in s.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+        if depth < 0 {
+            return Err(format!("`{s}` has an unbalanced `)`"));
+        }
+    }
+    if depth != 0 {
+        return Err(format!("`{s}` has an unbalanced `(`"));
+    }
+    parts.push(&s[start..]);
+    let key_ok = |k: &str| {
+        let k = k.trim();
+        !k.is_empty()
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
+    };
+    for p in parts {
+        let p = p.trim();
+        let key = if let Some(k) = p.strip_prefix('!') {
+            k
+        } else if let Some((k, _)) = p.split_once(" notin ").or_else(|| p.split_once(" in ")) {
+            k
+        } else if let Some((k, _)) = p
+            .split_once("!=")
+            .or_else(|| p.split_once("=="))
+            .or_else(|| p.split_once('='))
+        {
+            k
+        } else {
+            p
+        };
+        if !key_ok(key) {
+            return Err(format!("`{p}` in `{s}` has no valid label key"));
+        }
+    }
+    Ok(())
 }
 
 fn is_identifier(s: &str) -> bool {

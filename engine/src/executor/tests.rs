@@ -126,6 +126,7 @@ fn v(s: &str) -> Version {
 
 fn cluster(name: &str, cp: &str, ng: &str) -> ActualCluster {
     ActualCluster {
+        upgrade_plans: Vec::new(),
         name: name.into(),
         region: None,
         version: v(cp),
@@ -133,6 +134,7 @@ fn cluster(name: &str, cp: &str, ng: &str) -> ActualCluster {
         status: "ACTIVE".into(),
         offered_versions: vec![],
         node_groups: vec![ActualNodeGroup {
+            control_plane: false,
             name: "ng".into(),
             version: v(ng),
             release_version: None,

@@ -237,6 +237,7 @@ mod tests {
 
     fn ang(name: &str, v: &str) -> ActualNodeGroup {
         ActualNodeGroup {
+            control_plane: false,
             name: name.into(),
             version: v.parse().unwrap(),
             release_version: None,
@@ -257,6 +258,10 @@ mod tests {
 
     fn spec() -> ClusterSpec {
         ClusterSpec {
+            channel: None,
+            namespace: None,
+            upgrade_image: None,
+            keep_plans: false,
             label: "prod".into(),
             provider: "eks".into(),
             name: "prod-eu".into(),
@@ -265,6 +270,11 @@ mod tests {
             version_alias: None,
             addons: vec![],
             node_groups: vec![NodeGroupSpec {
+                node_selector: None,
+                tolerations: Vec::new(),
+                window: None,
+                batch_soak: None,
+                timeout: None,
                 name: "general".into(),
                 version: "1.29".parse().unwrap(),
                 follows_cluster: false,
@@ -290,6 +300,7 @@ mod tests {
 
     fn actual(groups: Vec<ActualNodeGroup>) -> ActualCluster {
         ActualCluster {
+            upgrade_plans: Vec::new(),
             name: "prod-eu".into(),
             region: None,
             version: "1.29".parse().unwrap(),

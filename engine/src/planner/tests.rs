@@ -22,6 +22,11 @@ fn offered(from: u32, to: u32) -> Vec<Version> {
 
 fn ng_spec(name: &str, version: &str) -> NodeGroupSpec {
     NodeGroupSpec {
+        node_selector: None,
+        tolerations: Vec::new(),
+        window: None,
+        batch_soak: None,
+        timeout: None,
         name: name.into(),
         version: v(version),
         follows_cluster: false,
@@ -38,6 +43,10 @@ fn ng_spec(name: &str, version: &str) -> NodeGroupSpec {
 
 fn cluster_spec(version: &str, ngs: Vec<NodeGroupSpec>) -> ClusterSpec {
     ClusterSpec {
+        channel: None,
+        namespace: None,
+        upgrade_image: None,
+        keep_plans: false,
         label: "prod".into(),
         provider: "eks".into(),
         name: "prod-eu".into(),
@@ -56,6 +65,7 @@ fn cluster_spec(version: &str, ngs: Vec<NodeGroupSpec>) -> ClusterSpec {
 
 fn actual_ng(name: &str, version: &str, size: u32) -> ActualNodeGroup {
     ActualNodeGroup {
+        control_plane: false,
         name: name.into(),
         version: v(version),
         release_version: None,
@@ -76,6 +86,7 @@ fn actual_ng(name: &str, version: &str, size: u32) -> ActualNodeGroup {
 
 fn actual(version: &str, ngs: Vec<ActualNodeGroup>) -> ActualCluster {
     ActualCluster {
+        upgrade_plans: Vec::new(),
         name: "prod-eu".into(),
         region: Some("eu-west-1".into()),
         version: v(version),

@@ -218,6 +218,7 @@ pub fn node_group(p: &AgentPool) -> Result<ActualNodeGroup, String> {
         health_issues.push(format!("{}: {}", e.code, e.message));
     }
     Ok(ActualNodeGroup {
+        control_plane: false,
         name: p.name.clone(),
         version,
         release_version: None,

@@ -403,6 +403,7 @@ impl AksProvider {
             | Action::CordonNodeGroup { .. }
             | Action::DrainNodeGroup { .. }
             | Action::Soak { .. } => Err(in_cluster(action)),
+            Action::RemoveUpgradePlans => Err(crate::no_upgrade_plans("aks")),
         }
     }
 
@@ -481,6 +482,8 @@ impl Provider for AksProvider {
 
     fn policy(&self) -> ProviderPolicy {
         ProviderPolicy {
+            rounds: false,
+            upgrade_plans: false,
             // The API reference says pools may trail the control plane by two minors
             // (the 2025 docs say three); the stricter reading never has AKS refuse a hop.
             max_kubelet_skew: Some(2),
@@ -536,6 +539,7 @@ impl Provider for AksProvider {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|m| ProviderError::new(ErrorKind::Other, format!("{m} ({describe})")))?;
         Ok(ActualCluster {
+            upgrade_plans: Vec::new(),
             name: if c.name.is_empty() {
                 name.to_string()
             } else {
@@ -696,6 +700,8 @@ mod tests {
 
     pub(crate) fn spec() -> ProviderSpec {
         ProviderSpec {
+            channel_server: None,
+            versions: Vec::new(),
             kind: "aks".into(),
             alias: None,
             region: None,

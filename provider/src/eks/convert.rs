@@ -232,7 +232,8 @@ pub(crate) fn update_matches(u: &Update, action: &Action) -> bool {
         Action::WaitNodesReady { .. }
         | Action::CordonNodeGroup { .. }
         | Action::DrainNodeGroup { .. }
-        | Action::Soak { .. } => false,
+        | Action::Soak { .. }
+        | Action::RemoveUpgradePlans => false,
     }
 }
 

@@ -111,7 +111,7 @@ impl Scope<'_> {
     }
     fn of(action: &Action) -> Scope<'_> {
         match action {
-            Action::UpgradeControlPlane { .. } => Scope::Cluster,
+            Action::UpgradeControlPlane { .. } | Action::RemoveUpgradePlans => Scope::Cluster,
             Action::UpdateNodeGroupConfig { node_group, .. }
             | Action::UpgradeNodeGroup { node_group, .. }
             | Action::RollbackNodeGroupUpgrade { node_group } => Scope::NodeGroup(node_group),
@@ -385,6 +385,7 @@ impl EksProvider {
             .unwrap_or_default();
         Ok((
             ActualNodeGroup {
+                control_plane: false,
                 name: ng.nodegroup_name().unwrap_or(name).to_string(),
                 version,
                 release_version: ng.release_version().map(str::to_string),
@@ -548,6 +549,7 @@ impl EksProvider {
             | Action::CordonNodeGroup { .. }
             | Action::DrainNodeGroup { .. }
             | Action::Soak { .. } => return Err(in_cluster(action)),
+            Action::RemoveUpgradePlans => return Err(crate::no_upgrade_plans("eks")),
         })
     }
 
@@ -776,6 +778,8 @@ impl Provider for EksProvider {
 
     fn policy(&self) -> ProviderPolicy {
         ProviderPolicy {
+            rounds: false,
+            upgrade_plans: false,
             max_kubelet_skew: None,
             // The EKS user guide lets kubelets ≥ 1.25 trail by three minors; the API
             // reference's stricter "node groups must match" prose is a simulator option.
@@ -887,6 +891,7 @@ impl Provider for EksProvider {
         in_flight.sort_by(|a, b| (&a.resource, &a.id).cmp(&(&b.resource, &b.id)));
 
         Ok(ActualCluster {
+            upgrade_plans: Vec::new(),
             name: cluster.name().unwrap_or(name).to_string(),
             region: Some(region),
             version,
@@ -1076,6 +1081,8 @@ mod tests {
 
     fn spec() -> ProviderSpec {
         ProviderSpec {
+            channel_server: None,
+            versions: Vec::new(),
             kind: "eks".into(),
             alias: None,
             region: Some("eu-west-1".into()),

@@ -113,6 +113,7 @@ pub(crate) fn node_group(np: &NodePool) -> Result<ActualNodeGroup, String> {
         .collect();
     health_issues.sort();
     Ok(ActualNodeGroup {
+        control_plane: false,
         name: np.name.clone(),
         version,
         release_version: None,

@@ -409,6 +409,7 @@ impl GkeProvider {
             | Action::CordonNodeGroup { .. }
             | Action::DrainNodeGroup { .. }
             | Action::Soak { .. } => Err(in_cluster(action)),
+            Action::RemoveUpgradePlans => Err(crate::no_upgrade_plans("gke")),
         }
     }
 }
@@ -427,7 +428,9 @@ fn in_cluster(action: &Action) -> ProviderError {
 
 fn node_pool_of(action: &Action) -> Option<&str> {
     match action {
-        Action::UpgradeControlPlane { .. } | Action::UpdateAddon { .. } => None,
+        Action::UpgradeControlPlane { .. }
+        | Action::UpdateAddon { .. }
+        | Action::RemoveUpgradePlans => None,
         Action::UpdateNodeGroupConfig { node_group, .. }
         | Action::UpgradeNodeGroup { node_group, .. }
         | Action::RollbackNodeGroupUpgrade { node_group }
@@ -448,6 +451,8 @@ impl Provider for GkeProvider {
 
     fn policy(&self) -> ProviderPolicy {
         ProviderPolicy {
+            rounds: false,
+            upgrade_plans: false,
             // Two minors. PRIOR-ART §5.7 lists GKE's node-pool skew bound as unverified;
             // GKE's own docs have long said node pools may be at most two minors older than
             // the control plane, and kup's simulator refuses a master upgrade that would
@@ -508,6 +513,7 @@ impl Provider for GkeProvider {
             })?;
         node_groups.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(ActualCluster {
+            upgrade_plans: Vec::new(),
             name: if cluster.name.is_empty() {
                 name.to_string()
             } else {
@@ -732,6 +738,8 @@ mod tests {
 
     pub(crate) fn spec() -> ProviderSpec {
         ProviderSpec {
+            channel_server: None,
+            versions: Vec::new(),
             kind: "gke".into(),
             alias: None,
             region: None,

@@ -71,6 +71,8 @@ pub struct KubeNodeOps {
     node_group_label: String,
     /// Where this talks to, for messages: `https://… (context prod in ~/.kube/config)`.
     target: String,
+    /// The API server's URL.
+    url: String,
 }
 
 /// `~` and `~/…` expanded to the home directory.
@@ -94,7 +96,7 @@ fn home_dir() -> Option<PathBuf> {
         .map(PathBuf::from)
 }
 
-fn cfg_err(message: String) -> ProviderError {
+pub(crate) fn cfg_err(message: String) -> ProviderError {
     ProviderError::new(ErrorKind::Other, message).with_code("KubeconfigError")
 }
 
@@ -360,11 +362,13 @@ impl KubeNodeOps {
             .await
             .map_err(|e| cfg_err(format!("kubeconfig {source}, context `{ctx}`: {e}")))?;
         let target = format!("{} (context `{ctx}` in {source})", config.cluster_url);
+        let url = config.cluster_url.to_string();
         let client = client_for(finish_config(config), &target)?;
         Ok(KubeNodeOps {
             conn: Conn::Static(client),
             node_group_label: node_group_label.to_string(),
             target,
+            url,
         })
     }
 
@@ -385,6 +389,7 @@ impl KubeNodeOps {
             conn: Conn::Static(client),
             node_group_label: node_group_label.to_string(),
             target: url.to_string(),
+            url: url.to_string(),
         })
     }
 
@@ -406,6 +411,7 @@ impl KubeNodeOps {
             },
             node_group_label: node_group_label.to_string(),
             target: url.to_string(),
+            url: url.to_string(),
         };
         ops.client().await?;
         Ok(ops)
@@ -419,6 +425,11 @@ impl KubeNodeOps {
     /// The API server this talks to, for messages.
     pub fn target(&self) -> &str {
         &self.target
+    }
+
+    /// The API server's URL (`https://10.0.0.1:6443`).
+    pub fn server_url(&self) -> &str {
+        self.url.trim_end_matches('/')
     }
 
     /// A client with a valid token.

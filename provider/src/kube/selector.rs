@@ -122,6 +122,40 @@ impl LabelSelector {
         Ok(LabelSelector(reqs))
     }
 
+    /// The selector as a Kubernetes `LabelSelector` object (`matchLabels` for `k=v`,
+    /// `matchExpressions` for the rest), e.g. for a system-upgrade-controller Plan.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut labels = serde_json::Map::new();
+        let mut exprs = Vec::new();
+        let expr = |k: &str, op: &str, vs: Option<&[String]>| {
+            let mut e = serde_json::json!({ "key": k, "operator": op });
+            if let Some(vs) = vs {
+                e["values"] = serde_json::json!(vs);
+            }
+            e
+        };
+        for r in &self.0 {
+            match r {
+                Req::Eq(k, v) => {
+                    labels.insert(k.clone(), serde_json::Value::String(v.clone()));
+                }
+                Req::NotEq(k, v) => exprs.push(expr(k, "NotIn", Some(std::slice::from_ref(v)))),
+                Req::Exists(k) => exprs.push(expr(k, "Exists", None)),
+                Req::NotExists(k) => exprs.push(expr(k, "DoesNotExist", None)),
+                Req::In(k, vs) => exprs.push(expr(k, "In", Some(vs))),
+                Req::NotIn(k, vs) => exprs.push(expr(k, "NotIn", Some(vs))),
+            }
+        }
+        let mut out = serde_json::Map::new();
+        if !labels.is_empty() {
+            out.insert("matchLabels".into(), serde_json::Value::Object(labels));
+        }
+        if !exprs.is_empty() {
+            out.insert("matchExpressions".into(), serde_json::Value::Array(exprs));
+        }
+        serde_json::Value::Object(out)
+    }
+
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         self.0.iter().all(|r| match r {
             Req::Eq(k, v) => labels.get(k) == Some(v),
