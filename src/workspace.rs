@@ -94,23 +94,29 @@ impl Connected {
         let mut providers = BTreeMap::new();
         let mut sims = Vec::new();
         let mut time_scales = BTreeMap::new();
-        let mut shared: BTreeMap<String, String> = BTreeMap::new();
+        // Seed world → the simulator's base URL and the kubeconfigs it wrote.
+        let mut shared: BTreeMap<String, (String, BTreeMap<String, PathBuf>)> = BTreeMap::new();
         for spec in &desired.providers {
             if !desired.clusters.iter().any(|c| c.provider == spec.key()) {
                 continue;
             }
             let mut spec = spec.clone();
             let mut endpoint = None;
+            let mut kubeconfigs = BTreeMap::new();
             if spec.simulate && spec.endpoint.is_none() {
                 // Providers that simulate the same world (say EKS and GKE clusters in one
                 // world file) share one simulator: it serves every API on one port.
                 let seed = spec.world.clone().unwrap_or_default();
                 match shared.get(&seed) {
-                    Some(url) => endpoint = Some(url.clone()),
+                    Some((url, kc)) => {
+                        endpoint = Some(url.clone());
+                        kubeconfigs = kc.clone();
+                    }
                     None => {
                         let sim = start_sim(&spec, dir).await?;
                         let url = sim.endpoints().eks.clone();
-                        shared.insert(seed, url.clone());
+                        kubeconfigs = sim.endpoints().kubeconfigs.clone();
+                        shared.insert(seed, (url.clone(), kubeconfigs.clone()));
                         endpoint = Some(url);
                         sims.push(sim);
                     }
@@ -130,7 +136,11 @@ impl Connected {
                     1.0
                 },
             );
-            let provider = kup_provider::build(&spec, endpoint.as_deref())
+            let ctx = kup_provider::BuildContext {
+                clusters: desired.clusters.clone(),
+                kubeconfigs,
+            };
+            let provider = kup_provider::build_with(&spec, endpoint.as_deref(), &ctx)
                 .await
                 .map_err(|e| {
                     Failure::Message(format!("provider \"{}\": {}", spec.key(), e.message))

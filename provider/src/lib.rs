@@ -15,6 +15,8 @@ pub mod aks;
 pub mod eks;
 #[cfg(feature = "gke")]
 pub mod gke;
+#[cfg(feature = "k3s")]
+pub mod k3s;
 pub mod kube;
 
 /// Every provider kind kup knows about, and the cargo feature that compiles it in.
@@ -24,6 +26,7 @@ const KNOWN_KINDS: &[(&str, &str)] = &[
     ("gke", "gke"),
     ("kubeadm", "kubeadm"),
     ("k3s", "k3s"),
+    ("rke2", "k3s"),
 ];
 
 /// Provider kinds compiled into this build.
@@ -35,7 +38,20 @@ pub fn compiled_kinds() -> &'static [&'static str] {
         "aks",
         #[cfg(feature = "gke")]
         "gke",
+        #[cfg(feature = "k3s")]
+        "k3s",
+        #[cfg(feature = "k3s")]
+        "rke2",
     ]
+}
+
+/// What a provider may need beyond its own block: the clusters that use it (K3s/RKE2 read
+/// node-group selectors and channels from them) and the kubeconfigs an in-process simulator
+/// wrote.
+#[derive(Clone, Debug, Default)]
+pub struct BuildContext {
+    pub clusters: Vec<kup_engine::model::ClusterSpec>,
+    pub kubeconfigs: std::collections::BTreeMap<String, std::path::PathBuf>,
 }
 
 /// Build the provider for a `provider` block. `endpoint_override` is set when kup started
@@ -44,6 +60,16 @@ pub async fn build(
     spec: &ProviderSpec,
     endpoint_override: Option<&str>,
 ) -> Result<Arc<dyn Provider>, ProviderError> {
+    build_with(spec, endpoint_override, &BuildContext::default()).await
+}
+
+/// [`build`] with the clusters and simulator kubeconfigs some providers need.
+pub async fn build_with(
+    spec: &ProviderSpec,
+    endpoint_override: Option<&str>,
+    ctx: &BuildContext,
+) -> Result<Arc<dyn Provider>, ProviderError> {
+    let _ = ctx;
     match spec.kind.as_str() {
         #[cfg(feature = "eks")]
         "eks" => Ok(Arc::new(
@@ -60,11 +86,31 @@ pub async fn build(
         "aks" => Ok(Arc::new(
             aks::AksProvider::new(spec, endpoint_override).await?,
         )),
+        // Node groups, channel and namespace come from the cluster blocks.
+        #[cfg(feature = "k3s")]
+        "k3s" | "rke2" => Ok(Arc::new(k3s::K3sProvider::new(
+            spec,
+            endpoint_override,
+            &ctx.clusters,
+            &ctx.kubeconfigs,
+        )?)),
         other => {
             let _ = endpoint_override;
             Err(not_compiled(other))
         }
     }
+}
+
+/// The error for `RemoveUpgradePlans` on a provider that leaves no Plans in clusters (the
+/// planner only asks providers whose policy says `upgrade_plans`).
+#[allow(dead_code)]
+fn no_upgrade_plans(kind: &str) -> ProviderError {
+    ProviderError::new(
+        ErrorKind::Invalid,
+        format!(
+            "provider `{kind}` creates no upgrade Plans in clusters, so there are none to remove"
+        ),
+    )
 }
 
 fn not_compiled(kind: &str) -> ProviderError {
@@ -96,6 +142,8 @@ mod tests {
 
     fn spec(kind: &str) -> ProviderSpec {
         ProviderSpec {
+            channel_server: None,
+            versions: Vec::new(),
             kind: kind.into(),
             alias: None,
             region: Some("eu-west-1".into()),
