@@ -1735,7 +1735,16 @@ fn changes(spec: &ClusterSpec, actual: &ActualCluster, walk: &Walk<'_>) -> Vec<C
             continue;
         };
         let ng_addr = format!("{addr}.node_group.{}", ng.name);
-        if let Some(&now) = walk.groups.get(&ng.name) {
+        if let Some(exact) = walk.exact.get(&ng.name) {
+            if *exact != a.version {
+                out.push(Change {
+                    address: ng_addr.clone(),
+                    attribute: "version".into(),
+                    from: a.version.to_string(),
+                    to: exact.to_string(),
+                });
+            }
+        } else if let Some(&now) = walk.groups.get(&ng.name) {
             if now != a.version.minor() {
                 out.push(Change {
                     address: ng_addr.clone(),

@@ -40,6 +40,8 @@ pub struct Sim {
     pub admin: String,
     /// Kubernetes API URL of each simulated cluster.
     pub kube: std::collections::BTreeMap<String, String>,
+    /// Kubeconfig file of each simulated cluster.
+    pub kubeconfigs: std::collections::BTreeMap<String, String>,
     /// Simulated seconds per real second.
     pub speed: f64,
 }
@@ -69,6 +71,7 @@ impl Sim {
             eks: v["eks"].as_str().unwrap().to_string(),
             admin: v["admin"].as_str().unwrap().to_string(),
             kube: serde_json::from_value(v["kube"].clone()).unwrap_or_default(),
+            kubeconfigs: serde_json::from_value(v["kubeconfigs"].clone()).unwrap_or_default(),
             speed,
         }
     }
@@ -133,7 +136,7 @@ impl Drop for Sim {
     }
 }
 
-fn http() -> reqwest::blocking::Client {
+pub fn http() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()

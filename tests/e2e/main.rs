@@ -10,5 +10,7 @@ mod cli;
 mod crash;
 #[cfg(feature = "gke")]
 mod gke;
+#[cfg(feature = "k3s")]
+mod k3s;
 mod kube;
 mod saved_plan;

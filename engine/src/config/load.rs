@@ -2005,6 +2005,7 @@ impl Loader<'_> {
                 );
             }
         }
+        let mut suc_failed = false;
         let node_selector = self.get_string(f, &nb.body, "node_selector");
         if let (Some(sel), Some(a)) = (&node_selector, nb.body.get_attribute("node_selector")) {
             if let Err(e) = check_selector(sel) {
@@ -2015,14 +2016,18 @@ impl Loader<'_> {
                         .detail(format!("{e}."))
                         .hint("write a label selector as kubectl -l takes it, e.g. \"pool=edge\" or \"node-role.kubernetes.io/control-plane!=true\""),
                 );
-                return None;
+                suc_failed = true;
             }
         }
-        let tolerations = self.tolerations(f, &nb.body)?;
-        let window = match nb.body.get_blocks("window").next() {
-            Some(w) => Some(self.window(f, w)?),
-            None => None,
-        };
+        let tolerations = self.tolerations(f, &nb.body);
+        let window = nb
+            .body
+            .get_blocks("window")
+            .next()
+            .map(|w| self.window(f, w));
+        suc_failed |= tolerations.is_none() || matches!(window, Some(None));
+        let tolerations = tolerations.unwrap_or_default();
+        let window = window.flatten();
         let batch_soak = self.get_duration(f, &nb.body, "batch_soak");
         let timeout = self.get_duration(f, &nb.body, "timeout");
         if let Some(prev) = existing.iter().find(|g| g.name == name) {
@@ -2288,7 +2293,7 @@ impl Loader<'_> {
                 max_surge: ms,
             }
         };
-        if failed {
+        if failed || suc_failed {
             return None;
         }
         let (version, version_origin) = match version {

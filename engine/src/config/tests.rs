@@ -1382,3 +1382,146 @@ fn node_soak_loads_on_rolling_groups_and_is_refused_on_blue_green() {
         pos(&bad, "node_soak", 0),
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// K3s / RKE2 (system-upgrade-controller) settings
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn k3s_cluster_settings_load() {
+    let src = r#"provider "k3s" {
+  channel_server = "https://mirror.example/v1-release/channels"
+}
+
+cluster "edge" {
+  kubeconfig = "~/.kube/edge.yaml"
+  channel    = "stable"
+  namespace  = "suc"
+  keep_plans = true
+  node_group "servers" {
+    max_unavailable = 1
+  }
+  node_group "agents" {
+    max_unavailable = "25%"
+    node_selector   = "!node-role.kubernetes.io/control-plane,pool in (edge,shop)"
+    tolerations     = [{ key = "edge", operator = "Exists", effect = "NoSchedule" }]
+    batch_soak      = "2m"
+    timeout         = "2h"
+    drain {
+      timeout              = "10m"
+      delete_emptydir_data = true
+    }
+    window {
+      days      = ["saturday", "sun"]
+      start     = "01:00"
+      end       = "05:00"
+      time_zone = "UTC"
+    }
+  }
+}
+"#;
+    let l = ok(&[("main.kup.hcl", src)]);
+    let c = &l.desired.clusters[0];
+    assert_eq!(c.channel.as_deref(), Some("stable"));
+    assert_eq!(
+        c.version_alias,
+        Some(crate::model::VersionAlias::ProviderDefault)
+    );
+    assert_eq!(c.namespace.as_deref(), Some("suc"));
+    assert!(c.keep_plans);
+    let a = &c.node_groups[1];
+    assert_eq!(a.tolerations[0].operator.as_deref(), Some("Exists"));
+    assert_eq!(a.window.as_ref().unwrap().days, ["saturday", "sun"]);
+    assert_eq!(a.batch_soak, Some(Duration::from_secs(120)));
+    assert_eq!(a.timeout, Some(Duration::from_secs(7200)));
+    assert!(a.node_selector.as_deref().unwrap().contains("pool in"));
+    assert_eq!(
+        l.desired.providers[0].channel_server.as_deref(),
+        Some("https://mirror.example/v1-release/channels")
+    );
+}
+
+#[test]
+fn k3s_settings_are_refused_elsewhere_and_checked() {
+    let src = with_provider(
+        r#"cluster "prod" {
+  version   = "1.31"
+  namespace = "system-upgrade"
+  node_group "general" {
+    node_selector = "pool=general"
+  }
+}
+"#,
+    );
+    let d = errors(&[("main.kup.hcl", &src)]);
+    let e = expect(
+        &d,
+        "namespace is not used by provider type \"eks\"",
+        "main.kup.hcl",
+        pos(&src, "namespace", 0),
+    );
+    assert!(hint(&e).contains("remove namespace"));
+    expect(
+        &d,
+        "node_selector is not used",
+        "main.kup.hcl",
+        pos(&src, "node_selector", 0),
+    );
+
+    let src = r#"provider "k3s" {}
+cluster "edge" {
+  version = "v1.31.4+k3s1"
+  channel = "stable"
+  node_group "agents" {
+    node_selector = "a in (b"
+    window {
+      days  = ["caturday"]
+      start = "25:00"
+      end   = "05:00"
+    }
+  }
+}
+"#;
+    let d = errors(&[("main.kup.hcl", src)]);
+    expect(
+        &d,
+        "Both version and channel",
+        "main.kup.hcl",
+        pos(src, "channel", 0),
+    );
+    expect(
+        &d,
+        "Invalid node_selector",
+        "main.kup.hcl",
+        pos(src, "\"a in (b\"", 0),
+    );
+    let e = expect(
+        &d,
+        "\"caturday\" is not a day",
+        "main.kup.hcl",
+        pos(src, "[\"caturday\"]", 0),
+    );
+    assert!(hint(&e).contains("saturday"));
+    expect(
+        &d,
+        "Invalid start time",
+        "main.kup.hcl",
+        pos(src, "\"25:00\"", 0),
+    );
+
+    let src = r#"provider "rke2" {
+  versions = ["v1.31.4+rke2r1", "1.32"]
+}
+cluster "edge" {
+  version = "1.31"
+}
+"#;
+    let d = errors(&[("main.kup.hcl", src)]);
+    let e = expect(
+        &d,
+        "\"1.32\" in versions is not an exact release",
+        "main.kup.hcl",
+        pos(src, "[\"v1.31", 0),
+    );
+    assert!(hint(&e).contains("rke2r1"));
+}

@@ -1274,3 +1274,139 @@ fn durations_round_up_to_the_providers_unit_so_config_steps_settle() {
     .unwrap_err();
     assert!(errs[0].message.contains("longer than provider"), "{errs:?}");
 }
+
+// --- rounds (K3s/RKE2 through system-upgrade-controller) ---------------------------------
+
+fn k3s_policy() -> ProviderPolicy {
+    ProviderPolicy {
+        rounds: true,
+        upgrade_plans: true,
+        supports_max_surge: false,
+        min_max_unavailable: 1,
+        ..ProviderPolicy::default()
+    }
+}
+
+fn k3s_case(cp: &str, agents: &str, target: &str) -> (ClusterSpec, ActualCluster) {
+    let mut servers = ng_spec("servers", target);
+    servers.follows_cluster = true;
+    let mut agents_spec = ng_spec("agents", target);
+    agents_spec.follows_cluster = true;
+    let spec = cluster_spec(target, vec![servers, agents_spec]);
+    let mut s = actual_ng("servers", cp, 3);
+    s.control_plane = true;
+    s.max_unavailable = None;
+    let mut a = actual_ng("agents", agents, 5);
+    a.max_unavailable = None;
+    let mut act = actual(cp, vec![s, a]);
+    act.offered_versions = vec![
+        v("v1.29.12+k3s1"),
+        v("v1.30.9+k3s1"),
+        v("v1.31.2+k3s1"),
+        v("v1.31.4+k3s1"),
+    ];
+    (spec, act)
+}
+
+fn step_kinds(p: &Plan) -> Vec<String> {
+    p.steps
+        .iter()
+        .map(|s| match &s.action {
+            Action::UpgradeControlPlane { to, .. } => format!("cp {to}"),
+            Action::UpgradeNodeGroup { node_group, to, .. } => format!("{node_group} {to}"),
+            Action::RemoveUpgradePlans => "remove plans".into(),
+            other => other.describe(),
+        })
+        .collect()
+}
+
+#[test]
+fn rounds_move_servers_then_agents_per_minor_to_exact_releases() {
+    let (spec, act) = k3s_case("v1.29.8+k3s1", "v1.29.8+k3s1", "v1.31.4+k3s1");
+    let p = run(spec, act, k3s_policy()).unwrap();
+    assert_eq!(
+        step_kinds(&p),
+        [
+            "cp 1.30.9+k3s1",
+            "agents 1.30.9+k3s1",
+            "cp 1.31.4+k3s1",
+            "agents 1.31.4+k3s1",
+            "remove plans"
+        ]
+    );
+    // The server group is the control plane: never rolled on its own.
+    assert!(!p
+        .steps
+        .iter()
+        .any(|s| s.address.ends_with("node_group.servers")));
+    // Each agent round waits for its control-plane step; exact postconditions.
+    assert_eq!(p.steps[1].depends_on, vec![p.steps[0].id.clone()]);
+    assert_eq!(p.steps[2].depends_on, vec![p.steps[1].id.clone()]);
+    assert_eq!(
+        p.steps[3].postcondition,
+        vec![Condition::NodeGroupAtLeastVersion {
+            node_group: "agents".into(),
+            version: v("v1.31.4+k3s1")
+        }]
+    );
+    assert_eq!(
+        p.steps[2].postcondition,
+        vec![Condition::ControlPlaneAtLeastVersion {
+            version: v("v1.31.4+k3s1")
+        }]
+    );
+    assert_eq!(p.steps[4].depends_on.len(), 4);
+}
+
+#[test]
+fn rounds_handle_patch_upgrades_and_agents_behind() {
+    // A patch upgrade: the minor already matches, yet both move.
+    let (spec, act) = k3s_case("v1.31.2+k3s1", "v1.31.2+k3s1", "v1.31.4+k3s1");
+    let p = run(spec, act, k3s_policy()).unwrap();
+    assert_eq!(
+        step_kinds(&p),
+        ["cp 1.31.4+k3s1", "agents 1.31.4+k3s1", "remove plans"]
+    );
+    // Agents behind the control plane catch up in the first round without a hop.
+    let (spec, act) = k3s_case("v1.30.9+k3s1", "v1.29.8+k3s1", "v1.31.4+k3s1");
+    let p = run(spec, act, k3s_policy()).unwrap();
+    assert_eq!(
+        step_kinds(&p),
+        [
+            "agents 1.30.9+k3s1",
+            "cp 1.31.4+k3s1",
+            "agents 1.31.4+k3s1",
+            "remove plans"
+        ]
+    );
+}
+
+#[test]
+fn rounds_keep_plans_and_no_change() {
+    let (mut spec, act) = k3s_case("v1.29.8+k3s1", "v1.29.8+k3s1", "v1.30.9+k3s1");
+    spec.keep_plans = true;
+    let p = run(spec, act, k3s_policy()).unwrap();
+    assert_eq!(step_kinds(&p), ["cp 1.30.9+k3s1", "agents 1.30.9+k3s1"]);
+    // Nothing to do, but Plans left from an interrupted run are still removed.
+    let (spec, mut act) = k3s_case("v1.31.4+k3s1", "v1.31.4+k3s1", "v1.31.4+k3s1");
+    assert!(run(spec.clone(), act.clone(), k3s_policy())
+        .unwrap()
+        .steps
+        .is_empty());
+    act.upgrade_plans = vec!["system-upgrade/kup-agents".into()];
+    let p = run(spec, act, k3s_policy()).unwrap();
+    assert_eq!(step_kinds(&p), ["remove plans"]);
+}
+
+#[test]
+fn rounds_refuse_a_server_group_version_of_its_own() {
+    let (mut spec, act) = k3s_case("v1.29.8+k3s1", "v1.29.8+k3s1", "v1.30.9+k3s1");
+    spec.node_groups[0].follows_cluster = false;
+    spec.node_groups[0].version = v("1.29");
+    let e = run(spec, act, k3s_policy()).unwrap_err();
+    assert!(
+        e[0].message.contains("runs the control plane"),
+        "{}",
+        e[0].message
+    );
+}

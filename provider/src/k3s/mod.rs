@@ -446,7 +446,7 @@ impl K3sProvider {
         Ok((offered, default))
     }
 
-    async fn kups_plans(&self, client: &Client, ns: &str) -> Result<Vec<Value>, ProviderError> {
+    async fn list_plans(&self, client: &Client, ns: &str) -> Result<Vec<Value>, ProviderError> {
         let api = Self::plans(client, ns);
         let lp = ListParams::default();
         match retrying(|| api.list(&lp)).await {
@@ -646,14 +646,7 @@ impl K3sProvider {
             .and_then(|p| serde_json::to_value(p).ok());
         if let Some(p) = &existing {
             if !suc::is_kups(p) {
-                return Err(err(
-                    ErrorKind::Conflict,
-                    format!(
-                        "Plan {ns}/{name} exists and was not created by kup; kup never changes Plans it did not create: rename or delete it, or rename node group {}",
-                        group.name
-                    ),
-                )
-                .with_code("ForeignPlan"));
+                return Err(foreign_plan(&ns, &name, &group.name));
             }
         }
         let gate = (!group.control_plane).then(|| {
@@ -736,7 +729,7 @@ impl K3sProvider {
         let ns = self.namespace(c).to_string();
         let (client, target) = self.client(&cluster.name).await?;
         let api = Self::plans(&client, &ns);
-        for p in self.kups_plans(&client, &ns).await? {
+        for p in self.list_plans(&client, &ns).await? {
             if !suc::is_kups(&p) {
                 continue;
             }
@@ -821,7 +814,7 @@ impl Provider for K3sProvider {
             });
         }
         let version = version.expect("servers");
-        let plans = self.kups_plans(&client, &ns).await?;
+        let plans = self.list_plans(&client, &ns).await?;
         let mut node_groups = Vec::new();
         for g in &groups {
             let Some(oldest) = g
@@ -870,6 +863,15 @@ impl Provider for K3sProvider {
         let mut in_flight = Vec::new();
         let mut upgrade_plans = Vec::new();
         let mut foreign = Vec::new();
+        for g in &groups {
+            let name = suc::plan_name(&g.name);
+            if plans
+                .iter()
+                .any(|p| p["metadata"]["name"].as_str() == Some(&name) && !suc::is_kups(p))
+            {
+                return Err(foreign_plan(&ns, &name, &g.name));
+            }
+        }
         for p in &plans {
             let name = p["metadata"]["name"].as_str().unwrap_or_default();
             let hash = p["status"]["latestHash"].as_str().unwrap_or_default();
@@ -1012,7 +1014,7 @@ impl Provider for K3sProvider {
         if matches!(action, Action::RemoveUpgradePlans) {
             let ns = self.namespace(c);
             let left = self
-                .kups_plans(&client, ns)
+                .list_plans(&client, ns)
                 .await?
                 .into_iter()
                 .filter(suc::is_kups)
@@ -1136,6 +1138,17 @@ impl Provider for K3sProvider {
                 .collect(),
         })))
     }
+}
+
+/// A Plan with the name kup would use that someone else created.
+fn foreign_plan(ns: &str, name: &str, group: &str) -> ProviderError {
+    err(
+        ErrorKind::Invalid,
+        format!(
+            "Plan {ns}/{name} exists and was not created by kup; kup never changes Plans it did not create: rename or delete it, or rename node group {group}"
+        ),
+    )
+    .with_code("ForeignPlan")
 }
 
 /// Whether a Plan's `nodeSelector` (a LabelSelector object) selects these labels.
