@@ -25,6 +25,11 @@ fn world(clusters: usize, groups: usize) -> (Desired, BTreeMap<String, ActualClu
         let label = format!("c{c:04}");
         let node_groups = (0..groups)
             .map(|g| NodeGroupSpec {
+                node_selector: None,
+                tolerations: Vec::new(),
+                window: None,
+                batch_soak: None,
+                timeout: None,
                 name: format!("ng{g}"),
                 version: v("1.31"),
                 follows_cluster: false,
@@ -39,6 +44,10 @@ fn world(clusters: usize, groups: usize) -> (Desired, BTreeMap<String, ActualClu
             })
             .collect();
         desired.clusters.push(ClusterSpec {
+            channel: None,
+            namespace: None,
+            upgrade_image: None,
+            keep_plans: false,
             label: label.clone(),
             provider: "eks".into(),
             name: label.clone(),
@@ -56,6 +65,7 @@ fn world(clusters: usize, groups: usize) -> (Desired, BTreeMap<String, ActualClu
         actual.insert(
             label.clone(),
             ActualCluster {
+                upgrade_plans: Vec::new(),
                 name: label,
                 region: None,
                 version: v("1.26"),
@@ -64,6 +74,7 @@ fn world(clusters: usize, groups: usize) -> (Desired, BTreeMap<String, ActualClu
                 offered_versions: (26..=34).map(|m| v(&format!("1.{m}.3"))).collect(),
                 node_groups: (0..groups)
                     .map(|g| ActualNodeGroup {
+                        control_plane: false,
                         name: format!("ng{g}"),
                         version: v("1.26"),
                         release_version: None,

@@ -1,8 +1,9 @@
 # Quickstart: upgrade a simulated EKS cluster from 1.28 to 1.31, a simulated GKE cluster
-# from 1.29 to 1.31 and a simulated AKS cluster from 1.30 to 1.31. `simulate = true`
-# starts kup's simulator in-process; kup talks to it through the real AWS and Google
-# Cloud clients, its Azure Resource Manager client and the Kubernetes API, exactly as it
-# would talk to the clouds. The simulated world lives in .kup/sim/ (a copy
+# from 1.29 to 1.31, a simulated AKS cluster from 1.30 to 1.31 and a simulated K3s cluster
+# from 1.29 to 1.31. `simulate = true` starts kup's simulator in-process; kup talks to it
+# through the real AWS and Google Cloud clients, its Azure Resource Manager client and the
+# Kubernetes API (system-upgrade-controller Plans for K3s), exactly as it would talk to
+# real clusters. The simulated world lives in .kup/sim/ (a copy
 # of world.hcl), so a second run sees the upgraded clusters.
 
 variable "target" {
@@ -87,6 +88,28 @@ cluster "checkout" {
     version         = var.target
     max_unavailable = 0
     max_surge       = "34%"
+    drain {
+      timeout = "10m"
+    }
+  }
+}
+
+provider "k3s" {
+  simulate = true
+  world    = "world.hcl"
+}
+
+# K3s has no cloud API: kup writes system-upgrade-controller Plans, one minor per round,
+# servers first, agents after them (gated by the Plan's prepare step).
+cluster "edge" {
+  provider = "k3s"
+  version  = var.target          # the newest 1.31 patch the channel server offers
+
+  node_group "servers" {         # the control-plane nodes, one at a time
+    max_unavailable = 1
+  }
+  node_group "agents" {          # every other node
+    max_unavailable = 1
     drain {
       timeout = "10m"
     }

@@ -103,3 +103,31 @@ aks_cluster "checkout" {
     pdb { min_available = 3 }
   }
 }
+
+# A K3s cluster with no cloud API: 2 servers and 3 agents, system-upgrade-controller
+# installed, and the channel server kup asks for the newest patch of each minor.
+k3s_cluster "edge" {
+  distribution = "k3s"
+  version      = "v1.29.8+k3s1"
+  servers      = 2
+  agents       = 3
+  suc {
+    installed = true
+  }
+  channel_server {
+    channels = {
+      "v1.30" = "v1.30.9+k3s1"
+      "v1.31" = "v1.31.4+k3s1"
+      stable  = "v1.31.4+k3s1"
+    }
+  }
+  workload "sensors" {
+    namespace = "edge"
+    replicas  = 3
+    cpu       = "100m"
+    memory    = "128Mi"
+    pdb {
+      max_unavailable = 1
+    }
+  }
+}

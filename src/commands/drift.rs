@@ -190,6 +190,25 @@ pub fn config_drift(spec: &ClusterSpec, a: &ActualCluster) -> Vec<ConfigDrift> {
                 an.version.to_string(),
             ));
         }
+        // Single nodes whose kubelet is not what the configuration says (a node that
+        // joined at another release, or one an outside upgrade moved).
+        if let Some(k) = &a.kube {
+            let want = if ng.follows_cluster {
+                &spec.version
+            } else {
+                &ng.version
+            };
+            for n in k.nodes_of_group(&an.name) {
+                if !want.satisfied_by(&n.kubelet_version) {
+                    out.push(changed(
+                        format!("{ng_addr}.node.{}", n.name),
+                        "kubelet",
+                        want.to_string(),
+                        n.kubelet_version.to_string(),
+                    ));
+                }
+            }
+        }
         if let (Some(have), kup_engine::model::Strategy::Rolling { .. }) =
             (an.max_unavailable, &ng.strategy)
         {

@@ -120,3 +120,29 @@ fn version_and_completions() {
     let c = kup(&["completions", "bash"]);
     assert!(c.stdout.contains("kup"), "{c:?}");
 }
+
+/// Every example directory validates and is formatted as `kup fmt` would write it.
+#[test]
+fn every_example_validates_and_is_formatted() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut dirs = Vec::new();
+    let mut stack = vec![root];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() && p.file_name().is_some_and(|n| n != ".kup") {
+                stack.push(p);
+            } else if p.to_string_lossy().ends_with(".kup.hcl") && !dirs.contains(&d) {
+                dirs.push(d.clone());
+            }
+        }
+    }
+    assert!(dirs.len() >= 8, "examples found: {dirs:?}");
+    for d in dirs {
+        let d = d.to_str().unwrap();
+        let v = kup(&["validate", d]);
+        assert_eq!(v.code, 0, "{d}: {v:?}");
+        let f = kup(&["fmt", "-check", "-diff", d]);
+        assert_eq!(f.code, 0, "{d} is not formatted: {f:?}");
+    }
+}

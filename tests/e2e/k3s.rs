@@ -417,3 +417,25 @@ fn apply_without_the_controller_says_how_to_install_it() {
     );
     assert!(kubelets(&sim).values().all(|v| v == "v1.29.8+k3s1"));
 }
+
+#[test]
+fn drift_names_nodes_off_the_configured_release() {
+    let tmp = tempfile::tempdir().unwrap();
+    // One agent joined at another release.
+    let w = world("k3s", SUC).replace(
+        "agents       = 5",
+        "agent \"edge-agent-1\" { version = \"v1.29.9+k3s1\" }\n  agent \"edge-agent-2\" {}",
+    );
+    assert!(w.contains("edge-agent-1"), "{w}");
+    let sim = Sim::start(tmp.path(), &w, 600.0, None);
+    let d = config(tmp.path(), &sim, "k3s", r#"version = "v1.29.8+k3s1""#);
+    let drift = kup(&["drift", &d]);
+    assert_eq!(drift.code, 2, "{drift:?}");
+    assert!(
+        drift.stdout.contains(
+            "cluster.edge.node_group.agents.node.edge-agent-1 kubelet: configuration says 1.29.8+k3s1, running 1.29.9+k3s1"
+        ),
+        "{drift:?}"
+    );
+    assert!(!drift.stdout.contains("edge-agent-2"), "{drift:?}");
+}
