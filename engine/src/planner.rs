@@ -685,6 +685,27 @@ fn plan_cluster(
         ));
     }
     for ng in &spec.node_groups {
+        if let Some(w) = &ng.window {
+            let carries_cp = actual.node_group(&ng.name).is_some_and(|a| a.control_plane);
+            if walk.steps.iter().any(|s| {
+                s.address.ends_with(&format!(".node_group.{}", ng.name))
+                    || (carries_cp && matches!(s.action, Action::UpgradeControlPlane { .. }))
+            }) {
+                warnings.push(format!(
+                    "node group {} is upgraded only inside its window ({} {}–{} {}); apply waits for it{}",
+                    ng.name,
+                    w.days.join(", "),
+                    w.start,
+                    w.end,
+                    w.time_zone.as_deref().unwrap_or("UTC"),
+                    if ng.timeout.is_some() {
+                        " up to the group's timeout"
+                    } else {
+                        " without a time limit"
+                    }
+                ));
+            }
+        }
         if ng.drain.disable_eviction {
             warnings.push(format!(
                 "node group {}: disable_eviction = true deletes pods instead of evicting them, so PodDisruptionBudgets are not honoured during its drains",

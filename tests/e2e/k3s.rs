@@ -439,3 +439,88 @@ fn drift_names_nodes_off_the_configured_release() {
     );
     assert!(!drift.stdout.contains("edge-agent-2"), "{drift:?}");
 }
+
+#[test]
+fn agents_wait_for_their_window_while_servers_go_ahead() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = Sim::start(tmp.path(), &world("k3s", SUC), 600.0, None);
+    // A window that opens the day after tomorrow (the controller reads the wall clock).
+    let days = [
+        "sunday",
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+    ];
+    let today = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 86400
+        + 4)
+        % 7;
+    let day = days[((today + 2) % 7) as usize];
+    let d = config(tmp.path(), &sim, "k3s", r#"version = "v1.30.9+k3s1""#);
+    let path = std::path::Path::new(&d).join("main.kup.hcl");
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "    drain {\n      timeout = \"10m\"\n    }",
+        &format!(
+            "    drain {{\n      timeout = \"10m\"\n    }}\n    window {{\n      days  = [\"{day}\"]\n      start = \"00:00\"\n      end   = \"23:59\"\n    }}"
+        ),
+    );
+    assert!(text.contains("window"), "{text}");
+    std::fs::write(&path, text).unwrap();
+
+    let plan = kup(&["plan", &d]);
+    assert!(
+        plan.all().contains(&format!(
+            "node group agents is upgraded only inside its window ({day} 00:00–23:59 UTC)"
+        )),
+        "{plan:?}"
+    );
+    let mut child = spawn_kup(&["apply", "-auto-approve", &d]);
+    let waiting = |sim: &Sim| {
+        plans(sim).iter().any(|p| {
+            p["metadata"]["name"] == "kup-agents"
+                && p["status"]["conditions"].as_array().is_some_and(|c| {
+                    c.iter().any(|c| {
+                        c["message"]
+                            .as_str()
+                            .is_some_and(|m| m.contains("time window"))
+                    })
+                })
+        })
+    };
+    wait_until("the agents' Plan waiting for its window", || {
+        waiting(&sim) || child.try_wait().map(|s| s.is_some()).unwrap_or(true)
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "apply gave up instead of waiting"
+    );
+    // SAFETY: plain kill(2) of our own child.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGKILL);
+    }
+    child.wait().unwrap();
+    let k = kubelets(&sim);
+    for (n, v) in &k {
+        let want = if n.contains("server") {
+            "v1.30.9+k3s1"
+        } else {
+            "v1.29.8+k3s1"
+        };
+        assert_eq!(v, want, "{n}: {k:?}");
+    }
+    assert!(
+        audit(&sim)["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|j| j["plan"] == "kup-servers"),
+        "an agent Job ran outside the window"
+    );
+}

@@ -1410,3 +1410,22 @@ fn rounds_refuse_a_server_group_version_of_its_own() {
         e[0].message
     );
 }
+
+#[test]
+fn rounds_warn_that_windows_hold_the_apply() {
+    let (mut spec, act) = k3s_case("v1.29.8+k3s1", "v1.29.8+k3s1", "v1.30.9+k3s1");
+    spec.node_groups[1].window = Some(crate::model::UpgradeWindow {
+        days: vec!["saturday".into()],
+        start: "01:00".into(),
+        end: "05:00".into(),
+        time_zone: None,
+    });
+    let p = run(spec, act, k3s_policy()).unwrap();
+    let w = &p.clusters[0].warnings;
+    assert!(
+        w.iter().any(|w| w.contains(
+            "node group agents is upgraded only inside its window (saturday 01:00–05:00 UTC); apply waits for it without a time limit"
+        )),
+        "{w:?}"
+    );
+}

@@ -597,9 +597,14 @@ impl K3sProvider {
 
     /// How long a round may take before kup gives up: the group's `timeout`, else 20
     /// minutes per batch (the controller's 10-minute Job deadline plus a drain) plus 10.
-    fn timeout(group: &Group) -> Duration {
+    /// A group with a `window` and no `timeout` is waited on without limit: the controller
+    /// may rightly sit until the window opens.
+    fn timeout(group: &Group) -> Option<Duration> {
         if let Some(t) = group.spec.as_ref().and_then(|s| s.timeout) {
-            return t;
+            return Some(t);
+        }
+        if group.spec.as_ref().is_some_and(|s| s.window.is_some()) {
+            return None;
         }
         let n = group.nodes.len().max(1) as u32;
         let per = group
@@ -613,7 +618,7 @@ impl K3sProvider {
             .as_ref()
             .and_then(|s| s.batch_soak)
             .unwrap_or_default();
-        Duration::from_secs(600) + (Duration::from_secs(1200) + soak) * n.div_ceil(per)
+        Some(Duration::from_secs(600) + (Duration::from_secs(1200) + soak) * n.div_ceil(per))
     }
 
     async fn upgrade(
@@ -1083,8 +1088,7 @@ impl Provider for K3sProvider {
                     time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
                         .ok()
                 });
-            if let Some(started) = started {
-                let limit = Self::timeout(group);
+            if let (Some(started), Some(limit)) = (started, Self::timeout(group)) {
                 let elapsed = time::OffsetDateTime::now_utc() - started;
                 if elapsed.whole_seconds() > limit.as_secs() as i64 {
                     return Ok(OperationStatus::Failed {
