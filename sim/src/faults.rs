@@ -42,7 +42,7 @@ pub const AKS_ERROR_CODES: &[&str] = crate::aks::ERROR_CODES;
 const FORMS: &str = "accepted items: seed=N, throttle=RATE (0..1), error500=RATE (0..1), \
 latency=DURATION (e.g. 20ms, 1s), fail=CLUSTER[/NODEGROUP|/NODEPOOL|/addon:NAME]:ERRORCODE[:MESSAGE], \
 hang=CLUSTER[/NODEGROUP|/NODEPOOL|/AGENTPOOL|/addon:NAME], notready=CLUSTER/NODEGROUP|NODEPOOL|AGENTPOOL, \
-jobfail=K3SCLUSTER/PLAN[:MESSAGE]";
+jobfail=K3SCLUSTER/PLAN[:MESSAGE], kubeadmfail=KUBEADMCLUSTER/NODE[:MESSAGE]";
 
 /// The resource a `fail=` or `hang=` item targets.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +94,15 @@ pub struct JobFail {
     pub message: Option<String>,
 }
 
+/// A `kubeadmfail=` item: the next `kubeadm upgrade apply` / `kubeadm upgrade node` on host
+/// `node` of the kubeadm cluster `cluster` fails with `message` (500) and changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeadmFail {
+    pub cluster: String,
+    pub node: String,
+    pub message: Option<String>,
+}
+
 /// Parsed `--faults` specification. See the crate README for the grammar.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FaultSpec {
@@ -107,6 +116,8 @@ pub struct FaultSpec {
     pub notready: Vec<Target>,
     /// `jobfail=CLUSTER/PLAN[:MESSAGE]`: the next SUC Job of that plan fails.
     pub jobfail: Vec<JobFail>,
+    /// `kubeadmfail=CLUSTER/NODE[:MESSAGE]`: the next kubeadm upgrade on that host fails.
+    pub kubeadmfail: Vec<KubeadmFail>,
 }
 
 fn bad(item: &str, why: &str) -> String {
@@ -202,6 +213,7 @@ impl FaultSpec {
             && self.hang.is_empty()
             && self.notready.is_empty()
             && self.jobfail.is_empty()
+            && self.kubeadmfail.is_empty()
     }
 
     /// Parse a SPEC: comma-separated items (see README). Empty or `none` means no faults.
@@ -288,6 +300,20 @@ impl FaultSpec {
                         message: message.filter(|m| !m.is_empty()),
                     });
                 }
+                "kubeadmfail" => {
+                    let (target, message) = match value.split_once(':') {
+                        Some((t, m)) => (t, Some(m.to_string())),
+                        None => (value, None),
+                    };
+                    let Some((c, n)) = target.split_once('/') else {
+                        return Err(bad(item, "kubeadmfail takes CLUSTER/NODE[:MESSAGE]"));
+                    };
+                    spec.kubeadmfail.push(KubeadmFail {
+                        cluster: check_name(item, "cluster", c)?,
+                        node: check_name(item, "node", n)?,
+                        message: message.filter(|m| !m.is_empty()),
+                    });
+                }
                 other => return Err(bad(item, &format!("unknown key `{other}`"))),
             }
         }
@@ -326,6 +352,12 @@ impl fmt::Display for FaultSpec {
             match &j.message {
                 Some(m) => parts.push(format!("jobfail={}/{}:{m}", j.cluster, j.plan)),
                 None => parts.push(format!("jobfail={}/{}", j.cluster, j.plan)),
+            }
+        }
+        for k in &self.kubeadmfail {
+            match &k.message {
+                Some(m) => parts.push(format!("kubeadmfail={}/{}:{m}", k.cluster, k.node)),
+                None => parts.push(format!("kubeadmfail={}/{}", k.cluster, k.node)),
             }
         }
         if parts.is_empty() {
@@ -419,6 +451,33 @@ mod tests {
         assert!(FaultSpec::parse("notready=c").is_err());
         assert!(FaultSpec::parse("").unwrap().is_none());
         assert!(FaultSpec::parse("none").unwrap().is_none());
+    }
+
+    #[test]
+    fn parses_kubeadmfail() {
+        let s = FaultSpec::parse(
+            "kubeadmfail=lab/cp1,kubeadmfail=lab/cp2:[upgrade/apply] FATAL: boom: it broke",
+        )
+        .unwrap();
+        assert_eq!(
+            s.kubeadmfail,
+            vec![
+                KubeadmFail {
+                    cluster: "lab".into(),
+                    node: "cp1".into(),
+                    message: None
+                },
+                KubeadmFail {
+                    cluster: "lab".into(),
+                    node: "cp2".into(),
+                    message: Some("[upgrade/apply] FATAL: boom: it broke".into())
+                }
+            ]
+        );
+        assert!(!s.is_none());
+        assert_eq!(FaultSpec::parse(&s.to_string()).unwrap(), s);
+        assert!(FaultSpec::parse("kubeadmfail=lab").is_err());
+        assert!(FaultSpec::parse("kubeadmfail=lab/").is_err());
     }
 
     #[test]

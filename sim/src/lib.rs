@@ -22,8 +22,10 @@ mod eks;
 mod error;
 mod faults;
 mod gke;
+pub mod hosts;
 mod k3s;
 mod kube;
+mod kubeadm;
 mod server;
 mod state;
 mod world;
@@ -39,8 +41,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use faults::{
-    FailFault, FaultSpec, JobFail, Target as FaultTarget, AKS_ERROR_CODES, ERROR_CODES,
-    GKE_ERROR_CODES,
+    FailFault, FaultSpec, JobFail, KubeadmFail, Target as FaultTarget, AKS_ERROR_CODES,
+    ERROR_CODES, GKE_ERROR_CODES,
 };
 
 use state::{now_secs, App, FaultState, Inner};
@@ -159,6 +161,7 @@ impl Sim {
                 .chain(w.gke.keys())
                 .chain(w.aks.keys())
                 .chain(w.k3s.keys())
+                .chain(w.kubeadm.keys())
                 .cloned()
                 .collect()
         };
@@ -189,6 +192,9 @@ impl Sim {
                     a.endpoint = Some(url.clone());
                 }
                 if let Some(k) = inner.world.k3s.get_mut(&name) {
+                    k.endpoint = Some(url.clone());
+                }
+                if let Some(k) = inner.world.kubeadm.get_mut(&name) {
                     k.endpoint = Some(url.clone());
                 }
                 if let Some(kc) = inner.kube.cluster_mut(&name) {

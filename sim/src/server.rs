@@ -22,6 +22,9 @@ pub async fn handle(
     body: Bytes,
 ) -> Response {
     let path = uri.path();
+    if path.starts_with("/_sim/kubeadm/") {
+        return crate::kubeadm::admin(&app, &method, path.trim_end_matches('/'), uri.query());
+    }
     if path == "/_sim" || path.starts_with("/_sim/") {
         return admin(&app, &method, path, body);
     }
@@ -184,9 +187,15 @@ fn admin(app: &Arc<App>, method: &Method, path: &str, body: Bytes) -> Response {
                 .iter()
                 .map(|f| format!("{}:{}", f.target, f.code))
                 .collect();
+            let pending_kubeadm: Vec<String> = inner
+                .faults
+                .kubeadmfails
+                .iter()
+                .map(|f| format!("{}/{}", f.cluster, f.node))
+                .collect();
             json_response(
                 StatusCode::OK,
-                json!({ "spec": inner.faults.spec.to_string(), "pending_fail": pending, "injected": inner.faults.injected }),
+                json!({ "spec": inner.faults.spec.to_string(), "pending_fail": pending, "pending_kubeadmfail": pending_kubeadm, "injected": inner.faults.injected }),
             )
         }
         (Method::POST, "/_sim/faults") => {
@@ -221,7 +230,7 @@ fn admin(app: &Arc<App>, method: &Method, path: &str, body: Bytes) -> Response {
         _ => err(
             StatusCode::NOT_FOUND,
             format!(
-                "no admin route {method} {path}; routes: GET /_sim/health, GET /_sim/calls, GET /_sim/world, GET|POST|DELETE /_sim/faults, GET /_sim/kube/CLUSTER/audit"
+                "no admin route {method} {path}; routes: GET /_sim/health, GET /_sim/calls, GET /_sim/world, GET|POST|DELETE /_sim/faults, GET /_sim/kube/CLUSTER/audit, /_sim/kubeadm/CLUSTER/…"
             ),
         ),
     }

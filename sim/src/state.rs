@@ -8,7 +8,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
-use crate::faults::{FailFault, FaultSpec, JobFail};
+use crate::faults::{FailFault, FaultSpec, JobFail, KubeadmFail};
 use crate::kube::Kube;
 use crate::world::{self, Format, World};
 
@@ -39,6 +39,8 @@ pub struct FaultState {
     pub fails: Vec<FailFault>,
     /// `jobfail=` items not yet consumed (K3s/RKE2 SUC Jobs).
     pub jobfails: Vec<JobFail>,
+    /// `kubeadmfail=` items not yet consumed (kubeadm upgrade apply / node).
+    pub kubeadmfails: Vec<KubeadmFail>,
     /// Throttles and 5xx injected so far (reads included), for tests to check that a
     /// fault really happened.
     pub injected: u64,
@@ -53,6 +55,7 @@ impl FaultState {
         FaultState {
             fails: spec.fail.clone(),
             jobfails: spec.jobfail.clone(),
+            kubeadmfails: spec.kubeadmfail.clone(),
             spec,
             rng,
             injected: 0,

@@ -34,6 +34,8 @@ pub struct World {
     pub aks: BTreeMap<String, crate::aks::AksCluster>,
     /// K3s / RKE2 clusters (world-file `k3s_cluster` blocks).
     pub k3s: BTreeMap<String, crate::k3s::K3sCluster>,
+    /// kubeadm clusters (world-file `kubeadm_cluster` blocks).
+    pub kubeadm: BTreeMap<String, crate::kubeadm::KubeadmCluster>,
 }
 
 #[derive(Debug, Clone)]
@@ -560,6 +562,8 @@ pub struct WorldFile {
     pub aks_cluster: OrderedMap<crate::aks::AksClusterFile>,
     #[serde(default, skip_serializing_if = "OrderedMap::is_empty")]
     pub k3s_cluster: OrderedMap<crate::k3s::K3sClusterFile>,
+    #[serde(default, skip_serializing_if = "OrderedMap::is_empty")]
+    pub kubeadm_cluster: OrderedMap<crate::kubeadm::KubeadmClusterFile>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -1081,12 +1085,37 @@ pub fn from_file(path: &Path, f: WorldFile, now: f64, speed: f64) -> Result<Worl
         let k = crate::k3s::cluster_from_file(&kname, kf).map_err(|e| err(&ctx, e))?;
         k3s.insert(kname, k);
     }
+    let mut kubeadm = BTreeMap::new();
+    for (kname, kf) in f.kubeadm_cluster.0 {
+        let ctx = format!("kubeadm_cluster \"{kname}\"");
+        if clusters.contains_key(&kname)
+            || gke.contains_key(&kname)
+            || aks.contains_key(&kname)
+            || k3s.contains_key(&kname)
+            || kubeadm.contains_key(&kname)
+        {
+            return Err(err(
+                &ctx,
+                "a cluster of that name already exists (EKS, GKE, AKS, K3s/RKE2 and kubeadm cluster names share the Kubernetes API and kubeconfig namespace and must be unique)".into(),
+            ));
+        }
+        if !valid_name(&kname) {
+            return Err(err(
+                &ctx,
+                "cluster names are letters, digits, - and _, starting with a letter or digit"
+                    .into(),
+            ));
+        }
+        let k = crate::kubeadm::cluster_from_file(&kname, kf).map_err(|e| err(&ctx, e))?;
+        kubeadm.insert(kname, k);
+    }
     Ok(World {
         settings,
         clusters,
         gke,
         aks,
         k3s,
+        kubeadm,
     })
 }
 
@@ -1500,6 +1529,12 @@ pub fn to_file(w: &World, now: f64, speed: f64) -> WorldFile {
                 .map(|k| (k.name.clone(), crate::k3s::cluster_to_file(k)))
                 .collect(),
         ),
+        kubeadm_cluster: OrderedMap(
+            w.kubeadm
+                .values()
+                .map(|k| (k.name.clone(), crate::kubeadm::cluster_to_file(k)))
+                .collect(),
+        ),
     }
 }
 
@@ -1526,6 +1561,8 @@ const BLOCKS: &[(&str, bool)] = &[
     ("agent", true),
     ("suc", false),
     ("channel_server", false),
+    ("kubeadm_cluster", true),
+    ("node", true),
 ];
 
 fn value_to_body(obj: &hcl::Map<String, hcl::Value>) -> hcl::Body {
@@ -1707,6 +1744,53 @@ cluster "dev" {
         assert_eq!(s.batches(), 4);
         assert_eq!(c.addons.len(), 3);
         assert_eq!(w.clusters["dev"].platform_version, "eks.9");
+    }
+
+    #[test]
+    fn kubeadm_clusters_roundtrip_and_share_the_name_space() {
+        let text = r#"
+kubeadm_cluster "lab" {
+  version       = "1.29.8"
+  control_plane = ["cp1"]
+  workers       = ["w1"]
+  node "w1" {
+    version = "1.28.3"
+    labels  = { pool = "gpu" }
+  }
+  packages = {
+    "1.29" = ["1.29.8", "1.29.12"]
+    "1.30" = ["1.30.9"]
+  }
+  workload "web" {
+    replicas = 2
+  }
+}
+"#;
+        let w = load(text, Format::Hcl).unwrap();
+        let k = &w.kubeadm["lab"];
+        assert_eq!(k.nodes.len(), 2);
+        for format in [Format::Hcl, Format::Json] {
+            let out = render(&to_file(&w, 1000.0, 1.0), format).unwrap();
+            let back = load(&out, format).unwrap_or_else(|e| panic!("{e}\n{out}"));
+            let b = &back.kubeadm["lab"];
+            assert_eq!(b.version, (1, 29, 8));
+            assert_eq!(b.node("w1").unwrap().version, (1, 28, 3));
+            assert_eq!(b.node("w1").unwrap().labels["pool"], "gpu");
+            assert_eq!(b.packages, k.packages);
+            assert_eq!(b.workloads.len(), 1);
+        }
+        let clash = format!("{text}\nk3s_cluster \"lab\" {{\n  version = \"v1.29.8+k3s1\"\n}}\n");
+        let e = load(&clash, Format::Hcl).unwrap_err();
+        assert!(
+            e.contains("kubeadm_cluster \"lab\"") && e.contains("already exists"),
+            "{e}"
+        );
+        let bad = text.replace("\"1.29.8\"\n  control", "\"1.29\"\n  control");
+        let e = load(&bad, Format::Hcl).unwrap_err();
+        assert!(
+            e.contains("kubeadm_cluster \"lab\": version \"1.29\""),
+            "{e}"
+        );
     }
 
     #[test]

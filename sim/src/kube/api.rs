@@ -197,7 +197,7 @@ fn resource_list(group: &str, version: &str) -> Option<Value> {
             | Kind::Plan => {
                 res.push(json!({ "name": format!("{}/status", i.plural), "singularName": "", "namespaced": i.namespaced, "kind": i.kind, "verbs": ["get", "patch", "update"] }));
             }
-            Kind::Event | Kind::ServiceAccount => {}
+            Kind::Event | Kind::ServiceAccount | Kind::ConfigMap => {}
         }
     }
     any.then(|| json!({ "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": res }))
@@ -210,6 +210,13 @@ fn group_obj(g: &str) -> Value {
 
 fn version_json(app: &App, cluster: &str) -> Value {
     let inner = app.lock();
+    if let Some(k) = inner.world.kubeadm.get(cluster) {
+        let git = format!("v{}", crate::kubeadm::fmt_version(k.version));
+        return json!({ "major": k.version.0.to_string(), "minor": k.version.1.to_string(), "gitVersion": git,
+            "gitCommit": format!("{:016x}{:016x}{:08x}", util::fnv(&git), util::fnv(cluster), util::fnv(&git) as u32),
+            "gitTreeState": "clean", "buildDate": "2024-08-14T19:02:58Z", "goVersion": "go1.22.6",
+            "compiler": "gc", "platform": "linux/amd64" });
+    }
     if let Some(k) = inner.world.k3s.get(cluster) {
         let git = k.version();
         let minor = crate::k3s::minor(&git).unwrap_or(0);
@@ -754,7 +761,7 @@ fn create(kc: &mut KCluster, kind: Kind, ns: &str, mut b: Value, now: f64) -> Ou
             b["spec"] = json!({ "finalizers": ["kubernetes"] });
             b["status"] = json!({ "phase": "Active" });
         }
-        Kind::Node | Kind::Event | Kind::ServiceAccount | Kind::Crd => {}
+        Kind::Node | Kind::Event | Kind::ServiceAccount | Kind::Crd | Kind::ConfigMap => {}
         Kind::Job => {
             if b["status"].is_null() {
                 b["status"] = json!({});

@@ -10,6 +10,7 @@ pub mod api;
 mod ctrl;
 mod gke;
 mod k3s;
+mod kubeadm;
 mod nodes;
 mod select;
 mod suc;
@@ -53,6 +54,8 @@ pub enum Kind {
     Crd,
     /// `upgrade.cattle.io/v1` Plan (served only while its CRD is stored).
     Plan,
+    /// core/v1 ConfigMap (kubeadm clusters store `kube-system/kubeadm-config`).
+    ConfigMap,
 }
 
 pub struct KindInfo {
@@ -66,7 +69,7 @@ pub struct KindInfo {
     pub categories: &'static [&'static str],
 }
 
-pub const KINDS: [Kind; 13] = [
+pub const KINDS: [Kind; 14] = [
     Kind::Namespace,
     Kind::Node,
     Kind::Pod,
@@ -80,6 +83,7 @@ pub const KINDS: [Kind; 13] = [
     Kind::ServiceAccount,
     Kind::Crd,
     Kind::Plan,
+    Kind::ConfigMap,
 ];
 
 impl Kind {
@@ -200,7 +204,18 @@ impl Kind {
             &[],
             &[],
         );
+        static CM: KindInfo = k(
+            "ConfigMap",
+            "configmaps",
+            "configmap",
+            "",
+            "v1",
+            true,
+            &["cm"],
+            &[],
+        );
         match self {
+            Kind::ConfigMap => &CM,
             Kind::Job => &JOB,
             Kind::ServiceAccount => &SA,
             Kind::Crd => &CRD,
@@ -311,6 +326,14 @@ pub struct Audit {
     /// kubelet was still older than the agent's target version.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agents_started_before_servers: Option<Vec<String>>,
+    /// Calls to the kubeadm admin endpoints (kubeadm clusters only), oldest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kubeadm: Vec<crate::kubeadm::KubeadmAudit>,
+    /// kubeadm clusters: version-skew violations the endpoints allowed (the official
+    /// procedure permits them or `--force` skipped the check), e.g. a worker's kubelet newer
+    /// than some control-plane node's kube-apiserver.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kubeadm_skew_violations: Vec<String>,
 }
 
 /// One simulated cluster's Kubernetes side.
@@ -353,6 +376,8 @@ pub struct KCluster {
     record_events: bool,
     /// K3s/RKE2 clusters: the system-upgrade-controller stand-in.
     suc: Option<suc::Suc>,
+    /// kubeadm clusters: node → wall time its restarted kubelet reports Ready again.
+    kubelet_restarts: BTreeMap<String, f64>,
 }
 
 const HISTORY: usize = 20_000;
@@ -388,6 +413,7 @@ impl KCluster {
             reconcile_cost: 0.0,
             record_events: false,
             suc: None,
+            kubelet_restarts: BTreeMap::new(),
         }
     }
 
@@ -447,7 +473,12 @@ impl KCluster {
             .or_insert_with(|| json!(k8s_time(now)));
         if !matches!(
             k,
-            Kind::Pod | Kind::Node | Kind::Namespace | Kind::Event | Kind::ServiceAccount
+            Kind::Pod
+                | Kind::Node
+                | Kind::Namespace
+                | Kind::Event
+                | Kind::ServiceAccount
+                | Kind::ConfigMap
         ) {
             m.entry("generation").or_insert(json!(1));
         }
@@ -659,6 +690,11 @@ impl Kube {
             k3s::populate(&mut kc, k, now);
             clusters.insert(k.name.clone(), kc);
         }
+        for k in world.kubeadm.values() {
+            let mut kc = KCluster::new(&k.name, speed);
+            kubeadm::populate(&mut kc, k, now);
+            clusters.insert(k.name.clone(), kc);
+        }
         Kube { clusters }
     }
 
@@ -681,6 +717,8 @@ impl Kube {
                 world_changed |= aks::tick(kc, a, faults, now);
             } else if let Some(k) = world.k3s.get_mut(name) {
                 world_changed |= k3s::tick(kc, k, faults, jobfails, now);
+            } else if let Some(k) = world.kubeadm.get_mut(name) {
+                kubeadm::tick(kc, k, faults, now);
             }
         }
         world_changed
@@ -689,6 +727,37 @@ impl Kube {
     pub fn cluster_mut(&mut self, name: &str) -> Option<&mut KCluster> {
         self.clusters.get_mut(name)
     }
+}
+
+/// kubeadm: `kubeadm upgrade apply` succeeded on control-plane `node` (the cluster's version
+/// and the node's static-pod version in `k` are already the new ones).
+pub(crate) fn kubeadm_applied(
+    kc: &mut KCluster,
+    k: &crate::kubeadm::KubeadmCluster,
+    node: &str,
+    now: f64,
+) {
+    kubeadm::applied(kc, k, node, now);
+}
+
+/// kubeadm: the static pods of control-plane `node` now run its `static_version`.
+pub(crate) fn kubeadm_static_pods(
+    kc: &mut KCluster,
+    k: &crate::kubeadm::KubeadmCluster,
+    node: &str,
+    now: f64,
+) {
+    kubeadm::static_pods(kc, k, node, now);
+}
+
+/// kubeadm: `systemctl restart kubelet` on `node` with kubelet `version` installed.
+pub(crate) fn kubeadm_kubelet_restart(
+    kc: &mut KCluster,
+    node: &str,
+    version: crate::kubeadm::Ver,
+    now: f64,
+) {
+    kubeadm::kubelet_restart(kc, node, version, now);
 }
 
 /// JSON for `GET /_sim/kube/{cluster}/audit`.

@@ -91,6 +91,11 @@ fn columns(kind: Kind) -> Vec<Col> {
             ("Duration", "string", 0),
             ("Age", "date", 0),
         ],
+        Kind::ConfigMap => vec![
+            ("Name", "string", 0),
+            ("Data", "string", 0),
+            ("Age", "date", 0),
+        ],
         Kind::ServiceAccount => vec![
             ("Name", "string", 0),
             ("Secrets", "string", 0),
@@ -356,6 +361,14 @@ fn cells(kind: Kind, o: &Value, now: f64) -> Vec<Value> {
             ]
         }
         Kind::ServiceAccount => vec![name, json!(0), json!(age(o, now))],
+        Kind::ConfigMap => vec![
+            name,
+            json!(
+                o["data"].as_object().map_or(0, |m| m.len())
+                    + o["binaryData"].as_object().map_or(0, |m| m.len())
+            ),
+            json!(age(o, now)),
+        ],
         Kind::Crd => vec![name, o["metadata"]["creationTimestamp"].clone()],
         Kind::Plan => {
             let conds = o["status"]["conditions"]
