@@ -25,6 +25,7 @@ fn world(clusters: usize, groups: usize) -> (Desired, BTreeMap<String, ActualClu
         let label = format!("c{c:04}");
         let node_groups = (0..groups)
             .map(|g| NodeGroupSpec {
+                hosts: Vec::new(),
                 node_selector: None,
                 tolerations: Vec::new(),
                 window: None,
@@ -44,6 +45,7 @@ fn world(clusters: usize, groups: usize) -> (Desired, BTreeMap<String, ActualClu
             })
             .collect();
         desired.clusters.push(ClusterSpec {
+            kubeadm: None,
             channel: None,
             namespace: None,
             upgrade_image: None,

@@ -553,6 +553,14 @@ impl StepContext {
                     )))
                 }
                 OperationStatus::InProgress(progress) => {
+                    for entry in &progress.transcript {
+                        self.journal(Record::HostCommand {
+                            run_id: self.run_id.clone(),
+                            step: self.step.id.clone(),
+                            entry: entry.clone(),
+                            at: now_rfc3339(),
+                        })?;
+                    }
                     (self.events)(Event::StepProgress {
                         step: self.step.id.clone(),
                         status: progress.to_string(),

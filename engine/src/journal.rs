@@ -42,6 +42,14 @@ pub enum Record {
         outcome: StepOutcome,
         at: String,
     },
+    /// A command a provider ran on a host during a step (kubeadm over SSH).
+    HostCommand {
+        run_id: String,
+        step: String,
+        #[serde(flatten)]
+        entry: crate::provider::TranscriptEntry,
+        at: String,
+    },
     RunFinished {
         run_id: String,
         outcome: RunOutcome,
@@ -196,6 +204,7 @@ pub fn unfinished_run(records: &[Record]) -> Option<UnfinishedRun> {
                     return None;
                 }
             }
+            Record::HostCommand { .. } => {}
             Record::RunStarted { .. } => unreachable!("rposition found the last one"),
         }
     }

@@ -154,6 +154,9 @@ pub struct ClusterSpec {
     /// version) instead of removing them.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub keep_plans: bool,
+    /// kubeadm: how to reach the hosts and run the upgrade on them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubeadm: Option<KubeadmSpec>,
     #[serde(skip)]
     #[schemars(skip)]
     pub origin: Option<SourceLoc>,
@@ -217,10 +220,13 @@ pub struct NodeGroupSpec {
     )]
     #[schemars(with = "Option<String>")]
     pub node_soak: Option<Duration>,
-    /// K3s/RKE2: which nodes belong to the group, as a label selector in kubectl's syntax
-    /// (`node-role.kubernetes.io/control-plane!=true,pool=edge`).
+    /// K3s/RKE2/kubeadm: which nodes belong to the group, as a label selector in kubectl's
+    /// syntax (`node-role.kubernetes.io/control-plane!=true,pool=edge`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_selector: Option<String>,
+    /// kubeadm: the group's hosts, as kup reaches them over SSH.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
     /// K3s/RKE2: tolerations for the upgrade Jobs, so they run on tainted nodes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tolerations: Vec<Toleration>,
@@ -250,6 +256,67 @@ pub struct NodeGroupSpec {
     #[serde(skip)]
     #[schemars(skip)]
     pub version_origin: Option<SourceLoc>,
+}
+
+/// A kubeadm cluster's hosts and how kup upgrades them (`ssh`, `control_plane` blocks and
+/// the kubeadm attributes of a cluster block).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct KubeadmSpec {
+    #[serde(default)]
+    pub ssh: SshSpec,
+    /// Control-plane hosts in upgrade order: the first runs `kubeadm upgrade apply`.
+    pub control_plane_hosts: Vec<String>,
+    /// Stop kube-apiserver gracefully (SIGTERM, then wait) before `kubeadm upgrade apply`
+    /// moves etcd, as the kubeadm documentation suggests.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub etcd_graceful_restart: bool,
+    /// `kubeadm upgrade apply --certificate-renewal` (default true).
+    #[serde(default = "yes")]
+    pub certificate_renewal: bool,
+    /// Run after `kubeadm upgrade apply` on the first control-plane host (a CNI upgrade).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cni_upgrade: Vec<String>,
+    /// `recover = "force"`: `kubeadm upgrade apply --force` on the same version.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// How kup reaches kubeadm hosts with the system's OpenSSH client (which also reads the
+/// user's ssh config, agent and known_hosts).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SshSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Run every command through `sudo -n` (default true).
+    #[serde(default = "yes")]
+    pub sudo: bool,
+    /// An ssh_config file instead of the user's `~/.ssh/config`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
+    /// A known_hosts file instead of the user's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known_hosts: Option<String>,
+}
+
+impl Default for SshSpec {
+    fn default() -> Self {
+        SshSpec {
+            user: None,
+            private_key: None,
+            port: None,
+            sudo: true,
+            config: None,
+            known_hosts: None,
+        }
+    }
 }
 
 /// A Kubernetes toleration (`key`, `operator` Equal|Exists, `value`, `effect`).

@@ -651,10 +651,12 @@ fn plan_cluster(
                 .map(|n| n.name.clone())
         })
         .collect();
+    // Groups that carry the control plane move with it (kubeadm's control-plane hosts,
+    // K3s servers without a node group of their own).
     let unmanaged: Vec<String> = actual
         .node_groups
         .iter()
-        .filter(|n| !initially_live.contains(&n.name))
+        .filter(|n| !n.control_plane && !initially_live.contains(&n.name))
         .map(|n| n.name.clone())
         .collect();
     for op in &actual.in_flight {

@@ -73,6 +73,21 @@ pub struct Progress {
     /// completing it early is allowed.
     #[serde(default)]
     pub soaking: bool,
+    /// Commands the provider ran on hosts since the last poll (kubeadm over SSH), for the
+    /// journal.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transcript: Vec<TranscriptEntry>,
+}
+
+/// One command a provider ran on a host, as the journal keeps it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct TranscriptEntry {
+    pub host: String,
+    /// The command as the host's shell received it (arguments quoted).
+    pub command: String,
+    pub exit_code: i32,
+    /// Standard output and error, trimmed to the last lines.
+    pub output: String,
 }
 
 impl fmt::Display for Progress {

@@ -229,6 +229,23 @@ pub fn config_drift(spec: &ClusterSpec, a: &ActualCluster) -> Vec<ConfigDrift> {
                 || (matches!(ng.strategy, kup_engine::model::Strategy::BlueGreen { .. })
                     && kup_engine::planner::is_colour_of(&an.name, &ng.name))
         });
+        if !managed && an.control_plane {
+            // The control plane's own hosts (kubeadm, K3s servers): their kubelets follow
+            // the cluster's version.
+            if let Some(k) = &a.kube {
+                for n in k.nodes_of_group(&an.name) {
+                    if !spec.version.satisfied_by(&n.kubelet_version) {
+                        out.push(changed(
+                            format!("{addr}.control_plane.node.{}", n.name),
+                            "kubelet",
+                            spec.version.to_string(),
+                            n.kubelet_version.to_string(),
+                        ));
+                    }
+                }
+            }
+            continue;
+        }
         if !managed {
             out.push(ConfigDrift {
                 address: format!("{addr}.node_group.{}", an.name),

@@ -493,6 +493,185 @@ impl Loader<'_> {
         }
     }
 
+    /// Host names for SSH: letters, digits, `.`, `-`, `_`, `:` (IPv6), not starting with `-`,
+    /// so no host can become an ssh option or shell syntax.
+    fn get_hosts(&mut self, f: usize, body: &Body, key: &str) -> Option<Vec<String>> {
+        let hosts = self.get_string_list(f, body, key)?;
+        let span = body.get_attribute(key).and_then(|a| a.value.span());
+        let mut ok = true;
+        for h in &hosts {
+            if let Err(why) = check_host(h) {
+                ok = false;
+                self.err_at(
+                    f,
+                    span.clone(),
+                    Diagnostic::error(format!("{h:?} is not a host name"))
+                        .detail(why)
+                        .hint("write a host name, an IP address, or an alias from your ssh config, e.g. \"cp1.lab\""),
+                );
+            }
+        }
+        if let Some(d) = hosts
+            .iter()
+            .enumerate()
+            .find_map(|(i, h)| hosts[..i].contains(h).then_some(h))
+        {
+            ok = false;
+            self.err_at(
+                f,
+                span,
+                Diagnostic::error(format!("host {d:?} is listed twice"))
+                    .detail("Every host is upgraded once, in one place.")
+                    .hint("remove the second entry"),
+            );
+        }
+        ok.then_some(hosts)
+    }
+
+    /// The kubeadm settings of a cluster block (`ssh`, `control_plane`, `cni_upgrade`
+    /// blocks and attributes); `None` for other providers.
+    fn kubeadm(
+        &mut self,
+        f: usize,
+        cluster: &Block,
+        kind: Option<&str>,
+        label: &str,
+    ) -> Option<crate::model::KubeadmSpec> {
+        let body = &cluster.body;
+        for key in ["etcd_graceful_restart", "certificate_renewal", "recover"] {
+            self.only_for(f, body, key, kind, &["kubeadm"]);
+        }
+        if kind != Some("kubeadm") {
+            for block in ["ssh", "control_plane", "cni_upgrade"] {
+                if let (Some(b), Some(k)) = (body.get_blocks(block).next(), kind) {
+                    self.err_at(
+                        f,
+                        b.ident.span(),
+                        Diagnostic::error(format!("{block} is not used by provider type \"{k}\""))
+                            .detail("ssh, control_plane and cni_upgrade describe the hosts of a kubeadm cluster.")
+                            .hint(format!("remove the {block} block")),
+                    );
+                }
+            }
+            return None;
+        }
+        let mut spec = crate::model::KubeadmSpec {
+            certificate_renewal: true,
+            ..Default::default()
+        };
+        if let Some(s) = body.get_blocks("ssh").next() {
+            self.check_schema(
+                f,
+                &s.body,
+                "an ssh block",
+                &[
+                    "user",
+                    "private_key",
+                    "port",
+                    "sudo",
+                    "config",
+                    "known_hosts",
+                ],
+                &[],
+            );
+            spec.ssh.user = self.get_string(f, &s.body, "user");
+            if let (Some(u), Some(a)) = (&spec.ssh.user, s.body.get_attribute("user")) {
+                if u.is_empty()
+                    || u.starts_with('-')
+                    || !u
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+                {
+                    self.err_at(
+                        f,
+                        a.value.span(),
+                        Diagnostic::error(format!("{u:?} is not a user name"))
+                            .detail("SSH user names are letters, digits, `.`, `_` and `-`.")
+                            .hint("write user = \"ops\""),
+                    );
+                }
+            }
+            spec.ssh.private_key = self.get_string(f, &s.body, "private_key");
+            spec.ssh.config = self.get_string(f, &s.body, "config");
+            spec.ssh.known_hosts = self.get_string(f, &s.body, "known_hosts");
+            spec.ssh.sudo = self.get_bool(f, &s.body, "sudo").unwrap_or(true);
+            if let Some(a) = s.body.get_attribute("port") {
+                match self.get_number(f, &s.body, "port", "22") {
+                    Some(p) if (1.0..=65535.0).contains(&p) && p.fract() == 0.0 => {
+                        spec.ssh.port = Some(p as u16)
+                    }
+                    Some(p) => self.err_at(
+                        f,
+                        a.value.span(),
+                        Diagnostic::error(format!("port {p} is not a TCP port"))
+                            .detail("SSH ports are whole numbers from 1 to 65535.")
+                            .hint("write port = 22"),
+                    ),
+                    None => {}
+                }
+            }
+        }
+        match body.get_blocks("control_plane").next() {
+            Some(cp) => {
+                self.check_schema(f, &cp.body, "a control_plane block", &["hosts"], &[]);
+                spec.control_plane_hosts = self.get_hosts(f, &cp.body, "hosts").unwrap_or_default();
+                if spec.control_plane_hosts.is_empty() && cp.body.get_attribute("hosts").is_none() {
+                    self.err_at(
+                        f,
+                        cp.ident.span(),
+                        Diagnostic::error("Missing required attribute \"hosts\" in control_plane")
+                            .detail("kup runs kubeadm on the control-plane hosts in this order; the first runs `kubeadm upgrade apply`.")
+                            .hint("add hosts = [\"cp1.lab\", \"cp2.lab\", \"cp3.lab\"]"),
+                    );
+                }
+            }
+            None => self.err_at(
+                f,
+                cluster.ident.span(),
+                Diagnostic::error(format!("cluster \"{label}\" has no control_plane block"))
+                    .detail(
+                        "A kubeadm cluster's control plane runs on hosts kup must reach over SSH.",
+                    )
+                    .hint("add control_plane { hosts = [\"cp1.lab\"] }"),
+            ),
+        }
+        if let Some(c) = body.get_blocks("cni_upgrade").next() {
+            self.check_schema(f, &c.body, "a cni_upgrade block", &["command"], &[]);
+            spec.cni_upgrade = self
+                .get_string_list(f, &c.body, "command")
+                .unwrap_or_default();
+            if spec.cni_upgrade.is_empty() {
+                self.err_at(
+                    f,
+                    c.ident.span(),
+                    Diagnostic::error("cni_upgrade has no command")
+                        .detail("The command runs on the first control-plane host after `kubeadm upgrade apply`, as an argument list (never through a shell).")
+                        .hint("add command = [\"kubectl\", \"apply\", \"-f\", \"/etc/cni/calico.yaml\"]"),
+                );
+            }
+        }
+        spec.etcd_graceful_restart = self
+            .get_bool(f, body, "etcd_graceful_restart")
+            .unwrap_or(false);
+        spec.certificate_renewal = self
+            .get_bool(f, body, "certificate_renewal")
+            .unwrap_or(true);
+        if let Some(a) = body.get_attribute("recover") {
+            match self.get_string(f, body, "recover").as_deref() {
+                Some("force") => spec.force = true,
+                Some(other) => self.err_at(
+                    f,
+                    a.value.span(),
+                    Diagnostic::error(format!("recover = \"{other}\" is not a choice"))
+                        .detail("recover = \"force\" re-runs `kubeadm upgrade apply --force` on the same version after a failed apply.")
+                        .hint("write recover = \"force\", or remove recover"),
+                ),
+                None => {}
+            }
+        }
+        Some(spec)
+    }
+
     /// An attribute that only some provider types use: an error naming them otherwise.
     fn only_for(&mut self, f: usize, body: &Body, key: &str, kind: Option<&str>, kinds: &[&str]) {
         let Some(kind) = kind else { return };
@@ -1706,8 +1885,17 @@ impl Loader<'_> {
                     "namespace",
                     "upgrade_image",
                     "keep_plans",
+                    "etcd_graceful_restart",
+                    "certificate_renewal",
+                    "recover",
                 ],
-                &[("addon", 1), ("node_group", 1)],
+                &[
+                    ("addon", 1),
+                    ("node_group", 1),
+                    ("ssh", 0),
+                    ("control_plane", 0),
+                    ("cni_upgrade", 0),
+                ],
             );
             if let Some(prev) = out.iter().find(|c| c.label == label) {
                 let first = prev
@@ -1807,6 +1995,7 @@ impl Loader<'_> {
             for key in ["channel", "namespace", "upgrade_image", "keep_plans"] {
                 self.only_for(f, &b.body, key, kind.as_deref(), SUC_KINDS);
             }
+            let kubeadm = self.kubeadm(f, b, kind.as_deref(), &label);
             let channel = self.get_string(f, &b.body, "channel");
             let namespace = self.get_string(f, &b.body, "namespace");
             let upgrade_image = self.get_string(f, &b.body, "upgrade_image");
@@ -1928,6 +2117,7 @@ impl Loader<'_> {
                     namespace,
                     upgrade_image,
                     keep_plans,
+                    kubeadm,
                     origin: Some(origin),
                     version_origin: Some(version_origin),
                 });
@@ -1949,6 +2139,7 @@ impl Loader<'_> {
                     namespace,
                     upgrade_image,
                     keep_plans,
+                    kubeadm,
                     origin: Some(origin),
                     version_origin: None,
                 });
@@ -1984,15 +2175,38 @@ impl Loader<'_> {
                 "max_surge",
                 "node_soak",
                 "node_selector",
+                "hosts",
                 "tolerations",
                 "batch_soak",
                 "timeout",
             ],
             &[("drain", 0), ("blue_green", 0), ("window", 0)],
         );
-        for key in ["node_selector", "tolerations", "batch_soak", "timeout"] {
+        for key in ["tolerations", "batch_soak", "timeout"] {
             self.only_for(f, &nb.body, key, kind, SUC_KINDS);
         }
+        self.only_for(
+            f,
+            &nb.body,
+            "node_selector",
+            kind,
+            &["k3s", "rke2", "kubeadm"],
+        );
+        self.only_for(f, &nb.body, "hosts", kind, &["kubeadm"]);
+        let hosts = self.get_hosts(f, &nb.body, "hosts");
+        if kind == Some("kubeadm")
+            && hosts.as_ref().is_none_or(|h| h.is_empty())
+            && nb.body.get_attribute("node_selector").is_none()
+        {
+            self.err_at(
+                f,
+                nb.ident.span(),
+                Diagnostic::error(format!("node_group \"{name}\" names no hosts"))
+                    .detail("kup reaches kubeadm nodes over SSH, so a node group lists its hosts or picks them from the cluster's Node objects.")
+                    .hint("add hosts = [\"w1.lab\", \"w2.lab\"], or node_selector = \"LABEL=VALUE\""),
+            );
+        }
+        let hosts = hosts.unwrap_or_default();
         let suc = kind.is_some_and(|k| SUC_KINDS.contains(&k));
         if let (Some(w), Some(kind)) = (nb.body.get_blocks("window").next(), kind) {
             if !suc {
@@ -2308,6 +2522,7 @@ impl Loader<'_> {
             drain,
             node_soak,
             node_selector,
+            hosts,
             tolerations,
             window,
             batch_soak,
@@ -2538,6 +2753,27 @@ impl Loader<'_> {
                 .unwrap_or(false),
         }
     }
+}
+
+/// Why `h` cannot be an SSH host (it could become an ssh option or shell syntax).
+pub fn check_host(h: &str) -> Result<(), String> {
+    if h.is_empty() {
+        return Err("a host name cannot be empty".into());
+    }
+    if h.starts_with('-') {
+        return Err(format!(
+            "{h:?} starts with `-`, which ssh would read as an option"
+        ));
+    }
+    if let Some(c) = h
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || ".-_:".contains(*c)))
+    {
+        return Err(format!(
+            "{h:?} contains {c:?}; host names are letters, digits, `.`, `-`, `_` and `:`"
+        ));
+    }
+    Ok(())
 }
 
 /// A label selector in kubectl's syntax: `k=v`, `k==v`, `k!=v`, `k`, `!k`, `k in (a,b)`,

@@ -31,6 +31,7 @@ use std::path::{Path, PathBuf};
 
 pub use diag::{Diagnostic, Diagnostics, Severity};
 pub use fmt::format_source;
+pub use load::{check_host, check_selector};
 
 use crate::model::Desired;
 

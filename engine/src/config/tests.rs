@@ -1052,10 +1052,16 @@ fn provider_rules() {
     );
     assert!(hint(&e).contains("\"eks\""), "{e}");
     // every known kind is accepted
-    for k in ["eks", "aks", "gke", "kubeadm", "k3s"] {
+    for k in ["eks", "aks", "gke", "kubeadm", "k3s", "rke2"] {
+        // kubeadm clusters also name their control-plane hosts.
+        let cp = if k == "kubeadm" {
+            "  control_plane {\n    hosts = [\"cp1\"]\n  }\n"
+        } else {
+            ""
+        };
         ok(&[(
             "main.kup.hcl",
-            &format!("provider \"{k}\" {{}}\ncluster \"c\" {{\n  version = \"1.31\"\n}}\n"),
+            &format!("provider \"{k}\" {{}}\ncluster \"c\" {{\n  version = \"1.31\"\n{cp}}}\n"),
         )]);
     }
     // two providers, cluster without provider
@@ -1524,4 +1530,122 @@ cluster "edge" {
         pos(src, "[\"v1.31", 0),
     );
     assert!(hint(&e).contains("rke2r1"));
+}
+
+// ---------------------------------------------------------------------------------------
+// kubeadm over SSH
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn kubeadm_cluster_loads_and_refuses_hostile_hosts() {
+    let src = r#"provider "kubeadm" {}
+
+cluster "lab" {
+  kubeconfig            = "~/.kube/lab.conf"
+  version               = "1.31"
+  etcd_graceful_restart = true
+  certificate_renewal   = false
+  recover               = "force"
+  ssh {
+    user        = "ops"
+    private_key = "~/.ssh/id_ed25519"
+    port        = 2222
+    sudo        = true
+  }
+  control_plane {
+    hosts = ["cp1.lab", "cp2.lab", "10.0.0.3"]
+  }
+  cni_upgrade {
+    command = ["kubectl", "apply", "-f", "/etc/cni/calico.yaml"]
+  }
+  node_group "workers" {
+    hosts           = ["w1.lab", "w2.lab"]
+    max_unavailable = 2
+  }
+  node_group "gpu" {
+    node_selector = "pool=gpu"
+  }
+}
+"#;
+    let l = ok(&[("main.kup.hcl", src)]);
+    let k = l.desired.clusters[0].kubeadm.as_ref().unwrap();
+    assert_eq!(k.control_plane_hosts, ["cp1.lab", "cp2.lab", "10.0.0.3"]);
+    assert_eq!(k.ssh.port, Some(2222));
+    assert_eq!(k.ssh.user.as_deref(), Some("ops"));
+    assert!(k.etcd_graceful_restart && !k.certificate_renewal && k.force);
+    assert_eq!(k.cni_upgrade[0], "kubectl");
+    assert_eq!(
+        l.desired.clusters[0].node_groups[0].hosts,
+        ["w1.lab", "w2.lab"]
+    );
+
+    let src = r#"provider "kubeadm" {}
+cluster "lab" {
+  kubeconfig = "~/.kube/lab.conf"
+  version    = "1.31"
+  control_plane {
+    hosts = ["cp1.lab; rm -rf /"]
+  }
+  node_group "workers" {
+    hosts = ["-oProxyCommand=id", "w$(id)"]
+  }
+  node_group "empty" {}
+}
+"#;
+    let d = errors(&[("main.kup.hcl", src)]);
+    let e = expect(
+        &d,
+        "\"cp1.lab; rm -rf /\" is not a host name",
+        "main.kup.hcl",
+        pos(src, "[\"cp1.lab;", 0),
+    );
+    assert!(e.detail.as_deref().unwrap_or("").contains("';'"), "{e}");
+    expect(
+        &d,
+        "\"-oProxyCommand=id\" is not a host name",
+        "main.kup.hcl",
+        pos(src, "[\"-oProxy", 0),
+    );
+    expect(
+        &d,
+        "\"w$(id)\" is not a host name",
+        "main.kup.hcl",
+        pos(src, "[\"-oProxy", 0),
+    );
+    expect(
+        &d,
+        "node_group \"empty\" names no hosts",
+        "main.kup.hcl",
+        pos(src, "node_group \"empty\"", 0),
+    );
+
+    let src = r#"provider "kubeadm" {}
+cluster "lab" {
+  version = "1.31"
+}
+"#;
+    let d = errors(&[("main.kup.hcl", src)]);
+    expect(
+        &d,
+        "has no control_plane block",
+        "main.kup.hcl",
+        pos(src, "cluster", 0),
+    );
+
+    let src = with_provider(
+        r#"cluster "prod" {
+  version = "1.31"
+  ssh {
+    user = "ops"
+  }
+}
+"#,
+    );
+    let d = errors(&[("main.kup.hcl", &src)]);
+    expect(
+        &d,
+        "ssh is not used by provider type \"eks\"",
+        "main.kup.hcl",
+        pos(&src, "ssh", 0),
+    );
 }

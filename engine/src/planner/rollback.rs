@@ -258,6 +258,7 @@ mod tests {
 
     fn spec() -> ClusterSpec {
         ClusterSpec {
+            kubeadm: None,
             channel: None,
             namespace: None,
             upgrade_image: None,
@@ -270,6 +271,7 @@ mod tests {
             version_alias: None,
             addons: vec![],
             node_groups: vec![NodeGroupSpec {
+                hosts: Vec::new(),
                 node_selector: None,
                 tolerations: Vec::new(),
                 window: None,

@@ -22,6 +22,7 @@ fn offered(from: u32, to: u32) -> Vec<Version> {
 
 fn ng_spec(name: &str, version: &str) -> NodeGroupSpec {
     NodeGroupSpec {
+        hosts: Vec::new(),
         node_selector: None,
         tolerations: Vec::new(),
         window: None,
@@ -43,6 +44,7 @@ fn ng_spec(name: &str, version: &str) -> NodeGroupSpec {
 
 fn cluster_spec(version: &str, ngs: Vec<NodeGroupSpec>) -> ClusterSpec {
     ClusterSpec {
+        kubeadm: None,
         channel: None,
         namespace: None,
         upgrade_image: None,
