@@ -13,4 +13,6 @@ mod gke;
 #[cfg(feature = "k3s")]
 mod k3s;
 mod kube;
+#[cfg(feature = "kubeadm")]
+mod kubeadm;
 mod saved_plan;

@@ -313,6 +313,7 @@ pub(crate) fn progress(op: &Operation, pool: Option<&NodePool>) -> Progress {
         .and_then(blue_green_phase)
         .filter(|p| !matches!(p, Phase::Unspecified));
     Progress {
+        transcript: Vec::new(),
         done: metric("NODES_DONE").or_else(|| metric("NODES_COMPLETE")),
         total: metric("NODES_TOTAL"),
         soaking: matches!(phase, Some(Phase::NodePoolSoaking)),

@@ -1112,6 +1112,7 @@ impl Provider for K3sProvider {
                 ..Progress::default()
             }),
             RoundState::Running { done, total, stage } => OperationStatus::InProgress(Progress {
+                transcript: Vec::new(),
                 done: Some(done),
                 total: Some(total),
                 stage,

@@ -347,6 +347,7 @@ mod tests {
 
     fn group(name: &str) -> NodeGroupSpec {
         NodeGroupSpec {
+            hosts: Vec::new(),
             name: name.into(),
             version: "1.31".parse().unwrap(),
             follows_cluster: true,
