@@ -50,6 +50,11 @@ struct Lab {
 
 /// cp3 and w2 are dnf hosts (w2 with DNF5); the rest apt.
 fn lab(faults: Option<&str>, speed: f64) -> Lab {
+    lab_with(faults, speed, "")
+}
+
+/// `extra` goes into the cluster block.
+fn lab_with(faults: Option<&str>, speed: f64, extra: &str) -> Lab {
     let tmp = tempfile::tempdir().unwrap();
     let sim = Sim::start(tmp.path(), WORLD, speed, faults);
     let os = |n: &str| match n {
@@ -87,6 +92,7 @@ cluster "lab" {{
   control_plane {{
     hosts = ["cp1.lab", "cp2.lab", "cp3.lab"]
   }}
+  {extra}
   node_group "workers" {{
     hosts           = ["w1.lab", "w2.lab", "w3.lab"]
     max_unavailable = 2
@@ -265,7 +271,14 @@ fn a_failed_upgrade_apply_stops_before_any_other_host_then_resumes() {
     if !sshd_or_skip("a_failed_upgrade_apply_stops_before_any_other_host_then_resumes") {
         return;
     }
-    let lab = lab(Some("kubeadmfail=lab/cp1"), 600.0);
+    // The CNI command carries shell syntax that must arrive as plain arguments.
+    let lab = lab_with(
+        Some("kubeadmfail=lab/cp1"),
+        600.0,
+        r#"cni_upgrade {
+    command = ["systemctl", "restart", "/etc/x; touch /tmp/kup-pwned-1", "$(touch /tmp/kup-pwned-2)", "`touch /tmp/kup-pwned-3`", "'\"; touch /tmp/kup-pwned-4"]
+  }"#,
+    );
     let run = kup(&["apply", "-auto-approve", &lab.dir]);
     assert_eq!(run.code, 1, "{run:?}");
     let all = run.all();
@@ -290,6 +303,21 @@ fn a_failed_upgrade_apply_stops_before_any_other_host_then_resumes() {
     let again = kup(&["apply", "-auto-approve", &lab.dir]);
     assert_eq!(again.code, 0, "{again:?}");
     assert!(kubelets(&lab.sim).values().all(|v| v == "v1.31.4"));
+    // The CNI command ran after each apply with its arguments intact, none executed.
+    let cni: Vec<String> = lab
+        .hosts
+        .calls("cp1")
+        .into_iter()
+        .filter(|l| l.starts_with("systemctl restart /etc/x;"))
+        .collect();
+    let hostile = "systemctl restart /etc/x; touch /tmp/kup-pwned-1 $(touch /tmp/kup-pwned-2) `touch /tmp/kup-pwned-3` '\"; touch /tmp/kup-pwned-4";
+    assert_eq!(cni, [hostile, hostile], "{again:?}");
+    for i in 1..=4 {
+        assert!(
+            !std::path::Path::new(&format!("/tmp/kup-pwned-{i}")).exists(),
+            "argument {i} was executed"
+        );
+    }
 }
 
 #[test]

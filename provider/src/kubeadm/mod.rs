@@ -757,8 +757,38 @@ impl Ctx<'_> {
                 .await?;
             self.task
                 .stage(format!("{}: kubeadm upgrade plan", first.ssh));
-            self.run_args(first, &["kubeadm", "upgrade", "plan"], true)
+            let plan = self
+                .run_args(first, &["kubeadm", "upgrade", "plan"], true)
                 .await?;
+            // kubeadm prints its preflight blockers as `[ERROR …]` lines; stop before apply.
+            let blockers: Vec<&str> = plan
+                .stdout
+                .lines()
+                .chain(plan.stderr.lines())
+                .filter(|l| l.contains("[ERROR") || l.contains("FATAL"))
+                .collect();
+            if !blockers.is_empty() {
+                return Err(err(
+                    ErrorKind::Invalid,
+                    format!(
+                        "{}: `kubeadm upgrade plan` reports blockers, so kup did not run `kubeadm upgrade apply`:\n{}",
+                        first.ssh,
+                        blockers.join("\n")
+                    ),
+                )
+                .with_code("KubeadmPlanBlocked"));
+            }
+            if let Some(line) = plan
+                .stdout
+                .lines()
+                .find(|l| l.contains("kubeadm upgrade apply v"))
+            {
+                self.task.stage(format!(
+                    "{}: kubeadm upgrade plan: {}",
+                    first.ssh,
+                    line.trim()
+                ));
+            }
             if self.kubeadm.etcd_graceful_restart {
                 self.task
                     .stage(format!("{}: stopping kube-apiserver gracefully", first.ssh));
