@@ -102,6 +102,9 @@ pub enum Action {
     /// (K3s/RKE2: its system-upgrade-controller Plans), so the controller does not keep
     /// acting on nodes once kup is done.
     RemoveUpgradePlans,
+    /// Check every host before anything changes (kubeadm: SSH, sudo, swap, the package
+    /// manager and its pkgs.k8s.io repository, admin.conf, every node Ready).
+    PrecheckHosts,
 }
 
 /// How kup follows a provider-native blue/green upgrade.
@@ -144,6 +147,7 @@ impl Action {
             | Action::DrainNodeGroup { node_group, .. }
             | Action::Soak { node_group, .. } => format!("node_group.{node_group}"),
             Action::RemoveUpgradePlans => "upgrade_plans".into(),
+            Action::PrecheckHosts => "hosts".into(),
         }
     }
 
@@ -250,6 +254,9 @@ impl Action {
             ),
             Action::RemoveUpgradePlans => {
                 "remove kup's upgrade Plans (the controller stops acting on the nodes)".into()
+            }
+            Action::PrecheckHosts => {
+                "pre-check every host (SSH, sudo, swap off, package manager and repository, admin.conf) and that every node is Ready".into()
             }
         }
     }

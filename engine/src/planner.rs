@@ -616,6 +616,28 @@ fn plan_cluster(
             walk.addons_after_hop(true);
         }
     }
+    // Hosts kup reaches itself are all checked before the first change, so an unreachable
+    // worker stops the plan before the control plane moves.
+    if walk.errors.is_empty() && policy.provider.host_prechecks && !walk.steps.is_empty() {
+        let id = format!("{}/hosts/precheck", spec.label);
+        for s in walk.steps.iter_mut().filter(|s| s.depends_on.is_empty()) {
+            s.depends_on.push(id.clone());
+        }
+        walk.steps.insert(
+            0,
+            Step {
+                id,
+                cluster: address.clone(),
+                address: format!("{address}.hosts"),
+                action: Action::PrecheckHosts,
+                depends_on: Vec::new(),
+                precondition: Vec::new(),
+                postcondition: vec![Condition::JournalOnly],
+                estimated_secs: 30,
+                reason: "every host is checked before anything changes (planned as a gate)".into(),
+            },
+        );
+    }
     // The controller would go on acting on nodes (new ones joining, a Plan someone edits)
     // behind kup's back: its Plans go once the last round is done.
     if walk.errors.is_empty()

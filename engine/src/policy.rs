@@ -73,6 +73,10 @@ pub struct ProviderPolicy {
     /// removes after the last round unless the cluster says `keep_plans = true`.
     #[serde(default)]
     pub upgrade_plans: bool,
+    /// The provider reaches hosts itself (kubeadm over SSH): a gate step checks them all
+    /// before the first change.
+    #[serde(default)]
+    pub host_prechecks: bool,
     /// The longest `node_soak` the provider takes (AKS: 30 minutes).
     #[serde(default)]
     pub max_node_soak: Option<Duration>,
@@ -105,6 +109,7 @@ impl Default for ProviderPolicy {
             node_soak: false,
             rounds: false,
             upgrade_plans: false,
+            host_prechecks: false,
             max_node_soak: None,
             duration_unit_secs: 0,
             control_plane_upgrade_estimate: Duration::from_secs(10 * 60),

@@ -111,14 +111,14 @@ pub async fn build_with(
     }
 }
 
-/// The error for `RemoveUpgradePlans` on a provider that leaves no Plans in clusters (the
-/// planner only asks providers whose policy says `upgrade_plans`).
+/// The error for `RemoveUpgradePlans` / `PrecheckHosts` on a provider that leaves no Plans
+/// in clusters and reaches no hosts (the planner only asks providers whose policy says so).
 #[allow(dead_code)]
 fn no_upgrade_plans(kind: &str) -> ProviderError {
     ProviderError::new(
         ErrorKind::Invalid,
         format!(
-            "provider `{kind}` creates no upgrade Plans in clusters, so there are none to remove"
+            "provider `{kind}` creates no upgrade Plans in clusters and reaches no hosts itself, so there is nothing to remove or pre-check"
         ),
     )
 }

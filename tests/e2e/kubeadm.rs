@@ -291,12 +291,28 @@ fn a_failed_upgrade_apply_stops_before_any_other_host_then_resumes() {
         all.contains("/etc/kubernetes/tmp/kubeadm-backup-etcd-"),
         "{all}"
     );
+    // The pre-check gate read every host; nothing but cp1 was changed.
     for n in ["cp2", "cp3", "w1", "w2", "w3"] {
-        assert!(
-            lab.hosts.calls(n).is_empty(),
-            "{n} was touched: {:?}",
-            lab.hosts.calls(n)
-        );
+        let changed: Vec<String> = lab
+            .hosts
+            .calls(n)
+            .into_iter()
+            .filter(|l| {
+                [
+                    "tee",
+                    "apt-get",
+                    "apt-mark",
+                    "dnf install",
+                    "dnf makecache",
+                    "kubeadm upgrade",
+                    "systemctl",
+                ]
+                .iter()
+                .any(|c| l.starts_with(c))
+            })
+            .collect();
+        assert!(changed.is_empty(), "{n} was changed: {changed:?}");
+        assert!(!lab.hosts.calls(n).is_empty(), "{n} was not pre-checked");
     }
     assert!(kubelets(&lab.sim).values().all(|v| v == "v1.29.8"));
 
@@ -391,5 +407,29 @@ fn a_host_key_that_does_not_match_known_hosts_is_refused() {
         "{run:?}"
     );
     assert!(lab.hosts.calls("cp1").is_empty());
+    assert!(kubelets(&lab.sim).values().all(|v| v == "v1.29.8"));
+}
+
+#[test]
+fn the_pre_check_gate_stops_the_plan_before_any_change() {
+    if !sshd_or_skip("the_pre_check_gate_stops_the_plan_before_any_change") {
+        return;
+    }
+    let lab = lab(None, 600.0);
+    // A worker with swap on: found before the control plane moves.
+    std::fs::write(
+        lab.hosts.root("w3").join("proc/swaps"),
+        "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n/swap.img                               file\t\t4194300\t\t0\t\t-2\n",
+    )
+    .unwrap();
+    let run = kup(&["apply", "-auto-approve", &lab.dir]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let all = run.all();
+    assert!(
+        all.contains("pre-checks failed on 1 host(s); nothing was changed")
+            && all.contains("w3.lab: swap is on (/swap.img"),
+        "{all}"
+    );
+    assert!(changes(&lab.hosts, "cp1").is_empty());
     assert!(kubelets(&lab.sim).values().all(|v| v == "v1.29.8"));
 }

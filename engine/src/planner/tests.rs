@@ -1431,3 +1431,20 @@ fn rounds_warn_that_windows_hold_the_apply() {
         "{w:?}"
     );
 }
+
+#[test]
+fn host_prechecks_gate_the_first_change() {
+    let (spec, act) = k3s_case("v1.29.8+k3s1", "v1.29.8+k3s1", "v1.30.9+k3s1");
+    let policy = ProviderPolicy {
+        host_prechecks: true,
+        upgrade_plans: false,
+        ..k3s_policy()
+    };
+    let p = run(spec.clone(), act.clone(), policy.clone()).unwrap();
+    assert_eq!(p.steps[0].action, Action::PrecheckHosts);
+    assert_eq!(p.steps[0].postcondition, vec![Condition::JournalOnly]);
+    assert_eq!(p.steps[1].depends_on, vec![p.steps[0].id.clone()]);
+    // Nothing to do: no gate either.
+    let (spec, act) = k3s_case("v1.30.9+k3s1", "v1.30.9+k3s1", "v1.30.9+k3s1");
+    assert!(run(spec, act, policy).unwrap().steps.is_empty());
+}

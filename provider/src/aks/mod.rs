@@ -403,7 +403,9 @@ impl AksProvider {
             | Action::CordonNodeGroup { .. }
             | Action::DrainNodeGroup { .. }
             | Action::Soak { .. } => Err(in_cluster(action)),
-            Action::RemoveUpgradePlans => Err(crate::no_upgrade_plans("aks")),
+            Action::RemoveUpgradePlans | Action::PrecheckHosts => {
+                Err(crate::no_upgrade_plans("aks"))
+            }
         }
     }
 
@@ -482,6 +484,7 @@ impl Provider for AksProvider {
 
     fn policy(&self) -> ProviderPolicy {
         ProviderPolicy {
+            host_prechecks: false,
             rounds: false,
             upgrade_plans: false,
             // The API reference says pools may trail the control plane by two minors

@@ -233,7 +233,8 @@ pub(crate) fn update_matches(u: &Update, action: &Action) -> bool {
         | Action::CordonNodeGroup { .. }
         | Action::DrainNodeGroup { .. }
         | Action::Soak { .. }
-        | Action::RemoveUpgradePlans => false,
+        | Action::RemoveUpgradePlans
+        | Action::PrecheckHosts => false,
     }
 }
 

@@ -111,7 +111,9 @@ impl Scope<'_> {
     }
     fn of(action: &Action) -> Scope<'_> {
         match action {
-            Action::UpgradeControlPlane { .. } | Action::RemoveUpgradePlans => Scope::Cluster,
+            Action::UpgradeControlPlane { .. }
+            | Action::RemoveUpgradePlans
+            | Action::PrecheckHosts => Scope::Cluster,
             Action::UpdateNodeGroupConfig { node_group, .. }
             | Action::UpgradeNodeGroup { node_group, .. }
             | Action::RollbackNodeGroupUpgrade { node_group } => Scope::NodeGroup(node_group),
@@ -549,7 +551,9 @@ impl EksProvider {
             | Action::CordonNodeGroup { .. }
             | Action::DrainNodeGroup { .. }
             | Action::Soak { .. } => return Err(in_cluster(action)),
-            Action::RemoveUpgradePlans => return Err(crate::no_upgrade_plans("eks")),
+            Action::RemoveUpgradePlans | Action::PrecheckHosts => {
+                return Err(crate::no_upgrade_plans("eks"))
+            }
         })
     }
 
@@ -778,6 +782,7 @@ impl Provider for EksProvider {
 
     fn policy(&self) -> ProviderPolicy {
         ProviderPolicy {
+            host_prechecks: false,
             rounds: false,
             upgrade_plans: false,
             max_kubelet_skew: None,

@@ -409,7 +409,9 @@ impl GkeProvider {
             | Action::CordonNodeGroup { .. }
             | Action::DrainNodeGroup { .. }
             | Action::Soak { .. } => Err(in_cluster(action)),
-            Action::RemoveUpgradePlans => Err(crate::no_upgrade_plans("gke")),
+            Action::RemoveUpgradePlans | Action::PrecheckHosts => {
+                Err(crate::no_upgrade_plans("gke"))
+            }
         }
     }
 }
@@ -430,7 +432,8 @@ fn node_pool_of(action: &Action) -> Option<&str> {
     match action {
         Action::UpgradeControlPlane { .. }
         | Action::UpdateAddon { .. }
-        | Action::RemoveUpgradePlans => None,
+        | Action::RemoveUpgradePlans
+        | Action::PrecheckHosts => None,
         Action::UpdateNodeGroupConfig { node_group, .. }
         | Action::UpgradeNodeGroup { node_group, .. }
         | Action::RollbackNodeGroupUpgrade { node_group }
@@ -451,6 +454,7 @@ impl Provider for GkeProvider {
 
     fn policy(&self) -> ProviderPolicy {
         ProviderPolicy {
+            host_prechecks: false,
             rounds: false,
             upgrade_plans: false,
             // Two minors. PRIOR-ART §5.7 lists GKE's node-pool skew bound as unverified;

@@ -292,6 +292,7 @@ impl KubeadmProvider {
                     max_unavailable,
                     ..
                 } => ctx.node_group(node_group, to, *max_unavailable).await,
+                Action::PrecheckHosts => ctx.precheck_all().await,
                 other => Err(err(ErrorKind::Invalid, other.describe())),
             };
             t.state.lock().unwrap().result = Some(r.map_err(|e| {
@@ -730,6 +731,51 @@ impl Ctx<'_> {
         })
     }
 
+    /// The gate before a plan's first change: every host at once.
+    async fn precheck_all(&self) -> Result<(), ProviderError> {
+        let nodes = self.nodes_ready().await?;
+        let (cp, groups) = KubeadmProvider::hosts(self.spec, &nodes)?;
+        let all: Vec<Host> = cp
+            .iter()
+            .cloned()
+            .chain(groups.into_values().flatten())
+            .collect();
+        self.task.state.lock().unwrap().total = all.len() as u64;
+        let results = join_all(all.iter().map(|h| async move {
+            let r = self.precheck(h).await;
+            self.task.state.lock().unwrap().done += 1;
+            r
+        }))
+        .await;
+        let failures: Vec<String> = results
+            .into_iter()
+            .filter_map(Result::err)
+            .map(|e| e.message)
+            .collect();
+        if !failures.is_empty() {
+            return Err(err(
+                ErrorKind::Invalid,
+                format!(
+                    "pre-checks failed on {} host(s); nothing was changed:\n{}",
+                    failures.len(),
+                    failures.join("\n")
+                ),
+            )
+            .with_code("PrecheckFailed"));
+        }
+        if let Some(first) = cp.first() {
+            self.run_args(first, &["test", "-f", "/etc/kubernetes/admin.conf"], true)
+                .await
+                .map_err(|_| {
+                    err(
+                        ErrorKind::Invalid,
+                        format!("{}: /etc/kubernetes/admin.conf is missing: the first control-plane host must be the one `kubeadm init` ran on (or hold its admin.conf); reorder control_plane.hosts", first.ssh),
+                    )
+                })?;
+        }
+        Ok(())
+    }
+
     async fn control_plane(&self, to: &Version) -> Result<(), ProviderError> {
         let nodes = self.nodes_ready().await?;
         let (cp, _) = KubeadmProvider::hosts(self.spec, &nodes)?;
@@ -944,6 +990,7 @@ impl Provider for KubeadmProvider {
     fn policy(&self) -> ProviderPolicy {
         ProviderPolicy {
             rounds: true,
+            host_prechecks: true,
             supports_max_surge: false,
             min_max_unavailable: 1,
             control_plane_upgrade_estimate: Duration::from_secs(15 * 60),
@@ -1050,7 +1097,9 @@ impl Provider for KubeadmProvider {
         _token: &str,
     ) -> Result<OperationId, ProviderError> {
         match action {
-            Action::UpgradeControlPlane { .. } | Action::UpgradeNodeGroup { native: None, .. } => {
+            Action::UpgradeControlPlane { .. }
+            | Action::UpgradeNodeGroup { native: None, .. }
+            | Action::PrecheckHosts => {
                 let op = Self::op_id(&cluster.name, action);
                 self.spawn(cluster, action, &op).await?;
                 Ok(OperationId(op))
