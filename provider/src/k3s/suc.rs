@@ -491,7 +491,7 @@ mod tests {
                 "plan.upgrade.cattle.io/kup-agents": "abc", "upgrade.cattle.io/node": "a2"}},
             "status": {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "boom"}]}
         });
-        match round_state(&plan, &v, &[failed.clone()], &nodes) {
+        match round_state(&plan, &v, std::slice::from_ref(&failed), &nodes) {
             RoundState::Failed { code, message } => {
                 assert_eq!(code, "BackoffLimitExceeded");
                 assert!(
