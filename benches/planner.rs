@@ -45,6 +45,7 @@ fn world(clusters: usize, groups: usize) -> (Desired, BTreeMap<String, ActualClu
             })
             .collect();
         desired.clusters.push(ClusterSpec {
+            preflight: Default::default(),
             kubeadm: None,
             channel: None,
             namespace: None,
@@ -67,6 +68,7 @@ fn world(clusters: usize, groups: usize) -> (Desired, BTreeMap<String, ActualClu
         actual.insert(
             label.clone(),
             ActualCluster {
+                api_uses: Vec::new(),
                 upgrade_plans: Vec::new(),
                 name: label,
                 region: None,

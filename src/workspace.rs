@@ -85,6 +85,8 @@ pub struct Connected {
     time_scales: BTreeMap<String, f64>,
     /// Each cluster's Kubernetes access, built once (None: not reachable).
     node_ops: tokio::sync::Mutex<BTreeMap<String, Option<Arc<dyn NodeOps>>>>,
+    /// The configuration directory (preflight manifests are relative to it).
+    dir: PathBuf,
 }
 
 impl Connected {
@@ -152,6 +154,7 @@ impl Connected {
             sims,
             time_scales,
             node_ops: Default::default(),
+            dir: dir.to_path_buf(),
         })
     }
 
@@ -243,7 +246,11 @@ impl Connected {
                         }
                         actual
                     });
-                    (spec.label.clone(), r.map_err(|e| e.to_string()))
+                    let r = r.map_err(|e| e.to_string()).and_then(|mut actual| {
+                        actual.api_uses = manifest_api_uses(&self.dir, &spec.preflight.manifests)?;
+                        Ok(actual)
+                    });
+                    (spec.label.clone(), r)
                 }
             })
             .buffer_unordered(parallelism.max(1))
@@ -274,6 +281,55 @@ impl Connected {
             }
         }
     }
+}
+
+/// The objects in the `preflight { manifests = [...] }` folders and files (`*.yaml`,
+/// `*.yml`, `*.json`, searched recursively, in name order), for the removed-API check.
+fn manifest_api_uses(
+    dir: &Path,
+    manifests: &[String],
+) -> Result<Vec<kup_engine::removed_apis::ApiUse>, String> {
+    fn walk(p: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+        if p.is_dir() {
+            let mut entries: Vec<PathBuf> =
+                std::fs::read_dir(p)?.flatten().map(|e| e.path()).collect();
+            entries.sort();
+            for e in entries {
+                walk(&e, out)?;
+            }
+        } else if p
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| ["yaml", "yml", "json"].contains(&e))
+        {
+            out.push(p.to_path_buf());
+        }
+        Ok(())
+    }
+    let mut uses = Vec::new();
+    for m in manifests {
+        let root = dir.join(m);
+        if !root.exists() {
+            return Err(format!(
+                "preflight manifests: {} does not exist (paths are relative to {})",
+                root.display(),
+                dir.display()
+            ));
+        }
+        let mut files = Vec::new();
+        walk(&root, &mut files)
+            .map_err(|e| format!("preflight manifests: reading {}: {e}", root.display()))?;
+        for f in files {
+            let text = std::fs::read_to_string(&f)
+                .map_err(|e| format!("preflight manifests: reading {}: {e}", f.display()))?;
+            let shown = f.strip_prefix(dir).unwrap_or(&f).display().to_string();
+            uses.extend(
+                kup_engine::removed_apis::objects_in_manifest(&shown, &text)
+                    .map_err(|e| format!("preflight manifests: {e}"))?,
+            );
+        }
+    }
+    Ok(uses)
 }
 
 /// The simulator's live world is a copy of the seed world under `DIR/.kup/sim/`, so the

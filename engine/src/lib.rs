@@ -7,6 +7,7 @@ pub mod plan;
 pub mod planner;
 pub mod policy;
 pub mod provider;
+pub mod removed_apis;
 pub mod version;
 
 pub use version::{Minor, Version};

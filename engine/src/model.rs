@@ -157,6 +157,9 @@ pub struct ClusterSpec {
     /// kubeadm: how to reach the hosts and run the upgrade on them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubeadm: Option<KubeadmSpec>,
+    /// `preflight { ... }`: checks before the plan may move the cluster.
+    #[serde(default)]
+    pub preflight: Preflight,
     #[serde(skip)]
     #[schemars(skip)]
     pub origin: Option<SourceLoc>,
@@ -256,6 +259,28 @@ pub struct NodeGroupSpec {
     #[serde(skip)]
     #[schemars(skip)]
     pub version_origin: Option<SourceLoc>,
+}
+
+/// `preflight { manifests = [...], removed_apis = "block" }`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Preflight {
+    /// Folders (or files) of manifests, relative to the configuration, checked for APIs
+    /// the upgrade removes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub manifests: Vec<String>,
+    #[serde(default)]
+    pub removed_apis: RemovedApis,
+}
+
+/// What an object at an API the upgrade removes does to the plan.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RemovedApis {
+    /// The hop that removes the API is refused until the objects are migrated.
+    #[default]
+    Block,
+    Warn,
+    Off,
 }
 
 /// A kubeadm cluster's hosts and how kup upgrades them (`ssh`, `control_plane` blocks and
@@ -572,6 +597,10 @@ pub struct ActualCluster {
     /// system-upgrade-controller Plans, `NAMESPACE/NAME`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub upgrade_plans: Vec<String>,
+    /// Objects and the apiVersions they are written at (from the `preflight` manifests),
+    /// for the removed-API check.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub api_uses: Vec<crate::removed_apis::ApiUse>,
 }
 
 impl ActualCluster {

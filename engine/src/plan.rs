@@ -924,6 +924,7 @@ mod fingerprint_tests {
 
     fn cluster() -> ActualCluster {
         ActualCluster {
+            api_uses: Vec::new(),
             upgrade_plans: Vec::new(),
             name: "c".into(),
             region: None,

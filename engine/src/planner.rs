@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::model::{
     ActualAddon, ActualCluster, AddonSpec, AddonVersionReq, ClusterSpec, Desired, DrainLimits,
-    SourceLoc, Strategy, VersionAlias,
+    RemovedApis, SourceLoc, Strategy, VersionAlias,
 };
 use crate::plan::{
     Action, Change, ClusterPlan, Condition, NativeUpgrade, Plan, Step, TimelinePoint,
@@ -331,6 +331,50 @@ fn plan_cluster(
                 ),
                 hint: Some(offered_hint(actual)),
             });
+        }
+    }
+
+    // Objects at an API one of the hops removes.
+    let mut api_warnings = Vec::new();
+    if spec.preflight.removed_apis != RemovedApis::Off {
+        let mut m = current;
+        while m < target_minor {
+            let next = m.next();
+            let found = crate::removed_apis::removed_between(&actual.api_uses, m, next);
+            if !found.is_empty() {
+                let list = found
+                    .iter()
+                    .map(|(u, r)| {
+                        format!(
+                            "{} ({}) uses {}: {}",
+                            u.object(),
+                            u.source,
+                            u.api_version,
+                            match r.replacement {
+                                Some(rep) => format!("move it to {rep}"),
+                                None => "the API is gone without a replacement".to_string(),
+                            }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                if spec.preflight.removed_apis == RemovedApis::Block {
+                    errors.push(PlanError {
+                        address: address.clone(),
+                        loc: spec.origin.clone(),
+                        message: format!(
+                            "{} object(s) use APIs removed in {next}, so the control plane cannot move to {next}: {list}",
+                            found.len()
+                        ),
+                        hint: Some(
+                            "migrate the manifests to the replacement apiVersion (and re-apply them), or set preflight { removed_apis = \"warn\" } to plan anyway".into(),
+                        ),
+                    });
+                } else {
+                    api_warnings.push(format!("APIs removed in {next} are still used: {list}"));
+                }
+            }
+            m = next;
         }
     }
 
@@ -662,7 +706,7 @@ fn plan_cluster(
         return Err(walk.errors);
     }
 
-    let mut warnings = Vec::new();
+    let mut warnings = api_warnings;
     let initially_live: Vec<String> = spec
         .node_groups
         .iter()

@@ -15,4 +15,5 @@ mod k3s;
 mod kube;
 #[cfg(feature = "kubeadm")]
 mod kubeadm;
+mod preflight;
 mod saved_plan;

@@ -672,6 +672,46 @@ impl Loader<'_> {
         Some(spec)
     }
 
+    /// `preflight { manifests = ["k8s/"], removed_apis = "block" | "warn" | "off" }`.
+    fn preflight(&mut self, f: usize, body: &Body) -> crate::model::Preflight {
+        let mut out = crate::model::Preflight::default();
+        let Some(p) = body.get_blocks("preflight").next() else {
+            return out;
+        };
+        self.check_schema(
+            f,
+            &p.body,
+            "a preflight block",
+            &["manifests", "removed_apis"],
+            &[],
+        );
+        out.manifests = self
+            .get_string_list(f, &p.body, "manifests")
+            .unwrap_or_default();
+        if let Some(a) = p.body.get_attribute("removed_apis") {
+            out.removed_apis = match self.get_string(f, &p.body, "removed_apis").as_deref() {
+                Some("block") | None => crate::model::RemovedApis::Block,
+                Some("warn") => crate::model::RemovedApis::Warn,
+                Some("off") => crate::model::RemovedApis::Off,
+                Some(other) => {
+                    self.err_at(
+                        f,
+                        a.value.span(),
+                        Diagnostic::error(format!("removed_apis = \"{other}\" is not a choice"))
+                            .detail("removed_apis says what an object at an API the upgrade removes does to the plan.")
+                            .hint(
+                                did_you_mean_hint(other, ["block", "warn", "off"]).unwrap_or_else(|| {
+                                    "write \"block\" (refuse the hop, the default), \"warn\" or \"off\"".into()
+                                }),
+                            ),
+                    );
+                    crate::model::RemovedApis::Block
+                }
+            };
+        }
+        out
+    }
+
     /// An attribute that only some provider types use: an error naming them otherwise.
     fn only_for(&mut self, f: usize, body: &Body, key: &str, kind: Option<&str>, kinds: &[&str]) {
         let Some(kind) = kind else { return };
@@ -1895,6 +1935,7 @@ impl Loader<'_> {
                     ("ssh", 0),
                     ("control_plane", 0),
                     ("cni_upgrade", 0),
+                    ("preflight", 0),
                 ],
             );
             if let Some(prev) = out.iter().find(|c| c.label == label) {
@@ -1996,6 +2037,7 @@ impl Loader<'_> {
                 self.only_for(f, &b.body, key, kind.as_deref(), SUC_KINDS);
             }
             let kubeadm = self.kubeadm(f, b, kind.as_deref(), &label);
+            let preflight = self.preflight(f, &b.body);
             let channel = self.get_string(f, &b.body, "channel");
             let namespace = self.get_string(f, &b.body, "namespace");
             let upgrade_image = self.get_string(f, &b.body, "upgrade_image");
@@ -2118,6 +2160,7 @@ impl Loader<'_> {
                     upgrade_image,
                     keep_plans,
                     kubeadm,
+                    preflight: preflight.clone(),
                     origin: Some(origin),
                     version_origin: Some(version_origin),
                 });
@@ -2140,6 +2183,7 @@ impl Loader<'_> {
                     upgrade_image,
                     keep_plans,
                     kubeadm,
+                    preflight: preflight.clone(),
                     origin: Some(origin),
                     version_origin: None,
                 });

@@ -1649,3 +1649,30 @@ cluster "lab" {
         pos(&src, "ssh", 0),
     );
 }
+
+#[test]
+fn preflight_block_loads_and_checks_its_choice() {
+    let src = with_provider(
+        r#"cluster "prod" {
+  version = "1.31"
+  preflight {
+    manifests    = ["k8s", "charts/rendered.yaml"]
+    removed_apis = "warn"
+  }
+}
+"#,
+    );
+    let l = ok(&[("main.kup.hcl", &src)]);
+    let p = &l.desired.clusters[0].preflight;
+    assert_eq!(p.manifests, ["k8s", "charts/rendered.yaml"]);
+    assert_eq!(p.removed_apis, crate::model::RemovedApis::Warn);
+    let src = src.replace("\"warn\"", "\"blok\"");
+    let d = errors(&[("main.kup.hcl", &src)]);
+    let e = expect(
+        &d,
+        "removed_apis = \"blok\" is not a choice",
+        "main.kup.hcl",
+        pos(&src, "\"blok\"", 0),
+    );
+    assert!(hint(&e).contains("block"), "{e}");
+}

@@ -126,6 +126,7 @@ fn v(s: &str) -> Version {
 
 fn cluster(name: &str, cp: &str, ng: &str) -> ActualCluster {
     ActualCluster {
+        api_uses: Vec::new(),
         upgrade_plans: Vec::new(),
         name: name.into(),
         region: None,

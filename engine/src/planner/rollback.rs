@@ -258,6 +258,7 @@ mod tests {
 
     fn spec() -> ClusterSpec {
         ClusterSpec {
+            preflight: Default::default(),
             kubeadm: None,
             channel: None,
             namespace: None,
@@ -302,6 +303,7 @@ mod tests {
 
     fn actual(groups: Vec<ActualNodeGroup>) -> ActualCluster {
         ActualCluster {
+            api_uses: Vec::new(),
             upgrade_plans: Vec::new(),
             name: "prod-eu".into(),
             region: None,

@@ -44,6 +44,7 @@ fn ng_spec(name: &str, version: &str) -> NodeGroupSpec {
 
 fn cluster_spec(version: &str, ngs: Vec<NodeGroupSpec>) -> ClusterSpec {
     ClusterSpec {
+        preflight: Default::default(),
         kubeadm: None,
         channel: None,
         namespace: None,
@@ -88,6 +89,7 @@ fn actual_ng(name: &str, version: &str, size: u32) -> ActualNodeGroup {
 
 fn actual(version: &str, ngs: Vec<ActualNodeGroup>) -> ActualCluster {
     ActualCluster {
+        api_uses: Vec::new(),
         upgrade_plans: Vec::new(),
         name: "prod-eu".into(),
         region: Some("eu-west-1".into()),

@@ -542,6 +542,7 @@ impl Provider for AksProvider {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|m| ProviderError::new(ErrorKind::Other, format!("{m} ({describe})")))?;
         Ok(ActualCluster {
+            api_uses: Vec::new(),
             upgrade_plans: Vec::new(),
             name: if c.name.is_empty() {
                 name.to_string()

@@ -896,6 +896,7 @@ impl Provider for EksProvider {
         in_flight.sort_by(|a, b| (&a.resource, &a.id).cmp(&(&b.resource, &b.id)));
 
         Ok(ActualCluster {
+            api_uses: Vec::new(),
             upgrade_plans: Vec::new(),
             name: cluster.name().unwrap_or(name).to_string(),
             region: Some(region),

@@ -517,6 +517,7 @@ impl Provider for GkeProvider {
             })?;
         node_groups.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(ActualCluster {
+            api_uses: Vec::new(),
             upgrade_plans: Vec::new(),
             name: if cluster.name.is_empty() {
                 name.to_string()

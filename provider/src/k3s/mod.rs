@@ -923,6 +923,7 @@ impl Provider for K3sProvider {
             }
         }
         Ok(ActualCluster {
+            api_uses: Vec::new(),
             name: cluster.name.clone(),
             region: None,
             version: version.clone(),

@@ -1073,6 +1073,7 @@ impl Provider for KubeadmProvider {
             offered.push(c.version.clone());
         }
         Ok(ActualCluster {
+            api_uses: Vec::new(),
             name: cluster.name.clone(),
             region: None,
             version,

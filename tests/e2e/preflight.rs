@@ -1,0 +1,85 @@
+//! Pre-flight checks in the plan: objects at APIs a hop removes (issue 8, first part).
+
+use crate::harness::*;
+
+const FLOWSCHEMA: &str = "apiVersion: flowcontrol.apiserver.k8s.io/VERSION
+kind: FlowSchema
+metadata:
+  name: batch-jobs
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: shop
+  namespace: web
+";
+
+fn cluster(removed_apis: &str) -> String {
+    format!(
+        r#"cluster "prod" {{
+  name    = "prod-eu"
+  version = "1.31"
+  preflight {{
+    manifests    = ["k8s"]
+    removed_apis = "{removed_apis}"
+  }}
+  node_group "general" {{
+    max_unavailable = 1
+  }}
+  node_group "payments" {{
+    max_unavailable = 1
+  }}
+}}
+"#
+    )
+}
+
+#[test]
+fn a_manifest_at_a_removed_api_blocks_the_hop_that_removes_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = Sim::start(tmp.path(), WORLD_ONE, 600.0, None);
+    let dir = config_dir(tmp.path(), &sim, &cluster("block"));
+    std::fs::create_dir_all(dir.join("k8s/flow")).unwrap();
+    let manifest = dir.join("k8s/flow/flowschema.yaml");
+    std::fs::write(&manifest, FLOWSCHEMA.replace("VERSION", "v1beta2")).unwrap();
+    let d = dir.to_str().unwrap();
+
+    let plan = kup(&["plan", d]);
+    assert_eq!(plan.code, 1, "{plan:?}");
+    assert!(
+        plan.stderr.contains("1 object(s) use APIs removed in 1.29, so the control plane cannot move to 1.29: FlowSchema/batch-jobs (k8s/flow/flowschema.yaml) uses flowcontrol.apiserver.k8s.io/v1beta2: move it to flowcontrol.apiserver.k8s.io/v1"),
+        "{plan:?}"
+    );
+    assert!(plan.stderr.contains("removed_apis = \"warn\""), "{plan:?}");
+
+    // warn: planned, with the finding as a warning.
+    std::fs::write(
+        dir.join("main.kup.hcl"),
+        std::fs::read_to_string(dir.join("main.kup.hcl"))
+            .unwrap()
+            .replace("\"block\"", "\"warn\""),
+    )
+    .unwrap();
+    let plan = kup(&["plan", d]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    assert!(
+        plan.all()
+            .contains("APIs removed in 1.29 are still used: FlowSchema/batch-jobs"),
+        "{plan:?}"
+    );
+
+    // Migrated: nothing to say.
+    std::fs::write(&manifest, FLOWSCHEMA.replace("VERSION", "v1")).unwrap();
+    let plan = kup(&["plan", d]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    assert!(!plan.all().contains("APIs removed"), "{plan:?}");
+
+    // An unreadable manifest is named.
+    std::fs::write(dir.join("k8s/broken.yaml"), "kind: [").unwrap();
+    let plan = kup(&["plan", d]);
+    assert_eq!(plan.code, 1, "{plan:?}");
+    assert!(
+        plan.stderr.contains("preflight manifests: k8s/broken.yaml"),
+        "{plan:?}"
+    );
+}
