@@ -8,6 +8,7 @@ pub mod planner;
 pub mod policy;
 pub mod provider;
 pub mod removed_apis;
+pub mod support;
 pub mod version;
 
 pub use version::{Minor, Version};

@@ -128,6 +128,8 @@ pub struct PlanOptions {
     /// Use the two-minor reading of the skew policy everywhere.
     pub strict_skew: bool,
     pub targets: Vec<Target>,
+    /// Today, for support-date warnings (`None`: none are given).
+    pub today: Option<time::Date>,
 }
 
 /// Why a plan cannot be made.
@@ -227,7 +229,16 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, Vec<PlanError>> {
             &narrowed
         };
         match plan_cluster(spec, actual, &policy) {
-            Ok((cp, mut s)) => {
+            Ok((mut cp, mut s)) => {
+                if let Some(today) = input.options.today {
+                    let kind = spec.provider.split('.').next().unwrap_or("");
+                    cp.warnings.extend(crate::support::warnings(
+                        kind,
+                        actual.version.minor(),
+                        cp.to.minor(),
+                        today,
+                    ));
+                }
                 cluster_plans.push(cp);
                 steps.append(&mut s);
             }

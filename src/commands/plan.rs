@@ -68,6 +68,7 @@ pub async fn make_plan(req: &PlanRequest<'_>, events: &EventSink) -> Result<Plan
     let options = PlanOptions {
         strict_skew: req.strict_skew,
         targets,
+        today: Some(time::OffsetDateTime::now_utc().date()),
     };
     let plan = match planner::plan(&PlanInput {
         desired: &loaded.desired,

@@ -83,3 +83,28 @@ fn a_manifest_at_a_removed_api_blocks_the_hop_that_removes_it() {
         "{plan:?}"
     );
 }
+
+#[test]
+fn the_plan_warns_about_versions_past_or_near_end_of_support() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = Sim::start(tmp.path(), WORLD_ONE, 600.0, None);
+    let dir = config_dir(tmp.path(), &sim, &one_cluster("1.31"));
+    let plan = kup(&["plan", "-json", dir.to_str().unwrap()]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    let saved: serde_json::Value = serde_json::from_str(&plan.stdout).unwrap();
+    let warnings = saved["plan"]["clusters"][0]["warnings"].to_string();
+    // EKS's calendar: 1.28 left standard support on 2024-11-26 and extended support on
+    // 2025-11-26; 1.31 left standard support on 2025-11-26 (both in the past from now on).
+    assert!(
+        warnings.contains(
+            "the running version 1.28 is past its end of standard support on EKS (2024-11-26"
+        ),
+        "{warnings}"
+    );
+    assert!(
+        warnings.contains(
+            "the target version 1.31 is past its end of standard support on EKS (2025-11-26"
+        ),
+        "{warnings}"
+    );
+}
