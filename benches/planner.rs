@@ -45,6 +45,7 @@ fn world(clusters: usize, groups: usize) -> (Desired, BTreeMap<String, ActualClu
             })
             .collect();
         desired.clusters.push(ClusterSpec {
+            hooks: Vec::new(),
             preflight: Default::default(),
             kubeadm: None,
             channel: None,

@@ -470,6 +470,15 @@ impl StepContext {
                 if *self.cancel.borrow() {
                     return Ok(StepEnd::Interrupted);
                 }
+                if let Action::RunHook {
+                    point,
+                    command,
+                    timeout_secs,
+                    env,
+                } = action
+                {
+                    return self.run_hook(point, command, *timeout_secs, env).await;
+                }
                 if action.is_in_cluster() {
                     return self.run_in_cluster(handle).await;
                 }
@@ -744,6 +753,57 @@ impl StepContext {
                 _ = cancel.changed() => return format!("{failed}; the rollback (operation {op}) continues at the provider"),
             }
         }
+    }
+
+    /// A user's hook: the command runs on this machine with the plan's environment added;
+    /// a non-zero exit (or the timeout) fails the step with the command's last lines.
+    async fn run_hook(
+        &self,
+        point: &str,
+        command: &[String],
+        timeout_secs: u64,
+        env: &BTreeMap<String, String>,
+    ) -> Result<StepEnd, String> {
+        let (program, args) = command
+            .split_first()
+            .ok_or_else(|| format!("hook {point} has no command"))?;
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        for (k, v) in env {
+            let v = if k == "KUBECONFIG" {
+                crate::fsutil::expand_tilde(v)
+            } else {
+                v.clone()
+            };
+            cmd.env(k, v);
+        }
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("hook {point}: cannot run {program:?}: {e}"))?;
+        let mut cancel = self.cancel.clone();
+        let out = tokio::select! {
+            r = tokio::time::timeout(Duration::from_secs(timeout_secs.max(1)), child.wait_with_output()) => match r {
+                Ok(r) => r.map_err(|e| format!("hook {point}: {e}"))?,
+                Err(_) => return Err(format!("hook {point} did not finish within {timeout_secs}s; the plan stops here (raise its timeout, or fix it and run `kup apply` again)")),
+            },
+            _ = cancel.changed() => return Ok(StepEnd::Interrupted),
+        };
+        if out.status.success() {
+            return Ok(StepEnd::Done { already: false });
+        }
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        let tail = lines[lines.len().saturating_sub(15)..].join("\n");
+        Err(format!(
+            "hook {point} ({}) exited with {}; the plan stops here: fix it and run `kup apply` again to resume after it\n{tail}",
+            command.join(" "),
+            out.status.code().map_or("a signal".to_string(), |c| c.to_string())
+        ))
     }
 
     /// Actions kup carries out itself through the Kubernetes API. They hold no provider

@@ -160,6 +160,9 @@ pub struct ClusterSpec {
     /// `preflight { ... }`: checks before the plan may move the cluster.
     #[serde(default)]
     pub preflight: Preflight,
+    /// `hook "POINT" { command = [...] }`: the user's commands at points of the upgrade.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<HookSpec>,
     #[serde(skip)]
     #[schemars(skip)]
     pub origin: Option<SourceLoc>,
@@ -259,6 +262,27 @@ pub struct NodeGroupSpec {
     #[serde(skip)]
     #[schemars(skip)]
     pub version_origin: Option<SourceLoc>,
+}
+
+/// Where a hook runs.
+pub const HOOK_POINTS: &[&str] = &[
+    "before_control_plane",
+    "after_control_plane",
+    "before_node_group",
+    "after_node_group",
+    "after_cluster",
+];
+
+/// `hook "after_control_plane" { command = ["./smoke.sh"], timeout = "5m" }`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct HookSpec {
+    /// One of [`HOOK_POINTS`].
+    pub point: String,
+    /// Run as an argument list (no shell).
+    pub command: Vec<String>,
+    #[serde(with = "duration_str")]
+    #[schemars(with = "String")]
+    pub timeout: Duration,
 }
 
 /// `preflight { manifests = [...], removed_apis = "block" }`.

@@ -105,6 +105,16 @@ pub enum Action {
     /// Check every host before anything changes (kubeadm: SSH, sudo, swap, the package
     /// manager and its pkgs.k8s.io repository, admin.conf, every node Ready).
     PrecheckHosts,
+    /// Run the user's hook command on the machine running kup; a non-zero exit stops the
+    /// plan here.
+    RunHook {
+        point: String,
+        command: Vec<String>,
+        timeout_secs: u64,
+        /// The hook's environment: KUP_HOOK, KUP_CLUSTER, KUP_CLUSTER_NAME, KUP_PROVIDER,
+        /// KUP_FROM_VERSION, KUP_TO_VERSION, KUP_NODE_GROUP, KUBECONFIG.
+        env: BTreeMap<String, String>,
+    },
 }
 
 /// How kup follows a provider-native blue/green upgrade.
@@ -148,6 +158,7 @@ impl Action {
             | Action::Soak { node_group, .. } => format!("node_group.{node_group}"),
             Action::RemoveUpgradePlans => "upgrade_plans".into(),
             Action::PrecheckHosts => "hosts".into(),
+            Action::RunHook { point, .. } => format!("hook.{point}"),
         }
     }
 
@@ -254,6 +265,9 @@ impl Action {
             ),
             Action::RemoveUpgradePlans => {
                 "remove kup's upgrade Plans (the controller stops acting on the nodes)".into()
+            }
+            Action::RunHook { point, command, .. } => {
+                format!("run hook {point}: {}", command.join(" "))
             }
             Action::PrecheckHosts => {
                 "pre-check every host (SSH, sudo, swap off, package manager and repository, admin.conf) and that every node is Ready".into()

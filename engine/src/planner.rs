@@ -91,6 +91,158 @@ pub fn resolve_version_aliases(
     }
 }
 
+/// The user's hooks around the control-plane steps and node-group rollouts (a blue/green
+/// replacement counts from its create to its delete), and after the whole cluster. Each
+/// hook is a step of its own, so a resumed apply never runs a finished hook again.
+fn insert_hooks(spec: &ClusterSpec, steps: &mut Vec<Step>) {
+    if spec.hooks.is_empty() {
+        return;
+    }
+    let hook_step = |id: String,
+                     depends_on: Vec<String>,
+                     h: &crate::model::HookSpec,
+                     from: &str,
+                     to: &str,
+                     node_group: Option<&str>| {
+        let mut env = BTreeMap::new();
+        env.insert("KUP_HOOK".to_string(), h.point.clone());
+        env.insert("KUP_CLUSTER".to_string(), spec.label.clone());
+        env.insert("KUP_CLUSTER_NAME".to_string(), spec.name.clone());
+        env.insert("KUP_PROVIDER".to_string(), spec.provider.clone());
+        env.insert("KUP_FROM_VERSION".to_string(), from.to_string());
+        env.insert("KUP_TO_VERSION".to_string(), to.to_string());
+        if let Some(ng) = node_group {
+            env.insert("KUP_NODE_GROUP".to_string(), ng.to_string());
+        }
+        if let Some(k) = &spec.kubeconfig {
+            env.insert("KUBECONFIG".to_string(), k.clone());
+        }
+        Step {
+            id,
+            cluster: spec.address(),
+            address: format!("{}.hook.{}", spec.address(), h.point),
+            action: Action::RunHook {
+                point: h.point.clone(),
+                command: h.command.clone(),
+                timeout_secs: h.timeout.as_secs(),
+                env,
+            },
+            depends_on,
+            precondition: Vec::new(),
+            postcondition: vec![Condition::JournalOnly],
+            estimated_secs: 30,
+            reason: format!("hook \"{}\" in the configuration", h.point),
+        }
+    };
+    let hooks_at = |point: &str| -> Vec<&crate::model::HookSpec> {
+        spec.hooks.iter().filter(|h| h.point == point).collect()
+    };
+    // A step's id → the id later steps wait for instead (its last after-hook).
+    let mut later: BTreeMap<String, String> = BTreeMap::new();
+    let mut out: Vec<Step> = Vec::new();
+    for mut s in std::mem::take(steps) {
+        s.depends_on = s
+            .depends_on
+            .iter()
+            .map(|d| later.get(d).cloned().unwrap_or_else(|| d.clone()))
+            .collect();
+        let (before, after, node_group, from, to) = match &s.action {
+            Action::UpgradeControlPlane { from, to } => (
+                Some("before_control_plane"),
+                Some("after_control_plane"),
+                None,
+                from.to_string(),
+                to.to_string(),
+            ),
+            Action::UpgradeNodeGroup {
+                node_group,
+                from,
+                to,
+                ..
+            } => (
+                Some("before_node_group"),
+                Some("after_node_group"),
+                Some(node_group.clone()),
+                from.to_string(),
+                to.to_string(),
+            ),
+            Action::CreateNodeGroup {
+                clone_of, version, ..
+            } => (
+                Some("before_node_group"),
+                None,
+                Some(clone_of.clone()),
+                String::new(),
+                version.to_string(),
+            ),
+            Action::DeleteNodeGroup { node_group } => (
+                None,
+                Some("after_node_group"),
+                Some(node_group.clone()),
+                String::new(),
+                String::new(),
+            ),
+            _ => (None, None, None, String::new(), String::new()),
+        };
+        if let Some(point) = before {
+            let mut deps = std::mem::take(&mut s.depends_on);
+            for (i, h) in hooks_at(point).into_iter().enumerate() {
+                let id = format!("{}/hook/{point}/{i}", s.id);
+                out.push(hook_step(
+                    id.clone(),
+                    deps,
+                    h,
+                    &from,
+                    &to,
+                    node_group.as_deref(),
+                ));
+                deps = vec![id];
+            }
+            s.depends_on = deps;
+        }
+        let id = s.id.clone();
+        out.push(s);
+        if let Some(point) = after {
+            let mut last = id.clone();
+            for (i, h) in hooks_at(point).into_iter().enumerate() {
+                let hid = format!("{id}/hook/{point}/{i}");
+                out.push(hook_step(
+                    hid.clone(),
+                    vec![last],
+                    h,
+                    &from,
+                    &to,
+                    node_group.as_deref(),
+                ));
+                last = hid;
+            }
+            later.insert(id, last);
+        }
+    }
+    if !out.is_empty() {
+        let mut deps: Vec<String> = out.iter().map(|s| s.id.clone()).collect();
+        let (from, to) = out
+            .iter()
+            .filter_map(|s| match &s.action {
+                Action::UpgradeControlPlane { from, to } => {
+                    Some((from.to_string(), to.to_string()))
+                }
+                _ => None,
+            })
+            .fold((None, None), |(f, _), (a, b)| (f.or(Some(a)), Some(b)));
+        let (from, to) = (
+            from.unwrap_or_default(),
+            to.unwrap_or_else(|| spec.version.to_string()),
+        );
+        for (i, h) in hooks_at("after_cluster").into_iter().enumerate() {
+            let id = format!("{}/hook/after_cluster/{i}", spec.label);
+            out.push(hook_step(id.clone(), deps, h, &from, &to, None));
+            deps = vec![id];
+        }
+    }
+    *steps = out;
+}
+
 /// Narrow a plan to part of the configuration (`-target`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Target {
@@ -670,6 +822,9 @@ fn plan_cluster(
         if current == target_minor {
             walk.addons_after_hop(true);
         }
+    }
+    if walk.errors.is_empty() {
+        insert_hooks(spec, &mut walk.steps);
     }
     // Hosts kup reaches itself are all checked before the first change, so an unreachable
     // worker stops the plan before the control plane moves.

@@ -57,6 +57,25 @@ cluster "prod_us" {
   version              = var.target
   parallel_node_groups = 2
 
+  # Safety: manifests still at an API a hop removes refuse that hop.
+  preflight {
+    manifests    = ["k8s"]
+    removed_apis = "block"
+  }
+
+  # The team's own checks: a smoke test after every control-plane hop (a failure stops the
+  # apply there; the next apply goes on once it passes), a load test at the end. Each runs
+  # on the machine running kup with KUP_HOOK, KUP_CLUSTER, KUP_FROM_VERSION, KUP_TO_VERSION,
+  # KUP_NODE_GROUP and KUBECONFIG set.
+  hook "after_control_plane" {
+    command = ["./scripts/smoke-test.sh", "--endpoint", "https://shop.example.com/healthz"]
+    timeout = "5m"
+  }
+  hook "after_cluster" {
+    command = ["k6", "run", "scripts/checkout.js"]
+    timeout = "15m"
+  }
+
   node_group "general" {
     version         = var.target
     max_unavailable = "20%"

@@ -10,6 +10,7 @@ mod cli;
 mod crash;
 #[cfg(feature = "gke")]
 mod gke;
+mod hooks;
 #[cfg(feature = "k3s")]
 mod k3s;
 mod kube;

@@ -672,6 +672,59 @@ impl Loader<'_> {
         Some(spec)
     }
 
+    /// `hook "POINT" { command = [...], timeout = "5m" }` blocks, in file order.
+    fn hooks(&mut self, f: usize, body: &Body) -> Vec<crate::model::HookSpec> {
+        let mut out = Vec::new();
+        for h in body.get_blocks("hook").filter(|b| b.labels.len() == 1) {
+            let point = h.labels[0].as_str().to_string();
+            self.check_schema(
+                f,
+                &h.body,
+                &format!("hook \"{point}\""),
+                &["command", "timeout"],
+                &[],
+            );
+            if !crate::model::HOOK_POINTS.contains(&point.as_str()) {
+                self.err_at(
+                    f,
+                    h.labels[0].span(),
+                    Diagnostic::error(format!("Unknown hook point \"{point}\""))
+                        .detail(format!(
+                            "Hooks run at: {}.",
+                            crate::model::HOOK_POINTS.join(", ")
+                        ))
+                        .hint(
+                            did_you_mean_hint(&point, crate::model::HOOK_POINTS.iter().copied())
+                                .unwrap_or_else(|| "use one of the hook points above".into()),
+                        ),
+                );
+                continue;
+            }
+            let command = self
+                .get_string_list(f, &h.body, "command")
+                .unwrap_or_default();
+            if command.is_empty() {
+                self.err_at(
+                    f,
+                    h.ident.span(),
+                    Diagnostic::error(format!("hook \"{point}\" has no command"))
+                        .detail("A hook runs a command (an argument list, not through a shell) on the machine running kup.")
+                        .hint("add command = [\"./smoke-test.sh\", \"--quick\"]"),
+                );
+                continue;
+            }
+            let timeout = self
+                .get_duration(f, &h.body, "timeout")
+                .unwrap_or(Duration::from_secs(5 * 60));
+            out.push(crate::model::HookSpec {
+                point,
+                command,
+                timeout,
+            });
+        }
+        out
+    }
+
     /// `preflight { manifests = ["k8s/"], removed_apis = "block" | "warn" | "off" }`.
     fn preflight(&mut self, f: usize, body: &Body) -> crate::model::Preflight {
         let mut out = crate::model::Preflight::default();
@@ -1936,6 +1989,7 @@ impl Loader<'_> {
                     ("control_plane", 0),
                     ("cni_upgrade", 0),
                     ("preflight", 0),
+                    ("hook", 1),
                 ],
             );
             if let Some(prev) = out.iter().find(|c| c.label == label) {
@@ -2038,6 +2092,7 @@ impl Loader<'_> {
             }
             let kubeadm = self.kubeadm(f, b, kind.as_deref(), &label);
             let preflight = self.preflight(f, &b.body);
+            let hooks = self.hooks(f, &b.body);
             let channel = self.get_string(f, &b.body, "channel");
             let namespace = self.get_string(f, &b.body, "namespace");
             let upgrade_image = self.get_string(f, &b.body, "upgrade_image");
@@ -2161,6 +2216,7 @@ impl Loader<'_> {
                     keep_plans,
                     kubeadm,
                     preflight: preflight.clone(),
+                    hooks: hooks.clone(),
                     origin: Some(origin),
                     version_origin: Some(version_origin),
                 });
@@ -2184,6 +2240,7 @@ impl Loader<'_> {
                     keep_plans,
                     kubeadm,
                     preflight: preflight.clone(),
+                    hooks: hooks.clone(),
                     origin: Some(origin),
                     version_origin: None,
                 });

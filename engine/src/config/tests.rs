@@ -1676,3 +1676,35 @@ fn preflight_block_loads_and_checks_its_choice() {
     );
     assert!(hint(&e).contains("block"), "{e}");
 }
+
+#[test]
+fn hooks_load_in_order_and_unknown_points_are_named() {
+    let src = with_provider(
+        r#"cluster "prod" {
+  version = "1.31"
+  hook "after_control_plane" {
+    command = ["./smoke.sh", "--quick"]
+    timeout = "2m"
+  }
+  hook "after_cluster" {
+    command = ["k6", "run", "load.js"]
+  }
+}
+"#,
+    );
+    let l = ok(&[("main.kup.hcl", &src)]);
+    let h = &l.desired.clusters[0].hooks;
+    assert_eq!(h.len(), 2);
+    assert_eq!(h[0].point, "after_control_plane");
+    assert_eq!(h[0].timeout, Duration::from_secs(120));
+    assert_eq!(h[1].timeout, Duration::from_secs(300));
+    let bad = src.replace("\"after_cluster\"", "\"after_clustr\"");
+    let d = errors(&[("main.kup.hcl", &bad)]);
+    let e = expect(
+        &d,
+        "Unknown hook point \"after_clustr\"",
+        "main.kup.hcl",
+        pos(&bad, "\"after_clustr\"", 0),
+    );
+    assert!(hint(&e).contains("after_cluster"), "{e}");
+}

@@ -258,6 +258,7 @@ mod tests {
 
     fn spec() -> ClusterSpec {
         ClusterSpec {
+            hooks: Vec::new(),
             preflight: Default::default(),
             kubeadm: None,
             channel: None,

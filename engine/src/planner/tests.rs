@@ -44,6 +44,7 @@ fn ng_spec(name: &str, version: &str) -> NodeGroupSpec {
 
 fn cluster_spec(version: &str, ngs: Vec<NodeGroupSpec>) -> ClusterSpec {
     ClusterSpec {
+        hooks: Vec::new(),
         preflight: Default::default(),
         kubeadm: None,
         channel: None,
@@ -1449,4 +1450,61 @@ fn host_prechecks_gate_the_first_change() {
     // Nothing to do: no gate either.
     let (spec, act) = k3s_case("v1.30.9+k3s1", "v1.30.9+k3s1", "v1.30.9+k3s1");
     assert!(run(spec, act, policy).unwrap().steps.is_empty());
+}
+
+#[test]
+fn hooks_wrap_the_steps_they_name_and_the_cluster() {
+    let (mut spec, act) = k3s_case("v1.29.8+k3s1", "v1.29.8+k3s1", "v1.30.9+k3s1");
+    let hook = |point: &str| crate::model::HookSpec {
+        point: point.into(),
+        command: vec!["./check.sh".into()],
+        timeout: Duration::from_secs(60),
+    };
+    spec.hooks = vec![
+        hook("before_control_plane"),
+        hook("after_control_plane"),
+        hook("after_node_group"),
+        hook("after_cluster"),
+    ];
+    let p = run(spec, act, k3s_policy()).unwrap();
+    let kinds: Vec<String> = p
+        .steps
+        .iter()
+        .map(|s| match &s.action {
+            Action::RunHook { point, env, .. } => format!(
+                "hook {point} {}",
+                env.get("KUP_TO_VERSION").cloned().unwrap_or_default()
+            ),
+            Action::UpgradeControlPlane { to, .. } => format!("cp {to}"),
+            Action::UpgradeNodeGroup { node_group, .. } => node_group.to_string(),
+            Action::RemoveUpgradePlans => "remove".into(),
+            other => other.describe(),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "hook before_control_plane 1.30.9+k3s1",
+            "cp 1.30.9+k3s1",
+            "hook after_control_plane 1.30.9+k3s1",
+            "agents",
+            "hook after_node_group 1.30.9+k3s1",
+            "hook after_cluster 1.30.9+k3s1",
+            "remove"
+        ]
+    );
+    // Each waits for the one before it: the agents for the after-hook, not the hop.
+    for w in p.steps.windows(2).take(5) {
+        assert!(
+            w[1].depends_on.contains(&w[0].id),
+            "{} → {}",
+            w[0].id,
+            w[1].id
+        );
+    }
+    assert!(p
+        .steps
+        .iter()
+        .all(|s| !matches!(s.action, Action::RunHook { .. })
+            || s.postcondition == vec![Condition::JournalOnly]));
 }

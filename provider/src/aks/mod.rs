@@ -403,7 +403,7 @@ impl AksProvider {
             | Action::CordonNodeGroup { .. }
             | Action::DrainNodeGroup { .. }
             | Action::Soak { .. } => Err(in_cluster(action)),
-            Action::RemoveUpgradePlans | Action::PrecheckHosts => {
+            Action::RemoveUpgradePlans | Action::PrecheckHosts | Action::RunHook { .. } => {
                 Err(crate::no_upgrade_plans("aks"))
             }
         }

@@ -234,7 +234,8 @@ pub(crate) fn update_matches(u: &Update, action: &Action) -> bool {
         | Action::DrainNodeGroup { .. }
         | Action::Soak { .. }
         | Action::RemoveUpgradePlans
-        | Action::PrecheckHosts => false,
+        | Action::PrecheckHosts
+        | Action::RunHook { .. } => false,
     }
 }
 

@@ -113,7 +113,8 @@ impl Scope<'_> {
         match action {
             Action::UpgradeControlPlane { .. }
             | Action::RemoveUpgradePlans
-            | Action::PrecheckHosts => Scope::Cluster,
+            | Action::PrecheckHosts
+            | Action::RunHook { .. } => Scope::Cluster,
             Action::UpdateNodeGroupConfig { node_group, .. }
             | Action::UpgradeNodeGroup { node_group, .. }
             | Action::RollbackNodeGroupUpgrade { node_group } => Scope::NodeGroup(node_group),
@@ -551,7 +552,7 @@ impl EksProvider {
             | Action::CordonNodeGroup { .. }
             | Action::DrainNodeGroup { .. }
             | Action::Soak { .. } => return Err(in_cluster(action)),
-            Action::RemoveUpgradePlans | Action::PrecheckHosts => {
+            Action::RemoveUpgradePlans | Action::PrecheckHosts | Action::RunHook { .. } => {
                 return Err(crate::no_upgrade_plans("eks"))
             }
         })

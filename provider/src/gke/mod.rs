@@ -409,7 +409,7 @@ impl GkeProvider {
             | Action::CordonNodeGroup { .. }
             | Action::DrainNodeGroup { .. }
             | Action::Soak { .. } => Err(in_cluster(action)),
-            Action::RemoveUpgradePlans | Action::PrecheckHosts => {
+            Action::RemoveUpgradePlans | Action::PrecheckHosts | Action::RunHook { .. } => {
                 Err(crate::no_upgrade_plans("gke"))
             }
         }
@@ -433,7 +433,8 @@ fn node_pool_of(action: &Action) -> Option<&str> {
         Action::UpgradeControlPlane { .. }
         | Action::UpdateAddon { .. }
         | Action::RemoveUpgradePlans
-        | Action::PrecheckHosts => None,
+        | Action::PrecheckHosts
+        | Action::RunHook { .. } => None,
         Action::UpdateNodeGroupConfig { node_group, .. }
         | Action::UpgradeNodeGroup { node_group, .. }
         | Action::RollbackNodeGroupUpgrade { node_group }
