@@ -30,17 +30,16 @@ use k8s_openapi::api::core::v1::{Node, ServiceAccount};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::Client;
-use kup_engine::kube::{DrainError, DrainReport, KubeSnapshot};
+use kup_engine::kube::KubeSnapshot;
 use kup_engine::model::{
-    ActualCluster, ActualNodeGroup, ClusterSpec, DrainSpec, InFlightOperation, NodeGroupSpec,
-    ProviderSpec,
+    ActualCluster, ActualNodeGroup, ClusterSpec, InFlightOperation, NodeGroupSpec, ProviderSpec,
 };
 use kup_engine::plan::Action;
 use kup_engine::version::Version;
-use kup_engine::Minor;
 use serde_json::Value;
 use tokio::sync::Mutex;
 
+use crate::kube::grouped::{GroupedNodeOps, NodeGrouping};
 use crate::kube::selector::LabelSelector;
 use crate::kube::{kube_err, list_all, retrying, KubeNodeOps};
 use crate::{
@@ -1132,17 +1131,18 @@ impl Provider for K3sProvider {
         let _ = access;
         let c = self.cluster(&target.name)?.clone();
         let ops = self.ops(&target.name).await?;
-        Ok(Some(Arc::new(GroupedNodeOps {
-            inner: ops,
-            selectors: c
-                .node_groups
-                .iter()
-                .filter_map(|ng| {
-                    let s = suc::group_selector(ng).ok()?;
-                    Some((ng.name.clone(), LabelSelector::parse(&s).ok()?))
-                })
-                .collect(),
-        })))
+        let selectors = c
+            .node_groups
+            .iter()
+            .filter_map(|ng| {
+                let s = suc::group_selector(ng).ok()?;
+                Some((ng.name.clone(), LabelSelector::parse(&s).ok()?))
+            })
+            .collect();
+        Ok(Some(Arc::new(GroupedNodeOps::new(
+            ops,
+            SelectorGrouping(selectors),
+        ))))
     }
 }
 
@@ -1189,74 +1189,20 @@ fn selects(sel: &Value, labels: &BTreeMap<String, String>) -> bool {
     })
 }
 
-/// [`KubeNodeOps`] with nodes assigned to kup's node groups by their selectors (K3s nodes
-/// carry no node-group label).
-struct GroupedNodeOps {
-    inner: Arc<KubeNodeOps>,
-    selectors: Vec<(String, LabelSelector)>,
-}
-
-impl GroupedNodeOps {
-    fn group_of(&self, labels: &BTreeMap<String, String>) -> Option<String> {
-        if let Some((name, _)) = self.selectors.iter().find(|(_, s)| s.matches(labels)) {
-            return Some(name.clone());
-        }
-        (labels.get(suc::CP_ROLE).map(String::as_str) == Some("true")).then(|| "servers".into())
-    }
-}
+/// K3s nodes carry no node-group label: they belong to the group whose selector matches
+/// (unconfigured servers to `servers`).
+struct SelectorGrouping(Vec<(String, LabelSelector)>);
 
 #[async_trait]
-impl NodeOps for GroupedNodeOps {
-    async fn snapshot(&self) -> Result<KubeSnapshot, ProviderError> {
-        let mut s = self.inner.read_snapshot().await?;
+impl NodeGrouping for SelectorGrouping {
+    async fn assign(&self, _: &KubeNodeOps, s: &mut KubeSnapshot) -> Result<(), ProviderError> {
         for n in &mut s.nodes {
-            n.node_group = self.group_of(&n.labels);
+            n.node_group = match self.0.iter().find(|(_, sel)| sel.matches(&n.labels)) {
+                Some((name, _)) => Some(name.clone()),
+                None => (n.labels.get(suc::CP_ROLE).map(String::as_str) == Some("true"))
+                    .then(|| "servers".into()),
+            };
         }
-        Ok(s)
-    }
-
-    async fn set_unschedulable(
-        &self,
-        node: &str,
-        unschedulable: bool,
-    ) -> Result<(), ProviderError> {
-        self.inner.set_unschedulable(node, unschedulable).await
-    }
-
-    async fn drain(&self, node: &str, opts: &DrainSpec) -> Result<DrainReport, DrainError> {
-        self.inner.drain(node, opts).await
-    }
-
-    async fn unavailable_workloads(&self) -> Result<Vec<String>, ProviderError> {
-        self.inner.unavailable_workloads().await
-    }
-
-    async fn wait_ready(
-        &self,
-        node_group: &str,
-        count: usize,
-        minor: Minor,
-        timeout: Duration,
-    ) -> Result<(), ProviderError> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let s = self.snapshot().await?;
-            let ready = s
-                .nodes
-                .iter()
-                .filter(|n| n.node_group.as_deref() == Some(node_group))
-                .filter(|n| n.ready && n.kubelet_version.minor() == minor)
-                .count();
-            if ready >= count {
-                return Ok(());
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(err(
-                    ErrorKind::Other,
-                    format!("only {ready} of {count} nodes of {node_group} are Ready at {minor}"),
-                ));
-            }
-            tokio::time::sleep(Duration::from_secs(2)).await;
-        }
+        Ok(())
     }
 }

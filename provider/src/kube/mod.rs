@@ -14,6 +14,7 @@
 
 mod convert;
 mod drain;
+pub mod grouped;
 pub mod quantity;
 pub mod selector;
 mod wait;

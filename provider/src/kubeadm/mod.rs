@@ -28,7 +28,7 @@ use async_trait::async_trait;
 use futures::future::join_all;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ListParams, Patch, PatchParams};
-use kup_engine::kube::{DrainError, DrainReport, KubeSnapshot};
+use kup_engine::kube::KubeSnapshot;
 use kup_engine::model::{ActualCluster, ActualNodeGroup, ClusterSpec, DrainSpec, KubeadmSpec};
 use kup_engine::plan::Action;
 use kup_engine::policy::ProviderPolicy;
@@ -37,6 +37,7 @@ use kup_engine::version::{Minor, Version};
 use serde_json::json;
 use tokio::sync::Mutex;
 
+use crate::kube::grouped::{GroupedNodeOps, NodeGrouping};
 use crate::kube::selector::LabelSelector;
 use crate::kube::{kube_err, list_all, retrying, KubeNodeOps};
 use crate::{
@@ -1165,25 +1166,19 @@ impl Provider for KubeadmProvider {
     ) -> Result<Option<Arc<dyn NodeOps>>, ProviderError> {
         let c = self.cluster(&target.name)?.clone();
         let ops = self.ops(&target.name).await?;
-        Ok(Some(Arc::new(HostNodeOps {
-            inner: ops,
-            spec: c,
-        })))
+        Ok(Some(Arc::new(GroupedNodeOps::new(ops, HostGrouping(c)))))
     }
 }
 
-/// [`KubeNodeOps`] with nodes assigned to the configured groups by their hosts.
-struct HostNodeOps {
-    inner: Arc<KubeNodeOps>,
-    spec: ClusterSpec,
-}
+/// kubeadm nodes carry no node-group label: they belong to the group (or the control
+/// plane) whose hosts they are.
+struct HostGrouping(ClusterSpec);
 
 #[async_trait]
-impl NodeOps for HostNodeOps {
-    async fn snapshot(&self) -> Result<KubeSnapshot, ProviderError> {
-        let mut s = self.inner.read_snapshot().await?;
-        let nodes = KubeadmProvider::nodes(&self.inner).await?;
-        if let Ok((cp, groups)) = KubeadmProvider::hosts(&self.spec, &nodes) {
+impl NodeGrouping for HostGrouping {
+    async fn assign(&self, ops: &KubeNodeOps, s: &mut KubeSnapshot) -> Result<(), ProviderError> {
+        let nodes = KubeadmProvider::nodes(ops).await?;
+        if let Ok((cp, groups)) = KubeadmProvider::hosts(&self.0, &nodes) {
             let mut of: BTreeMap<String, String> = BTreeMap::new();
             for h in cp {
                 of.insert(h.node, CONTROL_PLANE_GROUP.into());
@@ -1197,49 +1192,6 @@ impl NodeOps for HostNodeOps {
                 n.node_group = of.get(&n.name).cloned();
             }
         }
-        Ok(s)
-    }
-
-    async fn set_unschedulable(
-        &self,
-        node: &str,
-        unschedulable: bool,
-    ) -> Result<(), ProviderError> {
-        self.inner.set_unschedulable(node, unschedulable).await
-    }
-
-    async fn drain(&self, node: &str, opts: &DrainSpec) -> Result<DrainReport, DrainError> {
-        self.inner.drain(node, opts).await
-    }
-
-    async fn unavailable_workloads(&self) -> Result<Vec<String>, ProviderError> {
-        self.inner.unavailable_workloads().await
-    }
-
-    async fn wait_ready(
-        &self,
-        node_group: &str,
-        count: usize,
-        minor: Minor,
-        timeout: Duration,
-    ) -> Result<(), ProviderError> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let s = self.snapshot().await?;
-            let n = s
-                .nodes_of_group(node_group)
-                .filter(|n| n.ready && n.kubelet_version.minor() == minor)
-                .count();
-            if n >= count {
-                return Ok(());
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(err(
-                    ErrorKind::Other,
-                    format!("only {n} of {count} nodes of {node_group} are Ready at {minor}"),
-                ));
-            }
-            tokio::time::sleep(Duration::from_secs(2)).await;
-        }
+        Ok(())
     }
 }
