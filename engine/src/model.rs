@@ -680,6 +680,40 @@ pub struct ActualNodeGroup {
     pub control_plane: bool,
 }
 
+impl ActualNodeGroup {
+    /// A group of nodes upgraded in place (K3s/RKE2, kubeadm): its size is its node count,
+    /// its version the oldest kubelet, and every node not Ready is a health issue.
+    pub fn of_nodes(
+        name: &str,
+        oldest_kubelet: Version,
+        nodes: u32,
+        not_ready: impl IntoIterator<Item = String>,
+        control_plane: bool,
+    ) -> ActualNodeGroup {
+        ActualNodeGroup {
+            name: name.to_string(),
+            version: oldest_kubelet,
+            release_version: None,
+            status: "ACTIVE".into(),
+            desired_size: nodes,
+            min_size: nodes,
+            max_size: nodes,
+            max_unavailable: None,
+            max_surge: None,
+            health_issues: not_ready
+                .into_iter()
+                .map(|n| format!("node {n} is not Ready"))
+                .collect(),
+            labels: BTreeMap::new(),
+            blue_green: None,
+            upgrade_phase: None,
+            drain_limits: None,
+            node_soak: None,
+            control_plane,
+        }
+    }
+}
+
 /// The limits of a provider's own node drains: how long PodDisruptionBudgets are
 /// respected before the node is drained anyway, and the most grace a pod gets.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

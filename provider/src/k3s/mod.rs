@@ -839,29 +839,17 @@ impl Provider for K3sProvider {
                     .as_array()
                     .is_some_and(|a| !a.is_empty())
             });
-            node_groups.push(ActualNodeGroup {
-                name: g.name.clone(),
-                version: oldest,
-                release_version: None,
-                status: if updating { "UPDATING" } else { "ACTIVE" }.into(),
-                desired_size: g.nodes.len() as u32,
-                min_size: g.nodes.len() as u32,
-                max_size: g.nodes.len() as u32,
-                max_unavailable: None,
-                max_surge: None,
-                health_issues: g
-                    .nodes
-                    .iter()
-                    .filter(|n| !n.ready)
-                    .map(|n| format!("node {} is not Ready", n.name))
-                    .collect(),
-                labels: BTreeMap::new(),
-                blue_green: None,
-                upgrade_phase: None,
-                drain_limits: None,
-                node_soak: None,
-                control_plane: g.control_plane,
-            });
+            let mut ng = ActualNodeGroup::of_nodes(
+                &g.name,
+                oldest,
+                g.nodes.len() as u32,
+                g.nodes.iter().filter(|n| !n.ready).map(|n| n.name.clone()),
+                g.control_plane,
+            );
+            if updating {
+                ng.status = "UPDATING".into();
+            }
+            node_groups.push(ng);
         }
         let (offered_versions, default_version) = self.offered(c, &version).await?;
         let mut in_flight = Vec::new();

@@ -1028,33 +1028,16 @@ impl Provider for KubeadmProvider {
         let group = |name: &str, hosts: &[Host], control_plane: bool| -> Option<ActualNodeGroup> {
             let members: Vec<&&Node> = hosts.iter().filter_map(|h| by_name.get(&h.node)).collect();
             let oldest = members.iter().filter_map(|n| kubelet_of(n)).min()?;
-            Some(ActualNodeGroup {
-                name: name.to_string(),
-                version: oldest,
-                release_version: None,
-                status: "ACTIVE".into(),
-                desired_size: members.len() as u32,
-                min_size: members.len() as u32,
-                max_size: members.len() as u32,
-                max_unavailable: None,
-                max_surge: None,
-                health_issues: members
+            Some(ActualNodeGroup::of_nodes(
+                name,
+                oldest,
+                members.len() as u32,
+                members
                     .iter()
                     .filter(|n| !ready(n))
-                    .map(|n| {
-                        format!(
-                            "node {} is not Ready",
-                            n.metadata.name.as_deref().unwrap_or("")
-                        )
-                    })
-                    .collect(),
-                labels: BTreeMap::new(),
-                blue_green: None,
-                upgrade_phase: None,
-                drain_limits: None,
-                node_soak: None,
+                    .map(|n| n.metadata.name.clone().unwrap_or_default()),
                 control_plane,
-            })
+            ))
         };
         let mut node_groups = Vec::new();
         node_groups.extend(group(CONTROL_PLANE_GROUP, &cp, true));
