@@ -199,12 +199,7 @@ fn create_node(
                 "cpu": format!("{alloc_cpu}m"), "memory": format!("{alloc_mem_ki}Ki"), "pods": p.max_pods.to_string(),
                 "ephemeral-storage": "119703055367", "hugepages-1Gi": "0", "hugepages-2Mi": "0"
             },
-            "conditions": [
-                { "type": "MemoryPressure", "status": "False", "lastHeartbeatTime": t, "lastTransitionTime": t, "reason": "KubeletHasSufficientMemory", "message": "kubelet has sufficient memory available" },
-                { "type": "DiskPressure", "status": "False", "lastHeartbeatTime": t, "lastTransitionTime": t, "reason": "KubeletHasNoDiskPressure", "message": "kubelet has no disk pressure" },
-                { "type": "PIDPressure", "status": "False", "lastHeartbeatTime": t, "lastTransitionTime": t, "reason": "KubeletHasSufficientPID", "message": "kubelet has sufficient PID available" },
-                ready_cond
-            ],
+            "conditions": crate::kube::nodes::node_conditions(&t, ready_cond),
             "addresses": [
                 { "type": "InternalIP", "address": ip },
                 { "type": "Hostname", "address": name }

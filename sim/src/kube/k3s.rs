@@ -60,12 +60,7 @@ fn create_node(kc: &mut KCluster, k: &K3sCluster, n: &K3sNode, now: f64) {
         "status": {
             "capacity": { "cpu": "4", "memory": "16374940Ki", "pods": "110", "ephemeral-storage": "81106868Ki", "hugepages-1Gi": "0", "hugepages-2Mi": "0" },
             "allocatable": { "cpu": "4", "memory": "16374940Ki", "pods": "110", "ephemeral-storage": "78899998113", "hugepages-1Gi": "0", "hugepages-2Mi": "0" },
-            "conditions": [
-                { "type": "MemoryPressure", "status": "False", "lastHeartbeatTime": t, "lastTransitionTime": t, "reason": "KubeletHasSufficientMemory", "message": "kubelet has sufficient memory available" },
-                { "type": "DiskPressure", "status": "False", "lastHeartbeatTime": t, "lastTransitionTime": t, "reason": "KubeletHasNoDiskPressure", "message": "kubelet has no disk pressure" },
-                { "type": "PIDPressure", "status": "False", "lastHeartbeatTime": t, "lastTransitionTime": t, "reason": "KubeletHasSufficientPID", "message": "kubelet has sufficient PID available" },
-                { "type": "Ready", "status": "True", "lastHeartbeatTime": t, "lastTransitionTime": t, "reason": "KubeletReady", "message": "kubelet is posting ready status" }
-            ],
+            "conditions": crate::kube::nodes::node_conditions(&t, crate::kube::nodes::ready_condition(&t)),
             "addresses": [
                 { "type": "InternalIP", "address": ip },
                 { "type": "Hostname", "address": n.name }

@@ -269,12 +269,7 @@ fn create_node(
                 "ephemeral-storage": format!("{}", (ng.disk_size as i64 * 1024 * 1024 * 1024) * 9 / 10),
                 "hugepages-1Gi": "0", "hugepages-2Mi": "0"
             },
-            "conditions": [
-                { "type": "MemoryPressure", "status": "False", "lastHeartbeatTime": t, "lastTransitionTime": t, "reason": "KubeletHasSufficientMemory", "message": "kubelet has sufficient memory available" },
-                { "type": "DiskPressure", "status": "False", "lastHeartbeatTime": t, "lastTransitionTime": t, "reason": "KubeletHasNoDiskPressure", "message": "kubelet has no disk pressure" },
-                { "type": "PIDPressure", "status": "False", "lastHeartbeatTime": t, "lastTransitionTime": t, "reason": "KubeletHasSufficientPID", "message": "kubelet has sufficient PID available" },
-                ready_cond
-            ],
+            "conditions": crate::kube::nodes::node_conditions(&t, ready_cond),
             "addresses": [
                 { "type": "InternalIP", "address": ip },
                 { "type": "InternalDNS", "address": name },
@@ -413,6 +408,21 @@ pub(super) fn container(name: &str, image: &str, cpu: &str, memory: Option<&str>
 fn namespace_obj(name: &str) -> Value {
     json!({ "metadata": { "name": name, "labels": { "kubernetes.io/metadata.name": name } },
         "spec": { "finalizers": ["kubernetes"] }, "status": { "phase": "Active" } })
+}
+
+/// A node's conditions as the kubelet reports them: no pressure, and `ready`.
+pub fn node_conditions(t: &str, ready: Value) -> Value {
+    json!([
+        { "type": "MemoryPressure", "status": "False", "lastHeartbeatTime": t, "lastTransitionTime": t, "reason": "KubeletHasSufficientMemory", "message": "kubelet has sufficient memory available" },
+        { "type": "DiskPressure", "status": "False", "lastHeartbeatTime": t, "lastTransitionTime": t, "reason": "KubeletHasNoDiskPressure", "message": "kubelet has no disk pressure" },
+        { "type": "PIDPressure", "status": "False", "lastHeartbeatTime": t, "lastTransitionTime": t, "reason": "KubeletHasSufficientPID", "message": "kubelet has sufficient PID available" },
+        ready
+    ])
+}
+
+/// The Ready condition of a kubelet that is posting ready status since `t`.
+pub fn ready_condition(t: &str) -> Value {
+    json!({ "type": "Ready", "status": "True", "lastHeartbeatTime": t, "lastTransitionTime": t, "reason": "KubeletReady", "message": "kubelet is posting ready status" })
 }
 
 pub fn ensure_namespace(kc: &mut KCluster, ns: &str, now: f64) {
