@@ -95,16 +95,11 @@ fn throttling_and_server_errors_are_survived() {
     let dir = config_dir(tmp.path(), &sim, &one_cluster("1.30"));
     let run = kup(&["apply", "-auto-approve", dir.to_str().unwrap()]);
     assert_eq!(run.code, 0, "{run:?}");
-    let calls = sim.calls();
-    let injected = calls
-        .iter()
-        .filter(|c| {
-            matches!(
-                c["error"].as_str(),
-                Some("ThrottlingException" | "ServerException")
-            )
-        })
-        .count();
+    // Reads count too: whether a fault lands on one of the few updates depends on how
+    // requests interleave, so counting updates alone made this test flaky.
+    let injected = get_json(&format!("{}/faults", sim.admin))["injected"]
+        .as_u64()
+        .unwrap_or(0);
     assert!(injected > 0, "the faults were not exercised");
     assert_eq!(cluster_version(&sim.world_json(), "prod-eu"), "1.30");
     // Retries never duplicated an update: one mutation per planned step.
