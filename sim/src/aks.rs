@@ -350,10 +350,49 @@ pub struct AksCluster {
     pub created_at: f64,
     pub pools: BTreeMap<String, AgentPool>,
     pub workloads: Vec<Workload>,
+    /// Objects, Helm releases and readiness failures staged in the Kubernetes API.
+    pub staging: crate::stage::Staging,
     /// Every operation ever started, oldest first.
     pub ops: Vec<AksOp>,
+    /// `upgradeSettings.overrideSettings` (None = never set).
+    pub override_settings: Option<OverrideSettings>,
+    /// Deprecated API collections the cluster saw requests for in the last 12 hours
+    /// (`/apis/GROUP/VERSION/RESOURCE`); a minor upgrade that removes one is refused.
+    pub deprecated_api_usage: Vec<String>,
     /// Kubernetes API URL of this run (not persisted).
     pub endpoint: Option<String>,
+}
+
+/// ManagedCluster `properties.upgradeSettings.overrideSettings` (`UpgradeOverrideSettings`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct OverrideSettings {
+    pub force_upgrade: Option<bool>,
+    /// `until`, as given (RFC 3339).
+    pub until: Option<String>,
+}
+
+impl OverrideSettings {
+    /// The overrides apply to an upgrade starting at `now`: `forceUpgrade` is set and
+    /// `until` (which "must be set for the overrides to take effect") is later.
+    pub fn force_active(&self, now: f64) -> bool {
+        self.force_upgrade == Some(true)
+            && self
+                .until
+                .as_deref()
+                .and_then(|u| crate::world::parse_time("until", u).ok())
+                .is_some_and(|t| t > now)
+    }
+
+    fn to_json(&self) -> Value {
+        let mut o = json!({});
+        if let Some(f) = self.force_upgrade {
+            o["forceUpgrade"] = json!(f);
+        }
+        if let Some(u) = &self.until {
+            o["until"] = json!(u);
+        }
+        json!({ "overrideSettings": o })
+    }
 }
 
 impl AksCluster {
@@ -549,12 +588,33 @@ pub struct AksClusterFile {
     pub max_pool_skew: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade_override: Option<UpgradeOverrideFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deprecated_api_usage: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "OrderedMap::is_empty")]
     pub agent_pool: OrderedMap<AgentPoolFile>,
     #[serde(default, skip_serializing_if = "OrderedMap::is_empty")]
     pub workload: OrderedMap<WorkloadFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objects: Option<Vec<serde_json::Value>>,
+    #[serde(default, skip_serializing_if = "OrderedMap::is_empty")]
+    pub helm_release: OrderedMap<crate::stage::HelmReleaseFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readyz_failing: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "OrderedMap::is_empty")]
     pub operation: OrderedMap<AksOperationFile>,
+}
+
+/// `upgrade_override { force_upgrade = true, until = "…" }`: the cluster's
+/// `upgradeSettings.overrideSettings`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpgradeOverrideFile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub force_upgrade: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -1016,6 +1076,27 @@ pub fn cluster_from_file(
     if ops.iter().filter(|o| o.active()).count() > 1 {
         return Err("more than one operation is in progress (AKS runs one at a time)".into());
     }
+    let staging = crate::stage::from_file(f.objects, f.helm_release, f.readyz_failing, false, now)?;
+    let override_settings = match f.upgrade_override {
+        None => None,
+        Some(o) => {
+            if let Some(u) = &o.until {
+                crate::world::parse_time("upgrade_override: until", u)?;
+            }
+            Some(OverrideSettings {
+                force_upgrade: o.force_upgrade,
+                until: o.until,
+            })
+        }
+    };
+    let deprecated_api_usage = f.deprecated_api_usage.unwrap_or_default();
+    for u in &deprecated_api_usage {
+        if crate::removed_apis::by_path(u).is_none() {
+            return Err(format!(
+                "deprecated_api_usage: `{u}` is not a removed Kubernetes API collection (written like \"/apis/flowcontrol.apiserver.k8s.io/v1beta3/flowschemas\")"
+            ));
+        }
+    }
     Ok(AksCluster {
         name: name.to_string(),
         subscription,
@@ -1030,15 +1111,25 @@ pub fn cluster_from_file(
         created_at,
         pools,
         workloads,
+        staging,
         ops,
+        override_settings,
+        deprecated_api_usage,
         endpoint: None,
     })
 }
 
 /// The file form of a runtime AKS cluster.
 pub fn cluster_to_file(a: &AksCluster, now: f64, speed: f64) -> AksClusterFile {
+    let (objects, helm_release, readyz_failing) = crate::stage::to_file(&a.staging);
     let remaining = |deadline: f64| ((deadline - now).max(0.0) * speed * 1000.0).round() / 1000.0;
     AksClusterFile {
+        upgrade_override: a.override_settings.as_ref().map(|o| UpgradeOverrideFile {
+            force_upgrade: o.force_upgrade,
+            until: o.until.clone(),
+        }),
+        deprecated_api_usage: (!a.deprecated_api_usage.is_empty())
+            .then(|| a.deprecated_api_usage.clone()),
         subscription_id: Some(a.subscription.clone()),
         resource_group: Some(a.resource_group.clone()),
         location: Some(a.location.clone()),
@@ -1081,6 +1172,9 @@ pub fn cluster_to_file(a: &AksCluster, now: f64, speed: f64) -> AksClusterFile {
                 })
                 .collect(),
         ),
+        objects,
+        helm_release,
+        readyz_failing,
         workload: OrderedMap(
             a.workloads
                 .iter()
@@ -1127,6 +1221,8 @@ pub struct ArmError {
     pub code: String,
     pub message: String,
     pub retry_after: Option<u64>,
+    /// `error.subcode` (AKS sets it on some validation errors).
+    pub subcode: Option<String>,
 }
 
 impl ArmError {
@@ -1136,6 +1232,7 @@ impl ArmError {
             code: code.to_string(),
             message: message.into(),
             retry_after: None,
+            subcode: None,
         }
     }
 }
@@ -1151,11 +1248,11 @@ fn request_id_headers(h: &mut HeaderMap) {
 impl IntoResponse for ArmError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST);
-        let mut r = (
-            status,
-            axum::Json(json!({ "error": { "code": self.code, "message": self.message } })),
-        )
-            .into_response();
+        let mut err = json!({ "code": self.code, "message": self.message });
+        if let Some(sc) = &self.subcode {
+            err["subcode"] = json!(sc);
+        }
+        let mut r = (status, axum::Json(json!({ "error": err }))).into_response();
         let h = r.headers_mut();
         request_id_headers(h);
         h.insert("x-ms-failure-cause", HeaderValue::from_static("gateway"));
@@ -1658,7 +1755,7 @@ fn cluster_json(a: &AksCluster) -> Value {
         fnv(&a.arm_id()) as u32,
         a.location
     );
-    json!({
+    let mut v = json!({
         "id": a.arm_id(),
         "location": a.location,
         "name": a.name,
@@ -1698,7 +1795,11 @@ fn cluster_json(a: &AksCluster) -> Value {
                 "nodeOSUpgradeChannel": a.node_os_channel,
             },
         },
-    })
+    });
+    if let Some(o) = &a.override_settings {
+        v["properties"]["upgradeSettings"] = o.to_json();
+    }
+    v
 }
 
 fn uuid_of(s: &str) -> String {
@@ -2248,6 +2349,10 @@ fn put_cluster(inner: &mut Inner, cx: &Cx, rg: &str, name: &str, body: &Value) -
             os_channel = c.to_string();
         }
     }
+    let overrides = match p.get("upgradeSettings") {
+        None | Some(Value::Null) => a.override_settings.clone(),
+        Some(us) => Some(override_from(us)?),
+    };
     check_idle(a)?;
     let cur = a.version.clone();
     let upgrade = target != cur;
@@ -2268,6 +2373,9 @@ fn put_cluster(inner: &mut Inner, cx: &Cx, rg: &str, name: &str, body: &Value) -
             .filter(|p| minor(&p.version).unwrap_or(0) + a.max_pool_skew < tm)
             .map(|p| format!("{} ({})", p.name, p.version))
             .collect();
+        if tm > cm && tm >= 26 && !overrides.as_ref().is_some_and(|o| o.force_active(now)) {
+            check_deprecated_usage(a, tm, now)?;
+        }
         if !behind.is_empty() {
             return Err(bad(
                 "NodePoolMcVersionIncompatible",
@@ -2282,6 +2390,7 @@ fn put_cluster(inner: &mut Inner, cx: &Cx, rg: &str, name: &str, body: &Value) -
     let fail = take_fail(inner, name, None);
     let a = find(inner, cx.sub, rg, name)?;
     a.kubernetes_version = requested;
+    a.override_settings = overrides;
     a.upgrade_channel = channel;
     a.node_os_channel = os_channel;
     let id = start_op(
@@ -2314,6 +2423,93 @@ fn put_cluster(inner: &mut Inner, cx: &Cx, rg: &str, name: &str, body: &Value) -
         mutated: true,
         op_id: Some(id),
     })
+}
+
+/// `properties.upgradeSettings` of a managedClusters PUT (`ClusterUpgradeSettings`).
+fn override_from(us: &Value) -> R<OverrideSettings> {
+    let invalid = |m: String| bad("InvalidParameter", m);
+    let Some(us) = us.as_object() else {
+        return Err(invalid(
+            "The value of parameter upgradeSettings is invalid: it must be an object.".into(),
+        ));
+    };
+    let o = match us.get("overrideSettings") {
+        None | Some(Value::Null) => return Ok(OverrideSettings::default()),
+        Some(Value::Object(o)) => o,
+        Some(_) => {
+            return Err(invalid(
+                "The value of parameter upgradeSettings.overrideSettings is invalid: it must be an object.".into(),
+            ))
+        }
+    };
+    let force_upgrade = match o.get("forceUpgrade") {
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(v) => {
+            return Err(invalid(format!(
+                "The value of parameter upgradeSettings.overrideSettings.forceUpgrade is invalid: {v} is not a boolean."
+            )))
+        }
+    };
+    let until = match o.get("until") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(u)) if crate::world::parse_time("until", u).is_ok() => Some(u.clone()),
+        Some(v) => {
+            return Err(invalid(format!(
+                "The value of parameter upgradeSettings.overrideSettings.until is invalid: {v} is not an RFC 3339 date-time."
+            )))
+        }
+    };
+    Ok(OverrideSettings {
+        force_upgrade,
+        until,
+    })
+}
+
+/// AKS's upgrade protection ("Stop cluster upgrades automatically on API breaking changes"):
+/// a control-plane minor upgrade to `1.target` is refused while the cluster used, in the last
+/// 12 hours, an API that `1.target` no longer serves.
+fn check_deprecated_usage(a: &AksCluster, target: u32, now: f64) -> R<()> {
+    // Usage is recorded hourly: report it as last seen within the past hour.
+    let seen = time::OffsetDateTime::from_unix_timestamp((now - 1800.0).floor() as i64)
+        .ok()
+        .and_then(|t| {
+            t.format(time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute]:[second] +0000 UTC"
+            ))
+            .ok()
+        })
+        .unwrap_or_default();
+    let hits: Vec<String> = a
+        .deprecated_api_usage
+        .iter()
+        .filter_map(|u| crate::removed_apis::by_path(u))
+        .filter(|api| api.removed_in == target)
+        .map(|api| {
+            format!(
+                "usage has been detected on API {}, and was recently seen at: {seen}, which will be removed in 1.{target}",
+                api.aks_name()
+            )
+        })
+        .collect();
+    if hits.is_empty() {
+        return Ok(());
+    }
+    let details = format!(
+        "{} error{} occurred:\n{}\n\n",
+        hits.len(),
+        if hits.len() == 1 { "" } else { "s" },
+        hits.iter()
+            .map(|h| format!("\t* {h}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let mut e = bad(
+        "ValidationError",
+        format!("Control Plane upgrade is blocked due to recent usage of a Kubernetes API deprecated in the specified version. Please refer to https://kubernetes.io/docs/reference/using-api/deprecation-guide to migrate the usage. AKS records the usage over the last 12 hours, so you may need to wait that long after migrating before this error stops. To bypass this error, set forceUpgrade in upgradeSettings.overrideSettings. Bypassing this error without migrating usage will result in the deprecated Kubernetes API calls failing. See details in https://aka.ms/aks/UpgradeAndDeprecatedAPIs. Usage details: {details}"),
+    );
+    e.subcode = Some("UpgradeBlockedOnDeprecatedAPIUsage".into());
+    Err(e)
 }
 
 fn u32_prop(p: &serde_json::Map<String, Value>, k: &str) -> R<Option<u32>> {

@@ -45,6 +45,8 @@ pub enum Route {
     DescribeAddon(String, String),
     UpdateAddon(String, String),
     DescribeAddonVersions,
+    ListInsights(String),
+    DescribeInsight(String, String),
 }
 
 impl Route {
@@ -85,6 +87,8 @@ impl Route {
                 Route::UpdateAddon(o(c), o(a))
             }
             (Method::GET, ["addons", "supported-versions"]) => Route::DescribeAddonVersions,
+            (Method::POST, ["clusters", c, "insights"]) => Route::ListInsights(o(c)),
+            (Method::GET, ["clusters", c, "insights", id]) => Route::DescribeInsight(o(c), o(id)),
             _ => return None,
         })
     }
@@ -107,6 +111,8 @@ impl Route {
             Route::DescribeAddon(..) => "DescribeAddon",
             Route::UpdateAddon(..) => "UpdateAddon",
             Route::DescribeAddonVersions => "DescribeAddonVersions",
+            Route::ListInsights(_) => "ListInsights",
+            Route::DescribeInsight(..) => "DescribeInsight",
         }
     }
 
@@ -133,6 +139,8 @@ impl Route {
             | Route::UpdateClusterVersion(c)
             | Route::ListUpdates(c)
             | Route::DescribeUpdate(c, _)
+            | Route::ListInsights(c)
+            | Route::DescribeInsight(c, _)
             | Route::ListAddons(c) => (Some(c.clone()), None, None),
             Route::CreateNodegroup(c) => (
                 Some(c.clone()),
@@ -272,7 +280,47 @@ pub fn execute(route: &Route, query: &[(String, String)], body: &Value, cx: Ctx<
         Route::UpdateAddon(c, a) => update_addon(cx, c, a, obj(body)?),
         Route::CreateNodegroup(c) => create_nodegroup(cx, c, obj(body)?),
         Route::DeleteNodegroup(c, n) => delete_nodegroup(cx, c, n),
+        Route::ListInsights(c) => list_insights(&cx.inner.world, c, body, cx.now),
+        Route::DescribeInsight(c, id) => {
+            let w = &cx.inner.world;
+            let cl = cluster(w, c)?;
+            let i = crate::insights::all(w, cl, cx.now)
+                .into_iter()
+                .find(|i| i["id"] == id.as_str())
+                .ok_or_else(|| {
+                    EksError::not_found(format!("No insight found for id: {id}.")).cluster(c)
+                })?;
+            Ok(Done::read(json!({ "insight": i })))
+        }
     }
+}
+
+/// ListInsights: the body's `filter`, `maxResults` (1–100) and `nextToken`, paginated on
+/// `insights` (paginators-1.json).
+fn list_insights(w: &World, name: &str, body: &Value, now: f64) -> R {
+    let cl = cluster(w, name)?;
+    let b = obj(body)?;
+    let filter = b.get("filter").cloned().unwrap_or(Value::Null);
+    crate::insights::check_filter(&filter).map_err(|m| EksError::invalid_param(m).cluster(name))?;
+    let mut q: Vec<(String, String)> = Vec::new();
+    match b.get("maxResults") {
+        None | Some(Value::Null) => {}
+        Some(v) => q.push(("maxResults".into(), v.to_string())),
+    }
+    if let Some(t) = opt_str(b, "nextToken")? {
+        q.push(("nextToken".into(), t.to_string()));
+    }
+    let items: Vec<Value> = crate::insights::all(w, cl, now)
+        .iter()
+        .filter(|i| crate::insights::matches(i, &filter))
+        .map(crate::insights::summary)
+        .collect();
+    let (items, next) = page(&Query(&q), items)?;
+    let mut out = json!({ "insights": items });
+    if let Some(n) = next {
+        out["nextToken"] = json!(n);
+    }
+    Ok(Done::read(out))
 }
 
 // ---------------------------------------------------------------------------------------------

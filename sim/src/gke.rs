@@ -341,6 +341,8 @@ pub struct GkeCluster {
     pub maintenance: Maintenance,
     pub node_pools: BTreeMap<String, NodePool>,
     pub workloads: Vec<Workload>,
+    /// Objects, Helm releases and readiness failures staged in the Kubernetes API.
+    pub staging: crate::stage::Staging,
     /// Every operation ever started, oldest first.
     pub ops: Vec<GkeOp>,
     /// Kubernetes API URL of this run (not persisted).
@@ -565,6 +567,12 @@ pub struct GkeClusterFile {
     pub node_pool: OrderedMap<NodePoolFile>,
     #[serde(default, skip_serializing_if = "OrderedMap::is_empty")]
     pub workload: OrderedMap<WorkloadFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objects: Option<Vec<serde_json::Value>>,
+    #[serde(default, skip_serializing_if = "OrderedMap::is_empty")]
+    pub helm_release: OrderedMap<crate::stage::HelmReleaseFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readyz_failing: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "OrderedMap::is_empty")]
     pub operation: OrderedMap<OperationFile>,
 }
@@ -884,6 +892,7 @@ pub fn cluster_from_file(
     if ops.iter().filter(|o| o.active()).count() > 1 {
         return Err("more than one operation is in progress (GKE runs one at a time)".into());
     }
+    let staging = crate::stage::from_file(f.objects, f.helm_release, f.readyz_failing, false, now)?;
     Ok(GkeCluster {
         name: name.to_string(),
         project: f.project.unwrap_or_else(|| "kup-sim".into()),
@@ -895,6 +904,7 @@ pub fn cluster_from_file(
         maintenance,
         node_pools,
         workloads,
+        staging,
         ops,
         endpoint: None,
     })
@@ -988,6 +998,7 @@ fn valid_cluster_name(s: &str) -> bool {
 
 /// The file form of a runtime GKE cluster.
 pub fn cluster_to_file(g: &GkeCluster, now: f64, speed: f64) -> GkeClusterFile {
+    let (objects, helm_release, readyz_failing) = crate::stage::to_file(&g.staging);
     let remaining = |deadline: f64| ((deadline - now).max(0.0) * speed * 1000.0).round() / 1000.0;
     GkeClusterFile {
         project: Some(g.project.clone()),
@@ -1053,6 +1064,9 @@ pub fn cluster_to_file(g: &GkeCluster, now: f64, speed: f64) -> GkeClusterFile {
                 })
                 .collect(),
         ),
+        objects,
+        helm_release,
+        readyz_failing,
         workload: OrderedMap(
             g.workloads
                 .iter()

@@ -95,6 +95,8 @@ pub struct K3sCluster {
     /// Channel name → version served by the simulated channel server.
     pub channels: BTreeMap<String, String>,
     pub workloads: Vec<Workload>,
+    /// Objects, Helm releases and readiness failures staged in the Kubernetes API.
+    pub staging: crate::stage::Staging,
     /// The cluster's Kubernetes API URL (set at start; not persisted).
     pub endpoint: Option<String>,
 }
@@ -156,6 +158,12 @@ pub struct K3sClusterFile {
     pub channel_server: Option<ChannelServerFile>,
     #[serde(default, skip_serializing_if = "OrderedMap::is_empty")]
     pub workload: OrderedMap<WorkloadFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objects: Option<Vec<serde_json::Value>>,
+    #[serde(default, skip_serializing_if = "OrderedMap::is_empty")]
+    pub helm_release: OrderedMap<crate::stage::HelmReleaseFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readyz_failing: Option<Vec<String>>,
 }
 
 fn dns_subdomain(s: &str) -> bool {
@@ -171,7 +179,7 @@ fn dns_subdomain(s: &str) -> bool {
         })
 }
 
-pub fn cluster_from_file(name: &str, f: K3sClusterFile) -> Result<K3sCluster, String> {
+pub fn cluster_from_file(name: &str, f: K3sClusterFile, now: f64) -> Result<K3sCluster, String> {
     let distribution = match f.distribution.as_deref().unwrap_or("k3s") {
         "k3s" => Dist::K3s,
         "rke2" => Dist::Rke2,
@@ -285,6 +293,13 @@ pub fn cluster_from_file(name: &str, f: K3sClusterFile) -> Result<K3sCluster, St
         }
         workloads.push(w);
     }
+    let staging = crate::stage::from_file(
+        f.objects,
+        f.helm_release,
+        f.readyz_failing,
+        suc.is_some(),
+        now,
+    )?;
     Ok(K3sCluster {
         name: name.to_string(),
         distribution,
@@ -292,11 +307,13 @@ pub fn cluster_from_file(name: &str, f: K3sClusterFile) -> Result<K3sCluster, St
         suc,
         channels,
         workloads,
+        staging,
         endpoint: None,
     })
 }
 
 pub fn cluster_to_file(k: &K3sCluster) -> K3sClusterFile {
+    let (objects, helm_release, readyz_failing) = crate::stage::to_file(&k.staging);
     let node = |n: &K3sNode| {
         (
             n.name.clone(),
@@ -326,6 +343,9 @@ pub fn cluster_to_file(k: &K3sCluster) -> K3sClusterFile {
         channel_server: (!k.channels.is_empty()).then(|| ChannelServerFile {
             channels: Some(k.channels.clone()),
         }),
+        objects,
+        helm_release,
+        readyz_failing,
         workload: OrderedMap(
             k.workloads
                 .iter()

@@ -80,6 +80,8 @@ pub struct KubeadmCluster {
     /// Minor (`1.30`) → patch versions its pkgs.k8s.io repository offers, oldest first.
     pub packages: BTreeMap<String, Vec<Ver>>,
     pub workloads: Vec<Workload>,
+    /// Objects, Helm releases and readiness failures staged in the Kubernetes API.
+    pub staging: crate::stage::Staging,
     /// The cluster's Kubernetes API URL (set at start; not persisted).
     pub endpoint: Option<String>,
 }
@@ -124,6 +126,12 @@ pub struct KubeadmClusterFile {
     pub node: OrderedMap<KubeadmNodeFile>,
     #[serde(default, skip_serializing_if = "OrderedMap::is_empty")]
     pub workload: OrderedMap<WorkloadFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objects: Option<Vec<serde_json::Value>>,
+    #[serde(default, skip_serializing_if = "OrderedMap::is_empty")]
+    pub helm_release: OrderedMap<crate::stage::HelmReleaseFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readyz_failing: Option<Vec<String>>,
 }
 
 /// A node name that is also a usable host name: a DNS label.
@@ -146,7 +154,11 @@ fn version_attr(ctx: &str, v: &str) -> Result<Ver, String> {
         .ok_or_else(|| format!("{ctx}version {v:?} is not MAJOR.MINOR.PATCH (e.g. \"1.29.8\")"))
 }
 
-pub fn cluster_from_file(name: &str, f: KubeadmClusterFile) -> Result<KubeadmCluster, String> {
+pub fn cluster_from_file(
+    name: &str,
+    f: KubeadmClusterFile,
+    now: f64,
+) -> Result<KubeadmCluster, String> {
     let version = version_attr("", &f.version)?;
     if f.control_plane.is_empty() {
         return Err(
@@ -236,17 +248,20 @@ pub fn cluster_from_file(name: &str, f: KubeadmClusterFile) -> Result<KubeadmClu
         }
         workloads.push(w);
     }
+    let staging = crate::stage::from_file(f.objects, f.helm_release, f.readyz_failing, false, now)?;
     Ok(KubeadmCluster {
         name: name.to_string(),
         version,
         nodes,
         packages,
         workloads,
+        staging,
         endpoint: None,
     })
 }
 
 pub fn cluster_to_file(k: &KubeadmCluster) -> KubeadmClusterFile {
+    let (objects, helm_release, readyz_failing) = crate::stage::to_file(&k.staging);
     let names = |cp: bool| {
         k.nodes
             .iter()
@@ -279,6 +294,9 @@ pub fn cluster_to_file(k: &KubeadmCluster) -> KubeadmClusterFile {
                 })
                 .collect(),
         ),
+        objects,
+        helm_release,
+        readyz_failing,
         workload: OrderedMap(
             k.workloads
                 .iter()
@@ -1101,7 +1119,7 @@ mod tests {
         }
         let w: W = hcl::from_str(hcl_text).map_err(|e| e.to_string())?;
         let (name, f) = w.kubeadm_cluster.0.into_iter().next().unwrap();
-        cluster_from_file(&name, f)
+        cluster_from_file(&name, f, 0.0)
     }
 
     const LAB: &str = r#"
@@ -1158,7 +1176,7 @@ kubeadm_cluster "lab" {
         k.node_mut("cp1").unwrap().version = (1, 30, 9);
         let f = cluster_to_file(&k);
         let json = serde_json::to_string(&f).unwrap();
-        let back = cluster_from_file("lab", serde_json::from_str(&json).unwrap()).unwrap();
+        let back = cluster_from_file("lab", serde_json::from_str(&json).unwrap(), 0.0).unwrap();
         assert_eq!(back.version, (1, 30, 9));
         assert_eq!(back.node("cp1").unwrap().static_version, Some((1, 30, 9)));
         assert_eq!(back.node("cp2").unwrap().static_version, Some((1, 29, 8)));

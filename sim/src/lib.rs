@@ -23,10 +23,13 @@ mod error;
 mod faults;
 mod gke;
 pub mod hosts;
+mod insights;
 mod k3s;
 mod kube;
 mod kubeadm;
+mod removed_apis;
 mod server;
+mod stage;
 mod state;
 mod world;
 

@@ -223,6 +223,10 @@ fn admin(app: &Arc<App>, method: &Method, path: &str, body: Bytes) -> Response {
                 None => err(StatusCode::NOT_FOUND, format!("no cluster {name}")),
             }
         }
+        (m, p) if p.starts_with("/_sim/kube/") && p.ends_with("/readyz") => {
+            let name = &p["/_sim/kube/".len()..p.len() - "/readyz".len()];
+            readyz_admin(app, &m, name, &body)
+        }
         (Method::DELETE, "/_sim/faults") => {
             app.lock().faults = FaultState::new(FaultSpec::none());
             json_response(StatusCode::OK, json!({ "spec": "none" }))
@@ -230,8 +234,61 @@ fn admin(app: &Arc<App>, method: &Method, path: &str, body: Bytes) -> Response {
         _ => err(
             StatusCode::NOT_FOUND,
             format!(
-                "no admin route {method} {path}; routes: GET /_sim/health, GET /_sim/calls, GET /_sim/world, GET|POST|DELETE /_sim/faults, GET /_sim/kube/CLUSTER/audit, /_sim/kubeadm/CLUSTER/…"
+                "no admin route {method} {path}; routes: GET /_sim/health, GET /_sim/calls, GET /_sim/world, GET|POST|DELETE /_sim/faults, GET /_sim/kube/CLUSTER/audit, GET|POST|DELETE /_sim/kube/CLUSTER/readyz, /_sim/kubeadm/CLUSTER/…"
             ),
         ),
     }
+}
+
+/// `GET|POST|DELETE /_sim/kube/{cluster}/readyz`: the readiness checks the cluster's API
+/// server reports as failing. POST replaces them (body `["etcd"]` or `{"failing": ["etcd"]}`),
+/// DELETE clears them; both are saved in the world file (`readyz_failing`).
+fn readyz_admin(app: &Arc<App>, method: &Method, cluster: &str, body: &[u8]) -> Response {
+    let err = |status: StatusCode, msg: String| json_response(status, json!({ "error": msg }));
+    let failing = match *method {
+        Method::GET => None,
+        Method::DELETE => Some(Vec::new()),
+        Method::POST => {
+            let v: Value = match serde_json::from_slice(body) {
+                Ok(v) => v,
+                Err(e) => return err(StatusCode::BAD_REQUEST, format!("body is not JSON: {e}")),
+            };
+            let list = v.get("failing").cloned().unwrap_or(v);
+            match serde_json::from_value::<Vec<String>>(list) {
+                Ok(l) => Some(l),
+                Err(_) => {
+                    return err(
+                        StatusCode::BAD_REQUEST,
+                        "body must be a list of check names or {\"failing\": [...]}".into(),
+                    )
+                }
+            }
+        }
+        _ => {
+            return err(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!(
+                    "{method} is not allowed on /_sim/kube/{cluster}/readyz (GET, POST, DELETE)"
+                ),
+            )
+        }
+    };
+    if let Some(l) = &failing {
+        if let Err(e) = crate::stage::check_readyz(l) {
+            return err(StatusCode::BAD_REQUEST, e);
+        }
+    }
+    let now = now_secs();
+    let mut inner = app.lock();
+    let Some(st) = inner.world.staging_mut(cluster) else {
+        return err(StatusCode::NOT_FOUND, format!("no cluster {cluster}"));
+    };
+    if let Some(l) = failing {
+        st.readyz_failing = l;
+    }
+    let shown = json!({ "failing": st.readyz_failing });
+    if *method != Method::GET {
+        app.save_logged(&inner, now);
+    }
+    json_response(StatusCode::OK, shown)
 }

@@ -38,6 +38,41 @@ pub struct World {
     pub kubeadm: BTreeMap<String, crate::kubeadm::KubeadmCluster>,
 }
 
+impl World {
+    /// The staging of the cluster of that name, whatever its type.
+    pub fn staging(&self, name: &str) -> Option<&crate::stage::Staging> {
+        if let Some(c) = self.clusters.get(name) {
+            return Some(&c.staging);
+        }
+        if let Some(c) = self.gke.get(name) {
+            return Some(&c.staging);
+        }
+        if let Some(c) = self.aks.get(name) {
+            return Some(&c.staging);
+        }
+        if let Some(c) = self.k3s.get(name) {
+            return Some(&c.staging);
+        }
+        self.kubeadm.get(name).map(|c| &c.staging)
+    }
+
+    pub fn staging_mut(&mut self, name: &str) -> Option<&mut crate::stage::Staging> {
+        if let Some(c) = self.clusters.get_mut(name) {
+            return Some(&mut c.staging);
+        }
+        if let Some(c) = self.gke.get_mut(name) {
+            return Some(&mut c.staging);
+        }
+        if let Some(c) = self.aks.get_mut(name) {
+            return Some(&mut c.staging);
+        }
+        if let Some(c) = self.k3s.get_mut(name) {
+            return Some(&mut c.staging);
+        }
+        self.kubeadm.get_mut(name).map(|c| &mut c.staging)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Cluster {
     pub name: String,
@@ -52,6 +87,10 @@ pub struct Cluster {
     pub updates: Vec<Update>,
     /// Workloads staged in the cluster's Kubernetes API (world-file `workload` blocks).
     pub workloads: Vec<Workload>,
+    /// Objects, Helm releases and readiness failures staged in the Kubernetes API.
+    pub staging: crate::stage::Staging,
+    /// Upgrade insights staged for ListInsights / DescribeInsight (world-file `insight`).
+    pub insights: Vec<crate::insights::Insight>,
     /// Kubernetes API URL of this run (not persisted; set by `Sim::start`).
     pub endpoint: Option<String>,
 }
@@ -98,6 +137,8 @@ pub struct Workload {
     pub labels: BTreeMap<String, String>,
     pub pdb: Option<PdbFile>,
     pub image: String,
+    /// Its containers exit at once: pods Running in CrashLoopBackOff, never Ready.
+    pub crash_loop: bool,
 }
 
 pub const WORKLOAD_KINDS: &[&str] = &["Deployment", "StatefulSet", "DaemonSet", "Pod"];
@@ -595,6 +636,14 @@ pub struct ClusterFile {
     pub addon: OrderedMap<AddonFile>,
     #[serde(default, skip_serializing_if = "OrderedMap::is_empty")]
     pub workload: OrderedMap<WorkloadFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objects: Option<Vec<serde_json::Value>>,
+    #[serde(default, skip_serializing_if = "OrderedMap::is_empty")]
+    pub helm_release: OrderedMap<crate::stage::HelmReleaseFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readyz_failing: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "OrderedMap::is_empty")]
+    pub insight: OrderedMap<crate::insights::InsightFile>,
     #[serde(default, skip_serializing_if = "OrderedMap::is_empty")]
     pub update: OrderedMap<UpdateFile>,
 }
@@ -624,6 +673,8 @@ pub struct WorkloadFile {
     pub image: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pdb: Option<PdbFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crash_loop: Option<bool>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -1021,6 +1072,14 @@ pub fn from_file(path: &Path, f: WorldFile, now: f64, speed: f64) -> Result<Worl
             }
             workloads.push(w);
         }
+        let staging =
+            crate::stage::from_file(cf.objects, cf.helm_release, cf.readyz_failing, false, now)
+                .map_err(|e| err(&ctx, e))?;
+        let mut insights = Vec::new();
+        for (id, f) in cf.insight.0 {
+            let ctx = format!("cluster \"{cname}\" insight \"{id}\"");
+            insights.push(crate::insights::from_file(&id, f, now).map_err(|e| err(&ctx, e))?);
+        }
         clusters.insert(
             cname.clone(),
             Cluster {
@@ -1034,6 +1093,8 @@ pub fn from_file(path: &Path, f: WorldFile, now: f64, speed: f64) -> Result<Worl
                 addons,
                 updates,
                 workloads,
+                staging,
+                insights,
                 endpoint: None,
             },
         );
@@ -1082,7 +1143,7 @@ pub fn from_file(path: &Path, f: WorldFile, now: f64, speed: f64) -> Result<Worl
                     .into(),
             ));
         }
-        let k = crate::k3s::cluster_from_file(&kname, kf).map_err(|e| err(&ctx, e))?;
+        let k = crate::k3s::cluster_from_file(&kname, kf, now).map_err(|e| err(&ctx, e))?;
         k3s.insert(kname, k);
     }
     let mut kubeadm = BTreeMap::new();
@@ -1106,7 +1167,7 @@ pub fn from_file(path: &Path, f: WorldFile, now: f64, speed: f64) -> Result<Worl
                     .into(),
             ));
         }
-        let k = crate::kubeadm::cluster_from_file(&kname, kf).map_err(|e| err(&ctx, e))?;
+        let k = crate::kubeadm::cluster_from_file(&kname, kf, now).map_err(|e| err(&ctx, e))?;
         kubeadm.insert(kname, k);
     }
     Ok(World {
@@ -1222,6 +1283,7 @@ pub fn workload_from_file(
         image: wf
             .image
             .unwrap_or_else(|| "public.ecr.aws/docker/library/nginx:1.27".into()),
+        crash_loop: wf.crash_loop.unwrap_or(false),
     })
 }
 
@@ -1470,6 +1532,7 @@ pub fn to_file(w: &World, now: f64, speed: f64) -> WorldFile {
                 )
             })
             .collect();
+        let (objects, helm_release, readyz_failing) = crate::stage::to_file(&c.staging);
         clusters.push((
             c.name.clone(),
             ClusterFile {
@@ -1483,27 +1546,13 @@ pub fn to_file(w: &World, now: f64, speed: f64) -> WorldFile {
                 workload: OrderedMap(
                     c.workloads
                         .iter()
-                        .map(|w| {
-                            (
-                                w.name.clone(),
-                                WorkloadFile {
-                                    namespace: Some(w.namespace.clone()),
-                                    kind: Some(w.kind.clone()),
-                                    replicas: (w.kind != "DaemonSet" && w.kind != "Pod")
-                                        .then_some(w.replicas),
-                                    cpu: Some(w.cpu.clone()),
-                                    memory: Some(w.memory.clone()),
-                                    node_group: w.node_group.clone(),
-                                    empty_dir: Some(w.empty_dir),
-                                    termination_grace_period: Some(w.termination_grace_period),
-                                    labels: Some(w.labels.clone()),
-                                    image: Some(w.image.clone()),
-                                    pdb: w.pdb.clone(),
-                                },
-                            )
-                        })
+                        .map(|w| (w.name.clone(), workload_to_file(w)))
                         .collect(),
                 ),
+                objects,
+                helm_release,
+                readyz_failing,
+                insight: crate::insights::to_file(&c.insights),
                 update: OrderedMap(update),
             },
         ));
@@ -1563,7 +1612,29 @@ const BLOCKS: &[(&str, bool)] = &[
     ("channel_server", false),
     ("kubeadm_cluster", true),
     ("node", true),
+    ("helm_release", true),
+    ("insight", true),
+    ("deprecation", false),
+    ("client", false),
+    ("resource", false),
+    ("addon_compatibility", false),
+    ("upgrade_override", false),
 ];
+
+/// Is `v` written as block(s) named `k`: an object, or a list of objects for a repeatable
+/// unlabelled block (`deprecation`, `client`, …)?
+fn is_block(k: &str, v: &hcl::Value) -> bool {
+    BLOCKS.iter().any(|(n, labelled)| {
+        *n == k
+            && match v {
+                hcl::Value::Object(_) => true,
+                hcl::Value::Array(a) => {
+                    !labelled && !a.is_empty() && a.iter().all(|x| x.as_object().is_some())
+                }
+                _ => false,
+            }
+    })
+}
 
 fn value_to_body(obj: &hcl::Map<String, hcl::Value>) -> hcl::Body {
     let mut b = hcl::Body::builder();
@@ -1571,12 +1642,25 @@ fn value_to_body(obj: &hcl::Map<String, hcl::Value>) -> hcl::Body {
     for (k, v) in obj {
         // A block name holding a non-object (e.g. a workload's `node_group = "general"`) is
         // an attribute.
-        if (BLOCKS.iter().any(|(n, _)| n == k) && v.as_object().is_some()) || v.is_null() {
+        if is_block(k, v) || v.is_null() {
             continue;
         }
         b = b.add_attribute((k.as_str(), hcl::Expression::from(v.clone())));
     }
     for (name, labelled) in BLOCKS {
+        if let Some(hcl::Value::Array(items)) = obj.get(*name) {
+            if is_block(name, &hcl::Value::Array(items.clone())) {
+                for inner in items.iter().filter_map(hcl::Value::as_object) {
+                    let body = value_to_body(inner);
+                    b = b.add_block(
+                        hcl::Block::builder(*name)
+                            .add_structures(body.into_inner())
+                            .build(),
+                    );
+                }
+            }
+            continue;
+        }
         let Some(hcl::Value::Object(m)) = obj.get(*name) else {
             continue;
         };
@@ -1672,6 +1756,7 @@ pub fn workload_to_file(w: &Workload) -> WorkloadFile {
         labels: Some(w.labels.clone()),
         image: Some(w.image.clone()),
         pdb: w.pdb.clone(),
+        crash_loop: w.crash_loop.then_some(true),
     }
 }
 
@@ -1838,6 +1923,82 @@ kubeadm_cluster "lab" {
             assert!((u.deadline - 1020.0).abs() < 1e-6, "{}", u.deadline);
             assert_eq!(u.fail.as_ref().unwrap().0, "PodEvictionFailure");
             assert!((u.created_at - 1000.5).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn staging_and_insight_blocks_roundtrip() {
+        let src = r#"
+cluster "c" {
+  version = "1.31"
+  workload "w" {
+    crash_loop = true
+  }
+  readyz_failing = ["etcd"]
+  objects = [
+    { apiVersion = "v1", kind = "ConfigMap", metadata = { name = "x", annotations = { "a.b/c" = "{\"k\": 1}" } }, data = { k = "v" } }
+  ]
+  helm_release "r" {
+    chart         = "r"
+    chart_version = "1.0.0"
+    manifest      = <<EOT
+kind: ConfigMap
+EOT
+  }
+  insight "one" {
+    name   = "Deprecated APIs removed in Kubernetes v1.32"
+    status = "ERROR"
+    deprecation {
+      usage = "/apis/flowcontrol.apiserver.k8s.io/v1beta3/flowschemas"
+      client {
+        user_agent = "a/1"
+      }
+      client {
+        user_agent = "b/2"
+      }
+    }
+  }
+  insight "two" {
+    name   = "Custom"
+    status = "WARNING"
+    deprecation {
+      usage = "/apis/policy/v1beta1/poddisruptionbudgets"
+    }
+    deprecation {
+      usage = "/apis/batch/v1beta1/cronjobs"
+    }
+  }
+}
+"#;
+        let w = load(src, Format::Hcl).unwrap();
+        let c = &w.clusters["c"];
+        assert!(c.workloads[0].crash_loop);
+        assert_eq!(c.staging.readyz_failing, ["etcd"]);
+        assert_eq!(
+            c.staging.objects[0]["metadata"]["annotations"]["a.b/c"],
+            "{\"k\": 1}"
+        );
+        assert_eq!(c.staging.helm[0].manifest, "kind: ConfigMap\n");
+        assert_eq!(c.insights[0].deprecations[0].clients.len(), 2);
+        assert_eq!(c.insights[1].deprecations.len(), 2);
+        // Filled in from the removal table.
+        assert_eq!(
+            c.insights[1].deprecations[1]
+                .stop_serving_version
+                .as_deref(),
+            Some("1.25")
+        );
+        for format in [Format::Hcl, Format::Json] {
+            let text = render(&to_file(&w, 1000.0, 1.0), format).unwrap();
+            let back = load(&text, format).unwrap_or_else(|e| panic!("{e}\n{text}"));
+            let b = &back.clusters["c"];
+            assert_eq!(b.staging, c.staging, "{text}");
+            assert_eq!(b.insights, c.insights, "{text}");
+            assert!(b.workloads[0].crash_loop);
+            if format == Format::Hcl {
+                assert_eq!(text.matches("client {").count(), 2, "{text}");
+                assert_eq!(text.matches("deprecation {").count(), 3, "{text}");
+            }
         }
     }
 

@@ -157,7 +157,17 @@ async fn discovery_and_version() {
         .iter()
         .map(|g| g["name"].as_str().unwrap())
         .collect();
-    assert_eq!(groups, ["apps", "policy"]);
+    assert_eq!(
+        groups,
+        [
+            "apps",
+            "autoscaling",
+            "batch",
+            "networking.k8s.io",
+            "policy",
+            "flowcontrol.apiserver.k8s.io"
+        ]
+    );
     let (code, v) = k.get("/api/v1/nodes/nope").await;
     assert_eq!(code, 404);
     assert_eq!(

@@ -326,3 +326,90 @@ async fn kubectl_works_against_the_simulated_cluster() {
     );
     h.sim.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_sees_the_new_kinds_and_readiness() {
+    let Some(bin) = find_kubectl() else {
+        println!("SKIPPED: kubectl not found");
+        return;
+    };
+    let world = r#"
+cluster "prod-eu" {
+  version = "1.29"
+  node_group "general" {
+    instance_types = ["m5.large"]
+  }
+  readyz_failing = ["etcd"]
+  helm_release "shop" {
+    namespace     = "web"
+    chart         = "shop"
+    chart_version = "1.2.0"
+  }
+}
+"#;
+    let h = start_with(world, "world.hcl", 600.0, "").await;
+    let cache = h.path.parent().unwrap().join("home").join("cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    let k = Kubectl {
+        bin,
+        kubeconfig: h.sim.endpoints().kubeconfigs["prod-eu"].clone(),
+        cache,
+    };
+    let out = k.ok(&["get", "secrets", "-A", "-l", "owner=helm"]).await;
+    header_has(&out, &["NAMESPACE", "NAME", "TYPE", "DATA", "AGE"]);
+    assert!(
+        out.contains("sh.helm.release.v1.shop.v1") && out.contains("helm.sh/release.v1"),
+        "{out}"
+    );
+    // kubectl apply (client-side): the object keeps the annotation, the manager is recorded.
+    let manifest = h.path.parent().unwrap().join("ing.json");
+    std::fs::write(
+        &manifest,
+        r#"{"apiVersion":"networking.k8s.io/v1","kind":"Ingress","metadata":{"name":"shop","namespace":"web"},
+"spec":{"rules":[{"host":"shop.example.com"}]}}"#,
+    )
+    .unwrap();
+    // No OpenAPI documents are served, so kubectl cannot validate client-side.
+    k.ok(&[
+        "apply",
+        "--validate=false",
+        "-f",
+        manifest.to_str().unwrap(),
+    ])
+    .await;
+    let out = k.ok(&["get", "ingress", "-n", "web"]).await;
+    header_has(&out, &["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"]);
+    assert!(out.contains("shop.example.com"), "{out}");
+    let out = k
+        .ok(&[
+            "get",
+            "ing",
+            "shop",
+            "-n",
+            "web",
+            "-o",
+            "json",
+            "--show-managed-fields",
+        ])
+        .await;
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        v["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+            .as_str()
+            .unwrap()
+            .contains("shop.example.com")
+    );
+    let mf = &v["metadata"]["managedFields"][0];
+    assert_eq!(mf["manager"], "kubectl-client-side-apply", "{v}");
+    assert_eq!(mf["apiVersion"], "networking.k8s.io/v1");
+    // Readiness: kubectl reports the failing apiserver check.
+    let (ok, out, err) = k.run(&["get", "--raw", "/readyz?verbose"]).await;
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains("[-]etcd failed: reason withheld") || out.contains("[-]etcd failed"),
+        "{out}\n{err}"
+    );
+    let out = k.ok(&["get", "--raw", "/livez"]).await;
+    assert_eq!(out.trim(), "ok");
+    h.sim.shutdown().await.unwrap();
+}

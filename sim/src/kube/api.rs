@@ -194,18 +194,39 @@ fn resource_list(group: &str, version: &str) -> Option<Value> {
             | Kind::Pdb
             | Kind::Job
             | Kind::Crd
-            | Kind::Plan => {
+            | Kind::Plan
+            | Kind::Ingress
+            | Kind::CronJob
+            | Kind::Hpa
+            | Kind::FlowSchema => {
                 res.push(json!({ "name": format!("{}/status", i.plural), "singularName": "", "namespaced": i.namespaced, "kind": i.kind, "verbs": ["get", "patch", "update"] }));
             }
-            Kind::Event | Kind::ServiceAccount | Kind::ConfigMap => {}
+            Kind::Event | Kind::ServiceAccount | Kind::ConfigMap | Kind::Secret => {}
         }
     }
     any.then(|| json!({ "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": res }))
 }
 
+/// Groups every cluster serves, in the apiserver's group priority order (the order `/apis`
+/// lists them); SUC clusters add `apiextensions.k8s.io` and `upgrade.cattle.io`.
+const GROUPS: &[&str] = &[
+    "apps",
+    "autoscaling",
+    "batch",
+    "networking.k8s.io",
+    "policy",
+    "flowcontrol.apiserver.k8s.io",
+];
+
 fn group_obj(g: &str) -> Value {
-    json!({ "name": g, "versions": [ { "groupVersion": format!("{g}/v1"), "version": "v1" } ],
-        "preferredVersion": { "groupVersion": format!("{g}/v1"), "version": "v1" } })
+    // One served version per group (autoscaling is served at v2 only).
+    let v = KINDS
+        .iter()
+        .map(|k| k.info())
+        .find(|i| i.group == g)
+        .map_or("v1", |i| i.version);
+    json!({ "name": g, "versions": [ { "groupVersion": format!("{g}/{v}"), "version": v } ],
+        "preferredVersion": { "groupVersion": format!("{g}/{v}"), "version": v } })
 }
 
 fn version_json(app: &App, cluster: &str) -> Value {
@@ -302,10 +323,15 @@ pub async fn handle(
             .is_some_and(|kc| kc.get(Kind::Crd, "", "plans.upgrade.cattle.io").is_some())
     };
     let Some(route) = parse_route(&path) else {
-        return match path.as_str() {
-            "/healthz" | "/livez" | "/readyz" => (StatusCode::OK, "ok").into_response(),
-            _ => not_found_route(),
+        let failing = {
+            let inner = s.app.lock();
+            inner
+                .world
+                .staging(&s.cluster)
+                .map(|st| st.readyz_failing.clone())
+                .unwrap_or_default()
         };
+        return health(&path, &params, &failing).unwrap_or_else(not_found_route);
     };
     match route {
         Route::Version => json_resp(200, &version_json(&s.app, &s.cluster)),
@@ -315,10 +341,9 @@ pub async fn handle(
             "serverAddressByClientCIDRs": [ { "clientCIDR": "0.0.0.0/0", "serverAddress": "172.16.0.10:443" } ] }),
         ),
         Route::Apis => {
-            let mut groups = vec![group_obj("apps"), group_obj("policy")];
+            let mut groups: Vec<Value> = GROUPS.iter().map(|g| group_obj(g)).collect();
             if suc {
-                // K3s/RKE2 with the system-upgrade-controller: Jobs, the CRD and Plans.
-                groups.push(group_obj("batch"));
+                // K3s/RKE2 with the system-upgrade-controller: the CRD and Plans.
                 groups.push(group_obj("apiextensions.k8s.io"));
                 groups.push(group_obj("upgrade.cattle.io"));
             }
@@ -331,10 +356,8 @@ pub async fn handle(
         Route::GroupVersion(g, _) if g == "upgrade.cattle.io" && !suc => not_found_route(),
         Route::Res(r) if r.kind == Kind::Plan && !suc => not_found_route(),
         Route::Group(g)
-            if matches!(
-                g.as_str(),
-                "apps" | "policy" | "batch" | "apiextensions.k8s.io" | "upgrade.cattle.io"
-            ) =>
+            if GROUPS.contains(&g.as_str())
+                || matches!(g.as_str(), "apiextensions.k8s.io" | "upgrade.cattle.io") =>
         {
             let mut v = group_obj(&g);
             v["kind"] = json!("APIGroup");
@@ -356,6 +379,13 @@ pub async fn handle(
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("")
                 .to_string();
+            let manager = field_manager(
+                params.get("fieldManager"),
+                headers
+                    .get("user-agent")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or(""),
+            );
             let now = now_secs();
             let mut inner = s.app.lock();
             let changed = inner.advance(now);
@@ -364,7 +394,19 @@ pub async fn handle(
                 None => Err(ApiErr::new(503, "ServiceUnavailable", "cluster is gone")),
                 // Controllers run asynchronously (next tick), as in a real cluster; the
                 // eviction subresource updates the PDB it consumed inline.
-                Some(kc) => dispatch(kc, &method, &r, &params, &ctype, &body, wants_table, now),
+                Some(kc) => dispatch(
+                    kc,
+                    &method,
+                    &r,
+                    &params,
+                    &Req {
+                        ctype: &ctype,
+                        body: &body,
+                        manager: &manager,
+                        wants_table,
+                    },
+                    now,
+                ),
             };
             if changed {
                 s.app.save_logged(&inner, now);
@@ -384,17 +426,48 @@ fn bad_request(msg: impl Into<String>) -> ApiErr {
 
 type Out = Result<(u16, Value), ApiErr>;
 
-#[allow(clippy::too_many_arguments)]
+/// What a write request carries besides its route and query.
+struct Req<'a> {
+    ctype: &'a str,
+    body: &'a [u8],
+    /// The field manager writes are recorded under (see [`field_manager`]).
+    manager: &'a str,
+    wants_table: bool,
+}
+
+/// The apiserver's `managerOrUserAgent`: the `fieldManager` parameter, else the User-Agent up
+/// to its first `/` (printable characters only, at most 128 bytes).
+fn field_manager(param: Option<&str>, user_agent: &str) -> String {
+    if let Some(m) = param.filter(|m| !m.is_empty()) {
+        return m.to_string();
+    }
+    let mut out = String::new();
+    for c in user_agent.split('/').next().unwrap_or("").chars() {
+        if c.is_control() {
+            continue;
+        }
+        if out.len() + c.len_utf8() > 128 {
+            break;
+        }
+        out.push(c);
+    }
+    out
+}
+
 fn dispatch(
     kc: &mut KCluster,
     method: &Method,
     r: &Res,
     params: &Params,
-    ctype: &str,
-    body: &[u8],
-    wants_table: bool,
+    req: &Req,
     now: f64,
 ) -> Out {
+    let Req {
+        ctype,
+        body,
+        manager,
+        wants_table,
+    } = *req;
     let info = r.kind.info();
     if info.namespaced && r.ns.is_none() && r.name.is_some() {
         return Err(not_found_err());
@@ -475,7 +548,10 @@ fn dispatch(
             ))
         }
         (Method::POST, None) => {
-            let b = parse_body()?;
+            let mut b = parse_body()?;
+            if b.is_object() && b["metadata"].is_object() {
+                record_manager(&mut b, manager, "Update", r.kind, None, now);
+            }
             create(kc, r.kind, &ns, b, now)
         }
         (Method::PUT, Some(name)) => {
@@ -511,7 +587,7 @@ fn dispatch(
                 n
             };
             new["metadata"]["name"] = json!(name);
-            store_update(kc, r.kind, &cur, new, now)
+            store_update(kc, r.kind, &cur, new, Some((manager, sub)), now)
         }
         (Method::PATCH, Some(name))
             if ctype.split(';').next().unwrap_or("").trim() == "application/apply-patch+yaml" =>
@@ -542,7 +618,7 @@ fn dispatch(
                     "metadata.name: Invalid value: field is immutable",
                 ));
             }
-            store_update(kc, r.kind, &cur, new, now)
+            store_update(kc, r.kind, &cur, new, Some((manager, sub)), now)
         }
         (Method::DELETE, Some(name)) => {
             let b = parse_body()?;
@@ -654,7 +730,115 @@ fn apply(
     }
     mf.push(e);
     new["metadata"]["managedFields"] = json!(mf);
-    store_update(kc, kind, &cur, new, now)
+    store_update(kc, kind, &cur, new, None, now)
+}
+
+/// The apiserver's readiness checks (`/readyz?verbose` of a 1.29+ kube-apiserver), in order.
+pub const READYZ_CHECKS: &[&str] = &[
+    "ping",
+    "log",
+    "etcd",
+    "etcd-readiness",
+    "informer-sync",
+    "poststarthook/start-apiserver-admission-initializer",
+    "poststarthook/generic-apiserver-start-informers",
+    "poststarthook/priority-and-fairness-config-consumer",
+    "poststarthook/priority-and-fairness-filter",
+    "poststarthook/storage-object-count-tracker-hook",
+    "poststarthook/start-apiextensions-informers",
+    "poststarthook/start-apiextensions-controllers",
+    "poststarthook/crd-informer-synced",
+    "poststarthook/start-system-namespaces-controller",
+    "poststarthook/bootstrap-controller",
+    "poststarthook/rbac/bootstrap-roles",
+    "poststarthook/scheduling/bootstrap-system-priority-classes",
+    "poststarthook/priority-and-fairness-config-producer",
+    "poststarthook/start-cluster-authentication-info-controller",
+    "poststarthook/start-kube-apiserver-identity-lease-controller",
+    "poststarthook/aggregator-reload-proxy-client-cert",
+    "poststarthook/start-kube-aggregator-informers",
+    "poststarthook/apiservice-registration-controller",
+    "poststarthook/apiservice-status-available-controller",
+    "poststarthook/kube-apiserver-autoregistration",
+    "autoregister-completion",
+    "poststarthook/apiservice-openapi-controller",
+    "shutdown",
+];
+
+/// `/healthz`, `/livez`, `/readyz` (and `/readyz/CHECK`) as the apiserver's healthz handlers
+/// answer them: `ok`, or with `?verbose` one `[+]NAME ok` line per check and `NAME check
+/// passed`; a failing check makes the whole endpoint 500 with the verbose body, the failed
+/// check as `[-]NAME failed: reason withheld` and a last line `NAME check failed`. Only readyz
+/// checks can be made to fail (`readyz_failing`); livez and healthz stay healthy. None for
+/// any other path.
+fn health(path: &str, params: &Params, failing: &[String]) -> Option<Response> {
+    let segs: Vec<&str> = path.trim_matches('/').splitn(2, '/').collect();
+    let endpoint = segs[0];
+    if !matches!(endpoint, "healthz" | "livez" | "readyz") {
+        return None;
+    }
+    // livez/healthz do not run the readiness-only checks.
+    let checks: Vec<&str> = READYZ_CHECKS
+        .iter()
+        .copied()
+        .filter(|c| {
+            endpoint == "readyz" || !matches!(*c, "etcd-readiness" | "informer-sync" | "shutdown")
+        })
+        .collect();
+    let fails = |c: &str| endpoint == "readyz" && failing.iter().any(|f| f == c);
+    let text = |code: StatusCode, body: String| {
+        let mut r = (code, body).into_response();
+        r.headers_mut().insert(
+            "content-type",
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        r.headers_mut().insert(
+            "x-content-type-options",
+            HeaderValue::from_static("nosniff"),
+        );
+        r
+    };
+    if let Some(check) = segs.get(1) {
+        if !checks.contains(check) {
+            return Some(not_found_route());
+        }
+        return Some(if fails(check) {
+            text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("internal server error: {check} check failed\n"),
+            )
+        } else {
+            text(StatusCode::OK, "ok".into())
+        });
+    }
+    let excluded: Vec<&str> = params
+        .0
+        .iter()
+        .filter(|(k, _)| k == "exclude")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let mut out = String::new();
+    let mut failed = false;
+    for c in &checks {
+        if excluded.contains(c) {
+            out.push_str(&format!("[+]{c} excluded: ok\n"));
+        } else if fails(c) {
+            failed = true;
+            out.push_str(&format!("[-]{c} failed: reason withheld\n"));
+        } else {
+            out.push_str(&format!("[+]{c} ok\n"));
+        }
+    }
+    Some(if failed {
+        text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("{out}{endpoint} check failed\n"),
+        )
+    } else if params.0.iter().any(|(k, _)| k == "verbose") {
+        text(StatusCode::OK, format!("{out}{endpoint} check passed\n"))
+    } else {
+        text(StatusCode::OK, "ok".into())
+    })
 }
 
 fn channel_redirect(s: &KubeSrv, channel: &str) -> Response {
@@ -744,6 +928,26 @@ fn create(kc: &mut KCluster, kind: Kind, ns: &str, mut b: Value, now: f64) -> Ou
             m.remove(f);
         }
     }
+    admit(kind, &mut b)?;
+    let o = kc.create(kind, b, now);
+    Ok((201, o))
+}
+
+/// Defaulting and validation of a new object, as the apiserver's registry strategies do them
+/// for the kinds served. Shared by POST and world-file staging.
+pub(crate) fn admit(kind: Kind, b: &mut Value) -> Result<(), ApiErr> {
+    let name = util::name(b).to_string();
+    let invalid = |field: &str, what: &str| {
+        ApiErr::new(
+            422,
+            "Invalid",
+            format!(
+                "{}.{} \"{name}\" is invalid: {field}: {what}",
+                kind.info().kind,
+                kind.info().group
+            ),
+        )
+    };
     match kind {
         Kind::Pod => {
             if !b["spec"]["containers"].is_array() {
@@ -762,6 +966,72 @@ fn create(kc: &mut KCluster, kind: Kind, ns: &str, mut b: Value, now: f64) -> Ou
             b["status"] = json!({ "phase": "Active" });
         }
         Kind::Node | Kind::Event | Kind::ServiceAccount | Kind::Crd | Kind::ConfigMap => {}
+        Kind::Secret => secret_defaults(b)?,
+        Kind::Ingress => {
+            if b["spec"]["rules"].is_null() && b["spec"]["defaultBackend"].is_null() {
+                return Err(invalid(
+                    "spec",
+                    "Invalid value: \"\": either `defaultBackend` or `rules` must be specified",
+                ));
+            }
+            if b["status"].is_null() {
+                b["status"] = json!({ "loadBalancer": {} });
+            }
+        }
+        Kind::CronJob => {
+            if b["spec"]["schedule"].as_str().is_none_or(str::is_empty) {
+                return Err(invalid("spec.schedule", "Required value"));
+            }
+            if !b["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"].is_array() {
+                return Err(invalid(
+                    "spec.jobTemplate.spec.template.spec.containers",
+                    "Required value",
+                ));
+            }
+            let spec = b["spec"].as_object_mut().expect("checked");
+            spec.entry("concurrencyPolicy").or_insert(json!("Allow"));
+            spec.entry("suspend").or_insert(json!(false));
+            spec.entry("successfulJobsHistoryLimit").or_insert(json!(3));
+            spec.entry("failedJobsHistoryLimit").or_insert(json!(1));
+            if b["status"].is_null() {
+                b["status"] = json!({});
+            }
+        }
+        Kind::FlowSchema => {
+            if b["spec"]["priorityLevelConfiguration"]["name"]
+                .as_str()
+                .is_none_or(str::is_empty)
+            {
+                return Err(invalid(
+                    "spec.priorityLevelConfiguration.name",
+                    "Required value",
+                ));
+            }
+            if b["status"].is_null() {
+                b["status"] = json!({});
+            }
+        }
+        Kind::Hpa => {
+            let target = &b["spec"]["scaleTargetRef"];
+            if target["kind"].as_str().is_none_or(str::is_empty) {
+                return Err(invalid("spec.scaleTargetRef.kind", "Required value"));
+            }
+            if target["name"].as_str().is_none_or(str::is_empty) {
+                return Err(invalid("spec.scaleTargetRef.name", "Required value"));
+            }
+            let max = b["spec"]["maxReplicas"].as_i64().unwrap_or(0);
+            if max < 1 {
+                return Err(invalid(
+                    "spec.maxReplicas",
+                    &format!("Invalid value: {max}: must be greater than or equal to 1"),
+                ));
+            }
+            let spec = b["spec"].as_object_mut().expect("checked");
+            spec.entry("minReplicas").or_insert(json!(1));
+            if b["status"].is_null() {
+                b["status"] = json!({ "currentReplicas": 0, "desiredReplicas": 0 });
+            }
+        }
         Kind::Job => {
             if b["status"].is_null() {
                 b["status"] = json!({});
@@ -777,7 +1047,7 @@ fn create(kc: &mut KCluster, kind: Kind, ns: &str, mut b: Value, now: f64) -> Ou
             }
             b["status"] = json!({});
         }
-        _ => {
+        Kind::Pdb | Kind::Deployment | Kind::ReplicaSet | Kind::StatefulSet | Kind::DaemonSet => {
             if b["spec"]["selector"].is_null() {
                 return Err(ApiErr::new(
                     422,
@@ -798,11 +1068,94 @@ fn create(kc: &mut KCluster, kind: Kind, ns: &str, mut b: Value, now: f64) -> Ou
             b["status"] = json!({});
         }
     }
-    let o = kc.create(kind, b, now);
-    Ok((201, o))
+    Ok(())
 }
 
-fn store_update(kc: &mut KCluster, kind: Kind, cur: &Value, mut new: Value, now: f64) -> Out {
+/// core/v1 Secret on write: `stringData` is merged into `data` (base64) and dropped, `data`
+/// must be base64, `type` defaults to `Opaque`.
+fn secret_defaults(b: &mut Value) -> Result<(), ApiErr> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let undecodable = |e: String| {
+        ApiErr::new(
+            400,
+            "BadRequest",
+            format!("Secret in version \"v1\" cannot be handled as a Secret: {e}"),
+        )
+    };
+    let obj = b.as_object_mut().expect("object");
+    if let Some(sd) = obj.remove("stringData") {
+        let Some(sd) = sd.as_object().cloned() else {
+            return Err(undecodable(
+                "stringData must be an object of strings".into(),
+            ));
+        };
+        let data = obj.entry("data").or_insert(json!({}));
+        if !data.is_object() {
+            *data = json!({});
+        }
+        for (k, v) in sd {
+            let Some(v) = v.as_str() else {
+                return Err(undecodable(format!("stringData[{k:?}] must be a string")));
+            };
+            data[k] = json!(b64.encode(v));
+        }
+    }
+    match obj.get("data") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(m)) => {
+            for (k, v) in m {
+                let Some(v) = v.as_str() else {
+                    return Err(undecodable(format!("data[{k:?}] must be a base64 string")));
+                };
+                b64.decode(v)
+                    .map_err(|e| undecodable(format!("data[{k:?}]: illegal base64 data ({e})")))?;
+            }
+        }
+        Some(_) => return Err(undecodable("data must be an object".into())),
+    }
+    obj.entry("type").or_insert(json!("Opaque"));
+    Ok(())
+}
+
+/// Record a write in `metadata.managedFields` as the apiserver's field manager does: one
+/// entry per (manager, operation, subresource), replaced on every write.
+fn record_manager(
+    o: &mut Value,
+    manager: &str,
+    operation: &str,
+    kind: Kind,
+    sub: Option<&str>,
+    now: f64,
+) {
+    let mut mf: Vec<Value> = o["metadata"]["managedFields"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    mf.retain(|e| {
+        !(e["manager"] == manager
+            && e["operation"] == operation
+            && e["subresource"].as_str() == sub)
+    });
+    let mut e = json!({ "manager": manager, "operation": operation, "apiVersion": kind.api_version(),
+        "time": util::k8s_time(now), "fieldsType": "FieldsV1", "fieldsV1": {} });
+    if let Some(s) = sub {
+        e["subresource"] = json!(s);
+    }
+    mf.push(e);
+    o["metadata"]["managedFields"] = json!(mf);
+}
+
+/// Store `new` in place of `cur`. `writer` = (field manager, subresource) of a client write
+/// to record in managedFields (None for server-side apply, which records its own).
+fn store_update(
+    kc: &mut KCluster,
+    kind: Kind,
+    cur: &Value,
+    mut new: Value,
+    writer: Option<(&str, Option<&str>)>,
+    now: f64,
+) -> Out {
     // Immutable metadata.
     for f in [
         "uid",
@@ -825,6 +1178,27 @@ fn store_update(kc: &mut KCluster, kind: Kind, cur: &Value, mut new: Value, now:
     if cur["spec"] != new["spec"] && !cur["metadata"]["generation"].is_null() {
         new["metadata"]["generation"] =
             json!(cur["metadata"]["generation"].as_i64().unwrap_or(1) + 1);
+    }
+    if kind == Kind::Secret {
+        secret_defaults(&mut new)?;
+    }
+    // An update that leaves managedFields out keeps the stored ones (an empty list resets
+    // them), as the apiserver does.
+    if new["metadata"]["managedFields"].is_null() && !cur["metadata"]["managedFields"].is_null() {
+        new["metadata"]["managedFields"] = cur["metadata"]["managedFields"].clone();
+    }
+    if let Some((manager, sub)) = writer {
+        let strip = |o: &Value| {
+            let mut o = o.clone();
+            if let Some(m) = o["metadata"].as_object_mut() {
+                m.remove("managedFields");
+            }
+            o
+        };
+        // No-op writes change nothing, not even the manager's timestamp.
+        if strip(cur) != strip(&new) {
+            record_manager(&mut new, manager, "Update", kind, sub, now);
+        }
     }
     if kind == Kind::Node {
         let was = cur["spec"]["unschedulable"] == true;
@@ -1251,4 +1625,59 @@ async fn watch_resp(s: KubeSrv, r: Res, params: Params, wants_table: bool) -> Re
         HeaderValue::from_static("no-cache, private"),
     );
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_manager_follows_the_apiserver() {
+        assert_eq!(field_manager(Some("kup"), "kubectl/v1.30.0"), "kup");
+        assert_eq!(
+            field_manager(None, "kubectl/v1.30.2 (linux/amd64) kubernetes/39683505"),
+            "kubectl"
+        );
+        assert_eq!(field_manager(Some(""), "helm/v3.15"), "helm");
+        assert_eq!(field_manager(None, "no-slash\u{7}"), "no-slash");
+        assert_eq!(field_manager(None, &"x".repeat(300)).len(), 128);
+    }
+
+    #[test]
+    fn health_bodies() {
+        let p = Params(vec![]);
+        let v = Params(vec![("verbose".into(), String::new())]);
+        let failing = vec!["etcd".to_string()];
+        assert!(health("/api", &p, &failing).is_none());
+        assert_eq!(health("/livez", &p, &failing).unwrap().status(), 200);
+        assert_eq!(health("/readyz", &p, &[]).unwrap().status(), 200);
+        assert_eq!(health("/readyz", &v, &failing).unwrap().status(), 500);
+        assert_eq!(health("/readyz/etcd", &p, &failing).unwrap().status(), 500);
+        assert_eq!(health("/readyz/nope", &p, &failing).unwrap().status(), 404);
+        let ex = Params(vec![("exclude".into(), "etcd".into())]);
+        assert_eq!(health("/readyz", &ex, &failing).unwrap().status(), 200);
+    }
+
+    #[test]
+    fn admit_defaults_and_validates_new_kinds() {
+        let mut s = json!({ "metadata": { "name": "s" }, "stringData": { "a": "b" } });
+        admit(Kind::Secret, &mut s).unwrap();
+        assert_eq!(s["data"]["a"], "Yg==");
+        assert_eq!(s["type"], "Opaque");
+        let mut bad = json!({ "metadata": { "name": "s" }, "data": { "a": "*" } });
+        assert_eq!(admit(Kind::Secret, &mut bad).unwrap_err().code, 400);
+        let mut ing = json!({ "metadata": { "name": "i" }, "spec": {} });
+        let e = admit(Kind::Ingress, &mut ing).unwrap_err();
+        assert!(
+            e.message
+                .starts_with("Ingress.networking.k8s.io \"i\" is invalid"),
+            "{}",
+            e.message
+        );
+        let mut hpa = json!({ "metadata": { "name": "h" }, "spec": { "scaleTargetRef": { "kind": "Deployment", "name": "d" }, "maxReplicas": 0 } });
+        assert_eq!(admit(Kind::Hpa, &mut hpa).unwrap_err().code, 422);
+        hpa["spec"]["maxReplicas"] = json!(3);
+        admit(Kind::Hpa, &mut hpa).unwrap();
+        assert_eq!(hpa["spec"]["minReplicas"], 1);
+    }
 }

@@ -143,10 +143,79 @@ pub fn pod_gone(kc: &mut KCluster, ns: &str, name: &str, uid: &str) {
 }
 
 pub fn pod_start(kc: &mut KCluster, ns: &str, name: &str, uid: &str, now: f64) {
+    let Some(p) = kc.get(Kind::Pod, ns, name) else {
+        return;
+    };
+    if util::uid(p) != uid || !p["metadata"]["deletionTimestamp"].is_null() {
+        return;
+    }
+    kubelet_start(kc, ns, name, now);
+}
+
+/// Simulated seconds a failed image pull shows ErrImagePull before ImagePullBackOff.
+const IMAGE_BACKOFF_SECS: f64 = 5.0;
+/// The kubelet's container restart back-off: 10 s doubling up to 5 min.
+const CRASH_BACKOFF_SECS: (f64, f64) = (10.0, 300.0);
+
+/// Image references that never resolve, so tests can stage pull failures.
+fn unpullable(image: &str) -> bool {
+    image.contains("does-not-exist")
+}
+
+/// Is `p` a pod of a world workload with `crash_loop = true`?
+fn crash_looping(kc: &KCluster, p: &Value) -> bool {
+    if kc.crash_loop.is_empty() {
+        return false;
+    }
+    let ns = util::namespace(p);
+    let (kind, name) = match util::controller_of(p) {
+        None => ("Pod", util::name(p)),
+        Some(("ReplicaSet", rs, _)) => match kc
+            .get(Kind::ReplicaSet, ns, rs)
+            .and_then(util::controller_of)
+        {
+            Some((k, n, _)) => (k, n),
+            None => ("ReplicaSet", rs),
+        },
+        Some((k, n, _)) => (k, n),
+    };
+    kc.crash_loop
+        .contains(&(ns.to_string(), kind.to_string(), name.to_string()))
+}
+
+/// Back-off `n` (0-based) of a crash-looping container, in seconds.
+fn crash_backoff(n: i64) -> f64 {
+    (CRASH_BACKOFF_SECS.0 * 2f64.powi(n.clamp(0, 16) as i32)).min(CRASH_BACKOFF_SECS.1)
+}
+
+/// A Go `time.Duration` string for whole seconds (`10s`, `1m20s`, `5m0s`).
+fn go_duration(secs: f64) -> String {
+    let s = secs.round() as i64;
+    if s < 60 {
+        format!("{s}s")
+    } else {
+        format!("{}m{}s", s / 60, s % 60)
+    }
+}
+
+/// `name_namespace(uid)`, as the kubelet's `format.Pod` names pods in messages.
+fn pod_ref(p: &Value) -> String {
+    format!("{}_{}({})", util::name(p), util::namespace(p), util::uid(p))
+}
+
+fn pull_error(image: &str) -> String {
+    format!("rpc error: code = NotFound desc = failed to pull and unpack image \"{image}\": failed to resolve reference \"{image}\": {image}: not found")
+}
+
+/// The kubelet starts a pod that was bound to its node: Running and Ready, or — for a
+/// crash-looping workload — Running with its containers in CrashLoopBackOff, or — for an
+/// image that cannot be pulled — Pending with ErrImagePull. A pod already started is left
+/// alone.
+pub fn kubelet_start(kc: &mut KCluster, ns: &str, name: &str, now: f64) {
     let Some(p) = kc.get(Kind::Pod, ns, name).cloned() else {
         return;
     };
-    if util::uid(&p) != uid || !p["metadata"]["deletionTimestamp"].is_null() {
+    if !p["status"]["startTime"].is_null() {
         return;
     }
     let ip = if p["spec"]["hostNetwork"] == true {
@@ -155,37 +224,242 @@ pub fn pod_start(kc: &mut KCluster, ns: &str, name: &str, uid: &str, now: f64) {
         kc.next_ip()
     };
     let t = k8s_time(now);
-    let p2 = kc.update(Kind::Pod, ns, name, |p| set_running(p, &ip, &t));
-    if let Some(p2) = p2 {
-        for c in container_names(&p2) {
+    let uid = util::uid(&p).to_string();
+    let bad: Vec<String> = container_names(&p)
+        .into_iter()
+        .filter(|c| unpullable(&image_of(&p, c)))
+        .collect();
+    if !bad.is_empty() {
+        let Some(p2) = kc.update(Kind::Pod, ns, name, |p| {
+            set_running(p, &ip, &t);
+            let mut unready = Vec::new();
+            if let Some(cs) = p["status"]["containerStatuses"].as_array_mut() {
+                for c in cs.iter_mut() {
+                    let cname = c["name"].as_str().unwrap_or("").to_string();
+                    if bad.contains(&cname) {
+                        let image = c["image"].as_str().unwrap_or("").to_string();
+                        c["ready"] = json!(false);
+                        c["started"] = json!(false);
+                        c["imageID"] = json!("");
+                        c.as_object_mut().expect("status").remove("containerID");
+                        c["state"] = json!({ "waiting": { "reason": "ErrImagePull", "message": pull_error(&image) } });
+                        unready.push(cname);
+                    }
+                }
+            }
+            // Containers are not all running: the pod stays Pending.
+            p["status"]["phase"] = json!("Pending");
+            set_unready(p, &unready);
+        }) else {
+            return;
+        };
+        for c in &bad {
+            let image = image_of(&p2, c);
             kc.event(
                 &p2,
                 "Normal",
-                "Pulled",
-                &format!(
-                    "Container image \"{}\" already present on machine",
-                    image_of(&p2, &c)
-                ),
+                "Pulling",
+                &format!("Pulling image \"{image}\""),
                 "kubelet",
                 now,
             );
             kc.event(
                 &p2,
-                "Normal",
-                "Created",
-                &format!("Created container {c}"),
+                "Warning",
+                "Failed",
+                &format!("Failed to pull image \"{image}\": {}", pull_error(&image)),
                 "kubelet",
                 now,
             );
             kc.event(
                 &p2,
-                "Normal",
-                "Started",
-                &format!("Started container {c}"),
+                "Warning",
+                "Failed",
+                "Error: ErrImagePull",
                 "kubelet",
                 now,
             );
         }
+        let at = now + kc.wall(IMAGE_BACKOFF_SECS);
+        kc.timer(at, TEv::Backoff, ns, name, &uid);
+        return;
+    }
+    let crash = crash_looping(kc, &p);
+    let Some(p2) = kc.update(Kind::Pod, ns, name, |p| {
+        set_running(p, &ip, &t);
+        if crash {
+            let pref = pod_ref(p);
+            let names = container_names(p);
+            if let Some(cs) = p["status"]["containerStatuses"].as_array_mut() {
+                for c in cs.iter_mut() {
+                    crash_status(c, 0, &pref, &t);
+                }
+            }
+            set_unready(p, &names);
+        }
+    }) else {
+        return;
+    };
+    for c in container_names(&p2) {
+        kc.event(
+            &p2,
+            "Normal",
+            "Pulled",
+            &format!(
+                "Container image \"{}\" already present on machine",
+                image_of(&p2, &c)
+            ),
+            "kubelet",
+            now,
+        );
+        kc.event(
+            &p2,
+            "Normal",
+            "Created",
+            &format!("Created container {c}"),
+            "kubelet",
+            now,
+        );
+        kc.event(
+            &p2,
+            "Normal",
+            "Started",
+            &format!("Started container {c}"),
+            "kubelet",
+            now,
+        );
+        if crash {
+            kc.event(
+                &p2,
+                "Warning",
+                "BackOff",
+                &format!(
+                    "Back-off restarting failed container {c} in pod {}",
+                    pod_ref(&p2)
+                ),
+                "kubelet",
+                now,
+            );
+        }
+    }
+    if crash {
+        let at = now + kc.wall(crash_backoff(0));
+        kc.timer(at, TEv::Backoff, ns, name, &uid);
+    }
+}
+
+/// A container that exited with an error `restarts` times and waits for its next restart.
+fn crash_status(c: &mut Value, restarts: i64, pod_ref: &str, t: &str) {
+    let cname = c["name"].as_str().unwrap_or("").to_string();
+    let cid = c["containerID"].clone();
+    c["ready"] = json!(false);
+    c["started"] = json!(false);
+    c["restartCount"] = json!(restarts);
+    c["state"] = json!({ "waiting": { "reason": "CrashLoopBackOff", "message": format!(
+        "back-off {} restarting failed container={cname} pod={pod_ref}", go_duration(crash_backoff(restarts))) } });
+    c["lastState"] = json!({ "terminated": { "exitCode": 1, "reason": "Error", "startedAt": t,
+        "finishedAt": t, "containerID": cid } });
+}
+
+/// Ready/ContainersReady False because of `containers`, as the kubelet reports it.
+fn set_unready(p: &mut Value, containers: &[String]) {
+    let msg = format!("containers with unready status: [{}]", containers.join(" "));
+    if let Some(conds) = p["status"]["conditions"].as_array_mut() {
+        for c in conds.iter_mut() {
+            if c["type"] == "Ready" || c["type"] == "ContainersReady" {
+                c["status"] = json!("False");
+                c["reason"] = json!("ContainersNotReady");
+                c["message"] = json!(msg);
+            }
+        }
+    }
+}
+
+/// The kubelet's next attempt for a pod that cannot run: a crash-looping container restarts,
+/// crashes again and backs off longer (restartCount grows); a failed pull turns into
+/// ImagePullBackOff.
+pub fn kubelet_backoff(kc: &mut KCluster, ns: &str, name: &str, uid: &str, now: f64) {
+    let Some(p) = kc.get(Kind::Pod, ns, name).cloned() else {
+        return;
+    };
+    if util::uid(&p) != uid || !p["metadata"]["deletionTimestamp"].is_null() {
+        return;
+    }
+    let t = k8s_time(now);
+    let pref = pod_ref(&p);
+    let waiting = |reason: &str| -> Vec<String> {
+        p["status"]["containerStatuses"]
+            .as_array()
+            .map(|cs| {
+                cs.iter()
+                    .filter(|s| s["state"]["waiting"]["reason"] == reason)
+                    .filter_map(|s| s["name"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let crashing = waiting("CrashLoopBackOff");
+    let pulling = waiting("ErrImagePull");
+    let mut next = None;
+    let p2 = kc.update(Kind::Pod, ns, name, |p| {
+        if let Some(cs) = p["status"]["containerStatuses"].as_array_mut() {
+            for c in cs.iter_mut() {
+                let cname = c["name"].as_str().unwrap_or("").to_string();
+                if crashing.contains(&cname) {
+                    let n = c["restartCount"].as_i64().unwrap_or(0) + 1;
+                    crash_status(c, n, &pref, &t);
+                    next = Some(crash_backoff(n));
+                } else if pulling.contains(&cname) {
+                    let image = c["image"].as_str().unwrap_or("").to_string();
+                    c["state"] = json!({ "waiting": { "reason": "ImagePullBackOff",
+                        "message": format!("Back-off pulling image \"{image}\"") } });
+                }
+            }
+        }
+    });
+    let Some(p2) = p2 else {
+        return;
+    };
+    for c in &crashing {
+        kc.event(
+            &p2,
+            "Normal",
+            "Started",
+            &format!("Started container {c}"),
+            "kubelet",
+            now,
+        );
+        kc.event(
+            &p2,
+            "Warning",
+            "BackOff",
+            &format!("Back-off restarting failed container {c} in pod {pref}"),
+            "kubelet",
+            now,
+        );
+    }
+    for c in &pulling {
+        let image = image_of(&p2, c);
+        kc.event(
+            &p2,
+            "Normal",
+            "BackOff",
+            &format!("Back-off pulling image \"{image}\""),
+            "kubelet",
+            now,
+        );
+        kc.event(
+            &p2,
+            "Warning",
+            "Failed",
+            "Error: ImagePullBackOff",
+            "kubelet",
+            now,
+        );
+    }
+    if let Some(d) = next {
+        let at = now + kc.wall(d);
+        kc.timer(at, TEv::Backoff, ns, name, uid);
     }
 }
 
@@ -1347,4 +1621,18 @@ pub fn unavailable_workloads(kc: &KCluster) -> Vec<String> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crash_backoff_doubles_to_five_minutes() {
+        let msgs: Vec<String> = (0..7).map(|n| go_duration(crash_backoff(n))).collect();
+        assert_eq!(
+            msgs,
+            ["10s", "20s", "40s", "1m20s", "2m40s", "5m0s", "5m0s"]
+        );
+    }
 }

@@ -13,6 +13,7 @@ mod k3s;
 mod kubeadm;
 mod nodes;
 mod select;
+mod stage;
 mod suc;
 mod table;
 mod util;
@@ -34,7 +35,8 @@ use crate::faults::{FaultSpec, JobFail};
 use crate::world::World;
 
 pub use nodes::Proc;
-use util::k8s_time;
+pub use stage::check_staged;
+pub(crate) use util::k8s_time;
 
 /// The object kinds served.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
@@ -56,6 +58,17 @@ pub enum Kind {
     Plan,
     /// core/v1 ConfigMap (kubeadm clusters store `kube-system/kubeadm-config`).
     ConfigMap,
+    /// core/v1 Secret (Helm 3 stores its releases in them).
+    Secret,
+    /// networking.k8s.io/v1 Ingress.
+    Ingress,
+    /// batch/v1 CronJob (stored only; no Jobs are spawned).
+    CronJob,
+    /// autoscaling/v2 HorizontalPodAutoscaler (stored only; nothing is scaled).
+    Hpa,
+    /// flowcontrol.apiserver.k8s.io/v1 FlowSchema (cluster-scoped; stored only, no API
+    /// priority and fairness is simulated).
+    FlowSchema,
 }
 
 pub struct KindInfo {
@@ -69,7 +82,7 @@ pub struct KindInfo {
     pub categories: &'static [&'static str],
 }
 
-pub const KINDS: [Kind; 14] = [
+pub const KINDS: [Kind; 19] = [
     Kind::Namespace,
     Kind::Node,
     Kind::Pod,
@@ -84,6 +97,11 @@ pub const KINDS: [Kind; 14] = [
     Kind::Crd,
     Kind::Plan,
     Kind::ConfigMap,
+    Kind::Secret,
+    Kind::Ingress,
+    Kind::CronJob,
+    Kind::Hpa,
+    Kind::FlowSchema,
 ];
 
 impl Kind {
@@ -214,7 +232,53 @@ impl Kind {
             &["cm"],
             &[],
         );
+        static SECRET: KindInfo = k("Secret", "secrets", "secret", "", "v1", true, &[], &[]);
+        static ING: KindInfo = k(
+            "Ingress",
+            "ingresses",
+            "ingress",
+            "networking.k8s.io",
+            "v1",
+            true,
+            &["ing"],
+            &[],
+        );
+        static CJ: KindInfo = k(
+            "CronJob",
+            "cronjobs",
+            "cronjob",
+            "batch",
+            "v1",
+            true,
+            &["cj"],
+            &["all"],
+        );
+        static HPA: KindInfo = k(
+            "HorizontalPodAutoscaler",
+            "horizontalpodautoscalers",
+            "horizontalpodautoscaler",
+            "autoscaling",
+            "v2",
+            true,
+            &["hpa"],
+            &["all"],
+        );
+        static FS: KindInfo = k(
+            "FlowSchema",
+            "flowschemas",
+            "flowschema",
+            "flowcontrol.apiserver.k8s.io",
+            "v1",
+            false,
+            &[],
+            &[],
+        );
         match self {
+            Kind::FlowSchema => &FS,
+            Kind::Secret => &SECRET,
+            Kind::Ingress => &ING,
+            Kind::CronJob => &CJ,
+            Kind::Hpa => &HPA,
             Kind::ConfigMap => &CM,
             Kind::Job => &JOB,
             Kind::ServiceAccount => &SA,
@@ -239,7 +303,11 @@ impl Kind {
             "batch" => "batch/v1",
             "apiextensions.k8s.io" => "apiextensions.k8s.io/v1",
             "upgrade.cattle.io" => "upgrade.cattle.io/v1",
-            _ => "apps/v1",
+            "networking.k8s.io" => "networking.k8s.io/v1",
+            "autoscaling" => "autoscaling/v2",
+            "flowcontrol.apiserver.k8s.io" => "flowcontrol.apiserver.k8s.io/v1",
+            "apps" => "apps/v1",
+            other => unreachable!("kind in group {other} without an apiVersion"),
         }
     }
 
@@ -266,6 +334,8 @@ pub enum TEv {
     PodStart,
     PodGone,
     NodeReady,
+    /// The kubelet's next attempt for a pod that cannot run (crash loop or failed image pull).
+    Backoff,
 }
 
 struct Timer {
@@ -378,6 +448,9 @@ pub struct KCluster {
     suc: Option<suc::Suc>,
     /// kubeadm clusters: node → wall time its restarted kubelet reports Ready again.
     kubelet_restarts: BTreeMap<String, f64>,
+    /// Workloads whose containers exit at once: `(namespace, kind, name)` of the world's
+    /// `crash_loop = true` workloads.
+    pub crash_loop: HashSet<(String, String, String)>,
 }
 
 const HISTORY: usize = 20_000;
@@ -414,6 +487,7 @@ impl KCluster {
             record_events: false,
             suc: None,
             kubelet_restarts: BTreeMap::new(),
+            crash_loop: HashSet::new(),
         }
     }
 
@@ -479,6 +553,7 @@ impl KCluster {
                 | Kind::Event
                 | Kind::ServiceAccount
                 | Kind::ConfigMap
+                | Kind::Secret
         ) {
             m.entry("generation").or_insert(json!(1));
         }
@@ -670,29 +745,40 @@ impl Kube {
     /// Build every cluster's nodes and workloads from the world (settled: Ready, Running).
     pub fn init(world: &mut World, speed: f64, now: f64) -> Kube {
         let mut clusters = BTreeMap::new();
+        // The crash-looping workloads must be known before the first pods start.
+        let new = |name: &str, workloads: &[crate::world::Workload]| {
+            let mut kc = KCluster::new(name, speed);
+            kc.crash_loop = stage::crash_loop_set(workloads);
+            kc
+        };
         for c in world.clusters.values() {
-            let mut kc = KCluster::new(&c.name, speed);
+            let mut kc = new(&c.name, &c.workloads);
             nodes::populate(&mut kc, c, now);
+            stage::apply(&mut kc, &c.staging, now);
             clusters.insert(c.name.clone(), kc);
         }
         for g in world.gke.values() {
-            let mut kc = KCluster::new(&g.name, speed);
+            let mut kc = new(&g.name, &g.workloads);
             gke::populate(&mut kc, g, now);
+            stage::apply(&mut kc, &g.staging, now);
             clusters.insert(g.name.clone(), kc);
         }
         for a in world.aks.values() {
-            let mut kc = KCluster::new(&a.name, speed);
+            let mut kc = new(&a.name, &a.workloads);
             aks::populate(&mut kc, a, now);
+            stage::apply(&mut kc, &a.staging, now);
             clusters.insert(a.name.clone(), kc);
         }
         for k in world.k3s.values() {
-            let mut kc = KCluster::new(&k.name, speed);
+            let mut kc = new(&k.name, &k.workloads);
             k3s::populate(&mut kc, k, now);
+            stage::apply(&mut kc, &k.staging, now);
             clusters.insert(k.name.clone(), kc);
         }
         for k in world.kubeadm.values() {
-            let mut kc = KCluster::new(&k.name, speed);
+            let mut kc = new(&k.name, &k.workloads);
             kubeadm::populate(&mut kc, k, now);
+            stage::apply(&mut kc, &k.staging, now);
             clusters.insert(k.name.clone(), kc);
         }
         Kube { clusters }
@@ -767,4 +853,22 @@ pub fn audit_json(kc: &KCluster) -> Value {
     v["pods"] = json!(kc.objs(Kind::Pod).len());
     v["nodes"] = json!(kc.objs(Kind::Node).len());
     v
+}
+
+#[cfg(test)]
+mod kind_tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_its_group_and_version_as_api_version() {
+        for k in KINDS {
+            let i = k.info();
+            let want = if i.group.is_empty() {
+                i.version.to_string()
+            } else {
+                format!("{}/{}", i.group, i.version)
+            };
+            assert_eq!(k.api_version(), want, "{}", i.kind);
+        }
+    }
 }

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{json, Value};
 
-use super::ctrl::{self, set_running};
+use super::ctrl;
 use super::util::{self, k8s_time};
 use super::{KCluster, Kind, TEv};
 use crate::faults::{FaultSpec, Target};
@@ -602,21 +602,18 @@ pub(super) fn settle(kc: &mut KCluster, now: f64) {
         let starting: Vec<(String, String)> = kc
             .objs(Kind::Pod)
             .iter()
-            .filter(|(_, p)| p["spec"]["nodeName"].is_string() && p["status"]["phase"] == "Pending")
+            .filter(|(_, p)| {
+                p["spec"]["nodeName"].is_string() && p["status"]["startTime"].is_null()
+            })
             .map(|(k, _)| k.clone())
             .collect();
         for (ns, name) in starting {
-            let p = &kc.objs(Kind::Pod)[&(ns.clone(), name.clone())];
-            let ip = if p["spec"]["hostNetwork"] == true {
-                p["status"]["hostIP"].as_str().unwrap_or("").to_string()
-            } else {
-                kc.next_ip()
-            };
-            let t = k8s_time(now);
-            kc.update(Kind::Pod, &ns, &name, |p| set_running(p, &ip, &t));
+            ctrl::kubelet_start(kc, &ns, &name, now);
         }
     }
-    kc.timers.clear();
+    // The pods are started: drop their start timers (and anything else populating scheduled),
+    // keeping the kubelet's back-off retries of pods that cannot run.
+    kc.timers.retain(|t| t.ev == TEv::Backoff);
     kc.dirty = true;
     ctrl::reconcile(kc, now);
 }
@@ -644,6 +641,7 @@ pub(super) fn run_timers(kc: &mut KCluster, faults: &FaultSpec, now: f64) {
             TEv::PodStart => ctrl::pod_start(kc, &t.a, &t.b, &t.uid, now),
             TEv::PodGone => ctrl::pod_gone(kc, &t.a, &t.b, &t.uid),
             TEv::NodeReady => node_ready_timer(kc, &t.a, &t.b, &t.uid, faults, now),
+            TEv::Backoff => ctrl::kubelet_backoff(kc, &t.a, &t.b, &t.uid, now),
         }
     }
 }

@@ -102,6 +102,48 @@ fn columns(kind: Kind) -> Vec<Col> {
             ("Age", "date", 0),
         ],
         Kind::Crd => vec![("Name", "string", 0), ("Created At", "date", 0)],
+        Kind::Secret => vec![
+            ("Name", "string", 0),
+            ("Type", "string", 0),
+            ("Data", "string", 0),
+            ("Age", "string", 0),
+        ],
+        Kind::Ingress => vec![
+            ("Name", "string", 0),
+            ("Class", "string", 0),
+            ("Hosts", "string", 0),
+            ("Address", "string", 0),
+            ("Ports", "string", 0),
+            ("Age", "string", 0),
+        ],
+        Kind::CronJob => vec![
+            ("Name", "string", 0),
+            ("Schedule", "string", 0),
+            ("Timezone", "string", 0),
+            ("Suspend", "boolean", 0),
+            ("Active", "integer", 0),
+            ("Last Schedule", "string", 0),
+            ("Age", "string", 0),
+            ("Containers", "string", 1),
+            ("Images", "string", 1),
+            ("Selector", "string", 1),
+        ],
+        Kind::FlowSchema => vec![
+            ("Name", "string", 0),
+            ("PriorityLevel", "string", 0),
+            ("MatchingPrecedence", "string", 0),
+            ("DistinguisherMethod", "string", 0),
+            ("Age", "string", 0),
+        ],
+        Kind::Hpa => vec![
+            ("Name", "string", 0),
+            ("Reference", "string", 0),
+            ("Targets", "string", 0),
+            ("MinPods", "string", 0),
+            ("MaxPods", "integer", 0),
+            ("Replicas", "integer", 0),
+            ("Age", "string", 0),
+        ],
         Kind::Plan => vec![
             ("Name", "string", 0),
             ("Image", "string", 0),
@@ -173,13 +215,17 @@ pub fn pod_status(p: &Value) -> String {
         return "Terminating".into();
     }
     let phase = p["status"]["phase"].as_str().unwrap_or("Pending");
-    if phase == "Pending" {
-        if let Some(r) = p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"].as_str()
-        {
-            return r.to_string();
-        }
-    }
-    phase.to_string()
+    // As kubectl's printer: a waiting container's reason (ContainerCreating, CrashLoopBackOff,
+    // ErrImagePull, …) replaces the phase, whatever the phase.
+    p["status"]["containerStatuses"]
+        .as_array()
+        .and_then(|cs| {
+            cs.iter()
+                .rev()
+                .find_map(|c| c["state"]["waiting"]["reason"].as_str())
+        })
+        .unwrap_or(phase)
+        .to_string()
 }
 
 fn cells(kind: Kind, o: &Value, now: f64) -> Vec<Value> {
@@ -370,6 +416,89 @@ fn cells(kind: Kind, o: &Value, now: f64) -> Vec<Value> {
             json!(age(o, now)),
         ],
         Kind::Crd => vec![name, o["metadata"]["creationTimestamp"].clone()],
+        Kind::Secret => vec![
+            name,
+            json!(o["type"].as_str().unwrap_or("Opaque")),
+            json!(o["data"].as_object().map_or(0, |m| m.len())),
+            json!(age(o, now)),
+        ],
+        Kind::Ingress => {
+            let rules = o["spec"]["rules"].as_array().cloned().unwrap_or_default();
+            let hosts: Vec<&str> = rules.iter().filter_map(|r| r["host"].as_str()).collect();
+            let addrs: Vec<&str> = o["status"]["loadBalancer"]["ingress"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|i| i["ip"].as_str().or_else(|| i["hostname"].as_str()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let ports = if o["spec"]["tls"].as_array().is_some_and(|t| !t.is_empty()) {
+                "80, 443"
+            } else {
+                "80"
+            };
+            vec![
+                name,
+                json!(o["spec"]["ingressClassName"].as_str().unwrap_or("<none>")),
+                json!(if hosts.is_empty() {
+                    "*".to_string()
+                } else {
+                    hosts.join(",")
+                }),
+                json!(addrs.join(",")),
+                json!(ports),
+                json!(age(o, now)),
+            ]
+        }
+        Kind::CronJob => {
+            let (names, images) = containers(&o["spec"]["jobTemplate"]);
+            vec![
+                name,
+                o["spec"]["schedule"].clone(),
+                json!(o["spec"]["timeZone"].as_str().unwrap_or("<none>")),
+                json!(o["spec"]["suspend"].as_bool().unwrap_or(false)),
+                json!(o["status"]["active"].as_array().map_or(0, Vec::len)),
+                json!(o["status"]["lastScheduleTime"]
+                    .as_str()
+                    .and_then(parse_k8s_time)
+                    .map_or("<none>".to_string(), |t| human_duration(now - t))),
+                json!(age(o, now)),
+                json!(names),
+                json!(images),
+                json!("<none>"),
+            ]
+        }
+        Kind::FlowSchema => vec![
+            name,
+            json!(o["spec"]["priorityLevelConfiguration"]["name"]
+                .as_str()
+                .unwrap_or("")),
+            json!(o["spec"]["matchingPrecedence"]
+                .as_i64()
+                .unwrap_or(1000)
+                .to_string()),
+            json!(o["spec"]["distinguisherMethod"]["type"]
+                .as_str()
+                .unwrap_or("<none>")),
+            json!(age(o, now)),
+        ],
+        Kind::Hpa => {
+            let t = &o["spec"]["scaleTargetRef"];
+            vec![
+                name,
+                json!(format!(
+                    "{}/{}",
+                    t["kind"].as_str().unwrap_or(""),
+                    t["name"].as_str().unwrap_or("")
+                )),
+                json!("<unknown>"),
+                json!(o["spec"]["minReplicas"].as_i64().unwrap_or(1).to_string()),
+                int(&o["spec"]["maxReplicas"]),
+                int(&o["status"]["currentReplicas"]),
+                json!(age(o, now)),
+            ]
+        }
         Kind::Plan => {
             let conds = o["status"]["conditions"]
                 .as_array()
