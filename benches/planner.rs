@@ -45,6 +45,7 @@ fn world(clusters: usize, groups: usize) -> (Desired, BTreeMap<String, ActualClu
             })
             .collect();
         desired.clusters.push(ClusterSpec {
+            postflight: Default::default(),
             hooks: Vec::new(),
             preflight: Default::default(),
             kubeadm: None,
@@ -69,6 +70,10 @@ fn world(clusters: usize, groups: usize) -> (Desired, BTreeMap<String, ActualClu
         actual.insert(
             label.clone(),
             ActualCluster {
+                scan: None,
+                insights: Vec::new(),
+                upgrade_protection: None,
+                support: Vec::new(),
                 api_uses: Vec::new(),
                 upgrade_plans: Vec::new(),
                 name: label,

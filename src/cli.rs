@@ -38,6 +38,8 @@ pub enum Command {
     ForceUnlock(ForceUnlockArgs),
     /// Report what differs from the configuration and what changed since the last apply
     Drift(DriftArgs),
+    /// Run the upgrade safety checks (removed APIs, health, add-ons, insights, support dates)
+    Check(CheckArgs),
     /// Print kup's version
     Version(VersionArgs),
     /// Run the simulated cloud
@@ -216,6 +218,26 @@ pub struct DriftArgs {
     pub dir: PathBuf,
     #[arg(long, default_value_t = 10)]
     pub parallelism: usize,
+    #[command(flatten)]
+    pub vars: VarArgs,
+    #[command(flatten)]
+    pub state: StateArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    #[arg(long, default_value_t = 10)]
+    pub parallelism: usize,
+    /// Read the skew policy the strict way (as `plan -strict-skew`)
+    #[arg(long = "strict-skew")]
+    pub strict_skew: bool,
+    /// Also print the notes (passing insights, support dates)
+    #[arg(long)]
+    pub all: bool,
     #[command(flatten)]
     pub vars: VarArgs,
     #[command(flatten)]

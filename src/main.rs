@@ -61,6 +61,7 @@ async fn run(command: Command) -> failure::Result<ExitCode> {
         Command::State(c) => commands::state::run(c),
         Command::ForceUnlock(a) => commands::state::force_unlock_cmd(a),
         Command::Drift(a) => commands::drift::run(a).await,
+        Command::Check(a) => commands::check::run(a).await,
         Command::Version(a) => {
             if a.json {
                 println!(
@@ -97,6 +98,7 @@ fn wants_json(c: &Command) -> bool {
         Command::Apply(a) => a.output.json,
         Command::Show(a) => a.output.json,
         Command::Drift(a) => a.output.json,
+        Command::Check(a) => a.output.json,
         _ => false,
     }
 }
@@ -108,6 +110,7 @@ fn no_color(c: &Command) -> bool {
         Command::Apply(a) => a.output.no_color,
         Command::Show(a) => a.output.no_color,
         Command::Drift(a) => a.output.no_color,
+        Command::Check(a) => a.output.no_color,
         Command::Fmt(a) => a.no_color,
         _ => false,
     }

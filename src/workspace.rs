@@ -250,6 +250,24 @@ impl Connected {
                         actual.api_uses = manifest_api_uses(&self.dir, &spec.preflight.manifests)?;
                         Ok(actual)
                     });
+                    // What the safety checks read in the cluster, when kup can reach it.
+                    let r = match (r, &h.node_ops) {
+                        (Ok(mut actual), Some(ops)) if actual.kube.is_some() && wants_scan(spec) => {
+                            let mut call = || ops.scan();
+                            match retry(&retry_policy, events, None, &mut call).await {
+                                Ok(scan) => actual.scan = Some(scan),
+                                Err(e) => events(Event::Message {
+                                    level: kup_engine::events::Level::Warning,
+                                    text: format!(
+                                        "{}: cannot read the cluster for the safety checks ({e}); removed APIs in the cluster, API server health and workloads are not checked",
+                                        spec.address()
+                                    ),
+                                }),
+                            }
+                            Ok(actual)
+                        }
+                        (r, _) => r,
+                    };
                     (spec.label.clone(), r)
                 }
             })
@@ -281,6 +299,36 @@ impl Connected {
             }
         }
     }
+}
+
+/// A command that only reads still takes the state lock when a simulator runs in
+/// process: the simulator saves its world when it stops, and must not overwrite what a
+/// concurrent apply's simulator recorded. Real clouds need no lock for reading.
+pub fn lock_for_reading(
+    desired: &Desired,
+    state_path: &Path,
+    what: &str,
+    timeout: Duration,
+) -> Result<Option<kup_engine::state::StateLock>, Failure> {
+    if !desired
+        .providers
+        .iter()
+        .any(|p| p.simulate && p.endpoint.is_none())
+    {
+        return Ok(None);
+    }
+    let lock = kup_engine::state::StateLock::acquire(state_path, what, timeout)
+        .map_err(|e| Failure::Message(e.to_string()))?;
+    crate::interrupt::hold_lock(&lock);
+    Ok(Some(lock))
+}
+
+/// Whether any check needs the in-cluster scan.
+fn wants_scan(spec: &ClusterSpec) -> bool {
+    use kup_engine::model::CheckMode;
+    spec.preflight.removed_apis != CheckMode::Off
+        || spec.preflight.health != CheckMode::Off
+        || spec.postflight.enabled
 }
 
 /// The objects in the `preflight { manifests = [...] }` folders and files (`*.yaml`,

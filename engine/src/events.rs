@@ -54,6 +54,13 @@ pub enum Event {
         step: String,
         error: String,
     },
+    /// The post-flight check of a cluster: what it proved, or what is wrong.
+    PostFlight {
+        step: String,
+        cluster: String,
+        passed: bool,
+        checks: Vec<String>,
+    },
     StepNotRun {
         step: String,
         reason: String,

@@ -87,6 +87,11 @@ impl ClusterHandle {
     }
 }
 
+/// `1.2s`, for reports.
+pub(crate) fn short_secs(d: Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
+}
+
 #[derive(Clone, Debug)]
 pub struct RetryPolicy {
     /// Attempts for one call that fails transiently (throttling, 5xx, timeouts).
@@ -945,6 +950,103 @@ impl StepContext {
                         pending.join(", ")
                     ));
                 }
+            }
+            Action::PostFlight {
+                node_groups,
+                available_before,
+                pending_before,
+                smoke_pod,
+                timeout_secs,
+            } => {
+                // Pods moved by the last drain may still be starting: wait for the
+                // baseline up to the timeout, in the cluster's time.
+                let timeout = Duration::from_secs(*timeout_secs);
+                let deadline = Instant::now()
+                    + timeout.min(handle.scaled(timeout).max(Duration::from_secs(30)));
+                let interval = handle
+                    .scaled(Duration::from_secs(10))
+                    .max(Duration::from_millis(200));
+                let passed = loop {
+                    let (k, scan) = futures::future::try_join(
+                        self.with_retry(|| ops.snapshot()),
+                        self.with_retry(|| ops.scan()),
+                    )
+                    .await
+                    .map_err(|e| {
+                        format!("cannot read the cluster for the post-flight check: {e}")
+                    })?;
+                    match crate::preflight::postflight_verdict(
+                        &k,
+                        &scan.workloads,
+                        node_groups,
+                        available_before,
+                        pending_before,
+                    ) {
+                        Ok(passed) => break passed,
+                        Err(problems) if Instant::now() >= deadline => {
+                            (self.events)(Event::PostFlight {
+                                step: step.clone(),
+                                cluster: self.step.cluster.clone(),
+                                passed: false,
+                                checks: problems.clone(),
+                            });
+                            return Err(format!(
+                                "post-flight check failed after {}: {}",
+                                humantime::format_duration(timeout),
+                                problems.join("; ")
+                            ));
+                        }
+                        Err(problems) => {
+                            (self.events)(Event::StepProgress {
+                                step: step.clone(),
+                                status: format!("waiting: {}", problems.join("; ")),
+                                elapsed_secs: 0.0,
+                            });
+                        }
+                    }
+                    let mut cancel = self.cancel.clone();
+                    tokio::select! {
+                        _ = tokio::time::sleep(interval) => {}
+                        _ = cancel.changed() => return Ok(StepEnd::Interrupted),
+                    }
+                };
+                let mut checks = passed;
+                if let Some(sp) = smoke_pod {
+                    // A name per plan step, so a resumed apply finds (and replaces) its
+                    // own pod rather than piling up new ones.
+                    let name = format!("kup-smoke-{}", &self.token[..self.token.len().min(12)]);
+                    let smoke_timeout = Duration::from_secs(300);
+                    let took = ops
+                        .smoke_pod(
+                            &sp.namespace,
+                            &name,
+                            &sp.image,
+                            // A pod starts in seconds: a shorter floor than drains get.
+                            smoke_timeout
+                                .min(handle.scaled(smoke_timeout).max(Duration::from_secs(5))),
+                        )
+                        .await
+                        .map_err(|e| {
+                            (self.events)(Event::PostFlight {
+                                step: step.clone(),
+                                cluster: self.step.cluster.clone(),
+                                passed: false,
+                                checks: vec![format!("smoke pod {}/{name}: {e}", sp.namespace)],
+                            });
+                            format!("post-flight smoke pod {}/{name} failed: {e}", sp.namespace)
+                        })?;
+                    checks.push(format!(
+                        "smoke pod {}/{name} ran ({}) and was removed",
+                        sp.namespace,
+                        crate::executor::short_secs(took)
+                    ));
+                }
+                (self.events)(Event::PostFlight {
+                    step: step.clone(),
+                    cluster: self.step.cluster.clone(),
+                    passed: true,
+                    checks,
+                });
             }
             other => {
                 return Err(format!("{} is not an in-cluster action", other.describe()));

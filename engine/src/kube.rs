@@ -102,6 +102,15 @@ pub struct KubePod {
     /// `spec.nodeSelector`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub node_selector: BTreeMap<String, String>,
+    /// The first reason a container is waiting (`CrashLoopBackOff`, `ImagePullBackOff`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_reason: Option<String>,
+    /// Container restarts, summed.
+    #[serde(default)]
+    pub restarts: u32,
+    /// Why the scheduler could not place the pod (`PodScheduled=False`), when it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unschedulable: Option<String>,
 }
 
 impl KubePod {
@@ -113,6 +122,48 @@ impl KubePod {
     }
     pub fn address(&self) -> String {
         format!("{}/{}", self.namespace, self.name)
+    }
+}
+
+/// What kup reads in a cluster for its pre-flight checks, beyond nodes, pods and PDBs.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ClusterScan {
+    /// The API server's `/readyz` checks that fail (`None`: ready).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_ready: Option<String>,
+    /// Deployments and StatefulSets with their replicas.
+    #[serde(default)]
+    pub workloads: Vec<KubeWorkload>,
+    /// Objects whose applied or stored apiVersion kup found (last-applied-configuration,
+    /// managedFields, Helm release manifests).
+    #[serde(default)]
+    pub api_uses: Vec<crate::removed_apis::ApiUse>,
+    /// What could not be read (e.g. Secrets forbidden by RBAC), so the checks are
+    /// incomplete.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gaps: Vec<String>,
+}
+
+/// A Deployment or StatefulSet and how many of its replicas are available.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct KubeWorkload {
+    pub namespace: String,
+    pub kind: String,
+    pub name: String,
+    pub replicas: i32,
+    pub available: i32,
+    /// The pod template's labels, to find the PodDisruptionBudgets covering it.
+    #[serde(default)]
+    pub pod_labels: BTreeMap<String, String>,
+}
+
+impl KubeWorkload {
+    /// `namespace/Kind/name`.
+    pub fn address(&self) -> String {
+        format!("{}/{}/{}", self.namespace, self.kind, self.name)
+    }
+    pub fn is_available(&self) -> bool {
+        self.available >= self.replicas
     }
 }
 

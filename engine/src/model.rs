@@ -160,6 +160,9 @@ pub struct ClusterSpec {
     /// `preflight { ... }`: checks before the plan may move the cluster.
     #[serde(default)]
     pub preflight: Preflight,
+    /// `postflight { ... }`: checks after the cluster's last step.
+    #[serde(default)]
+    pub postflight: Postflight,
     /// `hook "POINT" { command = [...] }`: the user's commands at points of the upgrade.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hooks: Vec<HookSpec>,
@@ -285,26 +288,100 @@ pub struct HookSpec {
     pub timeout: Duration,
 }
 
-/// `preflight { manifests = [...], removed_apis = "block" }`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+/// `preflight { manifests = [...], removed_apis = "block", health = "block", ... }`: what
+/// each safety check found does to the plan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Preflight {
     /// Folders (or files) of manifests, relative to the configuration, checked for APIs
     /// the upgrade removes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub manifests: Vec<String>,
+    /// Objects (in the cluster or the manifests) at an API one of the hops removes.
     #[serde(default)]
-    pub removed_apis: RemovedApis,
+    pub removed_apis: CheckMode,
+    /// The API server not ready, nodes NotReady (pods Pending or crash-looping, cordoned
+    /// nodes and single-replica workloads without a PodDisruptionBudget only warn).
+    #[serde(default)]
+    pub health: CheckMode,
+    /// Installed add-ons the configuration does not manage that are not compatible with
+    /// a minor the plan passes through (default `warn`).
+    #[serde(default)]
+    pub addons: CheckMode,
+    /// The provider's own upgrade checks (EKS upgrade insights) that fail for a minor
+    /// the plan passes through.
+    #[serde(default)]
+    pub insights: CheckMode,
 }
 
-/// What an object at an API the upgrade removes does to the plan.
+impl Default for Preflight {
+    fn default() -> Self {
+        Preflight {
+            manifests: Vec::new(),
+            removed_apis: CheckMode::Block,
+            health: CheckMode::Block,
+            // Add-ons the configuration does not name are the team's to move; kup says
+            // which will not fit a hop, and blocks only when asked to.
+            addons: CheckMode::Warn,
+            insights: CheckMode::Block,
+        }
+    }
+}
+
+/// What a failed pre-flight check does to the plan.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum RemovedApis {
-    /// The hop that removes the API is refused until the objects are migrated.
+pub enum CheckMode {
+    /// The plan is refused until the problem is fixed.
     #[default]
     Block,
+    /// The plan is made and says what is wrong.
     Warn,
+    /// The check does not run.
     Off,
+}
+
+impl CheckMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckMode::Block => "block",
+            CheckMode::Warn => "warn",
+            CheckMode::Off => "off",
+        }
+    }
+}
+
+/// `postflight { ... }`: what kup proves after each cluster's last step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Postflight {
+    /// Run the built-in checks (every node Ready at its planned version, every workload
+    /// that was available still available, no new Pending pods).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Also start a pod, wait for it to run, and delete it.
+    #[serde(default)]
+    pub smoke_pod: bool,
+    pub smoke_image: String,
+    /// Where the smoke pod runs.
+    pub namespace: String,
+    /// How long workloads may take to become available again.
+    #[serde(with = "duration_str")]
+    #[schemars(with = "String")]
+    pub timeout: Duration,
+}
+
+/// The image of the smoke pod: tiny, and always in the registry Kubernetes itself uses.
+pub const SMOKE_IMAGE: &str = "registry.k8s.io/pause:3.10";
+
+impl Default for Postflight {
+    fn default() -> Self {
+        Postflight {
+            enabled: true,
+            smoke_pod: false,
+            smoke_image: SMOKE_IMAGE.into(),
+            namespace: "default".into(),
+            timeout: Duration::from_secs(600),
+        }
+    }
 }
 
 /// A kubeadm cluster's hosts and how kup upgrades them (`ssh`, `control_plane` blocks and
@@ -625,6 +702,21 @@ pub struct ActualCluster {
     /// for the removed-API check.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub api_uses: Vec<crate::removed_apis::ApiUse>,
+    /// What kup read in the cluster for the pre-flight checks (API server readiness,
+    /// workloads, objects at removed APIs), when it could reach the Kubernetes API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scan: Option<crate::kube::ClusterScan>,
+    /// The provider's own upgrade checks (EKS upgrade insights).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub insights: Vec<crate::preflight::Insight>,
+    /// The provider's override of its own upgrade protection (AKS
+    /// upgradeSettings.overrideSettings), when the provider has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade_protection: Option<crate::preflight::UpgradeProtection>,
+    /// Support dates the provider publishes itself (EKS DescribeClusterVersions), which
+    /// take precedence over kup's table.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub support: Vec<crate::preflight::SupportDates>,
 }
 
 impl ActualCluster {

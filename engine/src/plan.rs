@@ -115,6 +115,30 @@ pub enum Action {
         /// KUP_FROM_VERSION, KUP_TO_VERSION, KUP_NODE_GROUP, KUBECONFIG.
         env: BTreeMap<String, String>,
     },
+    /// In the cluster, after its last step: every node Ready and the planned node groups
+    /// at their planned minor, every workload that was available when the plan was made
+    /// available again, no pod Pending that was not before, and optionally a smoke pod
+    /// that starts, runs and is removed.
+    PostFlight {
+        /// Node group (as the provider names it after the plan) → the minor its kubelets
+        /// must run.
+        node_groups: BTreeMap<String, Minor>,
+        /// `namespace/Kind/name` of the Deployments and StatefulSets available before.
+        available_before: Vec<String>,
+        /// Pods Pending before, by owner (`namespace/ReplicaSet/name`) or name.
+        pending_before: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        smoke_pod: Option<SmokePod>,
+        /// How long workloads may take to become available again.
+        timeout_secs: u64,
+    },
+}
+
+/// The post-flight smoke pod.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SmokePod {
+    pub namespace: String,
+    pub image: String,
 }
 
 /// How kup follows a provider-native blue/green upgrade.
@@ -137,6 +161,7 @@ impl Action {
                 | Action::CordonNodeGroup { .. }
                 | Action::DrainNodeGroup { .. }
                 | Action::Soak { .. }
+                | Action::PostFlight { .. }
         )
     }
 }
@@ -159,6 +184,7 @@ impl Action {
             Action::RemoveUpgradePlans => "upgrade_plans".into(),
             Action::PrecheckHosts => "hosts".into(),
             Action::RunHook { point, .. } => format!("hook.{point}"),
+            Action::PostFlight { .. } => "postflight".into(),
         }
     }
 
@@ -272,6 +298,28 @@ impl Action {
             Action::PrecheckHosts => {
                 "pre-check every host (SSH, sudo, swap off, package manager and repository, admin.conf) and that every node is Ready".into()
             }
+            Action::PostFlight {
+                node_groups,
+                available_before,
+                smoke_pod,
+                ..
+            } => format!(
+                "post-flight: every node Ready{}, {} workload(s) available as before, no new Pending pods{}",
+                if node_groups.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        ", {}",
+                        node_groups
+                            .iter()
+                            .map(|(g, m)| format!("{g} at {m}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                },
+                available_before.len(),
+                if smoke_pod.is_some() { ", a smoke pod runs" } else { "" }
+            ),
         }
     }
 }
@@ -747,6 +795,9 @@ pub struct ClusterPlan {
     pub unmanaged_node_groups: Vec<String>,
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// What the pre-flight checks found (errors that block are plan errors instead).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<crate::preflight::Finding>,
     /// Nodes per node group, when the Kubernetes API could be read.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub nodes: BTreeMap<String, GroupNodes>,
@@ -938,6 +989,10 @@ mod fingerprint_tests {
 
     fn cluster() -> ActualCluster {
         ActualCluster {
+            scan: None,
+            insights: Vec::new(),
+            upgrade_protection: None,
+            support: Vec::new(),
             api_uses: Vec::new(),
             upgrade_plans: Vec::new(),
             name: "c".into(),

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::model::{
     ActualAddon, ActualCluster, AddonSpec, AddonVersionReq, ClusterSpec, Desired, DrainLimits,
-    RemovedApis, SourceLoc, Strategy, VersionAlias,
+    SourceLoc, Strategy, VersionAlias,
 };
 use crate::plan::{
     Action, Change, ClusterPlan, Condition, NativeUpgrade, Plan, Step, TimelinePoint,
@@ -380,17 +380,8 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, Vec<PlanError>> {
             narrowed = narrow_to_node_groups(spec, actual, &cluster_targets, &mut errors);
             &narrowed
         };
-        match plan_cluster(spec, actual, &policy) {
-            Ok((mut cp, mut s)) => {
-                if let Some(today) = input.options.today {
-                    let kind = spec.provider.split('.').next().unwrap_or("");
-                    cp.warnings.extend(crate::support::warnings(
-                        kind,
-                        actual.version.minor(),
-                        cp.to.minor(),
-                        today,
-                    ));
-                }
+        match plan_cluster(spec, actual, &policy, input.options.today) {
+            Ok((cp, mut s)) => {
                 cluster_plans.push(cp);
                 steps.append(&mut s);
             }
@@ -402,6 +393,65 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, Vec<PlanError>> {
     } else {
         Err(errors)
     }
+}
+
+/// What the safety checks find for one cluster, on their own (`kup check`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ClusterCheck {
+    pub address: String,
+    pub name: String,
+    pub provider: String,
+    pub from: Version,
+    /// The version the configuration asks for, when it can be planned at all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<Version>,
+    /// Why the target cannot be planned (a downgrade, a version not offered).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub findings: Vec<crate::preflight::Finding>,
+}
+
+/// Run every safety check for every cluster without planning the steps.
+pub fn check(input: &PlanInput<'_>) -> Vec<ClusterCheck> {
+    let mut out = Vec::new();
+    for spec in &input.desired.clusters {
+        let Some(actual) = input.actual.get(&spec.label) else {
+            continue;
+        };
+        let policy = SkewPolicy {
+            strict_skew: input.options.strict_skew,
+            provider: input
+                .policies
+                .get(&spec.provider)
+                .cloned()
+                .unwrap_or_default(),
+        };
+        let (to, error) = match resolve_target(spec, actual, &policy) {
+            Ok(t) => (Some(t), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        let target = to
+            .as_ref()
+            .map(|t| t.minor())
+            .unwrap_or_else(|| actual.version.minor());
+        let findings = crate::preflight::findings(&crate::preflight::Context {
+            spec,
+            actual,
+            policy: &policy.provider,
+            target,
+            today: input.options.today,
+        });
+        out.push(ClusterCheck {
+            address: spec.address(),
+            name: actual.name.clone(),
+            provider: spec.provider.clone(),
+            from: actual.version.clone(),
+            to,
+            error,
+            findings,
+        });
+    }
+    out
 }
 
 /// With `-target cluster.X.node_group.Y`, only those node groups move, and only as far as
@@ -471,6 +521,7 @@ fn plan_cluster(
     spec: &ClusterSpec,
     actual: &ActualCluster,
     policy: &SkewPolicy,
+    today: Option<time::Date>,
 ) -> Result<(ClusterPlan, Vec<Step>), Vec<PlanError>> {
     let mut errors = Vec::new();
     let address = spec.address();
@@ -497,49 +548,15 @@ fn plan_cluster(
         }
     }
 
-    // Objects at an API one of the hops removes.
-    let mut api_warnings = Vec::new();
-    if spec.preflight.removed_apis != RemovedApis::Off {
-        let mut m = current;
-        while m < target_minor {
-            let next = m.next();
-            let found = crate::removed_apis::removed_between(&actual.api_uses, m, next);
-            if !found.is_empty() {
-                let list = found
-                    .iter()
-                    .map(|(u, r)| {
-                        format!(
-                            "{} ({}) uses {}: {}",
-                            u.object(),
-                            u.source,
-                            u.api_version,
-                            match r.replacement {
-                                Some(rep) => format!("move it to {rep}"),
-                                None => "the API is gone without a replacement".to_string(),
-                            }
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                if spec.preflight.removed_apis == RemovedApis::Block {
-                    errors.push(PlanError {
-                        address: address.clone(),
-                        loc: spec.origin.clone(),
-                        message: format!(
-                            "{} object(s) use APIs removed in {next}, so the control plane cannot move to {next}: {list}",
-                            found.len()
-                        ),
-                        hint: Some(
-                            "migrate the manifests to the replacement apiVersion (and re-apply them), or set preflight { removed_apis = \"warn\" } to plan anyway".into(),
-                        ),
-                    });
-                } else {
-                    api_warnings.push(format!("APIs removed in {next} are still used: {list}"));
-                }
-            }
-            m = next;
-        }
-    }
+    // The safety checks: blocking findings refuse the plan, the rest are warnings.
+    let findings = crate::preflight::findings(&crate::preflight::Context {
+        spec,
+        actual,
+        policy: &policy.provider,
+        target: target_minor,
+        today,
+    });
+    errors.extend(blocking_errors(spec, &findings));
 
     // Node groups: exist, no downgrade, final state legal.
     let mut groups = BTreeMap::new();
@@ -823,6 +840,20 @@ fn plan_cluster(
             walk.addons_after_hop(true);
         }
     }
+    let moves = walk.steps.iter().any(|s| {
+        matches!(
+            s.action,
+            Action::UpgradeControlPlane { .. }
+                | Action::UpgradeNodeGroup { .. }
+                | Action::CreateNodeGroup { .. }
+                | Action::UpdateAddon { .. }
+        )
+    });
+    if walk.errors.is_empty() && spec.postflight.enabled && moves {
+        if let Some(step) = postflight_step(spec, actual, &walk) {
+            walk.steps.push(step);
+        }
+    }
     if walk.errors.is_empty() {
         insert_hooks(spec, &mut walk.steps);
     }
@@ -872,7 +903,11 @@ fn plan_cluster(
         return Err(walk.errors);
     }
 
-    let mut warnings = api_warnings;
+    let mut warnings: Vec<String> = findings
+        .iter()
+        .filter(|f| !f.blocking && f.severity != crate::preflight::Severity::Info)
+        .map(|f| f.line())
+        .collect();
     let initially_live: Vec<String> = spec
         .node_groups
         .iter()
@@ -899,19 +934,6 @@ fn plan_cluster(
             op.target.as_deref().unwrap_or(""),
             op.id
         ));
-    }
-    for a in &actual.addons {
-        if spec.addons.iter().any(|s| s.name == a.name) {
-            continue;
-        }
-        if let Some(c) = a.compatibility.get(&target_minor) {
-            if !c.versions.is_empty() && !c.versions.contains(&a.version) {
-                warnings.push(format!(
-                    "add-on {} {} is not listed as compatible with {target_minor} and is not in the configuration; add `addon \"{}\" {{ version = \"compatible\" }}` to let kup move it",
-                    a.name, a.version, a.name
-                ));
-            }
-        }
     }
     if let Some(auto) = &actual.auto_upgrade {
         warnings.push(format!(
@@ -995,12 +1017,127 @@ fn plan_cluster(
         timeline: walk.timeline,
         unmanaged_node_groups: unmanaged,
         warnings,
+        findings,
         nodes,
         blocked_drains,
         capacity,
         pinned_pods,
     };
     Ok((cluster_plan, steps))
+}
+
+/// The built-in post-flight check after the cluster's last step, with what was healthy
+/// when the plan was made as its baseline. Needs the Kubernetes API (`None` without it).
+fn postflight_step(spec: &ClusterSpec, actual: &ActualCluster, walk: &Walk<'_>) -> Option<Step> {
+    let kube = actual.kube.as_ref()?;
+    let mut node_groups: BTreeMap<String, Minor> = walk
+        .groups
+        .iter()
+        .filter_map(|(name, m)| walk.live_names.get(name).map(|live| (live.clone(), *m)))
+        .collect();
+    for g in actual.node_groups.iter().filter(|g| g.control_plane) {
+        node_groups.entry(g.name.clone()).or_insert(walk.cp);
+    }
+    let available_before: Vec<String> = actual
+        .scan
+        .as_ref()
+        .map(|s| {
+            s.workloads
+                .iter()
+                .filter(|w| w.replicas > 0 && w.is_available())
+                .map(|w| w.address())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut pending_before: Vec<String> = kube
+        .pods
+        .iter()
+        .filter(|p| p.phase == "Pending")
+        .map(crate::preflight::pod_identity)
+        .collect();
+    pending_before.sort();
+    pending_before.dedup();
+    let depends_on = walk.steps.iter().map(|s| s.id.clone()).collect();
+    let pf = &spec.postflight;
+    Some(Step {
+        id: format!("{}/postflight", spec.label),
+        cluster: spec.address(),
+        address: format!("{}.postflight", spec.address()),
+        action: Action::PostFlight {
+            node_groups,
+            available_before,
+            pending_before,
+            smoke_pod: pf.smoke_pod.then(|| crate::plan::SmokePod {
+                namespace: pf.namespace.clone(),
+                image: pf.smoke_image.clone(),
+            }),
+            timeout_secs: pf.timeout.as_secs(),
+        },
+        depends_on,
+        precondition: Vec::new(),
+        postcondition: vec![Condition::JournalOnly],
+        estimated_secs: if pf.smoke_pod { 60 } else { 15 },
+        reason: "the upgrade is proven from the cluster itself before the plan counts it done (postflight { enabled = false } skips it)".into(),
+    })
+}
+
+/// Blocking findings as plan errors, one per check and hop, naming every object.
+fn blocking_errors(spec: &ClusterSpec, findings: &[crate::preflight::Finding]) -> Vec<PlanError> {
+    use crate::preflight::Check;
+    let mut groups: BTreeMap<(Check, Option<Minor>), Vec<&crate::preflight::Finding>> =
+        BTreeMap::new();
+    for f in findings.iter().filter(|f| f.blocking) {
+        groups.entry((f.check, f.minor)).or_default().push(f);
+    }
+    let setting = |c: Check| match c {
+        Check::RemovedApi => "removed_apis",
+        Check::Health => "health",
+        Check::Addon => "addons",
+        _ => "insights",
+    };
+    groups
+        .into_iter()
+        .map(|((check, minor), fs)| {
+            let list = fs
+                .iter()
+                .map(|f| match &f.remedy {
+                    Some(r) if check == Check::RemovedApi => format!("{}: {r}", f.line()),
+                    _ => f.line(),
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            let message = match (check, minor) {
+                (Check::RemovedApi, Some(m)) => format!(
+                    "{} object(s) use APIs removed in {m}, so the control plane cannot move to {m}: {list}",
+                    fs.len()
+                ),
+                (Check::Health, _) => format!("the cluster is not healthy enough to upgrade: {list}"),
+                (_, Some(m)) => format!("the upgrade to {m} is not safe: {list}"),
+                (_, None) => list,
+            };
+            let remedies: Vec<String> = fs
+                .iter()
+                .filter(|_| check != Check::RemovedApi)
+                .filter_map(|f| f.remedy.clone())
+                .collect();
+            let mut hint = if check == Check::RemovedApi {
+                "migrate the objects to the replacement apiVersion (re-apply the manifests, upgrade the Helm releases)".to_string()
+            } else {
+                remedies.join("; ")
+            };
+            hint.push_str(&format!(
+                "{}or set preflight {{ {} = \"warn\" }} to plan anyway",
+                if hint.is_empty() { "" } else { "; " },
+                setting(check)
+            ));
+            PlanError {
+                address: spec.address(),
+                loc: spec.origin.clone(),
+                message,
+                hint: Some(hint),
+            }
+        })
+        .collect()
 }
 
 impl Walk<'_> {
@@ -2041,4 +2178,4 @@ mod predict;
 pub mod rollback;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

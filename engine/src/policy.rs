@@ -77,6 +77,10 @@ pub struct ProviderPolicy {
     /// before the first change.
     #[serde(default)]
     pub host_prechecks: bool,
+    /// Add-ons that come with the provider's releases and move with them (kubeadm's
+    /// CoreDNS and kube-proxy, K3s's packaged components), said in the plan.
+    #[serde(default)]
+    pub bundled_addons: Option<String>,
     /// The longest `node_soak` the provider takes (AKS: 30 minutes).
     #[serde(default)]
     pub max_node_soak: Option<Duration>,
@@ -110,6 +114,7 @@ impl Default for ProviderPolicy {
             rounds: false,
             upgrade_plans: false,
             host_prechecks: false,
+            bundled_addons: None,
             max_node_soak: None,
             duration_unit_secs: 0,
             control_plane_upgrade_estimate: Duration::from_secs(10 * 60),

@@ -252,6 +252,21 @@ pub trait NodeOps: Send + Sync {
     /// deleted.
     async fn unavailable_workloads(&self) -> Result<Vec<String>, ProviderError>;
 
+    /// What the pre-flight and post-flight checks read beyond the snapshot: `/readyz`,
+    /// Deployments and StatefulSets, and objects at removed APIs (last-applied
+    /// configuration, managedFields, Helm release manifests).
+    async fn scan(&self) -> Result<crate::kube::ClusterScan, ProviderError>;
+
+    /// Create a pod running `image` in `namespace`, wait until it runs and is Ready, and
+    /// delete it (also when it fails). Returns how long it took to run.
+    async fn smoke_pod(
+        &self,
+        namespace: &str,
+        name: &str,
+        image: &str,
+        timeout: Duration,
+    ) -> Result<Duration, ProviderError>;
+
     /// Wait until `count` nodes of `node_group` are Ready with a kubelet at `minor`; on
     /// timeout the error names the nodes that are late.
     async fn wait_ready(

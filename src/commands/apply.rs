@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 
 use console::Style;
 use kup_engine::executor::{ApplyReport, Executor, RetryPolicy};
@@ -429,7 +430,27 @@ async fn execute(
             clusters.insert(c.address(), h);
         }
     }
-    let events = sink(mode, Some(&saved.plan));
+    let shown = sink(mode, Some(&saved.plan));
+    // The post-flight results also go in the summary at the end.
+    let postflight: Arc<Mutex<Vec<PostFlightResult>>> = Default::default();
+    let events: kup_engine::executor::EventSink = {
+        let postflight = postflight.clone();
+        Arc::new(move |e: kup_engine::events::Event| {
+            if let kup_engine::events::Event::PostFlight {
+                cluster,
+                passed,
+                checks,
+                ..
+            } = &e
+            {
+                postflight
+                    .lock()
+                    .unwrap()
+                    .push((cluster.clone(), *passed, checks.clone()));
+            }
+            shown(e)
+        })
+    };
     let executor = Executor {
         clusters,
         parallelism: args.parallelism,
@@ -467,6 +488,13 @@ async fn execute(
     }
     if mode != Mode::Json {
         print_summary(&report, state_path);
+        for (cluster, passed, checks) in postflight.lock().unwrap().iter() {
+            println!(
+                "  {} {cluster} post-flight: {}",
+                if *passed { "✓" } else { "✗" },
+                checks.join("; ")
+            );
+        }
     }
     Ok(report)
 }
@@ -515,6 +543,9 @@ pub fn record_state(
         .save(state_path)
         .map_err(|e| Failure::Message(e.to_string()))
 }
+
+/// A cluster's post-flight check as the summary shows it: (cluster, passed, checks).
+type PostFlightResult = (String, bool, Vec<String>);
 
 fn print_summary(r: &ApplyReport, state_path: &Path) {
     let green = Style::new().green().bold();

@@ -58,22 +58,12 @@ pub async fn run(args: DriftArgs) -> Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| default_state_path(&args.dir));
     let loaded = load_config(&args.dir, &args.vars)?;
-    // An in-process simulator saves its world when it stops; it must not overwrite what
-    // a concurrent apply's simulator recorded. Real clouds need no lock for reading.
-    let _lock = if loaded
-        .desired
-        .providers
-        .iter()
-        .any(|p| p.simulate && p.endpoint.is_none())
-    {
-        let lock =
-            kup_engine::state::StateLock::acquire(&state_path, "drift", args.state.lock_timeout)
-                .map_err(|e| Failure::Message(e.to_string()))?;
-        crate::interrupt::hold_lock(&lock);
-        Some(lock)
-    } else {
-        None
-    };
+    let _lock = crate::workspace::lock_for_reading(
+        &loaded.desired,
+        &state_path,
+        "drift",
+        args.state.lock_timeout,
+    )?;
     let connected = Connected::start(&loaded.desired, &loaded.dir).await?;
     let clusters: Vec<_> = loaded.desired.clusters.iter().collect();
     let mode = if args.output.json {
@@ -499,7 +489,7 @@ async fn refreshed(
 }
 
 /// `version = "latest"` / `"-"` compared as the version the provider offers now.
-fn resolve_aliases(
+pub fn resolve_aliases(
     desired: &mut kup_engine::model::Desired,
     actual: &BTreeMap<String, ActualCluster>,
 ) -> Result<()> {

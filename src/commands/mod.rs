@@ -1,6 +1,7 @@
 //! One module per command; each returns an exit code or a [`Failure`].
 
 pub mod apply;
+pub mod check;
 pub mod drift;
 pub mod fmt;
 pub mod plan;

@@ -162,6 +162,19 @@ fn render_notes(out: &mut String, c: &ClusterPlan) {
         }
         let _ = writeln!(out, "    {} {w}", yellow.apply_to("warning:"));
     }
+    // Notes worth reading in a plan; `kup check -all` lists every one.
+    for f in &c.findings {
+        use kup_engine::preflight::{Check, Severity};
+        let passing_insight = f.check == Check::Insight && f.message.starts_with("PASSING");
+        if f.severity == Severity::Info && f.check != Check::Support && !passing_insight {
+            let _ = writeln!(
+                out,
+                "    {} {}",
+                Style::new().dim().apply_to("note:"),
+                f.line()
+            );
+        }
+    }
 }
 
 fn render_timeline(out: &mut String, c: &ClusterPlan) {

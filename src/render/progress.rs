@@ -164,6 +164,20 @@ fn plain_line(e: &Event) -> Option<String> {
             format!("[{ts}] {step}: {} {error}", red.apply_to("failed:"))
         }
         Event::StepNotRun { step, reason } => format!("[{ts}] {step}: not run: {reason}"),
+        Event::PostFlight {
+            cluster,
+            passed,
+            checks,
+            ..
+        } => format!(
+            "[{ts}] {cluster}: post-flight {} {}",
+            if *passed {
+                green.apply_to("passed:")
+            } else {
+                red.apply_to("failed:")
+            },
+            checks.join("; ")
+        ),
         Event::Message { level, text } => match level {
             Level::Info => format!("[{ts}] {text}"),
             Level::Warning => format!("[{ts}] {} {text}", yellow.apply_to("warning:")),

@@ -725,7 +725,8 @@ impl Loader<'_> {
         out
     }
 
-    /// `preflight { manifests = ["k8s/"], removed_apis = "block" | "warn" | "off" }`.
+    /// `preflight { manifests = ["k8s/"], removed_apis = "block" | "warn" | "off", health,
+    /// addons, insights }`.
     fn preflight(&mut self, f: usize, body: &Body) -> crate::model::Preflight {
         let mut out = crate::model::Preflight::default();
         let Some(p) = body.get_blocks("preflight").next() else {
@@ -735,32 +736,108 @@ impl Loader<'_> {
             f,
             &p.body,
             "a preflight block",
-            &["manifests", "removed_apis"],
+            &["manifests", "removed_apis", "health", "addons", "insights"],
             &[],
         );
         out.manifests = self
             .get_string_list(f, &p.body, "manifests")
             .unwrap_or_default();
-        if let Some(a) = p.body.get_attribute("removed_apis") {
-            out.removed_apis = match self.get_string(f, &p.body, "removed_apis").as_deref() {
-                Some("block") | None => crate::model::RemovedApis::Block,
-                Some("warn") => crate::model::RemovedApis::Warn,
-                Some("off") => crate::model::RemovedApis::Off,
-                Some(other) => {
-                    self.err_at(
-                        f,
-                        a.value.span(),
-                        Diagnostic::error(format!("removed_apis = \"{other}\" is not a choice"))
-                            .detail("removed_apis says what an object at an API the upgrade removes does to the plan.")
-                            .hint(
-                                did_you_mean_hint(other, ["block", "warn", "off"]).unwrap_or_else(|| {
-                                    "write \"block\" (refuse the hop, the default), \"warn\" or \"off\"".into()
-                                }),
-                            ),
-                    );
-                    crate::model::RemovedApis::Block
-                }
+        let what = [
+            (
+                "removed_apis",
+                "what an object at an API the upgrade removes does to the plan",
+            ),
+            (
+                "health",
+                "what an unhealthy cluster (API server not ready, nodes NotReady) does to the plan",
+            ),
+            (
+                "addons",
+                "what an unmanaged add-on that is not compatible with a hop does to the plan",
+            ),
+            (
+                "insights",
+                "what a failing provider upgrade check (EKS upgrade insight) does to the plan",
+            ),
+        ];
+        for (key, detail) in what {
+            let Some(mode) = self.check_mode(f, &p.body, key, detail) else {
+                continue;
             };
+            match key {
+                "removed_apis" => out.removed_apis = mode,
+                "health" => out.health = mode,
+                "addons" => out.addons = mode,
+                _ => out.insights = mode,
+            }
+        }
+        out
+    }
+
+    /// `KEY = "block" | "warn" | "off"`.
+    fn check_mode(
+        &mut self,
+        f: usize,
+        body: &Body,
+        key: &str,
+        detail: &str,
+    ) -> Option<crate::model::CheckMode> {
+        use crate::model::CheckMode;
+        let a = body.get_attribute(key)?;
+        Some(match self.get_string(f, body, key).as_deref() {
+            Some("block") | None => CheckMode::Block,
+            Some("warn") => CheckMode::Warn,
+            Some("off") => CheckMode::Off,
+            Some(other) => {
+                self.err_at(
+                    f,
+                    a.value.span(),
+                    Diagnostic::error(format!("{key} = \"{other}\" is not a choice"))
+                        .detail(format!("{key} says {detail}."))
+                        .hint(
+                            did_you_mean_hint(other, ["block", "warn", "off"]).unwrap_or_else(|| {
+                                "write \"block\" (refuse the plan, the default), \"warn\" or \"off\"".into()
+                            }),
+                        ),
+                );
+                CheckMode::Block
+            }
+        })
+    }
+
+    /// `postflight { enabled = true, smoke_pod = false, smoke_image, namespace, timeout }`.
+    fn postflight(&mut self, f: usize, body: &Body) -> crate::model::Postflight {
+        let mut out = crate::model::Postflight::default();
+        let Some(p) = body.get_blocks("postflight").next() else {
+            return out;
+        };
+        self.check_schema(
+            f,
+            &p.body,
+            "a postflight block",
+            &[
+                "enabled",
+                "smoke_pod",
+                "smoke_image",
+                "namespace",
+                "timeout",
+            ],
+            &[],
+        );
+        if let Some(v) = self.get_bool(f, &p.body, "enabled") {
+            out.enabled = v;
+        }
+        if let Some(v) = self.get_bool(f, &p.body, "smoke_pod") {
+            out.smoke_pod = v;
+        }
+        if let Some(v) = self.get_string(f, &p.body, "smoke_image") {
+            out.smoke_image = v;
+        }
+        if let Some(v) = self.get_string(f, &p.body, "namespace") {
+            out.namespace = v;
+        }
+        if let Some(v) = self.get_duration(f, &p.body, "timeout") {
+            out.timeout = v;
         }
         out
     }
@@ -1989,6 +2066,7 @@ impl Loader<'_> {
                     ("control_plane", 0),
                     ("cni_upgrade", 0),
                     ("preflight", 0),
+                    ("postflight", 0),
                     ("hook", 1),
                 ],
             );
@@ -2092,6 +2170,7 @@ impl Loader<'_> {
             }
             let kubeadm = self.kubeadm(f, b, kind.as_deref(), &label);
             let preflight = self.preflight(f, &b.body);
+            let postflight = self.postflight(f, &b.body);
             let hooks = self.hooks(f, &b.body);
             let channel = self.get_string(f, &b.body, "channel");
             let namespace = self.get_string(f, &b.body, "namespace");
@@ -2216,6 +2295,7 @@ impl Loader<'_> {
                     keep_plans,
                     kubeadm,
                     preflight: preflight.clone(),
+                    postflight: postflight.clone(),
                     hooks: hooks.clone(),
                     origin: Some(origin),
                     version_origin: Some(version_origin),
@@ -2240,6 +2320,7 @@ impl Loader<'_> {
                     keep_plans,
                     kubeadm,
                     preflight: preflight.clone(),
+                    postflight: postflight.clone(),
                     hooks: hooks.clone(),
                     origin: Some(origin),
                     version_origin: None,

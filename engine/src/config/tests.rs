@@ -1658,14 +1658,42 @@ fn preflight_block_loads_and_checks_its_choice() {
   preflight {
     manifests    = ["k8s", "charts/rendered.yaml"]
     removed_apis = "warn"
+    health       = "off"
+    insights     = "warn"
+  }
+  postflight {
+    smoke_pod = true
+    namespace = "smoke"
+    timeout   = "3m"
   }
 }
 "#,
     );
     let l = ok(&[("main.kup.hcl", &src)]);
-    let p = &l.desired.clusters[0].preflight;
+    let c = &l.desired.clusters[0];
+    let p = &c.preflight;
     assert_eq!(p.manifests, ["k8s", "charts/rendered.yaml"]);
-    assert_eq!(p.removed_apis, crate::model::RemovedApis::Warn);
+    assert_eq!(p.removed_apis, crate::model::CheckMode::Warn);
+    assert_eq!(p.health, crate::model::CheckMode::Off);
+    assert_eq!(p.insights, crate::model::CheckMode::Warn);
+    // Unset checks take their defaults: add-ons warn.
+    assert_eq!(p.addons, crate::model::CheckMode::Warn);
+    let pf = &c.postflight;
+    assert!(pf.enabled && pf.smoke_pod);
+    assert_eq!(pf.namespace, "smoke");
+    assert_eq!(pf.smoke_image, crate::model::SMOKE_IMAGE);
+    assert_eq!(pf.timeout, std::time::Duration::from_secs(180));
+    let bad = src.replace("\"off\"", "\"of\"");
+    let e = expect(
+        &errors(&[("main.kup.hcl", &bad)]),
+        "health = \"of\" is not a choice",
+        "main.kup.hcl",
+        pos(&bad, "\"of\"", 0),
+    );
+    assert!(
+        hint(&e).contains("did you mean \"off\"") || hint(&e).contains("off"),
+        "{e}"
+    );
     let src = src.replace("\"warn\"", "\"blok\"");
     let d = errors(&[("main.kup.hcl", &src)]);
     let e = expect(

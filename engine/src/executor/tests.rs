@@ -126,6 +126,10 @@ fn v(s: &str) -> Version {
 
 fn cluster(name: &str, cp: &str, ng: &str) -> ActualCluster {
     ActualCluster {
+        scan: None,
+        insights: Vec::new(),
+        upgrade_protection: None,
+        support: Vec::new(),
         api_uses: Vec::new(),
         upgrade_plans: Vec::new(),
         name: name.into(),

@@ -36,7 +36,10 @@ pub fn pdb_blocks(pdb: &KubePdb) -> Option<String> {
     if pdb.min_available.as_deref() == Some("100%") {
         return Some("minAvailable 100% never allows an eviction".into());
     }
-    if pdb.disruptions_allowed <= 0 {
+    // More healthy pods than the budget needs, yet no disruption allowed: the status is
+    // catching up with an eviction in flight (the disruption controller's disruptedPods),
+    // not a budget that blocks; the drain's retries get past it.
+    if pdb.disruptions_allowed <= 0 && pdb.current_healthy <= pdb.desired_healthy {
         return Some(if pdb.current_healthy >= pdb.desired_healthy {
             format!(
                 "allows no disruption now (needs {} healthy pods and has {})",
@@ -171,6 +174,9 @@ mod tests {
 
     fn pod(name: &str, node: &str, app: &str, owner: &str, cpu: u64) -> KubePod {
         KubePod {
+            waiting_reason: None,
+            restarts: 0,
+            unschedulable: None,
             namespace: "shop".into(),
             name: name.into(),
             node: Some(node.into()),

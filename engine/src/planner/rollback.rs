@@ -165,6 +165,7 @@ pub fn rollback_cluster(
         }],
         unmanaged_node_groups: vec![],
         warnings: vec![],
+        findings: vec![],
         nodes: Default::default(),
         blocked_drains: vec![],
         capacity: vec![],
@@ -258,6 +259,7 @@ mod tests {
 
     fn spec() -> ClusterSpec {
         ClusterSpec {
+            postflight: Default::default(),
             hooks: Vec::new(),
             preflight: Default::default(),
             kubeadm: None,
@@ -304,6 +306,10 @@ mod tests {
 
     fn actual(groups: Vec<ActualNodeGroup>) -> ActualCluster {
         ActualCluster {
+            scan: None,
+            insights: Vec::new(),
+            upgrade_protection: None,
+            support: Vec::new(),
             api_uses: Vec::new(),
             upgrade_plans: Vec::new(),
             name: "prod-eu".into(),

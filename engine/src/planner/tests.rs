@@ -6,11 +6,11 @@ use crate::model::{
     ActualAddon, ActualNodeGroup, AddonCompatibility, DrainSpec, NodeGroupSpec, Unavailable,
 };
 
-fn v(s: &str) -> Version {
+pub(crate) fn v(s: &str) -> Version {
     s.parse().unwrap()
 }
 
-fn m(minor: u32) -> Minor {
+pub(crate) fn m(minor: u32) -> Minor {
     Minor::new(1, minor)
 }
 
@@ -20,7 +20,7 @@ fn offered(from: u32, to: u32) -> Vec<Version> {
         .collect()
 }
 
-fn ng_spec(name: &str, version: &str) -> NodeGroupSpec {
+pub(crate) fn ng_spec(name: &str, version: &str) -> NodeGroupSpec {
     NodeGroupSpec {
         hosts: Vec::new(),
         node_selector: None,
@@ -42,8 +42,9 @@ fn ng_spec(name: &str, version: &str) -> NodeGroupSpec {
     }
 }
 
-fn cluster_spec(version: &str, ngs: Vec<NodeGroupSpec>) -> ClusterSpec {
+pub(crate) fn cluster_spec(version: &str, ngs: Vec<NodeGroupSpec>) -> ClusterSpec {
     ClusterSpec {
+        postflight: Default::default(),
         hooks: Vec::new(),
         preflight: Default::default(),
         kubeadm: None,
@@ -67,7 +68,7 @@ fn cluster_spec(version: &str, ngs: Vec<NodeGroupSpec>) -> ClusterSpec {
     }
 }
 
-fn actual_ng(name: &str, version: &str, size: u32) -> ActualNodeGroup {
+pub(crate) fn actual_ng(name: &str, version: &str, size: u32) -> ActualNodeGroup {
     ActualNodeGroup {
         control_plane: false,
         name: name.into(),
@@ -88,8 +89,12 @@ fn actual_ng(name: &str, version: &str, size: u32) -> ActualNodeGroup {
     }
 }
 
-fn actual(version: &str, ngs: Vec<ActualNodeGroup>) -> ActualCluster {
+pub(crate) fn actual(version: &str, ngs: Vec<ActualNodeGroup>) -> ActualCluster {
     ActualCluster {
+        scan: None,
+        insights: Vec::new(),
+        upgrade_protection: None,
+        support: Vec::new(),
         api_uses: Vec::new(),
         upgrade_plans: Vec::new(),
         name: "prod-eu".into(),
@@ -108,7 +113,7 @@ fn actual(version: &str, ngs: Vec<ActualNodeGroup>) -> ActualCluster {
     }
 }
 
-fn eks_policy() -> ProviderPolicy {
+pub(crate) fn eks_policy() -> ProviderPolicy {
     ProviderPolicy {
         control_plane_minor_only: true,
         addons_track_control_plane: true,
@@ -117,7 +122,7 @@ fn eks_policy() -> ProviderPolicy {
     }
 }
 
-fn run(
+pub(crate) fn run(
     spec: ClusterSpec,
     act: ActualCluster,
     policy: ProviderPolicy,
@@ -125,7 +130,7 @@ fn run(
     run_opts(spec, act, policy, PlanOptions::default())
 }
 
-fn run_opts(
+pub(crate) fn run_opts(
     spec: ClusterSpec,
     act: ActualCluster,
     policy: ProviderPolicy,
@@ -511,7 +516,7 @@ fn parallel_node_groups_bounds_concurrent_rollouts() {
     );
 }
 
-fn addon(name: &str, version: &str, compat: &[(u32, &[&str], &str)]) -> ActualAddon {
+pub(crate) fn addon(name: &str, version: &str, compat: &[(u32, &[&str], &str)]) -> ActualAddon {
     ActualAddon {
         name: name.into(),
         version: version.into(),
@@ -699,6 +704,9 @@ mod kube_side {
 
     fn kpod(name: &str, node: &str, app: &str) -> KubePod {
         KubePod {
+            waiting_reason: None,
+            restarts: 0,
+            unschedulable: None,
             namespace: "shop".into(),
             name: name.into(),
             node: Some(node.into()),
@@ -766,8 +774,23 @@ mod kube_side {
                 "prod/node_group/general/1.29/drain",
                 "prod/node_group/general/1.29/soak",
                 "prod/node_group/general/1.29/delete",
+                "prod/postflight",
             ]
         );
+        // The post-flight check waits for everything and expects the green group's
+        // kubelets at the new minor.
+        match &p.steps[7].action {
+            Action::PostFlight { node_groups, .. } => {
+                assert_eq!(node_groups.len(), 1);
+                assert_eq!(node_groups.values().next(), Some(&m(29)));
+                assert_ne!(
+                    node_groups.keys().next().map(String::as_str),
+                    Some("general")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(p.steps[7].depends_on.len(), 7);
         match &p.steps[1].action {
             Action::CreateNodeGroup {
                 node_group,
@@ -906,6 +929,7 @@ mod kube_side {
                 "prod/node_group/general/1.29",
                 "prod/control_plane/1.30",
                 "prod/node_group/general/1.30",
+                "prod/postflight",
             ]
         );
         assert_eq!(p.clusters[0].nodes["general"].kubelets, ["1.26.9"]);
@@ -1001,7 +1025,8 @@ mod kube_side {
             step_ids(&p),
             [
                 "prod/node_group/general/config",
-                "prod/node_group/general/1.29"
+                "prod/node_group/general/1.29",
+                "prod/postflight"
             ]
         );
         let want = crate::model::NativeBlueGreen {

@@ -39,6 +39,39 @@ pub struct ClusterProperties {
     pub current_kubernetes_version: String,
     #[serde(default)]
     pub auto_upgrade_profile: Option<AutoUpgradeProfile>,
+    #[serde(default)]
+    pub upgrade_settings: Option<ClusterUpgradeSettings>,
+}
+
+/// `ClusterUpgradeSettings`: only its override of AKS's upgrade protection.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterUpgradeSettings {
+    #[serde(default)]
+    pub override_settings: Option<UpgradeOverrideSettings>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradeOverrideSettings {
+    #[serde(default)]
+    pub force_upgrade: Option<bool>,
+    #[serde(default)]
+    pub until: Option<String>,
+}
+
+/// AKS checks for deprecated API usage before every upgrade unless `forceUpgrade` is set
+/// (and `until` is in the future); kup reports which.
+pub fn upgrade_protection(c: &ManagedCluster) -> kup_engine::preflight::UpgradeProtection {
+    let o = c
+        .properties
+        .upgrade_settings
+        .as_ref()
+        .and_then(|u| u.override_settings.as_ref());
+    kup_engine::preflight::UpgradeProtection {
+        force_upgrade: o.and_then(|o| o.force_upgrade).unwrap_or(false),
+        until: o.and_then(|o| o.until.clone()),
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

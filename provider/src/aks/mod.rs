@@ -403,9 +403,10 @@ impl AksProvider {
             | Action::CordonNodeGroup { .. }
             | Action::DrainNodeGroup { .. }
             | Action::Soak { .. } => Err(in_cluster(action)),
-            Action::RemoveUpgradePlans | Action::PrecheckHosts | Action::RunHook { .. } => {
-                Err(crate::no_upgrade_plans("aks"))
-            }
+            Action::RemoveUpgradePlans
+            | Action::PrecheckHosts
+            | Action::RunHook { .. }
+            | Action::PostFlight { .. } => Err(crate::no_upgrade_plans("aks")),
         }
     }
 
@@ -484,6 +485,7 @@ impl Provider for AksProvider {
 
     fn policy(&self) -> ProviderPolicy {
         ProviderPolicy {
+            bundled_addons: None,
             host_prechecks: false,
             rounds: false,
             upgrade_plans: false,
@@ -542,6 +544,10 @@ impl Provider for AksProvider {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|m| ProviderError::new(ErrorKind::Other, format!("{m} ({describe})")))?;
         Ok(ActualCluster {
+            scan: None,
+            insights: Vec::new(),
+            upgrade_protection: Some(convert::upgrade_protection(&c)),
+            support: Vec::new(),
             api_uses: Vec::new(),
             upgrade_plans: Vec::new(),
             name: if c.name.is_empty() {

@@ -143,6 +143,101 @@ pub(crate) fn offered_versions(infos: &[ClusterVersionInformation]) -> Vec<Versi
     out
 }
 
+/// The support dates DescribeClusterVersions publishes, per minor.
+pub(crate) fn support_dates(
+    infos: &[ClusterVersionInformation],
+) -> Vec<kup_engine::preflight::SupportDates> {
+    let day = |d: Option<&aws_smithy_types::DateTime>| {
+        d.and_then(|d| d.fmt(aws_smithy_types::date_time::Format::DateTime).ok())
+            .and_then(|s| s.get(..10).map(str::to_string))
+    };
+    let mut out: Vec<kup_engine::preflight::SupportDates> = infos
+        .iter()
+        .filter_map(|i| {
+            let minor = i.cluster_version()?.parse::<Version>().ok()?.minor();
+            Some(kup_engine::preflight::SupportDates {
+                minor,
+                end_of_standard: day(i.end_of_standard_support_date()),
+                end_of_extended: day(i.end_of_extended_support_date()),
+            })
+        })
+        .collect();
+    out.sort_by_key(|s| s.minor);
+    out.dedup_by_key(|s| s.minor);
+    out
+}
+
+/// An insight from its summary, and its full description when kup asked for one.
+pub(crate) fn insight(
+    s: &aws_sdk_eks::types::InsightSummary,
+    full: Option<&aws_sdk_eks::types::Insight>,
+) -> kup_engine::preflight::Insight {
+    let mut details = Vec::new();
+    if let Some(f) = full {
+        for d in f
+            .category_specific_summary()
+            .map(|c| c.deprecation_details())
+            .unwrap_or_default()
+        {
+            let clients: Vec<String> = d
+                .client_stats()
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{} ({} requests in 30 days)",
+                        c.user_agent().unwrap_or("an unnamed client"),
+                        c.number_of_requests_last30_days()
+                    )
+                })
+                .collect();
+            details.push(format!(
+                "{} is removed in {}{}{}",
+                d.usage().unwrap_or("?"),
+                d.stop_serving_version().unwrap_or("?"),
+                d.replaced_with()
+                    .map(|r| format!(", use {r}"))
+                    .unwrap_or_default(),
+                if clients.is_empty() {
+                    String::new()
+                } else {
+                    format!(", called by {}", clients.join(", "))
+                }
+            ));
+        }
+        for r in f.resources() {
+            if let Some(uri) = r.kubernetes_resource_uri() {
+                details.push(format!("resource {uri}"));
+            }
+        }
+    }
+    let status = s.insight_status();
+    kup_engine::preflight::Insight {
+        id: s.id().unwrap_or_default().to_string(),
+        name: s.name().unwrap_or_default().to_string(),
+        category: s
+            .category()
+            .map(|c| c.as_str().to_string())
+            .unwrap_or_default(),
+        minor: s
+            .kubernetes_version()
+            .and_then(|v| v.parse::<Version>().ok())
+            .map(|v| v.minor()),
+        status: status
+            .and_then(|st| st.status())
+            .map(|v| v.as_str().to_string())
+            .unwrap_or_else(|| "UNKNOWN".into()),
+        reason: status
+            .and_then(|st| st.reason())
+            .unwrap_or_default()
+            .to_string(),
+        recommendation: full
+            .and_then(|f| f.recommendation())
+            .unwrap_or_default()
+            .to_string(),
+        details,
+    }
+}
+
 #[allow(deprecated)]
 fn is_unsupported(i: &ClusterVersionInformation) -> bool {
     match i.version_status() {
@@ -235,7 +330,8 @@ pub(crate) fn update_matches(u: &Update, action: &Action) -> bool {
         | Action::Soak { .. }
         | Action::RemoveUpgradePlans
         | Action::PrecheckHosts
-        | Action::RunHook { .. } => false,
+        | Action::RunHook { .. }
+        | Action::PostFlight { .. } => false,
     }
 }
 

@@ -68,7 +68,11 @@ impl<K: std::hash::Hash + Eq, V> Memo<K, V> {
 }
 
 /// The versions EKS offers in a region, and the one it marks default.
-type OfferedVersions = (Vec<Version>, Option<Version>);
+type OfferedVersions = (
+    Vec<Version>,
+    Option<Version>,
+    Vec<kup_engine::preflight::SupportDates>,
+);
 
 /// kup's provider for Amazon EKS.
 pub struct EksProvider {
@@ -114,7 +118,8 @@ impl Scope<'_> {
             Action::UpgradeControlPlane { .. }
             | Action::RemoveUpgradePlans
             | Action::PrecheckHosts
-            | Action::RunHook { .. } => Scope::Cluster,
+            | Action::RunHook { .. }
+            | Action::PostFlight { .. } => Scope::Cluster,
             Action::UpdateNodeGroupConfig { node_group, .. }
             | Action::UpgradeNodeGroup { node_group, .. }
             | Action::RollbackNodeGroupUpgrade { node_group } => Scope::NodeGroup(node_group),
@@ -217,10 +222,76 @@ impl EksProvider {
             Ok(Arc::new((
                 convert::offered_versions(&infos),
                 convert::default_version(&infos),
+                convert::support_dates(&infos),
             )))
         })
         .await
         .cloned()
+    }
+
+    /// The cluster's upgrade-readiness insights; the failing ones described in full
+    /// (recommendation, deprecated API calls and their clients). A principal without
+    /// eks:ListInsights gets one UNKNOWN insight saying so rather than a failed refresh.
+    async fn insights(
+        &self,
+        c: &Client,
+        cluster: &str,
+        ctx: &ErrCtx,
+    ) -> Result<Vec<kup_engine::preflight::Insight>, ProviderError> {
+        use aws_sdk_eks::types::{Category, InsightStatusValue, InsightsFilter};
+        let summaries: Result<Vec<_>, _> = c
+            .list_insights()
+            .cluster_name(cluster)
+            .filter(
+                InsightsFilter::builder()
+                    .categories(Category::UpgradeReadiness)
+                    .build(),
+            )
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await;
+        let summaries = match summaries.map_err(|e| map_sdk_error(e, ctx)) {
+            Ok(s) => s,
+            Err(e) if matches!(e.kind, ErrorKind::Auth | ErrorKind::Invalid) => {
+                return Ok(vec![kup_engine::preflight::Insight {
+                    id: "-".into(),
+                    name: "EKS upgrade insights".into(),
+                    category: "UPGRADE_READINESS".into(),
+                    minor: None,
+                    status: "UNKNOWN".into(),
+                    reason: format!("cannot be read: {e}"),
+                    recommendation:
+                        "allow eks:ListInsights and eks:DescribeInsight to see them in the plan"
+                            .into(),
+                    details: Vec::new(),
+                }])
+            }
+            Err(e) => return Err(e),
+        };
+        let mut out = Vec::new();
+        for s in summaries {
+            let failing = s
+                .insight_status()
+                .and_then(|st| st.status())
+                .is_some_and(|st| *st != InsightStatusValue::Passing);
+            let full = match (failing, s.id()) {
+                (true, Some(id)) => {
+                    c.describe_insight()
+                        .cluster_name(cluster)
+                        .id(id)
+                        .send()
+                        .await
+                        .map_err(|e| map_sdk_error(e, ctx))?
+                        .insight
+                }
+                _ => None,
+            };
+            out.push(convert::insight(&s, full.as_ref()));
+        }
+        out.sort_by(|a, b| (&a.minor, &a.name, &a.id).cmp(&(&b.minor, &b.name, &b.id)));
+        Ok(out)
     }
 
     async fn addon_compatibility(
@@ -552,7 +623,10 @@ impl EksProvider {
             | Action::CordonNodeGroup { .. }
             | Action::DrainNodeGroup { .. }
             | Action::Soak { .. } => return Err(in_cluster(action)),
-            Action::RemoveUpgradePlans | Action::PrecheckHosts | Action::RunHook { .. } => {
+            Action::RemoveUpgradePlans
+            | Action::PrecheckHosts
+            | Action::RunHook { .. }
+            | Action::PostFlight { .. } => {
                 return Err(crate::no_upgrade_plans("eks"))
             }
         })
@@ -783,6 +857,7 @@ impl Provider for EksProvider {
 
     fn policy(&self) -> ProviderPolicy {
         ProviderPolicy {
+            bundled_addons: None,
             host_prechecks: false,
             rounds: false,
             upgrade_plans: false,
@@ -848,12 +923,13 @@ impl Provider for EksProvider {
                 .await
                 .map_err(|e| map_sdk_error(e, &ctx))
         };
-        let (out, offered, mut ng_names, mut addon_names, cp_in_flight) = tokio::try_join!(
+        let (out, offered, mut ng_names, mut addon_names, cp_in_flight, insights) = tokio::try_join!(
             describe,
             self.offered_versions(&c, &region, &ctx),
             node_groups,
             addons,
             self.in_flight(&c, name, Scope::Cluster, &ctx),
+            self.insights(&c, name, &ctx),
         )?;
         ng_names.sort();
         ng_names.dedup();
@@ -897,6 +973,10 @@ impl Provider for EksProvider {
         in_flight.sort_by(|a, b| (&a.resource, &a.id).cmp(&(&b.resource, &b.id)));
 
         Ok(ActualCluster {
+            scan: None,
+            insights,
+            upgrade_protection: None,
+            support: offered.2.clone(),
             api_uses: Vec::new(),
             upgrade_plans: Vec::new(),
             name: cluster.name().unwrap_or(name).to_string(),

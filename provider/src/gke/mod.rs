@@ -409,9 +409,10 @@ impl GkeProvider {
             | Action::CordonNodeGroup { .. }
             | Action::DrainNodeGroup { .. }
             | Action::Soak { .. } => Err(in_cluster(action)),
-            Action::RemoveUpgradePlans | Action::PrecheckHosts | Action::RunHook { .. } => {
-                Err(crate::no_upgrade_plans("gke"))
-            }
+            Action::RemoveUpgradePlans
+            | Action::PrecheckHosts
+            | Action::RunHook { .. }
+            | Action::PostFlight { .. } => Err(crate::no_upgrade_plans("gke")),
         }
     }
 }
@@ -434,7 +435,8 @@ fn node_pool_of(action: &Action) -> Option<&str> {
         | Action::UpdateAddon { .. }
         | Action::RemoveUpgradePlans
         | Action::PrecheckHosts
-        | Action::RunHook { .. } => None,
+        | Action::RunHook { .. }
+        | Action::PostFlight { .. } => None,
         Action::UpdateNodeGroupConfig { node_group, .. }
         | Action::UpgradeNodeGroup { node_group, .. }
         | Action::RollbackNodeGroupUpgrade { node_group }
@@ -455,6 +457,7 @@ impl Provider for GkeProvider {
 
     fn policy(&self) -> ProviderPolicy {
         ProviderPolicy {
+            bundled_addons: None,
             host_prechecks: false,
             rounds: false,
             upgrade_plans: false,
@@ -518,6 +521,10 @@ impl Provider for GkeProvider {
             })?;
         node_groups.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(ActualCluster {
+            scan: None,
+            insights: Vec::new(),
+            upgrade_protection: None,
+            support: Vec::new(),
             api_uses: Vec::new(),
             upgrade_plans: Vec::new(),
             name: if cluster.name.is_empty() {

@@ -767,6 +767,9 @@ impl Provider for K3sProvider {
         ProviderPolicy {
             rounds: true,
             upgrade_plans: true,
+            bundled_addons: Some(
+                "CoreDNS, the CNI (Flannel or Canal), the ingress controller, metrics-server and local-path-provisioner are packaged in each release and move with the servers".into(),
+            ),
             // SUC has no surge: nodes are upgraded in place, `concurrency` at a time.
             supports_max_surge: false,
             min_max_unavailable: 1,
@@ -910,6 +913,10 @@ impl Provider for K3sProvider {
             }
         }
         Ok(ActualCluster {
+            scan: None,
+            insights: Vec::new(),
+            upgrade_protection: None,
+            support: Vec::new(),
             api_uses: Vec::new(),
             name: cluster.name.clone(),
             region: None,

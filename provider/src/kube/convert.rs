@@ -149,6 +149,34 @@ pub fn pod_from(pod: &Pod) -> Result<KubePod, String> {
             .and_then(|s| s.node_selector.clone())
             .map(|m| m.into_iter().collect())
             .unwrap_or_default(),
+        waiting_reason: pod
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .and_then(|cs| {
+                cs.iter()
+                    .find_map(|c| c.state.as_ref()?.waiting.as_ref()?.reason.clone())
+            }),
+        restarts: pod
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .map(|cs| cs.iter().map(|c| c.restart_count.max(0) as u32).sum())
+            .unwrap_or(0),
+        unschedulable: pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|cs| {
+                cs.iter()
+                    .find(|c| c.type_ == "PodScheduled" && c.status == "False")
+                    .map(|c| {
+                        c.message
+                            .clone()
+                            .or_else(|| c.reason.clone())
+                            .unwrap_or_else(|| "not scheduled".into())
+                    })
+            }),
         namespace,
         name,
     })

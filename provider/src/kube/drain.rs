@@ -665,6 +665,9 @@ mod tests {
     fn pod(name: &str, owner: Option<&str>) -> Candidate {
         Candidate {
             pod: KubePod {
+                waiting_reason: None,
+                restarts: 0,
+                unschedulable: None,
                 namespace: "ns".into(),
                 name: name.into(),
                 node: Some("n1".into()),

@@ -42,6 +42,22 @@ impl<G: NodeGrouping> NodeOps for GroupedNodeOps<G> {
         Ok(s)
     }
 
+    async fn scan(&self) -> Result<kup_engine::kube::ClusterScan, ProviderError> {
+        self.inner.read_scan().await
+    }
+
+    async fn smoke_pod(
+        &self,
+        namespace: &str,
+        name: &str,
+        image: &str,
+        timeout: Duration,
+    ) -> Result<Duration, ProviderError> {
+        self.inner
+            .run_smoke_pod(namespace, name, image, timeout)
+            .await
+    }
+
     async fn set_unschedulable(
         &self,
         node: &str,

@@ -16,6 +16,7 @@ mod convert;
 mod drain;
 pub mod grouped;
 pub mod quantity;
+mod scan;
 pub mod selector;
 mod wait;
 
@@ -40,6 +41,7 @@ use crate::{ErrorKind, NodeOps, ProviderError};
 
 pub use convert::{node_from, pdb_from, pod_from, pod_requests};
 pub use drain::{classify, Candidate, DrainPlan, Verdict};
+pub use scan::decode_helm_release;
 
 /// The label EKS managed node groups put on their nodes.
 pub const EKS_NODEGROUP_LABEL: &str = "eks.amazonaws.com/nodegroup";
@@ -556,6 +558,20 @@ fn default_kubeconfig_path() -> Option<PathBuf> {
 impl NodeOps for KubeNodeOps {
     async fn snapshot(&self) -> Result<KubeSnapshot, ProviderError> {
         self.read_snapshot().await
+    }
+
+    async fn scan(&self) -> Result<kup_engine::kube::ClusterScan, ProviderError> {
+        self.read_scan().await
+    }
+
+    async fn smoke_pod(
+        &self,
+        namespace: &str,
+        name: &str,
+        image: &str,
+        timeout: Duration,
+    ) -> Result<Duration, ProviderError> {
+        self.run_smoke_pod(namespace, name, image, timeout).await
     }
 
     async fn set_unschedulable(

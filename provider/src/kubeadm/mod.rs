@@ -992,6 +992,9 @@ impl Provider for KubeadmProvider {
         ProviderPolicy {
             rounds: true,
             host_prechecks: true,
+            bundled_addons: Some(
+                "`kubeadm upgrade apply` moves CoreDNS and kube-proxy with the control plane; the CNI is not kubeadm's: check that its version supports each minor (a cni_upgrade command runs after the first control-plane host)".into(),
+            ),
             supports_max_surge: false,
             min_max_unavailable: 1,
             control_plane_upgrade_estimate: Duration::from_secs(15 * 60),
@@ -1057,6 +1060,10 @@ impl Provider for KubeadmProvider {
             offered.push(c.version.clone());
         }
         Ok(ActualCluster {
+            scan: None,
+            insights: Vec::new(),
+            upgrade_protection: None,
+            support: Vec::new(),
             api_uses: Vec::new(),
             name: cluster.name.clone(),
             region: None,

@@ -1,0 +1,168 @@
+//! `kup check`: refresh and run every safety check (removed APIs, health, add-ons,
+//! provider insights, upgrade protection, support dates) without planning the steps.
+//! Exit 0 when nothing is wrong, 2 when a finding would refuse the plan, 3 when there are
+//! only warnings, so CI can alert on each.
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+use console::Style;
+use kup_engine::planner::{self, ClusterCheck, PlanInput, PlanOptions};
+use kup_engine::preflight::Severity;
+use serde::Serialize;
+
+use crate::cli::CheckArgs;
+use crate::commands::drift::resolve_aliases;
+use crate::failure::Result;
+use crate::render::progress::{quiet_sink, Mode};
+use crate::workspace::{default_state_path, load_config, lock_for_reading, Connected};
+
+#[derive(Serialize)]
+struct CheckReport {
+    /// `ok`, `warnings` or `blocked`.
+    verdict: &'static str,
+    clusters: Vec<ClusterCheck>,
+}
+
+pub async fn run(args: CheckArgs) -> Result<ExitCode> {
+    let state_path = args
+        .state
+        .state
+        .clone()
+        .unwrap_or_else(|| default_state_path(&args.dir));
+    let loaded = load_config(&args.dir, &args.vars)?;
+    for w in &loaded.warnings {
+        eprintln!("{}", w.render(&loaded.sources).trim_end());
+    }
+    let _lock = lock_for_reading(
+        &loaded.desired,
+        &state_path,
+        "check",
+        args.state.lock_timeout,
+    )?;
+    let connected = Connected::start(&loaded.desired, &loaded.dir).await?;
+    let clusters: Vec<_> = loaded.desired.clusters.iter().collect();
+    let mode = if args.output.json {
+        Mode::Json
+    } else {
+        Mode::Plain
+    };
+    let actual = connected
+        .refresh(
+            &loaded.desired,
+            &clusters,
+            args.parallelism,
+            &quiet_sink(mode),
+        )
+        .await;
+    let policies = connected.policies();
+    connected.shutdown().await;
+    let actual = actual?;
+    let mut desired = loaded.desired.clone();
+    resolve_aliases(&mut desired, &actual)?;
+    let options = PlanOptions {
+        strict_skew: args.strict_skew,
+        targets: Vec::new(),
+        today: Some(time::OffsetDateTime::now_utc().date()),
+    };
+    let checks = planner::check(&PlanInput {
+        desired: &desired,
+        actual: &actual,
+        policies: &policies,
+        options: &options,
+    });
+    let blocked = checks
+        .iter()
+        .any(|c| c.error.is_some() || c.findings.iter().any(|f| f.blocking));
+    let warned = checks
+        .iter()
+        .any(|c| c.findings.iter().any(|f| f.severity != Severity::Info));
+    let report = CheckReport {
+        verdict: if blocked {
+            "blocked"
+        } else if warned {
+            "warnings"
+        } else {
+            "ok"
+        },
+        clusters: checks,
+    };
+    if args.output.json {
+        println!(
+            "{}",
+            serde_json::to_string(&report).expect("report serializes")
+        );
+    } else {
+        print!("{}", render(&report, args.all));
+    }
+    Ok(match report.verdict {
+        "blocked" => ExitCode::from(2),
+        "warnings" => ExitCode::from(3),
+        _ => ExitCode::SUCCESS,
+    })
+}
+
+fn render(r: &CheckReport, all: bool) -> String {
+    let red = Style::new().red().bold();
+    let yellow = Style::new().yellow();
+    let green = Style::new().green();
+    let dim = Style::new().dim();
+    let mut out = String::new();
+    for c in &r.clusters {
+        let _ = writeln!(
+            out,
+            "{} ({} {}): {} → {}",
+            c.address,
+            c.provider,
+            c.name,
+            c.from,
+            c.to.as_ref()
+                .map(|t| t.to_string())
+                .unwrap_or_else(|| "-".into())
+        );
+        if let Some(e) = &c.error {
+            let _ = writeln!(out, "  {} {e}", red.apply_to("cannot plan:"));
+        }
+        let mut shown = 0;
+        for f in &c.findings {
+            let tag = match (f.severity, f.blocking) {
+                (Severity::Error, true) => red.apply_to("blocks:  ").to_string(),
+                (Severity::Error, false) => yellow.apply_to("error:   ").to_string(),
+                (Severity::Warning, _) => yellow.apply_to("warning: ").to_string(),
+                (Severity::Info, _) if all => dim.apply_to("info:    ").to_string(),
+                (Severity::Info, _) => continue,
+            };
+            shown += 1;
+            let _ = writeln!(out, "  {tag}[{}] {}", f.check.as_str(), f.line());
+            if let Some(r) = &f.remedy {
+                let _ = writeln!(out, "           fix: {r}");
+            }
+        }
+        if shown == 0 && c.error.is_none() {
+            let _ = writeln!(out, "  {} every check passed", green.apply_to("ok:"));
+        }
+        let hidden = c
+            .findings
+            .iter()
+            .filter(|f| f.severity == Severity::Info)
+            .count();
+        if hidden > 0 && !all {
+            let _ = writeln!(
+                out,
+                "  {}",
+                dim.apply_to(format!("({hidden} notes; -all shows them)"))
+            );
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(
+        out,
+        "{}",
+        match r.verdict {
+            "blocked" => red.apply_to("Blocked: a plan would be refused until the findings marked `blocks` are fixed.").to_string(),
+            "warnings" => yellow.apply_to("Warnings only: a plan can be made.").to_string(),
+            _ => green.apply_to("All checks passed.").to_string(),
+        }
+    );
+    out
+}
