@@ -57,10 +57,22 @@ cluster "prod_us" {
   version              = var.target
   parallel_node_groups = 2
 
-  # Safety: manifests still at an API a hop removes refuse that hop.
+  # Safety: objects still at an API a hop removes (in these manifests, or found in the
+  # cluster through last-applied annotations, managedFields and Helm releases) refuse that
+  # hop, as do a failing /readyz, NotReady nodes and EKS upgrade insights in ERROR.
+  # `kup check examples/eks` runs the same checks on their own.
   preflight {
     manifests    = ["k8s"]
     removed_apis = "block"
+    health       = "block"
+    insights     = "warn"
+  }
+
+  # After the last step: nodes Ready at the new version, every workload available as
+  # before, no new Pending pods, and a pod that must start, run and be removed.
+  postflight {
+    smoke_pod = true
+    timeout   = "15m"
   }
 
   # The team's own checks: a smoke test after every control-plane hop (a failure stops the

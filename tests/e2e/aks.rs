@@ -134,6 +134,7 @@ fn control_plane_only_hops_then_pools_with_surge_settings() {
             "prod/control_plane/1.31",
             "prod/node_group/system/1.31",
             "prod/node_group/apps/1.31",
+            "prod/postflight",
         ]
     );
     let apply = kup(&["apply", "-auto-approve", d]);

@@ -113,6 +113,7 @@ fn multi_hop_master_with_a_pool_rollout_where_skew_requires_it() {
             "shop/node_group/default/1.31",
             "shop/control_plane/1.32",
             "shop/node_group/default/1.32",
+            "shop/postflight",
         ]
     );
     let apply = kup(&["apply", "-auto-approve", d]);
@@ -256,6 +257,7 @@ fn native_blue_green_keeps_budgets_and_completes_when_healthy() {
             "shop/node_group/default/config",
             "shop/control_plane/1.30",
             "shop/node_group/default/1.30",
+            "shop/postflight",
         ]
     );
     let apply = kup(&["apply", "-auto-approve", d]);
@@ -520,7 +522,8 @@ fn latest_and_default_aliases_resolve_to_exact_versions_in_the_saved_plan() {
                 .unwrap();
             assert_eq!(to, newest.to_string());
         }
-        let last = saved.plan.steps.last().unwrap();
+        let last = &saved.plan.steps[saved.plan.steps.len() - 2];
+        assert_eq!(saved.plan.steps.last().unwrap().id, "shop/postflight");
         assert_eq!(
             last.id,
             format!("shop/node_group/default/{}", c.version.minor()),
@@ -554,6 +557,7 @@ fn kup_driven_blue_green_on_gke_creates_and_deletes_pools_within_budgets() {
             "shop/node_group/default/1.30/drain",
             "shop/node_group/default/1.30/soak",
             "shop/node_group/default/1.30/delete",
+            "shop/postflight",
         ]
     );
     let apply = kup(&["apply", "-auto-approve", d]);

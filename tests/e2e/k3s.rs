@@ -192,6 +192,7 @@ fn two_minor_upgrade_goes_round_by_round_servers_first() {
             "edge/node_group/agents/1.30.9+k3s1",
             "edge/control_plane/1.31",
             "edge/node_group/agents/1.31.4+k3s1",
+            "edge/postflight",
             "edge/upgrade_plans/remove"
         ]
     );

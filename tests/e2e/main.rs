@@ -17,4 +17,5 @@ mod kube;
 #[cfg(feature = "kubeadm")]
 mod kubeadm;
 mod preflight;
+mod safety;
 mod saved_plan;
