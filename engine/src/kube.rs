@@ -138,10 +138,50 @@ pub struct ClusterScan {
     /// managedFields, Helm release manifests).
     #[serde(default)]
     pub api_uses: Vec<crate::removed_apis::ApiUse>,
+    /// The Deployments and DaemonSets in `kube-system` with their first container's
+    /// image: CoreDNS, kube-proxy, the CNI, whose versions the add-on check reports.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub components: Vec<Component>,
     /// What could not be read (e.g. Secrets forbidden by RBAC), so the checks are
     /// incomplete.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gaps: Vec<String>,
+}
+
+/// A system component and the image it runs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Component {
+    /// `Deployment/coredns`, `DaemonSet/kube-proxy`.
+    pub workload: String,
+    pub image: String,
+}
+
+impl Component {
+    /// The image's tag (`v1.11.1`), or the whole image without one.
+    pub fn version(&self) -> &str {
+        let last = self.image.rsplit('/').next().unwrap_or(&self.image);
+        last.split_once(':').map_or(self.image.as_str(), |(_, t)| t)
+    }
+    /// The workload's name without its kind.
+    pub fn name(&self) -> &str {
+        self.workload
+            .split_once('/')
+            .map_or(&self.workload, |(_, n)| n)
+    }
+    /// A CNI plugin's agent (Calico, Cilium, Flannel, Canal, Weave, Antrea, kube-router).
+    pub fn is_cni(&self) -> bool {
+        const CNI: &[&str] = &[
+            "calico",
+            "cilium",
+            "flannel",
+            "canal",
+            "weave",
+            "antrea",
+            "kube-router",
+        ];
+        let n = self.name();
+        CNI.iter().any(|c| n.contains(c))
+    }
 }
 
 /// A Deployment or StatefulSet and how many of its replicas are available.

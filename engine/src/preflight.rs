@@ -450,6 +450,47 @@ fn addons(cx: &Context<'_>) -> Vec<Finding> {
                 "bundled add-ons",
                 note.clone(),
             ));
+            let components: Vec<&crate::kube::Component> =
+                cx.actual.scan.iter().flat_map(|s| &s.components).collect();
+            if !components.is_empty() {
+                out.push(Finding::new(
+                    Check::Addon,
+                    Severity::Info,
+                    "kube-system",
+                    format!(
+                        "runs {}",
+                        components
+                            .iter()
+                            .map(|c| format!("{} {}", c.name(), c.version()))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+            // kubeadm leaves the CNI alone: moving minors without a cni_upgrade
+            // relies on the installed one supporting every hop.
+            let kubeadm_without_cni_step = cx.spec.provider.split('.').next() == Some("kubeadm")
+                && cx
+                    .spec
+                    .kubeadm
+                    .as_ref()
+                    .is_none_or(|k| k.cni_upgrade.is_empty());
+            if kubeadm_without_cni_step {
+                for c in components.iter().filter(|c| c.is_cni()) {
+                    out.push(
+                        Finding::new(
+                            Check::Addon,
+                            Severity::Warning,
+                            format!("CNI {}", c.name()),
+                            format!(
+                                "{} is not upgraded by kubeadm and no cni_upgrade is configured; the plan takes the cluster to {}",
+                                c.image, cx.target
+                            ),
+                        )
+                        .remedy("check the CNI's supported Kubernetes versions, or set cni_upgrade { command = [...] } to move it after the first control-plane host"),
+                    );
+                }
+            }
         }
     }
     out

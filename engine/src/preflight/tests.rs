@@ -398,3 +398,65 @@ fn postflight_waits_for_the_baseline_and_ignores_what_was_already_broken() {
         ["workloads available before the upgrade are not now: shop/Deployment/web is gone"]
     );
 }
+
+#[test]
+fn kubeadm_reports_its_components_and_warns_about_a_cni_it_does_not_move() {
+    let mut spec = cluster_spec("1.31", vec![]);
+    spec.provider = "kubeadm".into();
+    let mut act = actual("1.30", vec![]);
+    act.scan = Some(ClusterScan {
+        components: vec![
+            crate::kube::Component {
+                workload: "DaemonSet/calico-node".into(),
+                image: "quay.io/calico/node:v3.26.1".into(),
+            },
+            crate::kube::Component {
+                workload: "Deployment/coredns".into(),
+                image: "registry.k8s.io/coredns/coredns:v1.11.1".into(),
+            },
+            crate::kube::Component {
+                workload: "DaemonSet/kube-proxy".into(),
+                image: "registry.k8s.io/kube-proxy:v1.30.4".into(),
+            },
+        ],
+        ..ClusterScan::default()
+    });
+    let policy = ProviderPolicy {
+        bundled_addons: Some("kubeadm moves CoreDNS and kube-proxy".into()),
+        ..ProviderPolicy::default()
+    };
+    let run = |spec: &ClusterSpec| {
+        findings(&Context {
+            spec,
+            actual: &act,
+            policy: &policy,
+            target: m(31),
+            today: None,
+        })
+    };
+    let f = run(&spec);
+    let lines: Vec<String> = f
+        .iter()
+        .map(|f| format!("{:?} {}", f.severity, f.line()))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "Warning CNI calico-node: quay.io/calico/node:v3.26.1 is not upgraded by kubeadm and no cni_upgrade is configured; the plan takes the cluster to 1.31",
+            "Info bundled add-ons: kubeadm moves CoreDNS and kube-proxy",
+            "Info kube-system: runs calico-node v3.26.1, coredns v1.11.1, kube-proxy v1.30.4",
+        ]
+    );
+    // With a cni_upgrade command, the CNI is the plan's to move.
+    let mut with_cni = spec.clone();
+    with_cni.kubeadm = Some(crate::model::KubeadmSpec {
+        cni_upgrade: vec![
+            "kubectl".into(),
+            "apply".into(),
+            "-f".into(),
+            "calico.yaml".into(),
+        ],
+        ..Default::default()
+    });
+    assert!(run(&with_cni).iter().all(|f| f.severity == Severity::Info));
+}

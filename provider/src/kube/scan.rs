@@ -13,11 +13,11 @@ use std::io::Read;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
 use kube::discovery::Discovery;
-use kup_engine::kube::{ClusterScan, KubeWorkload};
+use kup_engine::kube::{ClusterScan, Component, KubeWorkload};
 use kup_engine::removed_apis::{removal, ApiUse, REMOVED_APIS};
 
 use super::{list_all, retrying, KubeNodeOps};
@@ -32,6 +32,7 @@ impl KubeNodeOps {
             ..ClusterScan::default()
         };
         scan.workloads = self.workloads().await?;
+        scan.components = self.components().await?;
         let (uses, mut gaps) = self.applied_api_uses().await?;
         scan.api_uses = uses;
         let (helm, helm_gaps) = self.helm_api_uses().await?;
@@ -114,6 +115,37 @@ impl KubeNodeOps {
             });
         }
         out.sort_by_key(|w| w.address());
+        Ok(out)
+    }
+
+    /// kube-system's Deployments and DaemonSets with the image each runs.
+    async fn components(&self) -> Result<Vec<Component>, ProviderError> {
+        let client = self.client().await?;
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), "kube-system");
+        let daemonsets: Api<DaemonSet> = Api::namespaced(client, "kube-system");
+        let lp = ListParams::default();
+        let (d, s) =
+            futures::future::try_join(list_all(&deployments, &lp), list_all(&daemonsets, &lp))
+                .await
+                .map_err(|e| self.err(e, "listing kube-system's Deployments and DaemonSets"))?;
+        let image = |t: Option<&k8s_openapi::api::core::v1::PodTemplateSpec>| {
+            t.and_then(|t| t.spec.as_ref())
+                .and_then(|s| s.containers.first())
+                .and_then(|c| c.image.clone())
+                .unwrap_or_default()
+        };
+        let mut out: Vec<Component> = d
+            .iter()
+            .map(|x| Component {
+                workload: format!("Deployment/{}", x.metadata.name.as_deref().unwrap_or("")),
+                image: image(x.spec.as_ref().map(|s| &s.template)),
+            })
+            .chain(s.iter().map(|x| Component {
+                workload: format!("DaemonSet/{}", x.metadata.name.as_deref().unwrap_or("")),
+                image: image(x.spec.as_ref().map(|s| &s.template)),
+            }))
+            .collect();
+        out.sort_by(|a, b| a.workload.cmp(&b.workload));
         Ok(out)
     }
 
