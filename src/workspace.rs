@@ -256,13 +256,16 @@ impl Connected {
                             let mut call = || ops.scan();
                             match retry(&retry_policy, events, None, &mut call).await {
                                 Ok(scan) => actual.scan = Some(scan),
-                                Err(e) => events(Event::Message {
-                                    level: kup_engine::events::Level::Warning,
-                                    text: format!(
-                                        "{}: cannot read the cluster for the safety checks ({e}); removed APIs in the cluster, API server health and workloads are not checked",
-                                        spec.address()
-                                    ),
-                                }),
+                                // A finding, so `kup check -json` says the checks are
+                                // incomplete rather than passing.
+                                Err(e) => {
+                                    actual.scan = Some(kup_engine::kube::ClusterScan {
+                                        gaps: vec![format!(
+                                            "cannot read the cluster for the safety checks ({e}): API server health, workloads and objects at removed APIs in the cluster are not checked"
+                                        )],
+                                        ..Default::default()
+                                    })
+                                }
                             }
                             Ok(actual)
                         }
@@ -328,6 +331,7 @@ fn wants_scan(spec: &ClusterSpec) -> bool {
     use kup_engine::model::CheckMode;
     spec.preflight.removed_apis != CheckMode::Off
         || spec.preflight.health != CheckMode::Off
+        || spec.preflight.addons != CheckMode::Off
         || spec.postflight.enabled
 }
 

@@ -967,21 +967,24 @@ impl StepContext {
                     .scaled(Duration::from_secs(10))
                     .max(Duration::from_millis(200));
                 let passed = loop {
-                    let (k, scan) = futures::future::try_join(
+                    let read = futures::future::try_join(
                         self.with_retry(|| ops.snapshot()),
-                        self.with_retry(|| ops.scan()),
+                        self.with_retry(|| ops.workloads()),
                     )
-                    .await
-                    .map_err(|e| {
-                        format!("cannot read the cluster for the post-flight check: {e}")
-                    })?;
-                    match crate::preflight::postflight_verdict(
-                        &k,
-                        &scan.workloads,
-                        node_groups,
-                        available_before,
-                        pending_before,
-                    ) {
+                    .await;
+                    // The API server may be briefly away right after an upgrade: that is
+                    // a reason to wait, not a verdict.
+                    let verdict = match &read {
+                        Ok((k, workloads)) => crate::preflight::postflight_verdict(
+                            k,
+                            workloads,
+                            node_groups,
+                            available_before,
+                            pending_before,
+                        ),
+                        Err(e) => Err(vec![format!("cannot read the cluster: {e}")]),
+                    };
+                    match verdict {
                         Ok(passed) => break passed,
                         Err(problems) if Instant::now() >= deadline => {
                             (self.events)(Event::PostFlight {

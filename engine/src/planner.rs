@@ -549,14 +549,13 @@ fn plan_cluster(
     }
 
     // The safety checks: blocking findings refuse the plan, the rest are warnings.
-    let findings = crate::preflight::findings(&crate::preflight::Context {
+    let mut findings = crate::preflight::findings(&crate::preflight::Context {
         spec,
         actual,
         policy: &policy.provider,
         target: target_minor,
         today,
     });
-    errors.extend(blocking_errors(spec, &findings));
 
     // Node groups: exist, no downgrade, final state legal.
     let mut groups = BTreeMap::new();
@@ -780,6 +779,7 @@ fn plan_cluster(
         live_names.insert(ng.name.clone(), actual_ng.name.clone());
     }
     if !errors.is_empty() {
+        errors.extend(blocking_errors(spec, &findings));
         return Err(errors);
     }
 
@@ -899,6 +899,17 @@ fn plan_cluster(
             reason: "kup's Plans are removed after the last round so the controller stops acting on the nodes (keep_plans = true leaves them)".into(),
         });
     }
+    // An unhealthy cluster the plan does not move (config changes only, or nothing) is
+    // worth a warning, not a refused plan.
+    if !moves {
+        for f in findings
+            .iter_mut()
+            .filter(|f| f.check == crate::preflight::Check::Health)
+        {
+            f.blocking = false;
+        }
+    }
+    walk.errors.extend(blocking_errors(spec, &findings));
     if !walk.errors.is_empty() {
         return Err(walk.errors);
     }
@@ -1115,11 +1126,16 @@ fn blocking_errors(spec: &ClusterSpec, findings: &[crate::preflight::Finding]) -
                 (_, Some(m)) => format!("the upgrade to {m} is not safe: {list}"),
                 (_, None) => list,
             };
-            let remedies: Vec<String> = fs
+            let mut remedies: Vec<String> = Vec::new();
+            for r in fs
                 .iter()
                 .filter(|_| check != Check::RemovedApi)
                 .filter_map(|f| f.remedy.clone())
-                .collect();
+            {
+                if !remedies.contains(&r) {
+                    remedies.push(r);
+                }
+            }
             let mut hint = if check == Check::RemovedApi {
                 "migrate the objects to the replacement apiVersion (re-apply the manifests, upgrade the Helm releases)".to_string()
             } else {

@@ -250,13 +250,27 @@ fn removed_apis(cx: &Context<'_>) -> Vec<Finding> {
 /// Whether the cluster is in the middle of an upgrade: nodes being replaced or restarted
 /// are expected to be NotReady or cordoned for a while then.
 fn mid_upgrade(actual: &ActualCluster) -> bool {
-    const SETTLED: &[&str] = &["ACTIVE", "RUNNING", "Succeeded"];
+    // Statuses of a group being changed (EKS, GKE, AKS); failed or degraded ones are
+    // not, so their NotReady nodes still block.
+    const CHANGING: &[&str] = &[
+        "UPDATING",
+        "CREATING",
+        "DELETING",
+        "RECONCILING",
+        "PROVISIONING",
+        "STOPPING",
+        "Upgrading",
+        "Updating",
+        "Creating",
+        "Deleting",
+        "Scaling",
+    ];
     !actual.in_flight.is_empty()
         || !actual.upgrade_plans.is_empty()
         || actual
             .node_groups
             .iter()
-            .any(|g| !SETTLED.contains(&g.status.as_str()))
+            .any(|g| CHANGING.contains(&g.status.as_str()))
         || actual.kube.as_ref().is_some_and(|k| {
             // Kubelets on different minors with a node cordoned: hosts upgraded in place
             // (kubeadm, K3s) by an apply that was stopped.
@@ -305,6 +319,15 @@ fn health(cx: &Context<'_>) -> Vec<Finding> {
         }
     }
     let Some(kube) = &cx.actual.kube else {
+        out.push(
+            Finding::new(
+                Check::Health,
+                Severity::Warning,
+                "Kubernetes API",
+                "cannot be read, so nodes, pods, workloads and objects at removed APIs in the cluster are not checked, and no post-flight check is planned".into(),
+            )
+            .remedy("set kubeconfig/context on the cluster, or give kup's credentials access to it"),
+        );
         return out;
     };
     let expected = mid_upgrade(cx.actual);
@@ -476,7 +499,10 @@ fn addons(cx: &Context<'_>) -> Vec<Finding> {
                     .as_ref()
                     .is_none_or(|k| k.cni_upgrade.is_empty());
             if kubeadm_without_cni_step {
-                for c in components.iter().filter(|c| c.is_cni()) {
+                for c in components
+                    .iter()
+                    .filter(|c| c.is_cni() && c.workload.starts_with("DaemonSet/"))
+                {
                     out.push(
                         Finding::new(
                             Check::Addon,
@@ -657,9 +683,11 @@ pub fn postflight_verdict(
     pending_before: &[String],
 ) -> Result<Vec<String>, Vec<String>> {
     let mut problems = Vec::new();
-    let not_ready: Vec<String> = kube
-        .nodes
-        .iter()
+    // Only the groups the plan moved: other nodes (unmanaged groups, spot churn) are not
+    // this upgrade's to prove.
+    let not_ready: Vec<String> = node_groups
+        .keys()
+        .flat_map(|g| kube.nodes_of_group(g))
         .filter(|n| !n.ready)
         .map(|n| n.name.clone())
         .collect();
@@ -683,14 +711,19 @@ pub fn postflight_verdict(
             names(&behind)
         ));
     }
+    // A workload deleted since the plan was made is someone's decision, not damage.
+    let gone: Vec<String> = available_before
+        .iter()
+        .filter(|a| !workloads.iter().any(|w| &w.address() == *a))
+        .cloned()
+        .collect();
     let unavailable: Vec<String> = available_before
         .iter()
         .filter_map(|a| match workloads.iter().find(|w| &w.address() == a) {
-            None => Some(format!("{a} is gone")),
             Some(w) if !w.is_available() => {
                 Some(format!("{a} has {}/{} available", w.available, w.replicas))
             }
-            Some(_) => None,
+            _ => None,
         })
         .collect();
     if !unavailable.is_empty() {
@@ -702,7 +735,12 @@ pub fn postflight_verdict(
     let mut new_pending: Vec<String> = kube
         .pods
         .iter()
-        .filter(|p| p.phase == "Pending" && !pending_before.contains(&pod_identity(p)))
+        .filter(|p| {
+            p.phase == "Pending"
+                && !pending_before.contains(&pod_identity(p))
+                // A smoke pod a killed run left behind is replaced by this check itself.
+                && p.labels.get("app.kubernetes.io/name").map(String::as_str) != Some("kup-smoke")
+        })
         .map(|p| p.address())
         .collect();
     new_pending.sort();
@@ -715,7 +753,11 @@ pub fn postflight_verdict(
     if !problems.is_empty() {
         return Err(problems);
     }
-    let mut passed = vec![format!("{} node(s) Ready", kube.nodes.len())];
+    let checked: usize = node_groups
+        .keys()
+        .map(|g| kube.nodes_of_group(g).count())
+        .sum();
+    let mut passed = vec![format!("{checked} node(s) Ready")];
     if !node_groups.is_empty() {
         passed.push(format!(
             "kubelets at {}",
@@ -728,8 +770,11 @@ pub fn postflight_verdict(
     }
     passed.push(format!(
         "{} workload(s) available as before",
-        available_before.len()
+        available_before.len() - gone.len()
     ));
+    if !gone.is_empty() {
+        passed.push(format!("deleted since the plan: {}", names(&gone)));
+    }
     passed.push("no new Pending pods".into());
     Ok(passed)
 }

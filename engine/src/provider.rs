@@ -257,6 +257,9 @@ pub trait NodeOps: Send + Sync {
     /// configuration, managedFields, Helm release manifests).
     async fn scan(&self) -> Result<crate::kube::ClusterScan, ProviderError>;
 
+    /// Deployments and StatefulSets with their replicas (the post-flight check polls this).
+    async fn workloads(&self) -> Result<Vec<crate::kube::KubeWorkload>, ProviderError>;
+
     /// Create a pod running `image` in `namespace`, wait until it runs and is Ready, and
     /// delete it (also when it fails). Returns how long it took to run.
     async fn smoke_pod(

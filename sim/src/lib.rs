@@ -19,6 +19,9 @@
 mod aks;
 pub mod catalog;
 mod eks;
+/// How long the simulated EKS takes for each operation (simulated seconds), so benchmarks can
+/// compute the lower bound of an apply from the same numbers.
+pub use eks::durations as eks_durations;
 mod error;
 mod faults;
 mod gke;

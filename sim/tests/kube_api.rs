@@ -165,7 +165,8 @@ async fn discovery_and_version() {
             "batch",
             "networking.k8s.io",
             "policy",
-            "flowcontrol.apiserver.k8s.io"
+            "flowcontrol.apiserver.k8s.io",
+            "authorization.k8s.io"
         ]
     );
     let (code, v) = k.get("/api/v1/nodes/nope").await;
@@ -175,6 +176,27 @@ async fn discovery_and_version() {
         (Some("Status"), Some("NotFound"), Some(404))
     );
     assert_eq!(v["message"], "nodes \"nope\" not found");
+    // Review kinds are created, never listed (kup's scan must skip them).
+    let (code, v) = k.get("/apis/authorization.k8s.io/v1").await;
+    assert_eq!(code, 200);
+    assert_eq!(v["resources"][0]["verbs"], serde_json::json!(["create"]));
+    let (code, _) = k
+        .get("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews")
+        .await;
+    assert_eq!(code, 405);
+    let (code, v) = k
+        .send(
+            reqwest::Method::POST,
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            "application/json",
+            serde_json::json!({ "apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+                "spec": { "resourceAttributes": { "verb": "list", "resource": "pods" } } }),
+        )
+        .await;
+    assert_eq!(
+        (code, &v["status"]["allowed"]),
+        (201, &serde_json::json!(true))
+    );
     k.h.sim.shutdown().await.unwrap();
 }
 

@@ -322,7 +322,7 @@ fn eks_insights_and_unmanaged_addons_are_in_the_plan_with_their_severity() {
 }
 
 #[test]
-fn kup_check_passes_a_clean_cluster_and_reports_support_dates() {
+fn kup_check_exits_3_for_support_dates_near_or_past_their_end() {
     let tmp = tempfile::tempdir().unwrap();
     let sim = Sim::start(tmp.path(), WORLD_ONE, 600.0, None);
     let dir = config_dir(tmp.path(), &sim, &one_cluster("1.31"));

@@ -62,14 +62,39 @@ fn api_use(api_version: &str, kind: &str, name: &str, source: &str) -> ApiUse {
     }
 }
 
+/// The findings, without the note that the (absent) Kubernetes API was not read.
 fn check(spec: &ClusterSpec, act: &ActualCluster, target: u32) -> Vec<Finding> {
-    findings(&Context {
+    without_kube_note(findings(&Context {
         spec,
         actual: act,
         policy: &eks_policy(),
         target: m(target),
         today: None,
-    })
+    }))
+}
+
+fn without_kube_note(f: Vec<Finding>) -> Vec<Finding> {
+    f.into_iter()
+        .filter(|f| f.subject != "Kubernetes API")
+        .collect()
+}
+
+#[test]
+fn a_cluster_kup_cannot_read_says_what_is_not_checked() {
+    let spec = cluster_spec("1.30", vec![]);
+    let f = findings(&Context {
+        spec: &spec,
+        actual: &actual("1.29", vec![]),
+        policy: &eks_policy(),
+        target: m(30),
+        today: None,
+    });
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(
+        (f[0].check, f[0].severity, f[0].blocking),
+        (Check::Health, Severity::Warning, false)
+    );
+    assert!(f[0].message.contains("no post-flight check is planned"));
 }
 
 #[test]
@@ -247,13 +272,13 @@ fn unmanaged_addons_incompatible_with_a_hop_block_and_bundled_ones_are_noted() {
         ..ProviderPolicy::default()
     };
     let plain = actual("1.28", vec![]);
-    let f = findings(&Context {
+    let f = without_kube_note(findings(&Context {
         spec: &spec,
         actual: &plain,
         policy: &policy,
         target: m(29),
         today: None,
-    });
+    }));
     assert_eq!(f.len(), 1);
     assert_eq!((f[0].check, f[0].severity), (Check::Addon, Severity::Info));
 }
@@ -392,11 +417,27 @@ fn postflight_waits_for_the_baseline_and_ignores_what_was_already_broken() {
             "no new Pending pods",
         ]
     );
-    let gone = postflight_verdict(&kube, &[], &groups, &before, &pending_before).unwrap_err();
-    assert_eq!(
-        gone,
-        ["workloads available before the upgrade are not now: shop/Deployment/web is gone"]
+    // Deleted since the plan: said, not failed.
+    let gone = postflight_verdict(&kube, &[], &groups, &before, &pending_before).unwrap();
+    assert!(
+        gone.contains(&"deleted since the plan: shop/Deployment/web".to_string()),
+        "{gone:?}"
     );
+    // A NotReady node outside the planned groups, and a smoke pod left Pending by a killed
+    // run, are not this upgrade's to prove.
+    kube.nodes
+        .push(node("spot-1", "unmanaged", "1.28.1", false));
+    let mut smoke = pod("kup-smoke-1", None, "Pending");
+    smoke.labels = [(
+        "app.kubernetes.io/name".to_string(),
+        "kup-smoke".to_string(),
+    )]
+    .into();
+    kube.pods.push(smoke);
+    assert!(postflight_verdict(&kube, &workloads, &groups, &before, &pending_before).is_ok());
+    kube.nodes[0].ready = false;
+    let e = postflight_verdict(&kube, &workloads, &groups, &before, &pending_before).unwrap_err();
+    assert_eq!(e, ["nodes not Ready: n1"]);
 }
 
 #[test]
@@ -426,13 +467,13 @@ fn kubeadm_reports_its_components_and_warns_about_a_cni_it_does_not_move() {
         ..ProviderPolicy::default()
     };
     let run = |spec: &ClusterSpec| {
-        findings(&Context {
+        without_kube_note(findings(&Context {
             spec,
             actual: &act,
             policy: &policy,
             target: m(31),
             today: None,
-        })
+        }))
     };
     let f = run(&spec);
     let lines: Vec<String> = f
@@ -459,4 +500,51 @@ fn kubeadm_reports_its_components_and_warns_about_a_cni_it_does_not_move() {
         ..Default::default()
     });
     assert!(run(&with_cni).iter().all(|f| f.severity == Severity::Info));
+}
+
+#[test]
+fn an_unhealthy_cluster_blocks_only_a_plan_that_moves_it() {
+    let sick = |version: &str| {
+        let mut act = actual(version, vec![actual_ng("general", version, 2)]);
+        act.kube = Some(KubeSnapshot {
+            nodes: vec![node("n1", "general", &format!("{version}.3"), false)],
+            pods: vec![],
+            pdbs: vec![],
+        });
+        act
+    };
+    // Nothing to move: planned, with the finding as a warning.
+    let p = crate::planner::tests::run(
+        cluster_spec("1.29", vec![ng_spec("general", "1.29")]),
+        sick("1.29"),
+        eks_policy(),
+    )
+    .unwrap();
+    assert!(p.steps.is_empty());
+    assert!(
+        p.clusters[0]
+            .warnings
+            .iter()
+            .any(|w| w == "node n1: is NotReady"),
+        "{:?}",
+        p.clusters[0].warnings
+    );
+    // An upgrade: refused, naming the node and the fix once.
+    let e = crate::planner::tests::run(
+        cluster_spec("1.30", vec![ng_spec("general", "1.30")]),
+        sick("1.29"),
+        eks_policy(),
+    )
+    .unwrap_err();
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(
+        e[0].message,
+        "the cluster is not healthy enough to upgrade: node n1: is NotReady"
+    );
+    assert_eq!(
+        e[0].hint
+            .as_deref()
+            .map(|h| h.matches("repair or replace").count()),
+        Some(1)
+    );
 }

@@ -277,15 +277,19 @@ impl EksProvider {
                 .and_then(|st| st.status())
                 .is_some_and(|st| *st != InsightStatusValue::Passing);
             let full = match (failing, s.id()) {
-                (true, Some(id)) => {
-                    c.describe_insight()
-                        .cluster_name(cluster)
-                        .id(id)
-                        .send()
-                        .await
-                        .map_err(|e| map_sdk_error(e, ctx))?
-                        .insight
-                }
+                (true, Some(id)) => match c
+                    .describe_insight()
+                    .cluster_name(cluster)
+                    .id(id)
+                    .send()
+                    .await
+                    .map_err(|e| map_sdk_error(e, ctx))
+                {
+                    Ok(out) => out.insight,
+                    // Without eks:DescribeInsight the summary is still worth showing.
+                    Err(e) if matches!(e.kind, ErrorKind::Auth | ErrorKind::Invalid) => None,
+                    Err(e) => return Err(e),
+                },
                 _ => None,
             };
             out.push(convert::insight(&s, full.as_ref()));

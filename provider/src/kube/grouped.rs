@@ -46,6 +46,10 @@ impl<G: NodeGrouping> NodeOps for GroupedNodeOps<G> {
         self.inner.read_scan().await
     }
 
+    async fn workloads(&self) -> Result<Vec<kup_engine::kube::KubeWorkload>, ProviderError> {
+        self.inner.read_workloads().await
+    }
+
     async fn smoke_pod(
         &self,
         namespace: &str,

@@ -564,6 +564,10 @@ impl NodeOps for KubeNodeOps {
         self.read_scan().await
     }
 
+    async fn workloads(&self) -> Result<Vec<kup_engine::kube::KubeWorkload>, ProviderError> {
+        self.read_workloads().await
+    }
+
     async fn smoke_pod(
         &self,
         namespace: &str,

@@ -27,14 +27,27 @@ const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 impl KubeNodeOps {
     pub async fn read_scan(&self) -> Result<ClusterScan, ProviderError> {
+        let mut gaps = Vec::new();
         let mut scan = ClusterScan {
-            not_ready: self.readyz().await?,
+            not_ready: forbidden_is_gap(self.readyz().await, "reading /readyz", &mut gaps)?
+                .flatten(),
             ..ClusterScan::default()
         };
-        scan.workloads = self.workloads().await?;
-        scan.components = self.components().await?;
-        let (uses, mut gaps) = self.applied_api_uses().await?;
+        scan.workloads = forbidden_is_gap(
+            self.read_workloads().await,
+            "listing Deployments and StatefulSets",
+            &mut gaps,
+        )?
+        .unwrap_or_default();
+        scan.components = forbidden_is_gap(
+            self.components().await,
+            "listing kube-system's Deployments and the DaemonSets",
+            &mut gaps,
+        )?
+        .unwrap_or_default();
+        let (uses, applied_gaps) = self.applied_api_uses().await?;
         scan.api_uses = uses;
+        gaps.extend(applied_gaps);
         let (helm, helm_gaps) = self.helm_api_uses().await?;
         scan.api_uses.extend(helm);
         gaps.extend(helm_gaps);
@@ -67,7 +80,9 @@ impl KubeNodeOps {
         }
     }
 
-    async fn workloads(&self) -> Result<Vec<KubeWorkload>, ProviderError> {
+    /// Deployments and StatefulSets with their replicas (also what the post-flight check
+    /// polls, without the rest of the scan).
+    pub async fn read_workloads(&self) -> Result<Vec<KubeWorkload>, ProviderError> {
         let client = self.client().await?;
         let deployments: Api<Deployment> = Api::all(client.clone());
         let statefulsets: Api<StatefulSet> = Api::all(client);
@@ -118,11 +133,12 @@ impl KubeNodeOps {
         Ok(out)
     }
 
-    /// kube-system's Deployments and DaemonSets with the image each runs.
+    /// kube-system's Deployments and DaemonSets, and CNI DaemonSets wherever they run
+    /// (the Calico operator uses calico-system, Flannel kube-flannel), with their images.
     async fn components(&self) -> Result<Vec<Component>, ProviderError> {
         let client = self.client().await?;
         let deployments: Api<Deployment> = Api::namespaced(client.clone(), "kube-system");
-        let daemonsets: Api<DaemonSet> = Api::namespaced(client, "kube-system");
+        let daemonsets: Api<DaemonSet> = Api::all(client);
         let lp = ListParams::default();
         let (d, s) =
             futures::future::try_join(list_all(&deployments, &lp), list_all(&daemonsets, &lp))
@@ -144,6 +160,13 @@ impl KubeNodeOps {
                 workload: format!("DaemonSet/{}", x.metadata.name.as_deref().unwrap_or("")),
                 image: image(x.spec.as_ref().map(|s| &s.template)),
             }))
+            .zip(
+                d.iter()
+                    .map(|x| x.metadata.namespace.clone())
+                    .chain(s.iter().map(|x| x.metadata.namespace.clone())),
+            )
+            .filter(|(c, ns)| ns.as_deref() == Some("kube-system") || c.is_cni())
+            .map(|(c, _)| c)
             .collect();
         out.sort_by(|a, b| a.workload.cmp(&b.workload));
         Ok(out)
@@ -169,17 +192,29 @@ impl KubeNodeOps {
         let mut uses = Vec::new();
         let mut gaps = Vec::new();
         for (group, kind) in kinds {
-            let Some((ar, _)) = discovery.get(group).and_then(|g| g.recommended_kind(kind)) else {
+            let Some((ar, caps)) = discovery.get(group).and_then(|g| g.recommended_kind(kind))
+            else {
                 continue; // not served in this cluster: nothing can be stored at it
             };
+            // Reviews (TokenReview, SubjectAccessReview…) are only ever created.
+            if !caps.supports_operation(kube::discovery::verbs::LIST) {
+                continue;
+            }
             let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
             let objects = match list_all(&api, &ListParams::default()).await {
                 Ok(o) => o,
+                Err(kube::Error::Api(s)) if s.code == 404 || s.code == 405 => continue,
                 Err(kube::Error::Api(s)) if s.code == 403 => {
                     gaps.push(format!("listing {} is forbidden", ar.plural));
                     continue;
                 }
-                Err(e) => return Err(self.err(e, &format!("listing {}", ar.plural))),
+                Err(e) if super::is_transient(&e) => {
+                    return Err(self.err(e, &format!("listing {}", ar.plural)))
+                }
+                Err(e) => {
+                    gaps.push(format!("listing {} failed: {e}", ar.plural));
+                    continue;
+                }
             };
             for o in objects {
                 uses.extend(object_api_uses(&o, &ar.api_version, kind));
@@ -233,10 +268,14 @@ impl KubeNodeOps {
                     let source = format!("Helm release {ns}/{name} revision {rev}");
                     let manifest = release["manifest"].as_str().unwrap_or("");
                     match kup_engine::removed_apis::objects_in_manifest(&source, manifest) {
-                        // Objects keep the namespace their manifest gives (Helm puts
-                        // namespaced ones without one in the release's; the source
-                        // names the release).
-                        Ok(objs) => uses.extend(objs),
+                        // Helm installs namespaced objects without a namespace into the
+                        // release's, so they match what the cluster shows.
+                        Ok(objs) => uses.extend(objs.into_iter().map(|mut u| {
+                            if u.namespace.is_none() && !is_cluster_scoped(&u.kind) {
+                                u.namespace = Some(ns.clone());
+                            }
+                            u
+                        })),
                         Err(e) => gaps.push(format!("cannot read {e}")),
                     }
                 }
@@ -278,9 +317,19 @@ impl KubeNodeOps {
                 "restartPolicy": "Never",
                 "terminationGracePeriodSeconds": 0,
                 "automountServiceAccountToken": false,
+                // Admitted by Pod Security "restricted" namespaces too.
+                "securityContext": {
+                    "runAsNonRoot": true,
+                    "runAsUser": 65535,
+                    "seccompProfile": { "type": "RuntimeDefault" }
+                },
                 "containers": [{
                     "name": "smoke",
                     "image": image,
+                    "securityContext": {
+                        "allowPrivilegeEscalation": false,
+                        "capabilities": { "drop": ["ALL"] }
+                    },
                     "resources": { "requests": { "cpu": "10m", "memory": "16Mi" },
                                    "limits": { "cpu": "10m", "memory": "16Mi" } }
                 }]
@@ -370,6 +419,52 @@ impl KubeNodeOps {
             format!("the old smoke pod {name} is still there after being deleted"),
         ))
     }
+}
+
+/// The read's outcome, with "forbidden" turned into a gap in the checks (`Ok(None)`).
+fn forbidden_is_gap<T>(
+    r: Result<T, ProviderError>,
+    what: &str,
+    gaps: &mut Vec<String>,
+) -> Result<Option<T>, ProviderError> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.kind == ErrorKind::Auth => {
+            gaps.push(format!("{what} is forbidden"));
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Kinds that live outside namespaces (those a Helm chart can carry, and every kind of
+/// the removed-API table that is cluster-scoped).
+fn is_cluster_scoped(kind: &str) -> bool {
+    const CLUSTER: &[&str] = &[
+        "APIService",
+        "CertificateSigningRequest",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "CSIDriver",
+        "CSINode",
+        "CustomResourceDefinition",
+        "FlowSchema",
+        "IngressClass",
+        "MutatingWebhookConfiguration",
+        "Namespace",
+        "Node",
+        "PersistentVolume",
+        "PodSecurityPolicy",
+        "PriorityClass",
+        "PriorityLevelConfiguration",
+        "RuntimeClass",
+        "StorageClass",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+        "ValidatingWebhookConfiguration",
+        "VolumeAttachment",
+    ];
+    CLUSTER.contains(&kind)
 }
 
 /// The uses of removed APIs one stored object shows: its last-applied apiVersion and the

@@ -218,6 +218,41 @@ const GROUPS: &[&str] = &[
     "flowcontrol.apiserver.k8s.io",
 ];
 
+/// `authorization.k8s.io/v1`: only SelfSubjectAccessReview, which (like every review kind)
+/// can be created and never listed, as `kubectl auth can-i` uses it. The simulated
+/// apiserver authorizes everything.
+fn authorization(method: &Method, rest: &str, body: &[u8]) -> Response {
+    const RES: &str = "selfsubjectaccessreviews";
+    match (method.clone(), rest.trim_end_matches('/')) {
+        (Method::GET, "") => {
+            let mut v = group_obj("authorization.k8s.io");
+            v["kind"] = json!("APIGroup");
+            v["apiVersion"] = json!("v1");
+            json_resp(200, &v)
+        }
+        (Method::GET, "/v1") => json_resp(
+            200,
+            &json!({ "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "authorization.k8s.io/v1",
+                "resources": [ { "name": RES, "singularName": "selfsubjectaccessreview", "namespaced": false,
+                    "kind": "SelfSubjectAccessReview", "verbs": ["create"] } ] }),
+        ),
+        (Method::POST, "/v1/selfsubjectaccessreviews") => {
+            let mut review: Value = match serde_json::from_slice(body) {
+                Ok(v) => v,
+                Err(e) => return err_resp(bad_request(format!("the body of the request was in an unknown format ({e})"))),
+            };
+            review["status"] = json!({ "allowed": true });
+            json_resp(201, &review)
+        }
+        (_, "/v1/selfsubjectaccessreviews") => err_resp(ApiErr::new(
+            405,
+            "MethodNotAllowed",
+            format!("the server does not allow this method on the requested resource ({RES}.authorization.k8s.io)"),
+        )),
+        _ => not_found_route(),
+    }
+}
+
 fn group_obj(g: &str) -> Value {
     // One served version per group (autoscaling is served at v2 only).
     let v = KINDS
@@ -322,6 +357,9 @@ pub async fn handle(
             .get(&s.cluster)
             .is_some_and(|kc| kc.get(Kind::Crd, "", "plans.upgrade.cattle.io").is_some())
     };
+    if let Some(rest) = path.strip_prefix("/apis/authorization.k8s.io") {
+        return authorization(&method, rest, &body);
+    }
     let Some(route) = parse_route(&path) else {
         let failing = {
             let inner = s.app.lock();
@@ -342,6 +380,7 @@ pub async fn handle(
         ),
         Route::Apis => {
             let mut groups: Vec<Value> = GROUPS.iter().map(|g| group_obj(g)).collect();
+            groups.push(group_obj("authorization.k8s.io"));
             if suc {
                 // K3s/RKE2 with the system-upgrade-controller: the CRD and Plans.
                 groups.push(group_obj("apiextensions.k8s.io"));
