@@ -148,6 +148,39 @@ fn bench(c: &mut Criterion) {
         );
     }
     group.finish();
+    // Peak memory of planning 1,000 clusters: the process's high-water mark after one
+    // plan (inputs, plan and criterion's own state), against its size before the inputs.
+    if let Some(before) = rss_kib("VmRSS") {
+        let (desired, actual) = world(1000, 10);
+        let p = plan(&PlanInput {
+            desired: &desired,
+            actual: &actual,
+            policies: &policies,
+            options: &options,
+        })
+        .unwrap();
+        let plan_json = serde_json::to_vec(&p).unwrap().len();
+        if let Some(peak) = rss_kib("VmHWM") {
+            println!(
+                "peak RSS with the 1,000-cluster plan: {} MiB (process before building the inputs: {} MiB; the plan as JSON: {} MiB)",
+                peak / 1024,
+                before / 1024,
+                plan_json >> 20
+            );
+        }
+    }
+}
+
+/// A `/proc/self/status` field in KiB (Linux only).
+fn rss_kib(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with(field))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 criterion_group!(benches, bench);

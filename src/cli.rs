@@ -168,6 +168,10 @@ pub struct ApplyArgs {
     /// Undo unfinished blue/green replacements: uncordon blue, drain and delete green
     #[arg(long)]
     pub rollback: bool,
+    /// Keep running through wave soaks and windows instead of stopping at the first
+    /// wave that may not start yet
+    #[arg(long)]
+    pub wait: bool,
     #[command(flatten)]
     pub vars: VarArgs,
     #[command(flatten)]

@@ -54,6 +54,15 @@ pub enum Event {
         step: String,
         error: String,
     },
+    /// A wave may not start yet (its soak or window is ahead); apply ends here unless
+    /// `-wait`, and the next apply continues.
+    WaveWaiting {
+        step: String,
+        rollout: String,
+        wave: String,
+        /// RFC 3339.
+        not_before: String,
+    },
     /// The post-flight check of a cluster: what it proved, or what is wrong.
     PostFlight {
         step: String,

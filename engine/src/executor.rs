@@ -136,7 +136,21 @@ pub struct ApplyReport {
     pub already_done: Vec<String>,
     pub failed: Vec<(String, String)>,
     pub not_run: Vec<(String, String)>,
+    /// Waves that may not start yet: (gate step, rollout, wave, RFC 3339 instant they may).
+    pub waiting: Vec<WaitingWave>,
     pub elapsed: Duration,
+}
+
+/// A wave whose soak or window has not come yet.
+#[derive(
+    Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+pub struct WaitingWave {
+    pub step: String,
+    pub rollout: String,
+    pub wave: String,
+    /// RFC 3339.
+    pub not_before: String,
 }
 
 impl ApplyReport {
@@ -153,6 +167,19 @@ pub struct Executor {
     /// Flips to true on the first Ctrl-C: no new steps start and running ones detach at
     /// their next safe point (their operations keep running at the provider).
     pub cancel: watch::Receiver<bool>,
+    /// Wait for waves whose soak or window is still ahead (`apply -wait`) instead of
+    /// ending the run there.
+    pub wait_for_waves: bool,
+}
+
+/// What a wave's gate needs to decide.
+#[derive(Clone, Debug)]
+struct GateContext {
+    /// When the last step it follows finished (the run's start when it follows none).
+    since: jiff::Timestamp,
+    /// Simulated seconds per real second of the wave's clusters.
+    scale: f64,
+    wait: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -162,12 +189,17 @@ enum Status {
     Done,
     Failed,
     NotRun,
+    Waiting,
 }
 
 enum StepEnd {
-    Done { already: bool },
+    Done {
+        already: bool,
+    },
     Failed(String),
     Interrupted,
+    /// A wave's gate: not before this instant.
+    Waiting(jiff::Timestamp),
 }
 
 impl Executor {
@@ -209,6 +241,18 @@ impl Executor {
             .map(|s| (s.id.as_str(), Status::Pending))
             .collect();
         let mut already_finished = 0;
+        let parse_ts = |s: &str| s.parse::<jiff::Timestamp>().ok();
+        let run_started = resume
+            .and_then(|r| parse_ts(&r.started_at))
+            .unwrap_or_else(jiff::Timestamp::now);
+        let mut finished_at: HashMap<String, jiff::Timestamp> = resume
+            .map(|r| {
+                r.finished_at
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.clone(), parse_ts(v)?)))
+                    .collect()
+            })
+            .unwrap_or_default();
         if let Some(r) = resume {
             for id in &r.finished {
                 if let Some(s) = status.get_mut(id.as_str()) {
@@ -259,7 +303,25 @@ impl Executor {
                         continue;
                     }
                     status.insert(&step.id, Status::Running);
+                    let gate = match &step.action {
+                        Action::WaveGate { clusters, .. } => Some(GateContext {
+                            since: step
+                                .depends_on
+                                .iter()
+                                .filter_map(|d| finished_at.get(d).copied())
+                                .max()
+                                .unwrap_or(run_started),
+                            scale: clusters
+                                .iter()
+                                .filter_map(|c| self.clusters.get(c))
+                                .map(|h| h.time_scale)
+                                .fold(1.0, f64::max),
+                            wait: self.wait_for_waves,
+                        }),
+                        _ => None,
+                    };
                     let ctx = StepContext {
+                        gate,
                         step: step.clone(),
                         handle: self.clusters.get(&step.cluster).cloned(),
                         token: plan.idempotency_token(&run_id, &step.id),
@@ -294,6 +356,7 @@ impl Executor {
             match end {
                 StepEnd::Done { already } => {
                     status.insert(id, Status::Done);
+                    finished_at.insert(id.to_string(), jiff::Timestamp::now());
                     if already {
                         report.already_done.push(id.to_string());
                     } else {
@@ -308,6 +371,19 @@ impl Executor {
                     interrupted = true;
                     status.insert(id, Status::Pending);
                 }
+                StepEnd::Waiting(until) => {
+                    status.insert(id, Status::Waiting);
+                    if let Some(Action::WaveGate { rollout, wave, .. }) =
+                        plan.step(id).map(|s| &s.action)
+                    {
+                        report.waiting.push(WaitingWave {
+                            step: id.to_string(),
+                            rollout: rollout.clone(),
+                            wave: wave.clone(),
+                            not_before: until.to_string(),
+                        });
+                    }
+                }
             }
         }
         let cancelled = *self.cancel.borrow();
@@ -318,15 +394,36 @@ impl Executor {
             .collect();
         let outcome = if !report.failed.is_empty() {
             RunOutcome::Failed
-        } else if interrupted || cancelled || !pending.is_empty() {
+        } else if interrupted || cancelled {
+            RunOutcome::Interrupted
+        } else if !report.waiting.is_empty() {
+            RunOutcome::Waiting
+        } else if !pending.is_empty() {
             RunOutcome::Interrupted
         } else {
             RunOutcome::Completed
         };
         for s in pending {
-            report
-                .not_run
-                .push((s.id.clone(), "interrupted before it started".into()));
+            let why = if report.waiting.is_empty() {
+                "interrupted before it started".to_string()
+            } else {
+                format!(
+                    "waits for {}",
+                    report
+                        .waiting
+                        .iter()
+                        .map(|w| format!("wave {} (not before {})", w.wave, w.not_before))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            report.not_run.push((s.id.clone(), why));
+        }
+        for w in &report.waiting {
+            report.not_run.push((
+                w.step.clone(),
+                format!("wave {} may start at {}", w.wave, w.not_before),
+            ));
         }
         journal.lock().unwrap().append(&Record::RunFinished {
             run_id,
@@ -348,6 +445,7 @@ impl Executor {
 }
 
 struct StepContext {
+    gate: Option<GateContext>,
     step: Step,
     handle: Option<ClusterHandle>,
     token: String,
@@ -398,6 +496,17 @@ impl StepContext {
                 });
                 end
             }
+            Ok(StepEnd::Waiting(until)) => {
+                if let Action::WaveGate { rollout, wave, .. } = &self.step.action {
+                    (self.events)(Event::WaveWaiting {
+                        step: self.step.id.clone(),
+                        rollout: rollout.clone(),
+                        wave: wave.clone(),
+                        not_before: until.to_string(),
+                    });
+                }
+                StepEnd::Waiting(until)
+            }
             Ok(StepEnd::Interrupted) => {
                 (self.events)(Event::Message {
                     level: Level::Warning,
@@ -425,7 +534,74 @@ impl StepContext {
         StepEnd::Failed(msg)
     }
 
+    /// A wave's gate: pass when the waves it follows are done and soaked and the window
+    /// is open; otherwise say when (or wait, with `-wait`).
+    async fn pass_gate(&self) -> Result<StepEnd, String> {
+        let Action::WaveGate {
+            soak_secs, window, ..
+        } = &self.step.action
+        else {
+            unreachable!("only gates")
+        };
+        let g = self
+            .gate
+            .as_ref()
+            .expect("the executor gives gates their context");
+        let soak = Duration::from_secs(*soak_secs);
+        let soak = if g.scale > 1.0 {
+            soak.div_f64(g.scale)
+        } else {
+            soak
+        };
+        let soaked = g
+            .since
+            .checked_add(jiff::SignedDuration::try_from(soak).map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+        let due = |from: jiff::Timestamp| -> Result<jiff::Timestamp, String> {
+            match window {
+                Some(w) => crate::schedule::next_open(w, from),
+                None => Ok(from),
+            }
+        };
+        loop {
+            let now = jiff::Timestamp::now();
+            let at = due(soaked.max(now))?;
+            if at <= now {
+                (self.events)(Event::StepStarted {
+                    step: self.step.id.clone(),
+                    cluster: self.step.cluster.clone(),
+                    description: self.step.action.describe(),
+                    estimated_secs: 0,
+                });
+                return Ok(StepEnd::Done { already: false });
+            }
+            if !g.wait {
+                // Whole seconds, rounded up: the time said is never before the time meant.
+                let shown = if at.subsec_nanosecond() > 0 {
+                    jiff::Timestamp::from_second(at.as_second() + 1).map_err(|e| e.to_string())?
+                } else {
+                    at
+                };
+                return Ok(StepEnd::Waiting(shown));
+            }
+            (self.events)(Event::StepProgress {
+                step: self.step.id.clone(),
+                status: format!("waiting until {at}"),
+                elapsed_secs: 0.0,
+            });
+            let left = Duration::try_from(at.duration_since(now)).unwrap_or_default();
+            let mut cancel = self.cancel.clone();
+            tokio::select! {
+                _ = tokio::time::sleep(left.min(Duration::from_secs(60))) => {}
+                _ = cancel.changed() => return Ok(StepEnd::Interrupted),
+            }
+        }
+    }
+
     async fn execute(&self, started: Instant) -> Result<StepEnd, String> {
+        if matches!(self.step.action, Action::WaveGate { .. }) {
+            return self.pass_gate().await;
+        }
         let Some(handle) = &self.handle else {
             return Err(format!(
                 "no provider is configured for {}; the plan does not match this configuration",

@@ -75,6 +75,16 @@ pub enum RunOutcome {
     Failed,
     /// Stopped on request (Ctrl-C); resumable.
     Interrupted,
+    /// Everything due is done; a wave waits for its soak or window. Resumable: the next
+    /// apply continues the same run.
+    Waiting,
+}
+
+impl RunOutcome {
+    /// A later `kup apply` continues this run.
+    pub fn is_resumable(self) -> bool {
+        matches!(self, RunOutcome::Interrupted | RunOutcome::Waiting)
+    }
 }
 
 /// What a journal says about its last run that did not finish.
@@ -86,6 +96,10 @@ pub struct UnfinishedRun {
     pub failed: BTreeMap<String, String>,
     pub started: BTreeSet<String>,
     pub operations: BTreeMap<String, String>,
+    /// When the run first started (RFC 3339).
+    pub started_at: String,
+    /// When each finished step finished (RFC 3339), for the soak of waves after them.
+    pub finished_at: BTreeMap<String, String>,
 }
 
 pub struct Journal {
@@ -107,10 +121,9 @@ impl Journal {
             }
         }
         let records = read(path)?;
-        if records
-            .last()
-            .is_some_and(|r| matches!(r, Record::RunFinished { outcome, .. } if *outcome != RunOutcome::Interrupted))
-        {
+        if records.last().is_some_and(
+            |r| matches!(r, Record::RunFinished { outcome, .. } if !outcome.is_resumable()),
+        ) {
             write_atomic(path, b"")?;
         }
         let file = OpenOptions::new().create(true).append(true).open(path)?;
@@ -168,7 +181,9 @@ pub fn unfinished_run(records: &[Record]) -> Option<UnfinishedRun> {
         .iter()
         .rposition(|r| matches!(r, Record::RunStarted { .. }))?;
     let Record::RunStarted {
-        run_id, saved_plan, ..
+        run_id,
+        saved_plan,
+        at,
     } = &records[start]
     else {
         unreachable!()
@@ -180,6 +195,8 @@ pub fn unfinished_run(records: &[Record]) -> Option<UnfinishedRun> {
         failed: BTreeMap::new(),
         started: BTreeSet::new(),
         operations: BTreeMap::new(),
+        started_at: at.clone(),
+        finished_at: BTreeMap::new(),
     };
     for r in &records[start + 1..] {
         match r {
@@ -191,16 +208,19 @@ pub fn unfinished_run(records: &[Record]) -> Option<UnfinishedRun> {
             } => {
                 run.operations.insert(step.clone(), operation_id.clone());
             }
-            Record::StepFinished { step, outcome, .. } => match outcome {
+            Record::StepFinished {
+                step, outcome, at, ..
+            } => match outcome {
                 StepOutcome::Done | StepOutcome::AlreadyDone => {
                     run.finished.insert(step.clone());
+                    run.finished_at.insert(step.clone(), at.clone());
                 }
                 StepOutcome::Failed { message } => {
                     run.failed.insert(step.clone(), message.clone());
                 }
             },
             Record::RunFinished { outcome, .. } => {
-                if *outcome != RunOutcome::Interrupted {
+                if !outcome.is_resumable() {
                     return None;
                 }
             }

@@ -9,6 +9,7 @@ pub mod policy;
 pub mod preflight;
 pub mod provider;
 pub mod removed_apis;
+pub mod schedule;
 pub mod support;
 pub mod version;
 

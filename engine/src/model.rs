@@ -29,6 +29,40 @@ impl fmt::Display for SourceLoc {
 pub struct Desired {
     pub providers: Vec<ProviderSpec>,
     pub clusters: Vec<ClusterSpec>,
+    /// `rollout "NAME" { wave ... }`: the order in which clusters are upgraded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rollouts: Vec<RolloutSpec>,
+}
+
+/// `rollout "NAME" { wave "NAME" { ... } ... }`: clusters upgraded in waves, each starting
+/// when the waves it follows have finished (post-flight included) and soaked.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RolloutSpec {
+    pub name: String,
+    /// In the order written; a wave's `after` names only waves written before it.
+    pub waves: Vec<WaveSpec>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct WaveSpec {
+    pub name: String,
+    /// Cluster labels or globs over them (`prod-*`), as written.
+    pub patterns: Vec<String>,
+    /// The labels of the clusters they match, in configuration order.
+    pub clusters: Vec<String>,
+    /// Waves that must have finished first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<String>,
+    /// How long the waves in `after` must have run at their new version first.
+    #[serde(with = "duration_str")]
+    #[schemars(with = "String")]
+    pub soak: Duration,
+    /// At most this many of the wave's clusters upgrade at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_parallel: Option<u32>,
+    /// The wave starts only inside this window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<UpgradeWindow>,
 }
 
 impl Desired {

@@ -132,6 +132,20 @@ pub enum Action {
         /// How long workloads may take to become available again.
         timeout_secs: u64,
     },
+    /// A wave of a rollout may start: the waves it follows have finished (every step of
+    /// their clusters, post-flight included), then `soak_secs` have passed, and now is
+    /// inside `window`. Until then apply stops here and says when to come back (or, with
+    /// `-wait`, waits).
+    WaveGate {
+        rollout: String,
+        wave: String,
+        after: Vec<String>,
+        soak_secs: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        window: Option<crate::model::UpgradeWindow>,
+        /// The wave's clusters (addresses), whose simulated clocks a soak follows.
+        clusters: Vec<String>,
+    },
 }
 
 /// The post-flight smoke pod.
@@ -185,6 +199,7 @@ impl Action {
             Action::PrecheckHosts => "hosts".into(),
             Action::RunHook { point, .. } => format!("hook.{point}"),
             Action::PostFlight { .. } => "postflight".into(),
+            Action::WaveGate { wave, .. } => format!("wave.{wave}"),
         }
     }
 
@@ -297,6 +312,34 @@ impl Action {
             }
             Action::PrecheckHosts => {
                 "pre-check every host (SSH, sudo, swap off, package manager and repository, admin.conf) and that every node is Ready".into()
+            }
+            Action::WaveGate {
+                wave,
+                after,
+                soak_secs,
+                window,
+                ..
+            } => {
+                let mut s = format!("start wave {wave}");
+                if !after.is_empty() {
+                    s.push_str(&format!(" once {} finished", after.join(", ")));
+                    if *soak_secs > 0 {
+                        s.push_str(&format!(
+                            " and soaked {}",
+                            humantime::format_duration(std::time::Duration::from_secs(*soak_secs))
+                        ));
+                    }
+                }
+                if let Some(w) = window {
+                    s.push_str(&format!(
+                        ", inside {} {}–{} {}",
+                        w.days.join(", "),
+                        w.start,
+                        w.end,
+                        w.time_zone.as_deref().unwrap_or("UTC")
+                    ));
+                }
+                s
             }
             Action::PostFlight {
                 node_groups,

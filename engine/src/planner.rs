@@ -389,6 +389,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, Vec<PlanError>> {
         }
     }
     if errors.is_empty() {
+        waves::order(input.desired, &mut steps);
         Ok(Plan::new(cluster_plans, steps))
     } else {
         Err(errors)
@@ -2192,6 +2193,7 @@ fn changes(spec: &ClusterSpec, actual: &ActualCluster, walk: &Walk<'_>) -> Vec<C
 mod blue_green;
 mod predict;
 pub mod rollback;
+pub mod waves;
 
 #[cfg(test)]
 pub(crate) mod tests;

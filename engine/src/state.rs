@@ -25,6 +25,10 @@ pub struct StateFile {
     pub kup_version: String,
     /// By cluster address (`cluster.prod`).
     pub clusters: BTreeMap<String, ClusterState>,
+    /// Waves of a rollout that may not start yet, and when they may (the last apply
+    /// stopped there; the next one continues).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waiting: Vec<crate::executor::WaitingWave>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -64,6 +68,7 @@ impl StateFile {
             serial: 0,
             kup_version: env!("CARGO_PKG_VERSION").to_string(),
             clusters: BTreeMap::new(),
+            waiting: Vec::new(),
         }
     }
 

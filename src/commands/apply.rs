@@ -91,6 +91,11 @@ pub async fn run(args: ApplyArgs) -> Result<ExitCode> {
         let report = execute(&saved, Some(&run), &connected, &state_path, &args, mode).await;
         connected.shutdown().await;
         let report = report?;
+        if report.outcome == Some(RunOutcome::Waiting) {
+            // Still soaking: the run stays unfinished for the next apply.
+            drop(lock);
+            return Ok(ExitCode::SUCCESS);
+        }
         if !report.succeeded() {
             drop(lock);
             return Ok(ExitCode::from(1));
@@ -457,6 +462,7 @@ async fn execute(
         retry: RetryPolicy::default(),
         events: events.clone(),
         cancel: crate::interrupt::cancelled(),
+        wait_for_waves: args.wait,
     };
     let journal = Journal::open(&journal_path(state_path))
         .map_err(|e| Failure::Message(format!("cannot open the journal: {e}")))?;
@@ -486,6 +492,7 @@ async fn execute(
             eprintln!("warning: could not refresh after apply, so the state was not updated: {e:?}")
         }
     }
+    record_waiting(state_path, &report.waiting)?;
     if mode != Mode::Json {
         print_summary(&report, state_path);
         for (cluster, passed, checks) in postflight.lock().unwrap().iter() {
@@ -497,6 +504,21 @@ async fn execute(
         }
     }
     Ok(report)
+}
+
+/// Which waves wait for their soak or window, and until when, for `kup state` and the
+/// next scheduled apply to read (replacing what the last apply recorded).
+fn record_waiting(state_path: &Path, waiting: &[kup_engine::executor::WaitingWave]) -> Result<()> {
+    let mut state = StateFile::load(state_path)
+        .map_err(|e| Failure::Message(e.to_string()))?
+        .unwrap_or_default();
+    if state.waiting.is_empty() && waiting.is_empty() {
+        return Ok(());
+    }
+    state.waiting = waiting.to_vec();
+    state
+        .save(state_path)
+        .map_err(|e| Failure::Message(format!("cannot write the state: {e}")))
 }
 
 /// Store the applied configuration and what the provider reports now.
@@ -575,6 +597,21 @@ fn print_summary(r: &ApplyReport, state_path: &Path) {
                 println!("  - {step}: not run ({why})");
             }
         }
+        Some(RunOutcome::Waiting) => {
+            println!(
+                "{} {} steps done, {} already done, in {}.",
+                green.apply_to("Apply paused: everything due is done."),
+                r.done.len(),
+                r.already_done.len(),
+                crate::render::short_duration(r.elapsed)
+            );
+            for w in &r.waiting {
+                println!(
+                    "  ⏸ rollout {} wave {} may start at {}: run `kup apply` again then (a scheduled pipeline does), or `kup apply -wait` to stay until it has",
+                    w.rollout, w.wave, w.not_before
+                );
+            }
+        }
         Some(RunOutcome::Interrupted) | None => println!(
             "{} {} steps done, {} left. Operations already started keep running at the provider; run `kup apply` again to resume (journal: {}).",
             yellow.apply_to("Apply interrupted."),
@@ -586,7 +623,8 @@ fn print_summary(r: &ApplyReport, state_path: &Path) {
 }
 
 fn exit_code(r: &ApplyReport) -> ExitCode {
-    if r.succeeded() {
+    // A run that stops at a wave still to soak did all it could: success.
+    if r.succeeded() || r.outcome == Some(RunOutcome::Waiting) {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -92,6 +92,29 @@ pub fn render_plan(plan: &Plan) -> String {
         render_notes(&mut out, c);
         out.push('\n');
     }
+    // Rollout gates belong to no cluster: the waves and what each waits for.
+    let gates: Vec<_> = plan
+        .steps
+        .iter()
+        .filter(|s| matches!(s.action, Action::WaveGate { .. }))
+        .collect();
+    if !gates.is_empty() {
+        let _ = writeln!(out, "  {} {}", dim.apply_to("#"), bold.apply_to("Waves"));
+        for g in gates {
+            if let Action::WaveGate {
+                rollout, clusters, ..
+            } = &g.action
+            {
+                let _ = writeln!(
+                    out,
+                    "    rollout {rollout}: {} ({})",
+                    g.action.describe(),
+                    clusters.join(", ")
+                );
+            }
+        }
+        out.push('\n');
+    }
     let _ = writeln!(out, "{}", summary_line(plan, changed.len()));
     out
 }

@@ -164,6 +164,12 @@ fn plain_line(e: &Event) -> Option<String> {
             format!("[{ts}] {step}: {} {error}", red.apply_to("failed:"))
         }
         Event::StepNotRun { step, reason } => format!("[{ts}] {step}: not run: {reason}"),
+        Event::WaveWaiting {
+            rollout,
+            wave,
+            not_before,
+            ..
+        } => format!("[{ts}] rollout {rollout}: wave {wave} may start at {not_before}"),
         Event::PostFlight {
             cluster,
             passed,

@@ -8,6 +8,7 @@ mod aks;
 mod apply;
 mod cli;
 mod crash;
+mod fleet;
 #[cfg(feature = "gke")]
 mod gke;
 mod hooks;

@@ -1150,6 +1150,7 @@ impl Loader<'_> {
         let mut local_attrs: Vec<(usize, Attribute)> = Vec::new();
         let mut providers: Vec<(usize, Block)> = Vec::new();
         let mut clusters: Vec<(usize, Block)> = Vec::new();
+        let mut rollouts: Vec<(usize, Block)> = Vec::new();
         for (f, body) in &bodies {
             let f = *f;
             self.check_schema(
@@ -1162,6 +1163,7 @@ impl Loader<'_> {
                     ("locals", 0),
                     ("provider", 1),
                     ("cluster", 1),
+                    ("rollout", 1),
                 ],
             );
             for b in body.blocks() {
@@ -1186,6 +1188,7 @@ impl Loader<'_> {
                     }
                     "provider" if b.labels.len() == 1 => providers.push((f, b.clone())),
                     "cluster" if b.labels.len() == 1 => clusters.push((f, b.clone())),
+                    "rollout" if b.labels.len() == 1 => rollouts.push((f, b.clone())),
                     _ => {}
                 }
             }
@@ -1202,9 +1205,11 @@ impl Loader<'_> {
         // 5. Providers and clusters.
         let providers = self.providers(&providers);
         let clusters = self.clusters(&clusters, &providers);
+        let rollouts = self.rollouts(&rollouts, &clusters);
         Some(Desired {
             providers,
             clusters,
+            rollouts,
         })
     }
 
@@ -2771,6 +2776,185 @@ impl Loader<'_> {
         Some(out)
     }
 
+    /// `rollout "NAME" { wave "NAME" { clusters, after, soak, max_parallel, window } }`.
+    fn rollouts(
+        &mut self,
+        blocks: &[(usize, Block)],
+        clusters: &[ClusterSpec],
+    ) -> Vec<crate::model::RolloutSpec> {
+        let labels: Vec<&str> = clusters.iter().map(|c| c.label.as_str()).collect();
+        let mut out: Vec<crate::model::RolloutSpec> = Vec::new();
+        // cluster label → `rollout.R.wave.W` that took it first
+        let mut taken: BTreeMap<String, String> = BTreeMap::new();
+        for (f, b) in blocks {
+            let f = *f;
+            let name = b.labels[0].as_str().to_string();
+            self.check_schema(
+                f,
+                &b.body,
+                &format!("rollout \"{name}\""),
+                &[],
+                &[("wave", 1)],
+            );
+            if out.iter().any(|r| r.name == name) {
+                self.err_at(
+                    f,
+                    b.labels[0].span(),
+                    Diagnostic::error(format!("Duplicate rollout \"{name}\""))
+                        .hint("rollout names must be unique; merge the waves into one rollout or rename one"),
+                );
+                continue;
+            }
+            let mut waves: Vec<crate::model::WaveSpec> = Vec::new();
+            for w in b.body.get_blocks("wave") {
+                let wave = w.labels[0].as_str().to_string();
+                let what = format!("wave \"{wave}\"");
+                self.check_schema(
+                    f,
+                    &w.body,
+                    &what,
+                    &["clusters", "after", "soak", "max_parallel"],
+                    &[("window", 0)],
+                );
+                if waves.iter().any(|x| x.name == wave) {
+                    self.err_at(
+                        f,
+                        w.labels[0].span(),
+                        Diagnostic::error(format!(
+                            "Duplicate wave \"{wave}\" in rollout \"{name}\""
+                        ))
+                        .hint("wave names must be unique within a rollout"),
+                    );
+                    continue;
+                }
+                let Some(patterns) = self.get_string_list(f, &w.body, "clusters") else {
+                    if w.body.get_attribute("clusters").is_none() {
+                        self.err_at(
+                            f,
+                            w.ident.span(),
+                            Diagnostic::error(format!("Missing required attribute \"clusters\" in {what}"))
+                                .hint("list the cluster labels (or globs such as \"prod-*\") of the wave: clusters = [\"dev-eu\"]"),
+                        );
+                    }
+                    continue;
+                };
+                let span = w
+                    .body
+                    .get_attribute("clusters")
+                    .and_then(|a| a.value.span());
+                let mut members: Vec<String> = Vec::new();
+                for p in &patterns {
+                    let matched: Vec<&str> = labels
+                        .iter()
+                        .copied()
+                        .filter(|l| glob_match(p, l))
+                        .collect();
+                    if matched.is_empty() {
+                        self.err_at(
+                            f,
+                            span.clone(),
+                            Diagnostic::error(format!("\"{p}\" matches no cluster"))
+                                .detail(format!("{what} of rollout \"{name}\" names clusters by their labels (`cluster \"LABEL\"`), with * for any characters."))
+                                .hint(
+                                    did_you_mean_hint(p, labels.iter().copied()).unwrap_or_else(|| {
+                                        format!("declared clusters: {}", labels.join(", "))
+                                    }),
+                                ),
+                        );
+                    }
+                    for m in matched {
+                        if members.iter().any(|x| x == m) {
+                            continue;
+                        }
+                        let here = format!("rollout.{name}.wave.{wave}");
+                        if let Some(first) = taken.get(m) {
+                            self.err_at(
+                                f,
+                                span.clone(),
+                                Diagnostic::error(format!("cluster \"{m}\" is in two waves"))
+                                    .detail(format!("It is already in {first}; a cluster is upgraded in one wave."))
+                                    .hint("narrow one of the patterns"),
+                            );
+                            continue;
+                        }
+                        taken.insert(m.to_string(), here);
+                        members.push(m.to_string());
+                    }
+                }
+                // Configuration order, so plans do not depend on how patterns are written.
+                members.sort_by_key(|m| labels.iter().position(|l| l == m));
+                let after = self
+                    .get_string_list(f, &w.body, "after")
+                    .unwrap_or_default();
+                for a in &after {
+                    if !waves.iter().any(|x| &x.name == a) {
+                        let span = w.body.get_attribute("after").and_then(|a| a.value.span());
+                        let earlier: Vec<&str> = waves.iter().map(|x| x.name.as_str()).collect();
+                        self.err_at(
+                            f,
+                            span,
+                            Diagnostic::error(format!("{what} follows \"{a}\", which is not a wave written before it"))
+                                .detail("after names waves of the same rollout, written above this one (so waves cannot wait on each other in a circle).")
+                                .hint(did_you_mean_hint(a, earlier.iter().copied()).unwrap_or_else(|| {
+                                    if earlier.is_empty() {
+                                        "the first wave of a rollout follows nothing: remove after".into()
+                                    } else {
+                                        format!("waves written before it: {}", earlier.join(", "))
+                                    }
+                                })),
+                        );
+                    }
+                }
+                let soak = self.get_duration(f, &w.body, "soak").unwrap_or_default();
+                if soak > Duration::ZERO && after.is_empty() {
+                    let span = w.body.get_attribute("soak").and_then(|a| a.value.span());
+                    self.err_at(
+                        f,
+                        span,
+                        Diagnostic::error(format!("{what} has a soak but follows no wave"))
+                            .detail("soak is how long the waves in `after` must run at their new version before this one starts.")
+                            .hint("add after = [\"…\"], or remove soak"),
+                    );
+                }
+                let max_parallel = match w.body.get_attribute("max_parallel") {
+                    Some(a) => match self.get_number(f, &w.body, "max_parallel", "3") {
+                        Some(x) if x >= 1.0 && x.fract() == 0.0 && x <= u32::MAX as f64 => {
+                            Some(x as u32)
+                        }
+                        Some(x) => {
+                            self.err_at(
+                                f,
+                                a.value.span(),
+                                Diagnostic::error("Invalid max_parallel")
+                                    .detail(format!("max_parallel must be a whole number of at least 1, but it is {x}."))
+                                    .hint("write max_parallel = 1 (one cluster at a time) or more"),
+                            );
+                            None
+                        }
+                        None => None,
+                    },
+                    None => None,
+                };
+                let window = w
+                    .body
+                    .get_blocks("window")
+                    .next()
+                    .and_then(|wb| self.window(f, wb));
+                waves.push(crate::model::WaveSpec {
+                    name: wave,
+                    patterns,
+                    clusters: members,
+                    after,
+                    soak,
+                    max_parallel,
+                    window,
+                });
+            }
+            out.push(crate::model::RolloutSpec { name, waves });
+        }
+        out
+    }
+
     /// `window { days = ["saturday"], start = "01:00", end = "05:00", time_zone = "UTC" }`.
     fn window(&mut self, f: usize, w: &Block) -> Option<UpgradeWindow> {
         self.check_schema(
@@ -3023,4 +3207,22 @@ fn short_value(v: &Value) -> String {
         Value::Bool(b) => format!(" ({b})"),
         _ => String::new(),
     }
+}
+
+/// `*` matches any run of characters, `?` one; everything else itself. Written here
+/// rather than pulled from a glob crate: cluster labels are not paths, and this is all
+/// the matching waves need.
+pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
+    fn go(p: &[char], t: &[char]) -> bool {
+        match (p.first(), t.first()) {
+            (None, None) => true,
+            (Some('*'), _) => go(&p[1..], t) || (!t.is_empty() && go(p, &t[1..])),
+            (Some('?'), Some(_)) => go(&p[1..], &t[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &t[1..]),
+            _ => false,
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    go(&p, &t)
 }

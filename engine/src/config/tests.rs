@@ -1736,3 +1736,116 @@ fn hooks_load_in_order_and_unknown_points_are_named() {
     );
     assert!(hint(&e).contains("after_cluster"), "{e}");
 }
+
+fn fleet(rollout: &str) -> String {
+    with_provider(&format!(
+        r#"cluster "dev-eu" {{ version = "1.31" }}
+cluster "dev-us" {{ version = "1.31" }}
+cluster "stg-eu" {{ version = "1.31" }}
+cluster "prod-eu" {{ version = "1.31" }}
+cluster "prod-us" {{ version = "1.31" }}
+{rollout}"#
+    ))
+}
+
+#[test]
+fn rollouts_resolve_globs_in_configuration_order() {
+    let src = fleet(
+        r#"rollout "q3-upgrade" {
+  wave "canary"  { clusters = ["dev-us", "dev-eu"] }
+  wave "staging" {
+    clusters = ["stg-*"]
+    after    = ["canary"]
+    soak     = "24h"
+  }
+  wave "prod" {
+    clusters     = ["prod-*"]
+    after        = ["staging"]
+    soak         = "72h"
+    max_parallel = 1
+    window {
+      days      = ["tue", "wed", "thu"]
+      start     = "09:00"
+      end       = "16:00"
+      time_zone = "Europe/Berlin"
+    }
+  }
+}
+"#,
+    );
+    let l = ok(&[("main.kup.hcl", &src)]);
+    let r = &l.desired.rollouts[0];
+    assert_eq!(r.name, "q3-upgrade");
+    let w = |i: usize| &r.waves[i];
+    assert_eq!(w(0).clusters, ["dev-eu", "dev-us"], "configuration order");
+    assert_eq!(w(1).clusters, ["stg-eu"]);
+    assert_eq!(w(1).soak, std::time::Duration::from_secs(86400));
+    assert_eq!(w(2).clusters, ["prod-eu", "prod-us"]);
+    assert_eq!(w(2).max_parallel, Some(1));
+    assert_eq!(
+        w(2).window.as_ref().unwrap().time_zone.as_deref(),
+        Some("Europe/Berlin")
+    );
+}
+
+#[test]
+fn rollout_mistakes_are_named_where_they_are() {
+    let cases = [
+        (
+            r#"rollout "r" {
+  wave "a" { clusters = ["qa-*"] }
+}
+"#,
+            "\"qa-*\" matches no cluster",
+            "[\"qa-*\"]",
+        ),
+        (
+            r#"rollout "r" {
+  wave "a" { clusters = ["dev-*"] }
+  wave "b" {
+    clusters = ["prod-*"]
+    after    = ["canry"]
+  }
+}
+"#,
+            "wave \"b\" follows \"canry\", which is not a wave written before it",
+            "[\"canry\"]",
+        ),
+        (
+            r#"rollout "r" {
+  wave "a" { clusters = ["dev-*"] }
+  wave "b" { clusters = ["dev-eu", "prod-*"] }
+}
+"#,
+            "cluster \"dev-eu\" is in two waves",
+            "[\"dev-eu\", \"prod-*\"]",
+        ),
+        (
+            r#"rollout "r" {
+  wave "a" {
+    clusters = ["dev-*"]
+    soak     = "1h"
+  }
+}
+"#,
+            "wave \"a\" has a soak but follows no wave",
+            "\"1h\"",
+        ),
+        (
+            r#"rollout "r" {
+  wave "a" {
+    clusters     = ["dev-*"]
+    max_parallel = 0
+  }
+}
+"#,
+            "Invalid max_parallel",
+            "0\n",
+        ),
+    ];
+    for (rollout, summary, at) in cases {
+        let src = fleet(rollout);
+        let d = errors(&[("main.kup.hcl", &src)]);
+        expect(&d, summary, "main.kup.hcl", pos(&src, at, 0));
+    }
+}

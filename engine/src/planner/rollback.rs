@@ -356,6 +356,7 @@ mod tests {
     #[test]
     fn nothing_to_roll_back_when_one_colour_and_after_blue_is_deleted_it_is_impossible() {
         let desired = crate::model::Desired {
+            rollouts: Vec::new(),
             providers: vec![],
             clusters: vec![spec()],
         };

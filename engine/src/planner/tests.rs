@@ -137,6 +137,7 @@ pub(crate) fn run_opts(
     options: PlanOptions,
 ) -> Result<Plan, Vec<PlanError>> {
     let desired = Desired {
+        rollouts: Vec::new(),
         providers: vec![],
         clusters: vec![spec],
     };
@@ -1128,6 +1129,7 @@ mod kube_side {
 #[test]
 fn version_aliases_resolve_to_offered_versions_and_node_groups_follow() {
     let mut desired = Desired {
+        rollouts: Vec::new(),
         providers: vec![],
         clusters: vec![cluster_spec(
             "1.28",

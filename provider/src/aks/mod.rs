@@ -406,7 +406,8 @@ impl AksProvider {
             Action::RemoveUpgradePlans
             | Action::PrecheckHosts
             | Action::RunHook { .. }
-            | Action::PostFlight { .. } => Err(crate::no_upgrade_plans("aks")),
+            | Action::PostFlight { .. }
+            | Action::WaveGate { .. } => Err(crate::no_upgrade_plans("aks")),
         }
     }
 

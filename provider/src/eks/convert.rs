@@ -331,7 +331,8 @@ pub(crate) fn update_matches(u: &Update, action: &Action) -> bool {
         | Action::RemoveUpgradePlans
         | Action::PrecheckHosts
         | Action::RunHook { .. }
-        | Action::PostFlight { .. } => false,
+        | Action::PostFlight { .. }
+        | Action::WaveGate { .. } => false,
     }
 }
 

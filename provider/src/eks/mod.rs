@@ -119,7 +119,8 @@ impl Scope<'_> {
             | Action::RemoveUpgradePlans
             | Action::PrecheckHosts
             | Action::RunHook { .. }
-            | Action::PostFlight { .. } => Scope::Cluster,
+            | Action::PostFlight { .. }
+            | Action::WaveGate { .. } => Scope::Cluster,
             Action::UpdateNodeGroupConfig { node_group, .. }
             | Action::UpgradeNodeGroup { node_group, .. }
             | Action::RollbackNodeGroupUpgrade { node_group } => Scope::NodeGroup(node_group),
@@ -630,7 +631,8 @@ impl EksProvider {
             Action::RemoveUpgradePlans
             | Action::PrecheckHosts
             | Action::RunHook { .. }
-            | Action::PostFlight { .. } => {
+            | Action::PostFlight { .. }
+            | Action::WaveGate { .. } => {
                 return Err(crate::no_upgrade_plans("eks"))
             }
         })

@@ -412,7 +412,8 @@ impl GkeProvider {
             Action::RemoveUpgradePlans
             | Action::PrecheckHosts
             | Action::RunHook { .. }
-            | Action::PostFlight { .. } => Err(crate::no_upgrade_plans("gke")),
+            | Action::PostFlight { .. }
+            | Action::WaveGate { .. } => Err(crate::no_upgrade_plans("gke")),
         }
     }
 }
@@ -436,7 +437,8 @@ fn node_pool_of(action: &Action) -> Option<&str> {
         | Action::RemoveUpgradePlans
         | Action::PrecheckHosts
         | Action::RunHook { .. }
-        | Action::PostFlight { .. } => None,
+        | Action::PostFlight { .. }
+        | Action::WaveGate { .. } => None,
         Action::UpdateNodeGroupConfig { node_group, .. }
         | Action::UpgradeNodeGroup { node_group, .. }
         | Action::RollbackNodeGroupUpgrade { node_group }
