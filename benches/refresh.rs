@@ -1,8 +1,9 @@
-//! Refresh + plan of 200 simulated EKS clusters, every API call delayed 20 ms by the
+//! Refresh + plan of 500 simulated EKS clusters, every API call delayed 20 ms by the
 //! simulator, through the real AWS SDK. Reports wall time at several concurrency levels
 //! against the sequential run in the same process, so the ratio shows the concurrency.
 //!
-//!     cargo bench --bench refresh
+//!     cargo bench --bench refresh                       # 500 clusters
+//!     KUP_BENCH_CLUSTERS=200 cargo bench --bench refresh
 //!
 //! A harness rather than criterion: one sample of the sequential run already takes tens of
 //! seconds, and the point is the ratio between runs made back to back.
@@ -16,11 +17,16 @@ use kup_engine::model::{ActualCluster, ClusterSpec, Desired, ProviderSpec};
 use kup_engine::planner::{plan, PlanInput, PlanOptions};
 use kup_engine::provider::{ClusterTarget, Provider};
 
-const CLUSTERS: usize = 200;
+fn clusters() -> usize {
+    std::env::var("KUP_BENCH_CLUSTERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500)
+}
 
 fn world_hcl() -> String {
     let mut s = String::new();
-    for c in 0..CLUSTERS {
+    for c in 0..clusters() {
         s.push_str(&format!(
             "cluster \"c{c:03}\" {{\n  region = \"eu-west-1\"\n  version = \"1.28\"\n  node_group \"a\" {{\n    version = \"1.28\"\n    desired_size = 3\n    min_size = 1\n    max_size = 6\n    max_unavailable = 1\n  }}\n  addon \"kube-proxy\" {{ version = \"v1.28.4-eksbuild.1\" }}\n}}\n"
         ));
@@ -29,7 +35,7 @@ fn world_hcl() -> String {
 }
 
 fn desired() -> Desired {
-    let text = (0..CLUSTERS)
+    let text = (0..clusters())
         .map(|c| format!("cluster \"c{c:03}\" {{\n  version = \"1.30\"\n  node_group \"a\" {{ version = \"1.30\" }}\n  addon \"kube-proxy\" {{ version = \"compatible\" }}\n}}\n"))
         .collect::<String>();
     let dir = tempfile::tempdir().unwrap();
@@ -97,7 +103,8 @@ async fn main() {
     let _ = refresh_all(&provider, &desired.clusters[..1], 1).await;
 
     println!(
-        "refresh + plan of {CLUSTERS} simulated EKS clusters, 20 ms injected latency per API call"
+        "refresh + plan of {} simulated EKS clusters, 20 ms injected latency per API call",
+        clusters()
     );
     let mut sequential = Duration::ZERO;
     for parallelism in [1usize, 10, 50] {
