@@ -304,6 +304,57 @@ impl Connected {
     }
 }
 
+/// What a command that only reads sees: the configuration with version aliases resolved
+/// against what the providers offer, every cluster refreshed, and the providers' policies.
+pub struct Observed {
+    pub desired: Desired,
+    pub actual: BTreeMap<String, ActualCluster>,
+    pub policies: BTreeMap<String, ProviderPolicy>,
+}
+
+/// Connect to every provider of `loaded` (starting simulators), refresh every cluster,
+/// and stop again.
+pub async fn observe(loaded: &Loaded, parallelism: usize, json: bool) -> Result<Observed, Failure> {
+    let connected = Connected::start(&loaded.desired, &loaded.dir).await?;
+    let clusters: Vec<_> = loaded.desired.clusters.iter().collect();
+    let mode = if json {
+        crate::render::progress::Mode::Json
+    } else {
+        crate::render::progress::Mode::Plain
+    };
+    let actual = connected
+        .refresh(
+            &loaded.desired,
+            &clusters,
+            parallelism,
+            &crate::render::progress::quiet_sink(mode),
+        )
+        .await;
+    let policies = connected.policies();
+    connected.shutdown().await;
+    let actual = actual?;
+    let mut desired = loaded.desired.clone();
+    resolve_aliases(&mut desired, &actual)?;
+    Ok(Observed {
+        desired,
+        actual,
+        policies,
+    })
+}
+
+/// `version = "latest"` / `"-"` as the version the provider offers now.
+pub fn resolve_aliases(
+    desired: &mut Desired,
+    actual: &BTreeMap<String, ActualCluster>,
+) -> Result<(), Failure> {
+    kup_engine::planner::resolve_version_aliases(desired, actual).map_err(|errors| {
+        Failure::Diagnostics {
+            rendered: crate::render::plan::render_plan_errors(&errors),
+            json: serde_json::to_value(&errors).unwrap_or_default(),
+        }
+    })
+}
+
 /// A command that only reads still takes the state lock when a simulator runs in
 /// process: the simulator saves its world when it stops, and must not overwrite what a
 /// concurrent apply's simulator recorded. Real clouds need no lock for reading.

@@ -319,6 +319,21 @@ pub struct PlanInput<'a> {
     pub options: &'a PlanOptions,
 }
 
+impl PlanInput<'_> {
+    /// The skew rules for one cluster: upstream's (or the strict reading) and its
+    /// provider's constraints.
+    fn skew_policy(&self, spec: &ClusterSpec) -> SkewPolicy {
+        SkewPolicy {
+            strict_skew: self.options.strict_skew,
+            provider: self
+                .policies
+                .get(&spec.provider)
+                .cloned()
+                .unwrap_or_default(),
+        }
+    }
+}
+
 pub fn plan(input: &PlanInput<'_>) -> Result<Plan, Vec<PlanError>> {
     let mut errors = Vec::new();
     for t in &input.options.targets {
@@ -361,14 +376,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, Vec<PlanError>> {
             });
             continue;
         };
-        let policy = SkewPolicy {
-            strict_skew: input.options.strict_skew,
-            provider: input
-                .policies
-                .get(&spec.provider)
-                .cloned()
-                .unwrap_or_default(),
-        };
+        let policy = input.skew_policy(spec);
         let narrowed;
         let whole_cluster = cluster_targets.is_empty()
             || cluster_targets
@@ -419,14 +427,7 @@ pub fn check(input: &PlanInput<'_>) -> Vec<ClusterCheck> {
         let Some(actual) = input.actual.get(&spec.label) else {
             continue;
         };
-        let policy = SkewPolicy {
-            strict_skew: input.options.strict_skew,
-            provider: input
-                .policies
-                .get(&spec.provider)
-                .cloned()
-                .unwrap_or_default(),
-        };
+        let policy = input.skew_policy(spec);
         let (to, error) = match resolve_target(spec, actual, &policy) {
             Ok(t) => (Some(t), None),
             Err(e) => (None, Some(e.to_string())),

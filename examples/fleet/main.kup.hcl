@@ -10,7 +10,8 @@
 #   kup apply -auto-approve -wait examples/fleet   # or stay until every wave is done
 #
 # Soaks run on the simulated clock (600 simulated seconds per real second), so an hour here
-# is six real seconds. The simulated world lives in .kup/sim/ (a copy of world.hcl).
+# is six real seconds. The simulated world is the quickstart's: it lives in .kup/sim/ here
+# (a copy of ../quickstart/world.hcl, which stays untouched).
 
 variable "target" {
   type        = string
@@ -21,7 +22,7 @@ variable "target" {
 provider "eks" {
   region   = "eu-west-1"
   simulate = true
-  world    = "world.hcl"
+  world    = "../quickstart/world.hcl"
 }
 
 cluster "prod" {
@@ -58,7 +59,7 @@ provider "gke" {
   project  = "shop-prod"
   location = "europe-west1-b"
   simulate = true
-  world    = "world.hcl"
+  world    = "../quickstart/world.hcl"
 }
 
 cluster "shop" {
@@ -76,7 +77,7 @@ provider "aks" {
   subscription_id = "00000000-0000-0000-0000-000000000001"
   resource_group  = "rg-checkout"
   simulate        = true
-  world           = "world.hcl"
+  world           = "../quickstart/world.hcl"
 }
 
 cluster "checkout" {
@@ -102,7 +103,7 @@ cluster "checkout" {
 
 provider "k3s" {
   simulate = true
-  world    = "world.hcl"
+  world    = "../quickstart/world.hcl"
 }
 
 # K3s has no cloud API: kup writes system-upgrade-controller Plans, one minor per round,

@@ -12,10 +12,8 @@ use kup_engine::preflight::Severity;
 use serde::Serialize;
 
 use crate::cli::CheckArgs;
-use crate::commands::drift::resolve_aliases;
 use crate::failure::Result;
-use crate::render::progress::{quiet_sink, Mode};
-use crate::workspace::{default_state_path, load_config, lock_for_reading, Connected};
+use crate::workspace::{default_state_path, load_config, lock_for_reading, observe, Observed};
 
 #[derive(Serialize)]
 struct CheckReport {
@@ -40,26 +38,11 @@ pub async fn run(args: CheckArgs) -> Result<ExitCode> {
         "check",
         args.state.lock_timeout,
     )?;
-    let connected = Connected::start(&loaded.desired, &loaded.dir).await?;
-    let clusters: Vec<_> = loaded.desired.clusters.iter().collect();
-    let mode = if args.output.json {
-        Mode::Json
-    } else {
-        Mode::Plain
-    };
-    let actual = connected
-        .refresh(
-            &loaded.desired,
-            &clusters,
-            args.parallelism,
-            &quiet_sink(mode),
-        )
-        .await;
-    let policies = connected.policies();
-    connected.shutdown().await;
-    let actual = actual?;
-    let mut desired = loaded.desired.clone();
-    resolve_aliases(&mut desired, &actual)?;
+    let Observed {
+        desired,
+        actual,
+        policies,
+    } = observe(&loaded, args.parallelism, args.output.json).await?;
     let options = PlanOptions {
         strict_skew: args.strict_skew,
         targets: Vec::new(),

@@ -16,8 +16,7 @@ use similar::TextDiff;
 use crate::cli::DriftArgs;
 use crate::commands::apply::record_state;
 use crate::failure::{Failure, Result};
-use crate::render::progress::{quiet_sink, Mode};
-use crate::workspace::{default_state_path, load_config, Connected};
+use crate::workspace::{default_state_path, load_config};
 use crate::VarArgs;
 
 /// One way the running cluster differs from the configuration.
@@ -64,25 +63,9 @@ pub async fn run(args: DriftArgs) -> Result<ExitCode> {
         "drift",
         args.state.lock_timeout,
     )?;
-    let connected = Connected::start(&loaded.desired, &loaded.dir).await?;
-    let clusters: Vec<_> = loaded.desired.clusters.iter().collect();
-    let mode = if args.output.json {
-        Mode::Json
-    } else {
-        Mode::Plain
-    };
-    let actual = connected
-        .refresh(
-            &loaded.desired,
-            &clusters,
-            args.parallelism,
-            &quiet_sink(mode),
-        )
-        .await;
-    connected.shutdown().await;
-    let actual = actual?;
-    let mut desired = loaded.desired.clone();
-    resolve_aliases(&mut desired, &actual)?;
+    let crate::workspace::Observed {
+        desired, actual, ..
+    } = crate::workspace::observe(&loaded, args.parallelism, args.output.json).await?;
     let state = StateFile::load(&state_path).map_err(|e| Failure::Message(e.to_string()))?;
     let report = compute(&desired.clusters, &actual, state.as_ref());
     if args.output.json {
@@ -473,30 +456,10 @@ async fn refreshed(
     (kup_engine::model::Desired, BTreeMap<String, ActualCluster>),
 )> {
     let loaded = load_config(dir, vars)?;
-    let connected = Connected::start(&loaded.desired, &loaded.dir).await?;
-    let clusters: Vec<_> = loaded.desired.clusters.iter().collect();
-    let mode = if json { Mode::Json } else { Mode::Plain };
-    let actual = connected
-        .refresh(&loaded.desired, &clusters, parallelism, &quiet_sink(mode))
-        .await;
-    connected.shutdown().await;
-    let actual = actual?;
-    let mut desired = loaded.desired.clone();
-    resolve_aliases(&mut desired, &actual)?;
+    let crate::workspace::Observed {
+        desired, actual, ..
+    } = crate::workspace::observe(&loaded, parallelism, json).await?;
     let state = StateFile::load(state_path).map_err(|e| Failure::Message(e.to_string()))?;
     let report = compute(&desired.clusters, &actual, state.as_ref());
     Ok((report, (desired, actual)))
-}
-
-/// `version = "latest"` / `"-"` compared as the version the provider offers now.
-pub fn resolve_aliases(
-    desired: &mut kup_engine::model::Desired,
-    actual: &BTreeMap<String, ActualCluster>,
-) -> Result<()> {
-    kup_engine::planner::resolve_version_aliases(desired, actual).map_err(|errors| {
-        Failure::Diagnostics {
-            rendered: crate::render::plan::render_plan_errors(&errors),
-            json: serde_json::to_value(&errors).unwrap_or_default(),
-        }
-    })
 }

@@ -187,12 +187,21 @@ fn a_failing_wave_stops_the_waves_after_it() {
 #[test]
 fn the_fleet_example_runs_its_waves_across_providers_in_order() {
     let tmp = tempfile::tempdir().unwrap();
-    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/fleet");
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     let dir = tmp.path().join("fleet");
     std::fs::create_dir_all(&dir).unwrap();
-    for f in ["main.kup.hcl", "world.hcl"] {
-        std::fs::copy(src.join(f), dir.join(f)).unwrap();
-    }
+    std::fs::create_dir_all(tmp.path().join("quickstart")).unwrap();
+    std::fs::copy(
+        examples.join("fleet/main.kup.hcl"),
+        dir.join("main.kup.hcl"),
+    )
+    .unwrap();
+    // The fleet uses the quickstart's world.
+    std::fs::copy(
+        examples.join("quickstart/world.hcl"),
+        tmp.path().join("quickstart/world.hcl"),
+    )
+    .unwrap();
     let d = dir.to_str().unwrap();
     let run = kup(&["apply", "-auto-approve", "-wait", "-json", d]);
     assert_eq!(run.code, 0, "{run:?}");

@@ -601,49 +601,13 @@ impl NodeOps for KubeNodeOps {
     }
 
     async fn unavailable_workloads(&self) -> Result<Vec<String>, ProviderError> {
-        use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-        let client = self.client().await?;
-        let what = "listing Deployments and StatefulSets";
-        let deployments: Api<Deployment> = Api::all(client.clone());
-        let statefulsets: Api<StatefulSet> = Api::all(client);
-        let lp = ListParams::default();
-        let (d, s) = futures::future::try_join(
-            retrying(|| deployments.list(&lp)),
-            retrying(|| statefulsets.list(&lp)),
-        )
-        .await
-        .map_err(|e| self.err(e, what))?;
-        let mut out = Vec::new();
-        for dep in d.items {
-            let want = dep.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-            let have = dep
-                .status
-                .as_ref()
-                .and_then(|s| s.available_replicas)
-                .unwrap_or(0);
-            if have < want {
-                out.push(format!(
-                    "{}/Deployment/{}: {have}/{want} available",
-                    dep.metadata.namespace.unwrap_or_default(),
-                    dep.metadata.name.unwrap_or_default()
-                ));
-            }
-        }
-        for sts in s.items {
-            let want = sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-            let have = sts
-                .status
-                .as_ref()
-                .and_then(|s| s.available_replicas.or(s.ready_replicas))
-                .unwrap_or(0);
-            if have < want {
-                out.push(format!(
-                    "{}/StatefulSet/{}: {have}/{want} available",
-                    sts.metadata.namespace.unwrap_or_default(),
-                    sts.metadata.name.unwrap_or_default()
-                ));
-            }
-        }
+        let mut out: Vec<String> = self
+            .read_workloads()
+            .await?
+            .into_iter()
+            .filter(|w| !w.is_available())
+            .map(|w| format!("{}: {}/{} available", w.address(), w.available, w.replicas))
+            .collect();
         out.sort();
         Ok(out)
     }

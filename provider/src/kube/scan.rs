@@ -91,44 +91,32 @@ impl KubeNodeOps {
             futures::future::try_join(list_all(&deployments, &lp), list_all(&statefulsets, &lp))
                 .await
                 .map_err(|e| self.err(e, "listing Deployments and StatefulSets"))?;
-        let labels = |m: Option<&BTreeMap<String, String>>| m.cloned().unwrap_or_default();
-        let mut out = Vec::new();
-        for dep in d {
-            let spec = dep.spec.as_ref();
-            out.push(KubeWorkload {
-                namespace: dep.metadata.namespace.clone().unwrap_or_default(),
-                kind: "Deployment".into(),
-                name: dep.metadata.name.clone().unwrap_or_default(),
-                replicas: spec.and_then(|s| s.replicas).unwrap_or(1),
-                available: dep
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.available_replicas)
-                    .unwrap_or(0),
-                pod_labels: labels(
-                    spec.and_then(|s| s.template.metadata.as_ref())
-                        .and_then(|m| m.labels.as_ref()),
-                ),
-            });
-        }
-        for sts in s {
-            let spec = sts.spec.as_ref();
-            out.push(KubeWorkload {
-                namespace: sts.metadata.namespace.clone().unwrap_or_default(),
-                kind: "StatefulSet".into(),
-                name: sts.metadata.name.clone().unwrap_or_default(),
-                replicas: spec.and_then(|s| s.replicas).unwrap_or(1),
-                available: sts
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.available_replicas.or(Some(s.ready_replicas.unwrap_or(0))))
-                    .unwrap_or(0),
-                pod_labels: labels(
-                    spec.and_then(|s| s.template.metadata.as_ref())
-                        .and_then(|m| m.labels.as_ref()),
-                ),
-            });
-        }
+        let mut out: Vec<KubeWorkload> = d
+            .iter()
+            .map(|x| {
+                let spec = x.spec.as_ref();
+                workload(
+                    "Deployment",
+                    &x.metadata,
+                    spec.and_then(|s| s.replicas),
+                    x.status.as_ref().and_then(|s| s.available_replicas),
+                    spec.map(|s| &s.template),
+                )
+            })
+            .chain(s.iter().map(|x| {
+                let spec = x.spec.as_ref();
+                workload(
+                    "StatefulSet",
+                    &x.metadata,
+                    spec.and_then(|s| s.replicas),
+                    // Older apiservers report only readyReplicas for StatefulSets.
+                    x.status
+                        .as_ref()
+                        .and_then(|s| s.available_replicas.or(s.ready_replicas)),
+                    spec.map(|s| &s.template),
+                )
+            }))
+            .collect();
         out.sort_by_key(|w| w.address());
         Ok(out)
     }
@@ -418,6 +406,28 @@ impl KubeNodeOps {
             ErrorKind::Other,
             format!("the old smoke pod {name} is still there after being deleted"),
         ))
+    }
+}
+
+/// A Deployment or StatefulSet as the checks see it (1 replica when unset, as the
+/// apiserver defaults it).
+fn workload(
+    kind: &str,
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    replicas: Option<i32>,
+    available: Option<i32>,
+    template: Option<&k8s_openapi::api::core::v1::PodTemplateSpec>,
+) -> KubeWorkload {
+    KubeWorkload {
+        namespace: meta.namespace.clone().unwrap_or_default(),
+        kind: kind.into(),
+        name: meta.name.clone().unwrap_or_default(),
+        replicas: replicas.unwrap_or(1),
+        available: available.unwrap_or(0),
+        pod_labels: template
+            .and_then(|t| t.metadata.as_ref())
+            .and_then(|m| m.labels.clone())
+            .unwrap_or_default(),
     }
 }
 
