@@ -129,6 +129,10 @@ pub struct ProviderSpec {
     )]
     #[schemars(with = "Option<String>")]
     pub poll_interval: Option<Duration>,
+    /// EKS, GKE, AKS: the most API requests per second kup sends through this provider
+    /// block (one account and region, project or subscription), retries included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_second: Option<f64>,
     #[serde(skip)]
     #[schemars(skip)]
     pub origin: Option<SourceLoc>,

@@ -20,6 +20,7 @@ pub mod k3s;
 pub mod kube;
 #[cfg(feature = "kubeadm")]
 pub mod kubeadm;
+pub mod rate;
 
 /// Every provider kind kup knows about, and the cargo feature that compiles it in.
 const KNOWN_KINDS: &[(&str, &str)] = &[
@@ -152,6 +153,7 @@ mod tests {
 
     fn spec(kind: &str) -> ProviderSpec {
         ProviderSpec {
+            requests_per_second: None,
             channel_server: None,
             versions: Vec::new(),
             kind: kind.into(),

@@ -60,6 +60,7 @@ impl Env {
         .await
         .unwrap();
         let spec = ProviderSpec {
+            requests_per_second: None,
             channel_server: None,
             versions: Vec::new(),
             kind: "eks".into(),
@@ -582,6 +583,7 @@ async fn real_mode_without_credentials_is_an_auth_error() {
     }
     let env = Env::start("").await;
     let spec = ProviderSpec {
+        requests_per_second: None,
         channel_server: None,
         versions: Vec::new(),
         kind: "eks".into(),

@@ -61,6 +61,7 @@ impl Env {
         .await
         .unwrap();
         let spec = ProviderSpec {
+            requests_per_second: None,
             channel_server: None,
             versions: Vec::new(),
             kind: "gke".into(),

@@ -77,6 +77,7 @@ impl Env {
 
     async fn provider(&self) -> Arc<dyn Provider> {
         let spec = ProviderSpec {
+            requests_per_second: None,
             channel_server: None,
             versions: Vec::new(),
             kind: "eks".into(),

@@ -148,6 +148,7 @@ impl Sim {
                 world: w,
                 faults: FaultState::new(cfg.faults.clone()),
                 calls: Vec::new(),
+                requests: Vec::new(),
                 kube,
             }),
             speed: cfg.speed,

@@ -28,6 +28,7 @@ pub async fn handle(
     if path == "/_sim" || path.starts_with("/_sim/") {
         return admin(&app, &method, path, body);
     }
+    app.lock().requests.push(crate::state::now_secs());
     if path.starts_with("/v1/projects/") {
         return crate::gke::handle(&app, method, &uri, &headers, body).await;
     }
@@ -35,6 +36,21 @@ pub async fn handle(
         return crate::aks::handle(&app, method, &uri, &headers, body).await;
     }
     eks_request(&app, method, uri.path(), uri.query(), &headers, body).await
+}
+
+/// The cloud API requests received: how many, and the most in any one-second window.
+fn request_rates(times: &[f64]) -> Value {
+    let mut sorted = times.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mut peak = 0;
+    let mut start = 0;
+    for end in 0..sorted.len() {
+        while sorted[end] - sorted[start] >= 1.0 {
+            start += 1;
+        }
+        peak = peak.max(end - start + 1);
+    }
+    json!({ "count": sorted.len(), "peak_per_second": peak })
 }
 
 fn json_response(status: StatusCode, v: Value) -> Response {
@@ -160,6 +176,10 @@ fn admin(app: &Arc<App>, method: &Method, path: &str, body: Bytes) -> Response {
     let err = |status: StatusCode, msg: String| json_response(status, json!({ "error": msg }));
     match (method.clone(), path.trim_end_matches('/')) {
         (Method::GET, "/_sim/health") => json_response(StatusCode::OK, json!({ "status": "ok" })),
+        (Method::GET, "/_sim/requests") => {
+            let inner = app.lock();
+            json_response(StatusCode::OK, request_rates(&inner.requests))
+        }
         (Method::GET, "/_sim/calls") => {
             let inner = app.lock();
             json_response(
@@ -291,4 +311,18 @@ fn readyz_admin(app: &Arc<App>, method: &Method, cluster: &str, body: &[u8]) -> 
         app.save_logged(&inner, now);
     }
     json_response(StatusCode::OK, shown)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_rates_take_the_busiest_second() {
+        let v = request_rates(&[10.0, 10.1, 10.5, 10.99, 11.0, 11.2, 13.0]);
+        assert_eq!(v["count"], 7);
+        // 10.1 .. 11.0 holds five requests; no one-second window holds six.
+        assert_eq!(v["peak_per_second"], 5);
+        assert_eq!(request_rates(&[])["peak_per_second"], 0);
+    }
 }

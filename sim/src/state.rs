@@ -90,6 +90,9 @@ pub struct Inner {
     pub world: World,
     pub faults: FaultState,
     pub calls: Vec<CallRecord>,
+    /// When each cloud API request (EKS, GKE, AKS) arrived, wall-clock seconds, so a
+    /// client's request rate can be checked (`GET /_sim/requests`).
+    pub requests: Vec<f64>,
     /// Every cluster's Kubernetes side (nodes, pods, controllers, rolling updates).
     pub kube: Kube,
 }

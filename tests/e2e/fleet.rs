@@ -251,3 +251,42 @@ fn the_fleet_example_runs_its_waves_across_providers_in_order() {
     let plan = kup(&["plan", "-detailed-exitcode", d]);
     assert_eq!(plan.code, 0, "everything at 1.31: {plan:?}");
 }
+
+/// The most cloud API requests the simulator received in any one second.
+fn peak_per_second(sim: &Sim) -> u64 {
+    get_json(&format!("{}/requests", sim.admin))["peak_per_second"]
+        .as_u64()
+        .unwrap()
+}
+
+#[test]
+fn requests_per_second_bounds_what_the_provider_receives() {
+    let run = |limit: &str| {
+        let tmp = tempfile::tempdir().unwrap();
+        let sim = Sim::start(tmp.path(), WORLD_ONE, 600.0, None);
+        let dir = tmp.path().join("config");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("main.kup.hcl"),
+            format!(
+                "provider \"eks\" {{\n  region        = \"eu-west-1\"\n  endpoint      = \"{}\"\n  simulate      = true\n  poll_interval = \"20ms\"\n  {limit}\n}}\n\n{}",
+                sim.eks,
+                one_cluster("1.29")
+            ),
+        )
+        .unwrap();
+        let apply = kup(&["apply", "-auto-approve", dir.to_str().unwrap()]);
+        assert_eq!(apply.code, 0, "{apply:?}");
+        assert_eq!(cluster_version(&sim.world_json(), "prod-eu"), "1.29");
+        peak_per_second(&sim)
+    };
+    let unlimited = run("");
+    let limited = run("requests_per_second = 10");
+    // Without a limit a refresh alone sends a dozen requests at once; with one, no second
+    // sees more than 10 (11 allowing for the network's jitter at a second's edge).
+    assert!(
+        unlimited > 11,
+        "the test must be able to fail: peak {unlimited}"
+    );
+    assert!(limited <= 11, "peak {limited} requests in one second");
+}

@@ -854,8 +854,8 @@ impl Loader<'_> {
                 a.key.span(),
                 Diagnostic::error(format!("{key} is not used by provider type \"{kind}\""))
                     .detail(format!(
-                        "{key} configures how kup drives system-upgrade-controller, which only {} clusters use.",
-                        kinds.join(" and ")
+                        "{key} applies only to {} providers.",
+                        kinds.join(", ")
                     ))
                     .hint(format!("remove {key}")),
             );
@@ -1845,6 +1845,7 @@ impl Loader<'_> {
                     "world",
                     "speed",
                     "poll_interval",
+                    "requests_per_second",
                 ],
                 &[],
             );
@@ -2004,8 +2005,32 @@ impl Loader<'_> {
                 world,
                 speed,
                 poll_interval: self.get_duration(f, &b.body, "poll_interval"),
+                requests_per_second: match b.body.get_attribute("requests_per_second") {
+                    Some(a) => match self.get_number(f, &b.body, "requests_per_second", "10") {
+                        Some(x) if x > 0.0 && x.is_finite() => Some(x),
+                        Some(x) => {
+                            self.err_at(
+                                f,
+                                a.value.span(),
+                                Diagnostic::error("Invalid requests_per_second")
+                                    .detail(format!("requests_per_second must be more than 0, but it is {x}."))
+                                    .hint("write requests_per_second = 10, or leave it out for no limit"),
+                            );
+                            None
+                        }
+                        None => None,
+                    },
+                    None => None,
+                },
                 origin: Some(origin),
             };
+            self.only_for(
+                f,
+                &b.body,
+                "requests_per_second",
+                Some(kind.as_str()),
+                &["eks", "gke", "aks"],
+            );
             if let Some(prev) = out.iter().find(|p| p.key() == spec.key()) {
                 let first = prev
                     .origin

@@ -1849,3 +1849,29 @@ fn rollout_mistakes_are_named_where_they_are() {
         expect(&d, summary, "main.kup.hcl", pos(&src, at, 0));
     }
 }
+
+#[test]
+fn requests_per_second_is_a_positive_number_on_cloud_providers_only() {
+    let src = r#"provider "eks" {
+  region              = "eu-west-1"
+  requests_per_second = 8
+}
+"#;
+    let l = ok(&[("main.kup.hcl", src)]);
+    assert_eq!(l.desired.providers[0].requests_per_second, Some(8.0));
+    let bad = src.replace("= 8", "= 0");
+    expect(
+        &errors(&[("main.kup.hcl", &bad)]),
+        "Invalid requests_per_second",
+        "main.kup.hcl",
+        pos(&bad, "0\n", 0),
+    );
+    let k3s = "provider \"k3s\" {\n  requests_per_second = 8\n}\n";
+    let e = expect(
+        &errors(&[("main.kup.hcl", k3s)]),
+        "requests_per_second is not used by provider type \"k3s\"",
+        "main.kup.hcl",
+        pos(k3s, "requests_per_second", 0),
+    );
+    assert!(e.to_string().contains("eks, gke, aks") || hint(&e).contains("remove"), "{e}");
+}

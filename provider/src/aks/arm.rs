@@ -64,6 +64,8 @@ pub struct ArmClient {
     base: String,
     api_version: String,
     tokens: Arc<dyn TokenSource>,
+    /// The provider block's `requests_per_second`, when it has one.
+    limit: Option<Arc<crate::rate::RateLimit>>,
 }
 
 /// How many times one call waits out a 429 / 5xx (honouring `Retry-After`) before the
@@ -88,7 +90,14 @@ impl ArmClient {
             base: base.trim_end_matches('/').to_string(),
             api_version: api_version.to_string(),
             tokens,
+            limit: None,
         })
+    }
+
+    /// Send at most `per_second` requests per second (retries and polls included).
+    pub fn with_rate_limit(mut self, per_second: Option<f64>) -> ArmClient {
+        self.limit = per_second.map(|r| Arc::new(crate::rate::RateLimit::new(r)));
+        self
     }
 
     /// `path` relative to the endpoint (starting with `/`), or an absolute URL ARM gave
@@ -153,6 +162,9 @@ impl ArmClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            if let Some(limit) = &self.limit {
+                limit.acquire().await;
+            }
             let token = self.tokens.token().await?;
             let mut req = self.http.request(method.clone(), &url).header(
                 AUTHORIZATION,

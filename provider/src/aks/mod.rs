@@ -120,7 +120,8 @@ impl AksProvider {
             .clone()
             .unwrap_or_else(|| DEFAULT_API_VERSION.to_string());
         Ok(AksProvider {
-            arm: ArmClient::new(base, &api_version, tokens)?,
+            arm: ArmClient::new(base, &api_version, tokens)?
+                .with_rate_limit(spec.requests_per_second),
             subscription,
             resource_group,
             poll_interval: spec.poll_interval.unwrap_or(DEFAULT_POLL_INTERVAL),
@@ -711,6 +712,7 @@ mod tests {
 
     pub(crate) fn spec() -> ProviderSpec {
         ProviderSpec {
+            requests_per_second: None,
             channel_server: None,
             versions: Vec::new(),
             kind: "aks".into(),

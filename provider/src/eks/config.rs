@@ -8,6 +8,12 @@ use aws_sdk_eks::config::retry::RetryConfig;
 use aws_sdk_eks::config::timeout::TimeoutConfig;
 use aws_sdk_eks::config::Region;
 use aws_sdk_eks::Client;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use kup_engine::model::ProviderSpec;
 
 /// Attempts per request (the first try plus retries) for throttling, 5xx and connection
@@ -65,7 +71,72 @@ pub(crate) async fn load(
             "kup-simulator",
         ));
     }
-    loader.load().await
+    let sdk = loader.load().await;
+    // The SDK picks its default HTTPS client only when a client is built; to wrap it,
+    // build the same one (hyper 1 with rustls on aws-lc) now.
+    let default_client = || {
+        use aws_smithy_http_client::tls;
+        Some(
+            aws_smithy_http_client::Builder::new()
+                .tls_provider(tls::Provider::Rustls(
+                    tls::rustls_provider::CryptoMode::AwsLc,
+                ))
+                .build_https(),
+        )
+    };
+    match (
+        spec.requests_per_second,
+        sdk.http_client().or_else(default_client),
+    ) {
+        (Some(per_second), Some(inner)) => {
+            let limited = RateLimited {
+                inner,
+                limit: std::sync::Arc::new(crate::rate::RateLimit::new(per_second)),
+            };
+            sdk.into_builder()
+                .http_client(SharedHttpClient::new(limited))
+                .build()
+        }
+        _ => sdk,
+    }
+}
+
+/// The SDK's HTTP client with every request (retries included) waiting its turn under the
+/// provider block's `requests_per_second`.
+#[derive(Debug, Clone)]
+struct RateLimited {
+    inner: SharedHttpClient,
+    limit: std::sync::Arc<crate::rate::RateLimit>,
+}
+
+impl HttpClient for RateLimited {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        SharedHttpConnector::new(LimitedConnector {
+            inner: self.inner.http_connector(settings, components),
+            limit: self.limit.clone(),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct LimitedConnector {
+    inner: SharedHttpConnector,
+    limit: std::sync::Arc<crate::rate::RateLimit>,
+}
+
+impl HttpConnector for LimitedConnector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let inner = self.inner.clone();
+        let limit = self.limit.clone();
+        HttpConnectorFuture::new(async move {
+            limit.acquire().await;
+            inner.call(request).await
+        })
+    }
 }
 
 /// An EKS client for one region, sharing the SDK configuration's HTTP client,

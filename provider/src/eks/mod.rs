@@ -1174,6 +1174,7 @@ mod tests {
 
     fn spec() -> ProviderSpec {
         ProviderSpec {
+            requests_per_second: None,
             channel_server: None,
             versions: Vec::new(),
             kind: "eks".into(),

@@ -62,6 +62,8 @@ const SIMULATED_KUBE_TOKEN: &str = "kup-simulated-gke-token";
 /// kup's provider for Google Kubernetes Engine.
 pub struct GkeProvider {
     client: ClusterManager,
+    /// The provider block's `requests_per_second`, when it has one.
+    limit: Option<crate::rate::RateLimit>,
     project: String,
     location: String,
     simulated: bool,
@@ -132,9 +134,16 @@ impl GkeProvider {
         };
         // A few quick retries inside the client (Google's AIP-194 rules: UNAVAILABLE and
         // connection failures); longer waits are the executor's, which reports each retry.
+        // Under a rate limit every attempt must pass the limiter, so the executor (which
+        // calls through it) does the retrying.
+        let attempts = if spec.requests_per_second.is_some() {
+            1
+        } else {
+            SDK_ATTEMPTS
+        };
         let mut builder = ClusterManager::builder()
             .with_credentials(credentials)
-            .with_retry_policy(Aip194Strict.with_attempt_limit(SDK_ATTEMPTS));
+            .with_retry_policy(Aip194Strict.with_attempt_limit(attempts));
         if let Some(e) = endpoint {
             builder = builder.with_endpoint(e);
         }
@@ -146,6 +155,7 @@ impl GkeProvider {
         })?;
         Ok(GkeProvider {
             client,
+            limit: spec.requests_per_second.map(crate::rate::RateLimit::new),
             project,
             location,
             simulated,
@@ -153,6 +163,14 @@ impl GkeProvider {
             tokens,
             server_config: OnceCell::new(),
         })
+    }
+
+    /// The GKE client, once this request's turn under `requests_per_second` has come.
+    async fn api(&self) -> &ClusterManager {
+        if let Some(limit) = &self.limit {
+            limit.acquire().await;
+        }
+        &self.client
     }
 
     fn ctx(&self, cluster: &str) -> ErrCtx {
@@ -176,7 +194,8 @@ impl GkeProvider {
     // -----------------------------------------------------------------------------------
 
     async fn get_cluster(&self, cluster: &str, ctx: &ErrCtx) -> Result<Cluster, ProviderError> {
-        self.client
+        self.api()
+            .await
             .get_cluster()
             .set_name(self.cluster_name(cluster))
             .send()
@@ -190,7 +209,8 @@ impl GkeProvider {
         pool: &str,
         ctx: &ErrCtx,
     ) -> Result<NodePool, ProviderError> {
-        self.client
+        self.api()
+            .await
             .get_node_pool()
             .set_name(self.node_pool_name(cluster, pool))
             .send()
@@ -199,7 +219,8 @@ impl GkeProvider {
     }
 
     async fn fetch_server_config(&self, ctx: &ErrCtx) -> Result<ServerConfig, ProviderError> {
-        self.client
+        self.api()
+            .await
             .get_server_config()
             .set_name(self.parent())
             .send()
@@ -215,7 +236,8 @@ impl GkeProvider {
     }
 
     async fn operations(&self, ctx: &ErrCtx) -> Result<Vec<Operation>, ProviderError> {
-        self.client
+        self.api()
+            .await
             .list_operations()
             .set_parent(self.parent())
             .send()
@@ -253,7 +275,8 @@ impl GkeProvider {
             // something kup overwrites.
             Action::UpgradeControlPlane { to, .. } => {
                 let c = self.get_cluster(cluster, ctx).await?;
-                self.client
+                self.api()
+                    .await
                     .update_cluster()
                     .set_name(self.cluster_name(cluster))
                     .set_update(
@@ -286,7 +309,8 @@ impl GkeProvider {
                     .find(|p| p.name == *node_group)
                     .map(|p| p.etag.clone())
                     .unwrap_or_default();
-                self.client
+                self.api()
+                    .await
                     .update_node_pool()
                     .set_name(self.node_pool_name(cluster, node_group))
                     .set_node_version(version)
@@ -337,7 +361,8 @@ impl GkeProvider {
                     }
                 };
                 let mut request = self
-                    .client
+                    .api()
+                    .await
                     .update_node_pool()
                     .set_name(self.node_pool_name(cluster, node_group))
                     .set_node_version(np.version.clone())
@@ -378,7 +403,8 @@ impl GkeProvider {
                 .map_err(|m| {
                     ProviderError::new(ErrorKind::Invalid, format!("{m} [{}]", ctx.describe()))
                 })?;
-                self.client
+                self.api()
+                    .await
                     .create_node_pool()
                     .set_parent(self.cluster_name(cluster))
                     .set_node_pool(convert::clone_pool(&blue, node_group, &exact))
@@ -389,7 +415,8 @@ impl GkeProvider {
             // GKE does not respect PodDisruptionBudgets when it deletes a pool; the
             // executor drains the pool through NodeOps before this step.
             Action::DeleteNodeGroup { node_group } => self
-                .client
+                .api()
+                .await
                 .delete_node_pool()
                 .set_name(self.node_pool_name(cluster, node_group))
                 .send()
@@ -398,7 +425,8 @@ impl GkeProvider {
             // respectPdb: the green nodes are drained through PodDisruptionBudgets, so
             // going back never costs more availability than going forward would have.
             Action::RollbackNodeGroupUpgrade { node_group } => self
-                .client
+                .api()
+                .await
                 .rollback_node_pool_upgrade()
                 .set_name(self.node_pool_name(cluster, node_group))
                 .set_respect_pdb(true)
@@ -617,7 +645,8 @@ impl Provider for GkeProvider {
         }
         let ctx = self.ctx(&target.name);
         let o = self
-            .client
+            .api()
+            .await
             .get_operation()
             .set_name(convert::operation_name(
                 &self.project,
@@ -683,7 +712,8 @@ impl Provider for GkeProvider {
             ));
         };
         let ctx = self.ctx(&target.name).node_pool(node_group);
-        self.client
+        self.api()
+            .await
             .complete_node_pool_upgrade()
             .set_name(self.node_pool_name(&target.name, node_group))
             .send()
@@ -753,6 +783,7 @@ mod tests {
 
     pub(crate) fn spec() -> ProviderSpec {
         ProviderSpec {
+            requests_per_second: None,
             channel_server: None,
             versions: Vec::new(),
             kind: "gke".into(),
