@@ -1873,5 +1873,8 @@ fn requests_per_second_is_a_positive_number_on_cloud_providers_only() {
         "main.kup.hcl",
         pos(k3s, "requests_per_second", 0),
     );
-    assert!(e.to_string().contains("eks, gke, aks") || hint(&e).contains("remove"), "{e}");
+    assert!(
+        e.to_string().contains("eks, gke, aks") || hint(&e).contains("remove"),
+        "{e}"
+    );
 }
