@@ -2031,7 +2031,14 @@ fn predictions(
                 .flatten()
                 .is_some_and(|l| &l.name == group)
         });
-        let blocking = !configured.is_some_and(|ng| ng.drain.on_blocked_wait);
+        // A rollout already running at the provider is waited on, not started: refusing
+        // the apply would only stop kup from following it (its drains are under way, and
+        // a budget caught mid-eviction says nothing about whether they finish).
+        let running = actual
+            .in_flight
+            .iter()
+            .any(|o| o.resource == format!("node_group.{group}"));
+        let blocking = !configured.is_some_and(|ng| ng.drain.on_blocked_wait) && !running;
         let members: Vec<&crate::kube::KubeNode> = k.nodes_of_group(group).collect();
         let names: Vec<&str> = members.iter().map(|n| n.name.as_str()).collect();
         blocked.extend(predict::blocked_drains(k, group, &names, blocking));
