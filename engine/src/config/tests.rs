@@ -1690,10 +1690,7 @@ fn preflight_block_loads_and_checks_its_choice() {
         "main.kup.hcl",
         pos(&bad, "\"of\"", 0),
     );
-    assert!(
-        hint(&e).contains("did you mean \"off\"") || hint(&e).contains("off"),
-        "{e}"
-    );
+    assert!(hint(&e).contains("\"off\""), "{e}");
     let src = src.replace("\"warn\"", "\"blok\"");
     let d = errors(&[("main.kup.hcl", &src)]);
     let e = expect(
@@ -1874,7 +1871,7 @@ fn requests_per_second_is_a_positive_number_on_cloud_providers_only() {
         pos(k3s, "requests_per_second", 0),
     );
     assert!(
-        e.to_string().contains("eks, gke, aks") || hint(&e).contains("remove"),
+        format!("{e:?}").contains("applies only to eks, gke, aks providers"),
         "{e}"
     );
 }
