@@ -173,7 +173,7 @@ async fn main() {
         .collect();
     let (_tx, cancel) = tokio::sync::watch::channel(false);
     let executor = Executor {
-        wait_for_waves: false,
+        wave_gates: kup_engine::executor::WaveGates::Stop,
         clusters,
         parallelism: CLUSTERS * 4,
         retry: RetryPolicy::default(),

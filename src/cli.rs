@@ -40,6 +40,9 @@ pub enum Command {
     Drift(DriftArgs),
     /// Run the upgrade safety checks (removed APIs, health, add-ons, insights, support dates)
     Check(CheckArgs),
+    /// Apply the plan to a simulated copy of the clusters first: predicted durations,
+    /// blocked drains, capacity shortfalls
+    Rehearse(RehearseArgs),
     /// Print kup's version
     Version(VersionArgs),
     /// Run the simulated cloud
@@ -242,6 +245,31 @@ pub struct CheckArgs {
     /// Also print the notes (passing insights, support dates)
     #[arg(long)]
     pub all: bool,
+    #[command(flatten)]
+    pub vars: VarArgs,
+    #[command(flatten)]
+    pub state: StateArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct RehearseArgs {
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Steps run at once, as for `kup apply`
+    #[arg(long, default_value_t = 10)]
+    pub parallelism: usize,
+    /// Simulated seconds per real second in the rehearsal (higher is faster, but coarser:
+    /// kup's own pauses between polls grow with it)
+    #[arg(long, default_value_t = 600.0)]
+    pub speed: f64,
+    /// Write the timeline as a Gantt chart: FILE.svg, or FILE.html (chart and table)
+    #[arg(long, value_name = "FILE")]
+    pub graph: Option<PathBuf>,
+    /// Read the skew policy the strict way (as `plan -strict-skew`)
+    #[arg(long = "strict-skew")]
+    pub strict_skew: bool,
     #[command(flatten)]
     pub vars: VarArgs,
     #[command(flatten)]

@@ -4,6 +4,7 @@ mod cli;
 mod commands;
 mod failure;
 mod interrupt;
+mod rehearse;
 mod render;
 mod workspace;
 
@@ -62,6 +63,7 @@ async fn run(command: Command) -> failure::Result<ExitCode> {
         Command::ForceUnlock(a) => commands::state::force_unlock_cmd(a),
         Command::Drift(a) => commands::drift::run(a).await,
         Command::Check(a) => commands::check::run(a).await,
+        Command::Rehearse(a) => commands::rehearse::run(a).await,
         Command::Version(a) => {
             if a.json {
                 println!(
@@ -99,6 +101,7 @@ fn wants_json(c: &Command) -> bool {
         Command::Show(a) => a.output.json,
         Command::Drift(a) => a.output.json,
         Command::Check(a) => a.output.json,
+        Command::Rehearse(a) => a.output.json,
         _ => false,
     }
 }
@@ -111,6 +114,7 @@ fn no_color(c: &Command) -> bool {
         Command::Show(a) => a.output.no_color,
         Command::Drift(a) => a.output.no_color,
         Command::Check(a) => a.output.no_color,
+        Command::Rehearse(a) => a.output.no_color,
         Command::Fmt(a) => a.no_color,
         _ => false,
     }

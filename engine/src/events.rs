@@ -78,6 +78,44 @@ pub enum Event {
         level: Level,
         text: String,
     },
+    /// `kup rehearse`: one step of the predicted timeline, in the clusters' time.
+    RehearsalStep {
+        step: String,
+        cluster: String,
+        description: String,
+        /// `cluster`, `postflight` or `wave`.
+        kind: String,
+        /// Seconds after the apply starts.
+        start_secs: f64,
+        duration_secs: f64,
+        /// The planner's own estimate.
+        estimated_secs: u64,
+        /// `done`, `already_done`, `failed` or `not_run`.
+        outcome: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// `kup rehearse`: the verdict, after every `rehearsal_step`.
+    RehearsalFinished {
+        /// `completed` or `failed`.
+        outcome: String,
+        /// Predicted duration of the whole apply, in seconds.
+        total_secs: f64,
+        clusters: usize,
+        steps: usize,
+        /// Simulated seconds per real second the rehearsal ran at.
+        speed: f64,
+        /// Real seconds the rehearsal took.
+        rehearsal_secs: f64,
+        /// Drains held up by PodDisruptionBudgets (predicted from the real clusters, and
+        /// evictions the budgets refused in the rehearsal).
+        blocked_drains: Vec<String>,
+        /// Pods that waited for room, or never found it, in the rehearsal; batches the
+        /// planner predicts will not fit.
+        capacity: Vec<String>,
+        /// Clusters not rehearsed, and what the copy could not reproduce exactly.
+        notes: Vec<String>,
+    },
     ApplyFinished {
         outcome: RunOutcome,
         done: usize,

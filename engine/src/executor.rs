@@ -167,9 +167,21 @@ pub struct Executor {
     /// Flips to true on the first Ctrl-C: no new steps start and running ones detach at
     /// their next safe point (their operations keep running at the provider).
     pub cancel: watch::Receiver<bool>,
-    /// Wait for waves whose soak or window is still ahead (`apply -wait`) instead of
-    /// ending the run there.
-    pub wait_for_waves: bool,
+    /// What to do at a wave whose soak or window is still ahead.
+    pub wave_gates: WaveGates,
+}
+
+/// What the executor does at a wave gate that is not open yet.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WaveGates {
+    /// End the run there (it stays resumable): `kup apply`.
+    #[default]
+    Stop,
+    /// Wait until it opens: `kup apply -wait`.
+    Wait,
+    /// Pass at once: `kup rehearse`, which adds the soaks and windows to its timeline
+    /// itself rather than sleeping through them.
+    Open,
 }
 
 /// What a wave's gate needs to decide.
@@ -179,7 +191,7 @@ struct GateContext {
     since: jiff::Timestamp,
     /// Simulated seconds per real second of the wave's clusters.
     scale: f64,
-    wait: bool,
+    policy: WaveGates,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -316,7 +328,7 @@ impl Executor {
                                 .filter_map(|c| self.clusters.get(c))
                                 .map(|h| h.time_scale)
                                 .fold(1.0, f64::max),
-                            wait: self.wait_for_waves,
+                            policy: self.wave_gates,
                         }),
                         _ => None,
                     };
@@ -547,6 +559,15 @@ impl StepContext {
             .gate
             .as_ref()
             .expect("the executor gives gates their context");
+        if g.policy == WaveGates::Open {
+            (self.events)(Event::StepStarted {
+                step: self.step.id.clone(),
+                cluster: self.step.cluster.clone(),
+                description: self.step.action.describe(),
+                estimated_secs: 0,
+            });
+            return Ok(StepEnd::Done { already: false });
+        }
         let soak = Duration::from_secs(*soak_secs);
         let soak = if g.scale > 1.0 {
             soak.div_f64(g.scale)
@@ -575,7 +596,7 @@ impl StepContext {
                 });
                 return Ok(StepEnd::Done { already: false });
             }
-            if !g.wait {
+            if g.policy == WaveGates::Stop {
                 // Whole seconds, rounded up: the time said is never before the time meant.
                 let shown = if at.subsec_nanosecond() > 0 {
                     jiff::Timestamp::from_second(at.as_second() + 1).map_err(|e| e.to_string())?
@@ -1048,12 +1069,24 @@ impl StepContext {
             } => {
                 let (_, nodes) = group_nodes(node_group).await?;
                 let mut opts = drain.clone();
-                // Like EKS's managed drain, never wait forever unless told to; in the
-                // cluster's time like every other wait, but never under 30 real seconds,
-                // so eviction retries (real-time backoff) always get their chance.
+                // Like EKS's managed drain, never wait forever unless told to.
                 let timeout = opts.timeout.unwrap_or(Duration::from_secs(15 * 60));
-                opts.timeout =
-                    Some(timeout.min(handle.scaled(timeout).max(Duration::from_secs(30))));
+                opts.timeout = Some(timeout);
+                if handle.time_scale > 1.0 {
+                    // A simulated cluster: the timeout and the pauses between refused
+                    // evictions both run on its clock, so a drain takes the simulated
+                    // time it would take a real cluster (a rehearsal's prediction rests
+                    // on this). A floor leaves room for the HTTP round trips.
+                    opts.retry_backoff = Some((
+                        handle
+                            .scaled(Duration::from_secs(1))
+                            .max(Duration::from_millis(10)),
+                        handle
+                            .scaled(Duration::from_secs(5))
+                            .max(Duration::from_millis(20)),
+                    ));
+                    opts.timeout = Some(handle.scaled(timeout).max(Duration::from_millis(500)));
+                }
                 let batches: Vec<&[String]> = nodes.chunks((*batch_size).max(1) as usize).collect();
                 let total = batches.len();
                 for (i, batch) in batches.into_iter().enumerate() {

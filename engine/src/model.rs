@@ -673,6 +673,13 @@ pub struct DrainSpec {
     /// not stop apply; the drain waits (up to `timeout`) for the budget to allow it.
     #[serde(default)]
     pub on_blocked_wait: bool,
+    /// The pause between refused evictions, first and longest (`None`: kubectl's 1 s
+    /// doubling to 5 s). Not configuration: the executor shortens it for a simulated
+    /// cluster whose clock runs faster than real time, so a retry costs the cluster the
+    /// seconds it would cost a real one.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub retry_backoff: Option<(Duration, Duration)>,
 }
 
 /// `addon "NAME" { version = ... }`.

@@ -19,6 +19,9 @@
 mod aks;
 pub mod catalog;
 mod eks;
+/// The AKS versions the simulated Azure Resource Manager offers (patch versions, oldest
+/// first), so a world written for the simulator can stay within them.
+pub use aks::VERSIONS as AKS_VERSIONS;
 /// How long the simulated EKS takes for each operation (simulated seconds), so benchmarks can
 /// compute the lower bound of an apply from the same numbers.
 pub use eks::durations as eks_durations;

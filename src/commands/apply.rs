@@ -462,7 +462,11 @@ async fn execute(
         retry: RetryPolicy::default(),
         events: events.clone(),
         cancel: crate::interrupt::cancelled(),
-        wait_for_waves: args.wait,
+        wave_gates: if args.wait {
+            kup_engine::executor::WaveGates::Wait
+        } else {
+            kup_engine::executor::WaveGates::Stop
+        },
     };
     let journal = Journal::open(&journal_path(state_path))
         .map_err(|e| Failure::Message(format!("cannot open the journal: {e}")))?;

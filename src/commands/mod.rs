@@ -5,6 +5,7 @@ pub mod check;
 pub mod drift;
 pub mod fmt;
 pub mod plan;
+pub mod rehearse;
 pub mod show;
 pub mod sim;
 pub mod state;

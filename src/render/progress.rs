@@ -115,7 +115,10 @@ fn plain_line(e: &Event) -> Option<String> {
                 format!("[{ts}] applying {steps} steps (run {run_id})")
             }
         }
-        Event::Refreshing { .. } | Event::StepProgress { .. } => return None,
+        Event::Refreshing { .. }
+        | Event::StepProgress { .. }
+        | Event::RehearsalStep { .. }
+        | Event::RehearsalFinished { .. } => return None,
         Event::StepStarted {
             step,
             description,

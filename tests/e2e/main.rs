@@ -18,5 +18,7 @@ mod kube;
 #[cfg(feature = "kubeadm")]
 mod kubeadm;
 mod preflight;
+#[cfg(all(feature = "gke", feature = "aks", feature = "k3s"))]
+mod rehearse;
 mod safety;
 mod saved_plan;

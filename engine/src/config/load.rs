@@ -3142,6 +3142,7 @@ impl Loader<'_> {
             disable_eviction: self
                 .get_bool(f, &d.body, "disable_eviction")
                 .unwrap_or(false),
+            retry_backoff: None,
         }
     }
 }

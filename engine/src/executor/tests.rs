@@ -234,7 +234,7 @@ impl Harness {
     fn executor(&self, names: &[&str]) -> Executor {
         let events = self.events.clone();
         Executor {
-            wait_for_waves: false,
+            wave_gates: WaveGates::Stop,
             clusters: names
                 .iter()
                 .map(|n| {

@@ -278,8 +278,17 @@ fn deadline_of(start: Instant, opts: &DrainSpec) -> Option<Instant> {
     opts.timeout.filter(|t| !t.is_zero()).map(|t| start + t)
 }
 
+/// The first pause after a refused eviction, and the longest.
+fn backoff_bounds(opts: &DrainSpec) -> (Duration, Duration) {
+    opts.retry_backoff.unwrap_or((BACKOFF_START, BACKOFF_MAX))
+}
+
 /// Sleep for the next backoff step, or return false when the deadline has passed.
-async fn backoff_or_deadline(backoff: &mut Duration, deadline: Option<Instant>) -> bool {
+async fn backoff_or_deadline(
+    backoff: &mut Duration,
+    max: Duration,
+    deadline: Option<Instant>,
+) -> bool {
     let now = Instant::now();
     let nap = match deadline {
         Some(d) if now >= d => return false,
@@ -287,7 +296,7 @@ async fn backoff_or_deadline(backoff: &mut Duration, deadline: Option<Instant>) 
         None => *backoff,
     };
     tokio::time::sleep(nap).await;
-    *backoff = (*backoff * 2).min(BACKOFF_MAX);
+    *backoff = (*backoff * 2).min(max);
     true
 }
 
@@ -310,7 +319,7 @@ async fn evict(
         "metadata": { "name": c.pod.name, "namespace": c.pod.namespace },
         "deleteOptions": delete_options,
     });
-    let mut backoff = BACKOFF_START;
+    let (mut backoff, backoff_max) = backoff_bounds(opts);
     let mut last: Option<(String, Option<String>)> = None;
     loop {
         let r = api
@@ -341,7 +350,7 @@ async fn evict(
         if let Some((m, _)) = &last {
             tracing::debug!(pod = %c.pod.address(), message = %m, "eviction refused, will retry");
         }
-        if !backoff_or_deadline(&mut backoff, deadline).await {
+        if !backoff_or_deadline(&mut backoff, backoff_max, deadline).await {
             let (message, pdb) = last.unwrap_or_default();
             return Outcome::Blocked { message, pdb };
         }
@@ -362,13 +371,13 @@ async fn delete(
         }),
         ..Default::default()
     };
-    let mut backoff = BACKOFF_START;
+    let (mut backoff, backoff_max) = backoff_bounds(opts);
     loop {
         match api.delete(&c.pod.name, &dp).await {
             Ok(_) => return Outcome::Removed,
             Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => return Outcome::Gone,
             Err(e) if is_transient(&e) => {
-                if !backoff_or_deadline(&mut backoff, deadline).await {
+                if !backoff_or_deadline(&mut backoff, backoff_max, deadline).await {
                     return Outcome::Failed(format!("deleting {}: {e}", c.pod.address()));
                 }
             }

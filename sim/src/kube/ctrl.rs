@@ -595,6 +595,10 @@ pub fn evict(
             }
             if allowed == 0 {
                 kc.audit.evictions_refused += 1;
+                *kc.audit
+                    .evictions_refused_by_pdb
+                    .entry(format!("{ns}/{pname}"))
+                    .or_default() += 1;
                 return Err(too_many(format!(
                     "The disruption budget {pname} needs {desired} healthy pods and has {current} currently"
                 )));
@@ -1270,6 +1274,12 @@ fn schedule(kc: &mut KCluster, now: f64) {
         }
         match best {
             Some((_, n)) => {
+                let speed = kc.speed;
+                if let Some(u) = kc.audit.unschedulable.get_mut(&format!("{ns}/{name}")) {
+                    if u.waited_secs.is_none() {
+                        u.waited_secs = Some((now - u.since).max(0.0) * speed);
+                    }
+                }
                 let nname = util::name(n).to_string();
                 let host_ip = n["status"]["addresses"][0]["address"].clone();
                 let e = used.entry(nname.clone()).or_default();
@@ -1329,6 +1339,19 @@ fn schedule(kc: &mut KCluster, now: f64) {
                 );
                 let already =
                     pod["status"]["conditions"][0]["message"].as_str() == Some(msg.as_str());
+                let key = format!("{ns}/{name}");
+                if kc.audit.unschedulable.len() < super::UNSCHEDULABLE_AUDIT_LIMIT
+                    && !kc.audit.unschedulable.contains_key(&key)
+                {
+                    kc.audit.unschedulable.insert(
+                        key,
+                        super::UnschedulableAudit {
+                            message: msg.clone(),
+                            since: now,
+                            waited_secs: None,
+                        },
+                    );
+                }
                 if !already {
                     let t = k8s_time(now);
                     let p = kc.update(Kind::Pod, &ns, &name, |p| {

@@ -380,11 +380,33 @@ pub struct PdbAudit {
     pub settled: bool,
 }
 
+/// A pod the scheduler could not place when it first tried.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnschedulableAudit {
+    /// Its first `FailedScheduling` message.
+    pub message: String,
+    /// When it was first refused (wall-clock seconds).
+    #[serde(skip)]
+    pub since: f64,
+    /// Simulated seconds until it was placed; null while it still waits.
+    pub waited_secs: Option<f64>,
+}
+
+/// The audit keeps the first this many unschedulable pods (a capacity shortfall on a big
+/// cluster would otherwise grow it without bound).
+pub const UNSCHEDULABLE_AUDIT_LIMIT: usize = 1000;
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Audit {
     pub pdbs: BTreeMap<String, PdbAudit>,
     pub evictions: u64,
     pub evictions_refused: u64,
+    /// Refused evictions by the budget that refused them (`namespace/name`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub evictions_refused_by_pdb: BTreeMap<String, u64>,
+    /// Pods the scheduler could not place at some moment (`namespace/name`), at most [`UNSCHEDULABLE_AUDIT_LIMIT`] of them.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub unschedulable: BTreeMap<String, UnschedulableAudit>,
     pub lost_pods: Vec<String>,
     /// system-upgrade-controller Plans (K3s/RKE2 clusters only), by `namespace/name`.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
