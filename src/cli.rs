@@ -31,6 +31,8 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Show a saved plan
     Show(ShowArgs),
+    /// Print the plan's steps and their order as a Graphviz DOT graph
+    Graph(GraphArgs),
     /// Inspect the state file
     #[command(subcommand)]
     State(StateCommand),
@@ -134,6 +136,9 @@ pub struct PlanArgs {
     /// Clusters refreshed at once
     #[arg(long, default_value_t = 10)]
     pub parallelism: usize,
+    /// Print a Markdown summary for a pull-request comment instead of the text plan
+    #[arg(long)]
+    pub markdown: bool,
     #[command(flatten)]
     pub vars: VarArgs,
     #[command(flatten)]
@@ -186,6 +191,9 @@ pub struct ApplyArgs {
 #[derive(Args, Debug)]
 pub struct ShowArgs {
     pub plan_file: PathBuf,
+    /// Print a Markdown summary for a pull-request comment
+    #[arg(long)]
+    pub markdown: bool,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -251,6 +259,19 @@ pub struct CheckArgs {
     pub state: StateArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct GraphArgs {
+    /// A configuration directory (refreshed and planned) or a saved plan file
+    #[arg(default_value = ".")]
+    pub target: PathBuf,
+    #[arg(long, default_value_t = 10)]
+    pub parallelism: usize,
+    #[command(flatten)]
+    pub vars: VarArgs,
+    #[command(flatten)]
+    pub state: StateArgs,
 }
 
 #[derive(Args, Debug)]

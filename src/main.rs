@@ -59,6 +59,7 @@ async fn run(command: Command) -> failure::Result<ExitCode> {
         Command::Plan(a) => commands::plan::run(a).await,
         Command::Apply(a) => commands::apply::run(a).await,
         Command::Show(a) => commands::show::run(a),
+        Command::Graph(a) => commands::graph::run(a).await,
         Command::State(c) => commands::state::run(c),
         Command::ForceUnlock(a) => commands::state::force_unlock_cmd(a),
         Command::Drift(a) => commands::drift::run(a).await,

@@ -18,6 +18,22 @@ use kup_engine::provider::{ClusterTarget, KubeAccess, NodeOps, Provider};
 use crate::failure::Failure;
 use crate::VarArgs;
 
+/// The date support-date findings are judged on: today, or `KUP_TODAY=YYYY-MM-DD` so a
+/// plan can be reproduced byte for byte later (reviews, audits, golden tests).
+pub fn today() -> Result<time::Date, Failure> {
+    match std::env::var("KUP_TODAY") {
+        Ok(v) if !v.is_empty() => {
+            let format = time::macros::format_description!("[year]-[month]-[day]");
+            time::Date::parse(&v, &format).map_err(|e| {
+                Failure::Message(format!(
+                    "KUP_TODAY={v} is not a date ({e}); write it as YYYY-MM-DD, e.g. KUP_TODAY=2026-11-23"
+                ))
+            })
+        }
+        _ => Ok(time::OffsetDateTime::now_utc().date()),
+    }
+}
+
 /// Simulated seconds per real second when a provider block does not say.
 pub const DEFAULT_SIM_SPEED: f64 = 600.0;
 

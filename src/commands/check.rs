@@ -46,7 +46,7 @@ pub async fn run(args: CheckArgs) -> Result<ExitCode> {
     let options = PlanOptions {
         strict_skew: args.strict_skew,
         targets: Vec::new(),
-        today: Some(time::OffsetDateTime::now_utc().date()),
+        today: Some(crate::workspace::today()?),
     };
     let checks = planner::check(&PlanInput {
         desired: &desired,

@@ -14,6 +14,7 @@ use kup_engine::state::{now_rfc3339, StateLock};
 use crate::cli::PlanArgs;
 use crate::commands::drift;
 use crate::failure::{Failure, Result};
+use crate::render::markdown::render_markdown;
 use crate::render::plan::{render_plan, render_plan_errors};
 use crate::render::progress::{quiet_sink, Mode};
 use crate::workspace::{config_files_hash, default_state_path, load_config, Connected};
@@ -36,6 +37,7 @@ pub struct PlanRequest<'a> {
 
 /// Load, connect, refresh and plan. The caller owns shutting down `connected`.
 pub async fn make_plan(req: &PlanRequest<'_>, events: &EventSink) -> Result<Planned> {
+    let today = crate::workspace::today()?;
     let mut loaded = load_config(req.dir, req.vars)?;
     for w in &loaded.warnings {
         eprintln!("{}", w.render(&loaded.sources).trim_end());
@@ -68,7 +70,7 @@ pub async fn make_plan(req: &PlanRequest<'_>, events: &EventSink) -> Result<Plan
     let options = PlanOptions {
         strict_skew: req.strict_skew,
         targets,
-        today: Some(time::OffsetDateTime::now_utc().date()),
+        today: Some(today),
     };
     let plan = match planner::plan(&PlanInput {
         desired: &loaded.desired,
@@ -161,7 +163,13 @@ pub async fn run(args: PlanArgs) -> Result<ExitCode> {
     planned.connected.shutdown().await;
     let saved = planned.saved;
     let differences = unplanned_differences(&saved, &planned.actual);
-    if args.output.json {
+    if args.markdown {
+        let whole = match &args.out {
+            Some(out) => format!("kup show {}", out.display()),
+            None => format!("kup plan {}", args.dir.display()),
+        };
+        print!("{}", render_markdown(&saved.plan, &whole));
+    } else if args.output.json {
         println!(
             "{}",
             serde_json::to_string(&saved).expect("plan serializes")
@@ -177,7 +185,7 @@ pub async fn run(args: PlanArgs) -> Result<ExitCode> {
     }
     if let Some(out) = &args.out {
         write_plan_file(out, &saved)?;
-        if !args.output.json {
+        if !args.output.json && !args.markdown {
             println!(
                 "\nSaved the plan to {}. To carry it out exactly: kup apply {}",
                 out.display(),

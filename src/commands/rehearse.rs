@@ -31,7 +31,7 @@ use crate::workspace::{default_state_path, load_config, lock_for_reading, observ
 
 /// Provider kinds the simulator can stand in for. kubeadm upgrades run over SSH on the
 /// team's own hosts, which a copy of the API objects cannot reproduce.
-const REHEARSABLE: &[&str] = &["eks", "gke", "aks", "k3s"];
+const REHEARSABLE: &[&str] = &["eks", "gke", "aks", "k3s", "rke2"];
 
 pub async fn run(args: RehearseArgs) -> Result<ExitCode> {
     if !(args.speed.is_finite() && args.speed >= 1.0) {
@@ -59,7 +59,7 @@ pub async fn run(args: RehearseArgs) -> Result<ExitCode> {
     let options = PlanOptions {
         strict_skew: args.strict_skew,
         targets: Vec::new(),
-        today: Some(time::OffsetDateTime::now_utc().date()),
+        today: Some(crate::workspace::today()?),
     };
 
     // 1. What is running, and the plan a real apply would carry out.
@@ -80,10 +80,17 @@ pub async fn run(args: RehearseArgs) -> Result<ExitCode> {
     }
 
     // 2. The simulated copy.
-    let root = std::fs::canonicalize(&loaded.dir)
+    let kup_dir = std::fs::canonicalize(&loaded.dir)
         .unwrap_or_else(|_| loaded.dir.clone())
-        .join(".kup")
-        .join("rehearsal");
+        .join(".kup");
+    let root = kup_dir.join("rehearsal");
+    // One rehearsal at a time per configuration: each replaces the last one's files.
+    let _rehearsal_lock = kup_engine::state::StateLock::acquire(
+        &kup_dir.join("rehearsal"),
+        "rehearse",
+        args.state.lock_timeout,
+    )
+    .map_err(|e| Failure::Message(e.to_string()))?;
     if root.exists() {
         std::fs::remove_dir_all(&root).map_err(|e| {
             Failure::Message(format!(
@@ -121,7 +128,7 @@ pub async fn run(args: RehearseArgs) -> Result<ExitCode> {
         Err(_) => BTreeMap::new(),
     };
     connected.shutdown().await;
-    let (plan, measured) = outcome?;
+    let (plan, measured, before) = outcome?;
     let rehearsal_secs = started.elapsed().as_secs_f64();
 
     // 3. The predicted timeline and what held the rehearsal up.
@@ -129,7 +136,7 @@ pub async fn run(args: RehearseArgs) -> Result<ExitCode> {
         .map_err(|e| Failure::Message(format!("cannot lay out the timeline: {e}")))?;
     let failed = timeline.steps.iter().any(|s| s.outcome == "failed");
     let blocked = blocked_drains(&real_plan, &audits);
-    let capacity = capacity(&real_plan, &audits);
+    let capacity = capacity(&real_plan, &audits, &before);
     notes.extend(audit_problems(&audits));
 
     if let Some(path) = &args.graph {
@@ -169,7 +176,8 @@ pub async fn run(args: RehearseArgs) -> Result<ExitCode> {
                 &capacity,
                 &notes,
                 rehearsal_secs,
-                args.graph.as_deref()
+                args.graph.as_deref(),
+                observed.desired.clusters.len() - rehearsed.len(),
             )
         );
     }
@@ -210,7 +218,7 @@ fn rehearsal_config(
         if !REHEARSABLE.contains(&spec.kind.as_str()) {
             for (c, _) in &clusters {
                 notes.push(format!(
-                    "{}: not rehearsed: {} clusters are upgraded over SSH on your own hosts, which a simulated copy cannot reproduce",
+                    "{}: not rehearsed: {} clusters are upgraded over SSH on your own hosts, which a simulated copy cannot reproduce; the total leaves it out",
                     c.address(),
                     spec.kind
                 ));
@@ -219,19 +227,11 @@ fn rehearsal_config(
         }
         let w = world::world(&spec.kind, spec, &clusters);
         notes.extend(w.notes);
+        let copied = w.copied;
         let path = worlds.join(format!("{}.json", spec.key()));
         let text = serde_json::to_string_pretty(&w.json).expect("a world serializes");
         std::fs::write(&path, text)
             .map_err(|e| Failure::Message(format!("cannot write {}: {e}", path.display())))?;
-        let copied: Vec<&str> = w
-            .json
-            .as_object()
-            .into_iter()
-            .flat_map(|o| o.values())
-            .filter_map(|v| v.as_object())
-            .flat_map(|m| m.keys())
-            .map(String::as_str)
-            .collect();
         let mut p = spec.clone();
         p.simulate = true;
         p.endpoint = None;
@@ -244,12 +244,22 @@ fn rehearsal_config(
         p.channel_server = None;
         out.providers.push(p);
         for (c, _) in clusters {
-            if !copied.contains(&c.name.as_str()) {
+            if !copied.contains(&c.label) {
                 continue;
             }
             let mut c = c.clone();
             c.kubeconfig = None;
             c.context = None;
+            // Hooks are the team's own commands, which reach the real clusters: never in a
+            // rehearsal.
+            if !c.hooks.is_empty() {
+                notes.push(format!(
+                    "{}: its {} hook(s) are not run in the rehearsal (they would reach the real cluster); their time is not in the total",
+                    c.address(),
+                    c.hooks.len()
+                ));
+                c.hooks.clear();
+            }
             c.preflight.manifests.clear();
             c.preflight.removed_apis = CheckMode::Off;
             c.preflight.health = CheckMode::Off;
@@ -268,7 +278,12 @@ fn rehearsal_config(
     Ok((out, notes))
 }
 
-type Rehearsed = (Plan, BTreeMap<String, Measured>);
+/// The copy's plan, each step's measurement, and the audits before the apply.
+type Rehearsed = (
+    Plan,
+    BTreeMap<String, Measured>,
+    BTreeMap<String, serde_json::Value>,
+);
 
 /// Per step: when it started, and when and how it ended (real time).
 type StepTimes = BTreeMap<String, (Instant, Option<(Instant, Outcome)>)>;
@@ -368,6 +383,9 @@ async fn rehearse(
     };
     let journal = Journal::open(&root.join("journal.jsonl"))
         .map_err(|e| Failure::Message(format!("cannot open the rehearsal's journal: {e}")))?;
+    // What the copy looked like before anything moved: pods that never fitted it are
+    // not the upgrade's doing.
+    let before = audits(connected, &desired).await;
     // The outcome is in the step times: a failed step is measured to its failure.
     executor
         .run(&saved, journal, None)
@@ -390,7 +408,7 @@ async fn rehearse(
             ))
         })
         .collect();
-    Ok((plan, measured))
+    Ok((plan, measured, before))
 }
 
 /// Steps the real plan has and the copy's does not, or the other way round: the copy
@@ -441,7 +459,15 @@ async fn audits(connected: &Connected, desired: &Desired) -> BTreeMap<String, se
     for sim in &connected.sims {
         let ep = sim.endpoints();
         for c in &desired.clusters {
-            if !ep.kube.contains_key(&c.name) {
+            // Each provider block has its own simulator (names may repeat across them):
+            // its kubeconfigs are in `<provider key>.kube/` next to its world.
+            let own = ep.kubeconfigs.get(&c.name).is_some_and(|p| {
+                p.parent()
+                    .and_then(|d| d.file_name())
+                    .and_then(|n| n.to_str())
+                    == Some(&format!("{}.kube", c.provider))
+            });
+            if !own {
                 continue;
             }
             let url = format!("{}/kube/{}/audit", ep.admin, c.name);
@@ -501,7 +527,11 @@ fn blocked_drains(real: &Plan, audits: &BTreeMap<String, serde_json::Value>) -> 
 
 /// Room for the pods: batches the planner predicts will not fit, and pods that waited
 /// for a node (or never got one) in the rehearsal.
-fn capacity(real: &Plan, audits: &BTreeMap<String, serde_json::Value>) -> Vec<String> {
+fn capacity(
+    real: &Plan,
+    audits: &BTreeMap<String, serde_json::Value>,
+    before: &BTreeMap<String, serde_json::Value>,
+) -> Vec<String> {
     let mut out = Vec::new();
     for c in &real.clusters {
         for s in &c.capacity {
@@ -516,9 +546,22 @@ fn capacity(real: &Plan, audits: &BTreeMap<String, serde_json::Value>) -> Vec<St
         }
     }
     for (cluster, a) in audits {
-        let Some(m) = a["unschedulable"].as_object() else {
+        let Some(all) = a["unschedulable"].as_object() else {
             continue;
         };
+        let already = before
+            .get(cluster)
+            .and_then(|b| b["unschedulable"].as_object());
+        let m: serde_json::Map<String, serde_json::Value> = all
+            .iter()
+            .filter(|(pod, _)| already.is_none_or(|b| !b.contains_key(*pod)))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if let Some(n) = already.map(|b| b.len()).filter(|n| *n > 0) {
+            out.push(format!(
+                "{cluster}: {n} pod(s) did not fit the simulated copy before anything moved (its nodes may be smaller than the real ones); left out of the above"
+            ));
+        }
         let never: Vec<(&String, &str)> = m
             .iter()
             .filter(|(_, v)| v["waited_secs"].is_null())
@@ -599,6 +642,7 @@ fn render(
     notes: &[String],
     rehearsal_secs: f64,
     graph: Option<&Path>,
+    not_rehearsed: usize,
 ) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
@@ -646,9 +690,21 @@ fn render(
     }
     let failed = t.steps.iter().any(|s| s.outcome == "failed");
     let _ = writeln!(s);
+    let partial = if not_rehearsed > 0 {
+        format!(
+            " Partial: {} not rehearsed, so not in the total (see the notes).",
+            if not_rehearsed == 1 {
+                "1 cluster".to_string()
+            } else {
+                format!("{not_rehearsed} clusters")
+            }
+        )
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         s,
-        "{} Predicted apply time: {} (rehearsed in {} of real time).",
+        "{} Predicted apply time: {} (rehearsed in {} of real time).{partial}",
         if failed {
             "Rehearsal failed: the apply stops at the step marked ✗."
         } else {

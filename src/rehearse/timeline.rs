@@ -114,9 +114,19 @@ pub fn compose(
                 continue;
             }
             let d = match &s.action {
+                // The soak runs from when the waves it follows finished, as the executor
+                // counts it, even when the gate waited for a slot.
                 Action::WaveGate {
                     soak_secs, window, ..
-                } => gate_secs(*soak_secs, window.as_ref(), start, now)?,
+                } => {
+                    let since = s
+                        .depends_on
+                        .iter()
+                        .filter_map(|d| index.get(d.as_str()).and_then(|&j| end[j]))
+                        .fold(0.0, f64::max);
+                    let open = since + gate_secs(*soak_secs, window.as_ref(), start, since)?;
+                    (open - now).max(0.0)
+                }
                 _ => measured.get(&s.id).map_or(0.0, |m| m.secs.max(0.0)),
             };
             durations[i] = d;

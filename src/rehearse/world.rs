@@ -18,6 +18,8 @@ use serde_json::{json, Map, Value};
 pub struct World {
     pub json: Value,
     pub notes: Vec<String>,
+    /// Labels of the clusters the world holds.
+    pub copied: Vec<String>,
 }
 
 /// Labels that name a pod's node group, per provider (a `nodeSelector` on one of these
@@ -53,7 +55,7 @@ pub fn world(
         "eks" => "cluster",
         "gke" => "gke_cluster",
         "aks" => "aks_cluster",
-        "k3s" => "k3s_cluster",
+        "k3s" | "rke2" => "k3s_cluster",
         _ => {
             w.notes
                 .push(format!("provider kind {kind} cannot be rehearsed"));
@@ -64,20 +66,39 @@ pub fn world(
     let mut out = Map::new();
     for (c, a) in clusters {
         let mut notes = Vec::new();
+        if out.contains_key(&a.name) {
+            w.notes.push(format!(
+                "{}: not rehearsed: another cluster of provider {} has the name {} (one simulated cluster per name)",
+                c.address(),
+                spec.key(),
+                a.name
+            ));
+            continue;
+        }
         let body = match kind {
             "eks" => eks_cluster(spec, a, &mut notes),
             "gke" => gke_cluster(spec, a, &mut notes),
             "aks" => aks_cluster(spec, a, &mut notes),
-            _ => k3s_cluster(a, &mut notes),
+            _ => k3s_cluster(c, a, &mut notes),
         };
         let Some(mut body) = body else {
             w.notes
                 .extend(notes.into_iter().map(|n| format!("{}: {n}", c.address())));
             continue;
         };
+        // The groups the copy has, which a workload may be pinned to.
+        let groups: Vec<String> = ["node_group", "node_pool", "agent_pool"]
+            .iter()
+            .filter_map(|k| body[*k].as_object())
+            .flat_map(|m| m.keys().cloned())
+            .collect();
         match &a.kube {
             Some(k) => {
-                let loads = workloads(k, a, &mut notes);
+                let mut skip: Vec<&str> = Vec::new();
+                if let Some(ns) = c.namespace.as_deref() {
+                    skip.push(ns);
+                }
+                let loads = workloads(k, a, &groups, &skip, &mut notes);
                 if !loads.is_empty() {
                     body["workload"] = Value::Object(loads);
                 }
@@ -89,6 +110,7 @@ pub fn world(
         w.notes
             .extend(notes.into_iter().map(|n| format!("{}: {n}", c.address())));
         out.insert(a.name.clone(), body);
+        w.copied.push(c.label.clone());
     }
     top.insert(section.into(), Value::Object(out));
     w.json = Value::Object(top);
@@ -175,30 +197,41 @@ fn eks_cluster(spec: &ProviderSpec, a: &ActualCluster, notes: &mut Vec<String>) 
     Some(c)
 }
 
-/// The closest version the simulated GKE offers: the same version, else the newest of
-/// the same patch, else of the same minor.
+/// The version the simulated GKE offers for `v`: the same, else the newest of its minor
+/// that is no newer than `v`, else the oldest of its minor; never above `ceiling` (a
+/// pool's may not pass its master's).
 fn gke_version(
     v: &kup_engine::version::Version,
+    ceiling: Option<&str>,
     notes: &mut Vec<String>,
     what: &str,
 ) -> Option<String> {
+    use kup_sim::catalog::{gke_cmp, gke_minor, GKE_VERSIONS};
+    use std::cmp::Ordering::Greater;
     let full = v.to_string();
-    let resolved = kup_sim::catalog::gke_resolve(&full, &full)
-        .filter(|r| kup_sim::catalog::GKE_VERSIONS.contains(&r.as_str()))
-        .or_else(|| kup_sim::catalog::gke_resolve(&v.plain(), ""))
-        .filter(|r| !r.is_empty())
-        .or_else(|| kup_sim::catalog::gke_resolve(&format!("1.{}", v.minor), ""))
-        .filter(|r| !r.is_empty())?;
-    if resolved != full {
+    let fits = |c: &str| ceiling.is_none_or(|m| gke_cmp(c, m) != Greater);
+    let of_minor: Vec<&str> = GKE_VERSIONS
+        .iter()
+        .copied()
+        .filter(|c| gke_minor(c) == Some(v.minor) && fits(c))
+        .collect();
+    // Newest first within a minor.
+    let chosen = of_minor
+        .iter()
+        .find(|c| **c == full)
+        .or_else(|| of_minor.iter().find(|c| gke_cmp(c, &full) != Greater))
+        .or_else(|| of_minor.last())?
+        .to_string();
+    if chosen != full {
         notes.push(format!(
-            "{what} {resolved} stands in for {full} (not in the simulator's catalog)"
+            "{what} {chosen} stands in for {full} (not in the simulator's catalog)"
         ));
     }
-    Some(resolved)
+    Some(chosen)
 }
 
 fn gke_cluster(spec: &ProviderSpec, a: &ActualCluster, notes: &mut Vec<String>) -> Option<Value> {
-    let Some(version) = gke_version(&a.version, notes, "control plane") else {
+    let Some(version) = gke_version(&a.version, None, notes, "control plane") else {
         notes.push(format!(
             "the simulator has no GKE {}; not rehearsed",
             a.version
@@ -207,7 +240,12 @@ fn gke_cluster(spec: &ProviderSpec, a: &ActualCluster, notes: &mut Vec<String>) 
     };
     let mut pools = Map::new();
     for g in &a.node_groups {
-        let Some(v) = gke_version(&g.version, notes, &format!("node pool {}", g.name)) else {
+        let Some(v) = gke_version(
+            &g.version,
+            Some(&version),
+            notes,
+            &format!("node pool {}", g.name),
+        ) else {
             notes.push(format!(
                 "node pool {}: the simulator has no GKE {}; left out",
                 g.name, g.version
@@ -253,7 +291,8 @@ fn gke_cluster(spec: &ProviderSpec, a: &ActualCluster, notes: &mut Vec<String>) 
         "project": spec.project.clone().unwrap_or_else(|| "kup-sim".into()),
         "location": spec.location.clone().or_else(|| a.region.clone()).unwrap_or_else(|| "us-central1".into()),
         "version": version,
-        // Release channels only drive automatic upgrades, which a rehearsal never waits for.
+        // The real channel was checked when the real plan was made; unenrolled, the copy
+        // accepts the planned versions whatever channel kup read them from.
         "release_channel": "UNSPECIFIED",
     });
     if !pools.is_empty() {
@@ -262,30 +301,41 @@ fn gke_cluster(spec: &ProviderSpec, a: &ActualCluster, notes: &mut Vec<String>) 
     Some(c)
 }
 
-/// The closest version the simulated AKS offers: the same patch, else the newest patch of
-/// the minor.
+/// The version the simulated AKS offers for `v`: the same, else the newest patch of its
+/// minor no newer than `v`, else the oldest of its minor; never above `ceiling`.
 fn aks_version(
     v: &kup_engine::version::Version,
+    ceiling: Option<&str>,
     notes: &mut Vec<String>,
     what: &str,
 ) -> Option<String> {
-    let plain = v.plain();
-    if kup_sim::AKS_VERSIONS.contains(&plain.as_str()) {
-        return Some(plain);
-    }
-    let prefix = format!("1.{}.", v.minor);
-    let stand_in = kup_sim::AKS_VERSIONS
+    use kup_engine::version::Version;
+    let parse = |s: &str| s.parse::<Version>().ok();
+    let ceiling = ceiling.and_then(parse);
+    let of_minor: Vec<(&str, Version)> = kup_sim::AKS_VERSIONS
+        .iter()
+        .filter_map(|s| parse(s).map(|p| (*s, p)))
+        .filter(|(_, p)| p.minor == v.minor && ceiling.as_ref().is_none_or(|c| p <= c))
+        .collect();
+    // Oldest first.
+    let chosen = of_minor
         .iter()
         .rev()
-        .find(|x| x.starts_with(&prefix))?;
-    notes.push(format!(
-        "{what} {stand_in} stands in for {plain} (not in the simulator's catalog)"
-    ));
-    Some(stand_in.to_string())
+        .find(|(_, p)| p <= v)
+        .or_else(|| of_minor.first())?
+        .0
+        .to_string();
+    let plain = v.plain();
+    if chosen != plain {
+        notes.push(format!(
+            "{what} {chosen} stands in for {plain} (not in the simulator's catalog)"
+        ));
+    }
+    Some(chosen)
 }
 
 fn aks_cluster(spec: &ProviderSpec, a: &ActualCluster, notes: &mut Vec<String>) -> Option<Value> {
-    let Some(version) = aks_version(&a.version, notes, "control plane") else {
+    let Some(version) = aks_version(&a.version, None, notes, "control plane") else {
         notes.push(format!(
             "the simulator has no AKS {}; not rehearsed",
             a.version
@@ -294,7 +344,12 @@ fn aks_cluster(spec: &ProviderSpec, a: &ActualCluster, notes: &mut Vec<String>) 
     };
     let mut pools = Map::new();
     for g in &a.node_groups {
-        let Some(v) = aks_version(&g.version, notes, &format!("agent pool {}", g.name)) else {
+        let Some(v) = aks_version(
+            &g.version,
+            Some(&version),
+            notes,
+            &format!("agent pool {}", g.name),
+        ) else {
             notes.push(format!(
                 "agent pool {}: the simulator has no AKS {}; left out",
                 g.name, g.version
@@ -337,6 +392,10 @@ fn aks_cluster(spec: &ProviderSpec, a: &ActualCluster, notes: &mut Vec<String>) 
         }
         pools.insert(g.name.clone(), p);
     }
+    if !pools.values().any(|p| p["mode"].as_str() == Some("System")) {
+        notes.push("no System agent pool could be copied (AKS needs one); not rehearsed".into());
+        return None;
+    }
     let mut c = json!({
         "subscription_id": spec.subscription_id.clone().unwrap_or_else(|| "00000000-0000-0000-0000-000000000001".into()),
         "resource_group": spec.resource_group.clone().unwrap_or_else(|| "rg-kup-sim".into()),
@@ -349,7 +408,7 @@ fn aks_cluster(spec: &ProviderSpec, a: &ActualCluster, notes: &mut Vec<String>) 
     Some(c)
 }
 
-fn k3s_cluster(a: &ActualCluster, notes: &mut Vec<String>) -> Option<Value> {
+fn k3s_cluster(c: &ClusterSpec, a: &ActualCluster, notes: &mut Vec<String>) -> Option<Value> {
     let Some(kube) = &a.kube else {
         notes.push("a K3s/RKE2 cluster is read through its Kubernetes API, which kup could not reach; not rehearsed".into());
         return None;
@@ -360,7 +419,16 @@ fn k3s_cluster(a: &ActualCluster, notes: &mut Vec<String>) -> Option<Value> {
         .as_deref()
         .is_some_and(|s| s.contains("rke2"));
     let distribution = if rke2 { "rke2" } else { "k3s" };
-    let with_v = |v: &kup_engine::version::Version| format!("v{v}");
+    // The simulator wants the distribution's release form, `v1.31.4+k3s1`.
+    let mut unsuffixed = false;
+    let mut with_v = |v: &kup_engine::version::Version| {
+        if v.suffix.is_some() {
+            format!("v{v}")
+        } else {
+            unsuffixed = true;
+            format!("v{}{}", v.plain(), if rke2 { "+rke2r1" } else { "+k3s1" })
+        }
+    };
     let control_plane = |n: &kup_engine::kube::KubeNode| {
         n.labels
             .contains_key("node-role.kubernetes.io/control-plane")
@@ -369,14 +437,21 @@ fn k3s_cluster(a: &ActualCluster, notes: &mut Vec<String>) -> Option<Value> {
     let mut servers = Map::new();
     let mut agents = Map::new();
     for n in &kube.nodes {
+        // Labels the simulator sets itself (roles, host name, instance type) and the
+        // controller's own are left to it; every other label stays, since node groups
+        // select their nodes by labels.
         let labels: BTreeMap<&String, &String> = n
             .labels
             .iter()
             .filter(|(k, _)| {
-                !k.starts_with("node-role.kubernetes.io/")
-                    && !k.contains("kubernetes.io/hostname")
-                    && !k.starts_with("node.kubernetes.io/")
-                    && !k.starts_with("beta.kubernetes.io/")
+                ![
+                    "node-role.kubernetes.io/control-plane",
+                    "node-role.kubernetes.io/master",
+                    "node-role.kubernetes.io/etcd",
+                    "kubernetes.io/hostname",
+                    "node.kubernetes.io/instance-type",
+                ]
+                .contains(&k.as_str())
                     && !k.starts_with("plan.upgrade.cattle.io/")
             })
             .collect();
@@ -395,37 +470,52 @@ fn k3s_cluster(a: &ActualCluster, notes: &mut Vec<String>) -> Option<Value> {
         return None;
     }
     // The channel server answers each minor with the newest release kup was offered.
-    let mut channels = BTreeMap::new();
+    let mut newest: BTreeMap<u32, &kup_engine::version::Version> = BTreeMap::new();
     for v in &a.offered_versions {
-        let key = format!("v1.{}", v.minor);
-        let better = channels
-            .get(&key)
-            .is_none_or(|(old, _): &(kup_engine::version::Version, String)| v > old);
-        if better {
-            channels.insert(key, (v.clone(), with_v(v)));
+        if newest.get(&v.minor).is_none_or(|old| v > *old) {
+            newest.insert(v.minor, v);
         }
     }
-    let mut channel_map: BTreeMap<String, String> = channels
-        .into_values()
-        .map(|(v, s)| (format!("v1.{}", v.minor), s))
+    let mut channel_map: BTreeMap<String, String> = newest
+        .iter()
+        .map(|(minor, v)| (format!("v1.{minor}"), with_v(v)))
         .collect();
-    if let Some(newest) = a.offered_versions.iter().max() {
-        channel_map.insert("stable".into(), with_v(newest));
-        channel_map.insert("latest".into(), with_v(newest));
+    if let Some(top) = a.offered_versions.iter().max() {
+        let top = with_v(top);
+        channel_map.insert("stable".into(), top.clone());
+        channel_map.insert("latest".into(), top.clone());
+        // A channel the configuration names (not a URL) answers what it answered kup.
+        if let Some(ch) = c.channel.as_deref().filter(|ch| !ch.contains("://")) {
+            let answer = a.default_version.as_ref().map(&mut with_v).unwrap_or(top);
+            channel_map.entry(ch.to_string()).or_insert(answer);
+        }
     }
-    let mut c = json!({
+    let version = with_v(&a.version);
+    if unsuffixed {
+        notes.push(format!(
+            "versions without a {distribution} release suffix are simulated as the first release of that patch"
+        ));
+    }
+    let namespace = c
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "system-upgrade".into());
+    notes.push(
+        "K3s/RKE2 nodes are simulated at 4 CPUs and 16 GiB each (the simulator does not size them), so capacity may differ from the real nodes'".into(),
+    );
+    let mut out = json!({
         "distribution": distribution,
-        "version": with_v(&a.version),
+        "version": version,
         "server": servers,
-        "suc": { "installed": true },
+        "suc": { "installed": true, "namespace": namespace },
     });
     if !agents.is_empty() {
-        c["agent"] = Value::Object(agents);
+        out["agent"] = Value::Object(agents);
     }
     if !channel_map.is_empty() {
-        c["channel_server"] = json!({ "channels": channel_map });
+        out["channel_server"] = json!({ "channels": channel_map });
     }
-    Some(c)
+    Some(out)
 }
 
 /// The instance type the group's nodes report, so the simulated nodes have the same
@@ -437,7 +527,15 @@ fn instance_type(a: &ActualCluster, g: &ActualNodeGroup) -> Option<String> {
 }
 
 /// A workload as the simulator stages it, keyed by a name unique in the cluster.
-fn workloads(k: &KubeSnapshot, a: &ActualCluster, notes: &mut Vec<String>) -> Map<String, Value> {
+/// `groups` are the node groups the copy has; `skip` namespaces beyond `kube-*` that
+/// belong to the platform (the system-upgrade-controller's).
+fn workloads(
+    k: &KubeSnapshot,
+    a: &ActualCluster,
+    groups: &[String],
+    skip: &[&str],
+    notes: &mut Vec<String>,
+) -> Map<String, Value> {
     let scanned = a
         .scan
         .as_ref()
@@ -445,46 +543,70 @@ fn workloads(k: &KubeSnapshot, a: &ActualCluster, notes: &mut Vec<String>) -> Ma
         .unwrap_or(&[]);
     // (namespace, kind, name) → its pods.
     let mut owners: BTreeMap<(String, String, String), Vec<&KubePod>> = BTreeMap::new();
-    let mut skipped_jobs = 0;
+    let mut jobs = 0;
+    let mut operated: BTreeMap<String, usize> = BTreeMap::new();
     for p in &k.pods {
-        if p.is_mirror || p.is_finished() || system_namespace(&p.namespace) {
+        if p.is_mirror
+            || p.is_finished()
+            || system_namespace(&p.namespace)
+            || skip.contains(&p.namespace.as_str())
+        {
             continue;
         }
         let key = match &p.owner {
             None => (p.namespace.clone(), "Pod".to_string(), p.name.clone()),
             Some((kind, name)) => match kind.as_str() {
                 "ReplicaSet" => {
+                    // A ReplicaSet is named DEPLOYMENT-HASH; the scanned Deployment of that
+                    // name, else the one whose selector the pod matches.
+                    let prefix = name
+                        .rsplit_once('-')
+                        .map_or(name.clone(), |(d, _)| d.to_string());
+                    let in_ns = |w: &&kup_engine::kube::KubeWorkload| {
+                        w.kind == "Deployment" && w.namespace == p.namespace
+                    };
                     let deployment = scanned
                         .iter()
-                        .find(|w| {
-                            w.kind == "Deployment"
-                                && w.namespace == p.namespace
-                                && !w.pod_labels.is_empty()
-                                && w.pod_labels.iter().all(|(k, v)| p.labels.get(k) == Some(v))
+                        .filter(in_ns)
+                        .find(|w| w.name == prefix)
+                        .or_else(|| {
+                            scanned.iter().filter(in_ns).find(|w| {
+                                !w.pod_labels.is_empty()
+                                    && w.pod_labels.iter().all(|(k, v)| p.labels.get(k) == Some(v))
+                            })
                         })
-                        .map(|w| w.name.clone())
-                        // A ReplicaSet is named DEPLOYMENT-HASH.
-                        .unwrap_or_else(|| {
-                            name.rsplit_once('-')
-                                .map_or(name.clone(), |(d, _)| d.to_string())
-                        });
+                        .map_or(prefix.clone(), |w| w.name.clone());
                     (p.namespace.clone(), "Deployment".to_string(), deployment)
                 }
                 "StatefulSet" | "DaemonSet" => (p.namespace.clone(), kind.clone(), name.clone()),
-                _ => {
-                    skipped_jobs += 1;
+                "Job" => {
+                    jobs += 1;
                     continue;
+                }
+                // Operators' pods (database clusters, Kafka brokers, VMs) are often the
+                // hardest to drain: kept, as StatefulSets of the same size.
+                other => {
+                    *operated.entry(other.to_string()).or_default() += 1;
+                    (p.namespace.clone(), "StatefulSet".to_string(), name.clone())
                 }
             },
         };
         owners.entry(key).or_default().push(p);
     }
-    if skipped_jobs > 0 {
+    if jobs > 0 {
         notes.push(format!(
-            "{skipped_jobs} pods owned by Jobs or other controllers are left out (they finish on their own)"
+            "{jobs} pods owned by Jobs are left out (they finish on their own)"
+        ));
+    }
+    for (kind, n) in &operated {
+        notes.push(format!(
+            "{n} pods owned by {kind} objects are simulated as StatefulSets (the simulator runs no operators)"
         ));
     }
     let mut out = Map::new();
+    // Budgets per workload that uses them: a budget over several workloads counts
+    // differently when each gets its own copy.
+    let mut pdb_users: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for ((ns, kind, name), pods) in owners {
         let first = pods[0];
         let replicas = scanned
@@ -518,8 +640,12 @@ fn workloads(k: &KubeSnapshot, a: &ActualCluster, notes: &mut Vec<String>) -> Ma
         {
             w["crash_loop"] = json!(true);
         }
-        if let Some(group) = pinned_group(first, a) {
-            w["node_group"] = json!(group);
+        match pinned_group(first, a) {
+            Some(group) if groups.contains(&group) => w["node_group"] = json!(group),
+            Some(group) => notes.push(format!(
+                "{ns}/{name}: pinned to node group {group}, which the copy does not have; simulated unpinned"
+            )),
+            None => {}
         }
         let pdbs: Vec<&KubePdb> = k.pdbs.iter().filter(|b| b.selects(first)).collect();
         if let Some(b) = pdbs.first() {
@@ -531,6 +657,10 @@ fn workloads(k: &KubeSnapshot, a: &ActualCluster, notes: &mut Vec<String>) -> Ma
             }
             if !pdb.is_empty() {
                 w["pdb"] = Value::Object(pdb);
+                pdb_users
+                    .entry(b.address())
+                    .or_default()
+                    .push(format!("{ns}/{name}"));
             }
             if pdbs.len() > 1 {
                 notes.push(format!(
@@ -543,11 +673,17 @@ fn workloads(k: &KubeSnapshot, a: &ActualCluster, notes: &mut Vec<String>) -> Ma
         let key = unique_name(&out, &name, &ns);
         out.insert(key, w);
     }
+    for (pdb, users) in pdb_users.iter().filter(|(_, u)| u.len() > 1) {
+        notes.push(format!(
+            "PodDisruptionBudget {pdb} covers {}; the rehearsal gives each its own copy of it, which counts its pods separately",
+            users.join(", ")
+        ));
+    }
     out
 }
 
 fn system_namespace(ns: &str) -> bool {
-    ns.starts_with("kube-") || ns == "system-upgrade"
+    ns.starts_with("kube-")
 }
 
 /// The node group a pod's `nodeSelector` pins it to, if any.
@@ -573,33 +709,41 @@ fn pinned_group(p: &KubePod, a: &ActualCluster) -> Option<String> {
     (matching.len() == 1).then(|| matching[0].name.clone())
 }
 
-/// Workload names are DNS labels and unique per cluster in the world file.
+/// Workload names are DNS labels (at most 63 characters, no leading or trailing `-`)
+/// and unique per cluster in the world file.
 fn unique_name(out: &Map<String, Value>, name: &str, ns: &str) -> String {
-    let clean: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let clean = clean.trim_matches('-').chars().take(50).collect::<String>();
-    if !out.contains_key(&clean) {
-        return clean;
-    }
-    let mut n = 2;
-    loop {
-        let candidate = format!("{clean}-{ns}-{n}")
+    fn label(s: &str, max: usize) -> String {
+        let clean: String = s
             .chars()
-            .take(63)
-            .collect::<String>();
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
+            .take(max)
+            .collect();
+        let clean = clean.trim_matches('-').to_string();
+        if clean.is_empty() {
+            "workload".into()
+        } else {
+            clean
+        }
+    }
+    let base = label(name, 63);
+    if !out.contains_key(&base) {
+        return base;
+    }
+    for n in 2.. {
+        let suffix = format!("-{n}");
+        let head = label(&format!("{name}-{ns}"), 63 - suffix.len());
+        let candidate = format!("{head}{suffix}");
         if !out.contains_key(&candidate) {
             return candidate;
         }
-        n += 1;
     }
+    unreachable!("an unused suffix exists")
 }
 
 fn cpu(r: Resources) -> String {

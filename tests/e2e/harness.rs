@@ -208,8 +208,18 @@ pub fn kup(args: &[&str]) -> Run {
     kup_in(None, args)
 }
 
+/// `kup` with extra environment variables.
+pub fn kup_env(env: &[(&str, &str)], args: &[&str]) -> Run {
+    kup_with(None, env, args)
+}
+
 pub fn kup_in(cwd: Option<&Path>, args: &[&str]) -> Run {
+    kup_with(cwd, &[], args)
+}
+
+fn kup_with(cwd: Option<&Path>, env: &[(&str, &str)], args: &[&str]) -> Run {
     let mut cmd = Command::new(KUP);
+    cmd.envs(env.iter().copied());
     cmd.args(args)
         .env("NO_COLOR", "1")
         .env_remove("KUP_LOG")

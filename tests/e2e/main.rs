@@ -6,6 +6,7 @@ mod harness;
 #[cfg(feature = "aks")]
 mod aks;
 mod apply;
+mod ci_examples;
 mod cli;
 mod crash;
 mod fleet;
@@ -17,6 +18,8 @@ mod k3s;
 mod kube;
 #[cfg(feature = "kubeadm")]
 mod kubeadm;
+#[cfg(all(feature = "gke", feature = "aks", feature = "k3s"))]
+mod markdown;
 mod preflight;
 #[cfg(all(feature = "gke", feature = "aks", feature = "k3s"))]
 mod rehearse;

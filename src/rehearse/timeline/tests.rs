@@ -165,3 +165,21 @@ fn a_failed_step_stops_what_depends_on_it() {
     assert_eq!(t.steps.last().unwrap().id, "a/delete");
     assert_eq!(t.total_secs, 900.0);
 }
+
+#[test]
+fn a_soak_runs_from_when_the_waves_before_finished_even_when_the_gate_waits_for_a_slot() {
+    let p = plan(vec![
+        step("a", "cluster.a", &[], cp("1.28", "1.29")),
+        step("x", "cluster.x", &[], cp("1.28", "1.29")),
+        step("gate", "", &["a"], gate(3600, None)),
+        step("b", "cluster.b", &["gate"], cp("1.28", "1.29")),
+    ]);
+    let m = [("a", 600.0), ("x", 1000.0), ("b", 600.0)]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), done(v)))
+        .collect();
+    let t = compose(&p, &m, 1, at("2026-11-23T10:00:00Z")).unwrap();
+    // One slot: x runs 600–1600, so the gate starts at 1600, but the soak began at 600.
+    assert_eq!(by_id(&t, "gate").start_secs, 1600.0);
+    assert_eq!(by_id(&t, "b").start_secs, 4200.0);
+}

@@ -215,13 +215,14 @@ fn gke_and_aks_versions_outside_the_simulators_catalog_get_the_nearest_stand_in(
     let c = &w.json["aks_cluster"]["checkout"];
     assert_eq!(c["subscription_id"], "00000000-0000-0000-0000-000000000009");
     assert_eq!(c["resource_group"], "rg-pay");
-    // 1.30.4 is not offered by the simulator: the newest 1.30 patch stands in.
-    assert_eq!(c["version"], "1.30.14");
+    // 1.30.4 is not offered by the simulator: the closest 1.30 patch stands in (nothing
+    // older is offered, so the oldest), and no pool may pass it.
+    assert_eq!(c["version"], "1.30.5");
     assert_eq!(c["agent_pool"]["system"]["mode"], "System");
     assert_eq!(c["agent_pool"]["system"]["max_surge"], "10%");
     assert!(c["agent_pool"]["system"].get("max_unavailable").is_none());
     assert_eq!(c["agent_pool"]["apps"]["mode"], "User");
-    assert_eq!(c["agent_pool"]["apps"]["version"], "1.30.9");
+    assert_eq!(c["agent_pool"]["apps"]["version"], "1.30.5");
     assert_eq!(c["agent_pool"]["apps"]["max_unavailable"], "0");
     // The mode is the pool's mode, not one of its labels.
     assert_eq!(c["agent_pool"]["apps"]["labels"], json!({"team": "pay"}));
@@ -242,4 +243,149 @@ fn workload_names_stay_unique_dns_labels() {
     out.insert("web".into(), json!({}));
     assert_eq!(unique_name(&out, "web", "shop"), "web-shop-2");
     assert_eq!(unique_name(&out, "Web.Front", "shop"), "web-front");
+    // Long names in a long namespace: every candidate is a DNS label, and a third one with
+    // the same name still finds a free one.
+    let long = "a".repeat(70);
+    let mut out = Map::new();
+    for _ in 0..3 {
+        let n = unique_name(&out, &long, "ingress-nginx-controllers");
+        assert!(
+            n.len() <= 63 && !n.ends_with('-') && !n.starts_with('-'),
+            "{n}"
+        );
+        assert!(!out.contains_key(&n));
+        out.insert(n, json!({}));
+    }
+    assert_eq!(unique_name(&Map::new(), "---", "ns"), "workload");
+}
+
+fn k3s_actual() -> ActualCluster {
+    let node = |name: &str, version: &str, cp: bool| {
+        let mut labels = json!({ "kubernetes.io/hostname": name, "pool": "edge" });
+        if cp {
+            labels["node-role.kubernetes.io/control-plane"] = json!("true");
+        }
+        json!({ "name": name, "kubelet_version": version, "ready": true, "unschedulable": false,
+                "allocatable": { "cpu_millis": 4000, "memory_bytes": 16000000000u64 },
+                "allocatable_pods": 110, "labels": labels })
+    };
+    serde_json::from_value(json!({
+        "name": "edge", "version": "v1.30.9+k3s1", "status": "ACTIVE",
+        "offered_versions": ["v1.30.9+k3s1", "v1.31.2+k3s1", "v1.31.4+k3s1"],
+        "node_groups": [], "addons": [],
+        "kube": {
+            "nodes": [node("edge-cp", "v1.30.9+k3s1", true), node("edge-a1", "v1.30.9+k3s1", false)],
+            "pods": [
+                pod("edge", "sensors-5c-x", Some(("ReplicaSet", "sensors-5c")), json!({"app": "sensors"})),
+                pod("cattle-system", "system-upgrade-controller-1", Some(("ReplicaSet", "system-upgrade-controller-7f")), json!({"app": "suc"}))
+            ],
+            "pdbs": []
+        }
+    }))
+    .unwrap()
+}
+
+#[test]
+fn a_k3s_cluster_keeps_its_nodes_versions_labels_channels_and_controller_namespace() {
+    let a = k3s_actual();
+    let mut spec = cluster_spec("edge");
+    spec.namespace = Some("cattle-system".into());
+    spec.channel = Some("edge-stable".into());
+    let w = world("k3s", &provider("k3s"), &[(&spec, &a)]);
+    let c = &w.json["k3s_cluster"]["edge"];
+    assert_eq!(c["distribution"], "k3s");
+    assert_eq!(c["version"], "v1.30.9+k3s1");
+    assert_eq!(c["server"]["edge-cp"]["version"], "v1.30.9+k3s1");
+    // Labels a group may select by stay; the ones the simulator sets go.
+    assert_eq!(c["server"]["edge-cp"]["labels"], json!({"pool": "edge"}));
+    assert_eq!(c["agent"]["edge-a1"]["labels"], json!({"pool": "edge"}));
+    assert_eq!(
+        c["suc"],
+        json!({"installed": true, "namespace": "cattle-system"})
+    );
+    let ch = &c["channel_server"]["channels"];
+    assert_eq!(ch["v1.31"], "v1.31.4+k3s1");
+    assert_eq!(ch["stable"], "v1.31.4+k3s1");
+    assert!(
+        ch.get("edge-stable").is_some(),
+        "the configured channel answers: {ch}"
+    );
+    // The controller's own pods are not a workload of the copy.
+    assert!(
+        c["workload"].get("system-upgrade-controller").is_none(),
+        "{c:#}"
+    );
+    assert_eq!(c["workload"]["sensors"]["replicas"], 1);
+    assert_eq!(w.copied, ["edge"]);
+}
+
+#[test]
+fn two_clusters_of_one_name_in_one_provider_block_are_not_merged() {
+    let a = eks_actual();
+    let first = cluster_spec("prod-eu");
+    let mut second = cluster_spec("prod-eu");
+    second.label = "prod-eu-again".into();
+    let w = world("eks", &provider("eks"), &[(&first, &a), (&second, &a)]);
+    assert_eq!(w.copied, ["prod-eu"]);
+    assert!(
+        w.notes
+            .iter()
+            .any(|n| n.starts_with("cluster.prod-eu-again: not rehearsed")),
+        "{:?}",
+        w.notes
+    );
+}
+
+/// The worlds are written for the simulator's own loader, which must accept them: a
+/// cluster copied from real clusters that the simulator refuses is no rehearsal at all.
+#[tokio::test]
+async fn the_simulator_loads_every_copied_world() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut gke_p = provider("gke");
+    gke_p.project = Some("p".into());
+    gke_p.location = Some("europe-west1-b".into());
+    let gke: ActualCluster = serde_json::from_value(json!({
+        "name": "shop", "version": "1.30.9-gke.1127000", "status": "RUNNING",
+        "offered_versions": [], "addons": [],
+        "node_groups": [{ "name": "default", "version": "1.30.7-gke.1", "status": "RUNNING",
+            "desired_size": 3, "min_size": 3, "max_size": 3,
+            "max_surge": { "count": 1 }, "max_unavailable": { "count": 0 } }]
+    }))
+    .unwrap();
+    let aks: ActualCluster = serde_json::from_value(json!({
+        "name": "checkout", "region": "westeurope", "version": "1.30.9", "status": "Succeeded",
+        "offered_versions": [], "addons": [],
+        "node_groups": [
+            { "name": "system", "version": "1.30.7", "status": "Succeeded", "desired_size": 2, "min_size": 2, "max_size": 2,
+              "max_surge": { "percent": 10 }, "labels": { "kubernetes.azure.com/mode": "system" } }
+        ]
+    }))
+    .unwrap();
+    let cases: Vec<(&str, ProviderSpec, ActualCluster, &str)> = vec![
+        ("eks", provider("eks"), eks_actual(), "prod-eu"),
+        ("gke", gke_p, gke, "shop"),
+        ("aks", provider("aks"), aks, "checkout"),
+        ("k3s", provider("k3s"), k3s_actual(), "edge"),
+    ];
+    for (kind, p, a, name) in cases {
+        let spec = cluster_spec(name);
+        let w = world(kind, &p, &[(&spec, &a)]);
+        assert_eq!(w.copied, [name], "{kind}: {:?}", w.notes);
+        let path = tmp.path().join(format!("{kind}.json"));
+        std::fs::write(&path, serde_json::to_string_pretty(&w.json).unwrap()).unwrap();
+        let sim = kup_sim::Sim::start(kup_sim::SimConfig {
+            world: path.clone(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            speed: 600.0,
+            faults: kup_sim::FaultSpec::none(),
+        })
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "{kind}: the simulator refused the copy: {e:#}\n{:#}",
+                w.json
+            )
+        });
+        sim.shutdown().await.unwrap();
+    }
 }
