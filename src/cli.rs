@@ -33,6 +33,8 @@ pub enum Command {
     Show(ShowArgs),
     /// Print the plan's steps and their order as a Graphviz DOT graph
     Graph(GraphArgs),
+    /// Write configuration for the clusters a provider can see, as they run now
+    Generate(GenerateArgs),
     /// Inspect the state file
     #[command(subcommand)]
     State(StateCommand),
@@ -259,6 +261,49 @@ pub struct CheckArgs {
     pub state: StateArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct GenerateArgs {
+    /// The provider to read: eks, gke or aks
+    #[arg(long)]
+    pub provider: String,
+    /// EKS: the region whose clusters to read
+    #[arg(long)]
+    pub region: Option<String>,
+    /// EKS: the AWS profile
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// GKE: the project
+    #[arg(long)]
+    pub project: Option<String>,
+    /// GKE: the location (region or zone)
+    #[arg(long)]
+    pub location: Option<String>,
+    /// AKS: the subscription
+    #[arg(long = "subscription-id")]
+    pub subscription_id: Option<String>,
+    /// AKS: the resource group
+    #[arg(long = "resource-group")]
+    pub resource_group: Option<String>,
+    /// Another API URL (a private endpoint, or `kup sim serve`)
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// Read kup's simulator (in-process, from -world, unless -endpoint is given)
+    #[arg(long)]
+    pub simulate: bool,
+    /// With -simulate: the world file
+    #[arg(long)]
+    pub world: Option<PathBuf>,
+    /// The directory to write `<provider>.kup.hcl` into
+    #[arg(long, default_value = ".")]
+    pub out: PathBuf,
+    /// Overwrite the file if it exists
+    #[arg(long)]
+    pub force: bool,
+    /// Clusters read at once
+    #[arg(long, default_value_t = 10)]
+    pub parallelism: usize,
 }
 
 #[derive(Args, Debug)]

@@ -60,6 +60,7 @@ async fn run(command: Command) -> failure::Result<ExitCode> {
         Command::Apply(a) => commands::apply::run(a).await,
         Command::Show(a) => commands::show::run(a),
         Command::Graph(a) => commands::graph::run(a).await,
+        Command::Generate(a) => commands::generate::run(a).await,
         Command::State(c) => commands::state::run(c),
         Command::ForceUnlock(a) => commands::state::force_unlock_cmd(a),
         Command::Drift(a) => commands::drift::run(a).await,

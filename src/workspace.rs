@@ -453,7 +453,7 @@ fn manifest_api_uses(
 
 /// The simulator's live world is a copy of the seed world under `DIR/.kup/sim/`, so the
 /// example directory stays untouched and a second run sees the upgraded world.
-async fn start_sim(spec: &ProviderSpec, dir: &Path) -> Result<kup_sim::Sim, Failure> {
+pub async fn start_sim(spec: &ProviderSpec, dir: &Path) -> Result<kup_sim::Sim, Failure> {
     let seed = spec
         .world
         .as_ref()

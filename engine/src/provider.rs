@@ -164,6 +164,18 @@ pub trait Provider: Send + Sync {
     /// Read the cluster's actual state.
     async fn refresh(&self, cluster: &ClusterTarget) -> Result<ActualCluster, ProviderError>;
 
+    /// The names of the clusters this provider block can see (EKS: its region's; GKE: its
+    /// project and location's; AKS: its resource group's), sorted, for `kup generate`.
+    async fn list_clusters(&self) -> Result<Vec<String>, ProviderError> {
+        Err(ProviderError::new(
+            ErrorKind::Other,
+            format!(
+                "a {} provider cannot list clusters: it reaches one cluster through its kubeconfig; write that cluster's block by hand",
+                self.kind()
+            ),
+        ))
+    }
+
     /// End the soak of a provider-native blue/green upgrade now (GKE
     /// nodePools.completeUpgrade), because the user's health condition held. Providers
     /// without a native blue/green upgrade never get asked.

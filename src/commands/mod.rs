@@ -4,6 +4,7 @@ pub mod apply;
 pub mod check;
 pub mod drift;
 pub mod fmt;
+pub mod generate;
 pub mod graph;
 pub mod plan;
 pub mod rehearse;

@@ -1,6 +1,7 @@
 //! Text output for people: plans, drift, summaries and apply progress.
 
 pub mod dot;
+pub mod hcl;
 pub mod markdown;
 pub mod plan;
 pub mod progress;

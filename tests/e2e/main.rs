@@ -10,6 +10,7 @@ mod ci_examples;
 mod cli;
 mod crash;
 mod fleet;
+mod generate;
 #[cfg(feature = "gke")]
 mod gke;
 mod hooks;

@@ -524,6 +524,35 @@ impl Provider for AksProvider {
         self.poll_interval
     }
 
+    async fn list_clusters(&self) -> Result<Vec<String>, ProviderError> {
+        let mut path = format!(
+            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.ContainerService/managedClusters",
+            self.subscription, self.resource_group
+        );
+        let what = format!(
+            "the AKS clusters of resource group `{}` (subscription `{}`)",
+            self.resource_group, self.subscription
+        );
+        let mut names = Vec::new();
+        // ARM pages with `nextLink` (an absolute URL).
+        loop {
+            let resp = self.arm.get(&path, &what).await?;
+            names.extend(
+                resp.body["value"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|c| c["name"].as_str().map(str::to_string)),
+            );
+            match resp.body["nextLink"].as_str() {
+                Some(next) if !next.is_empty() => path = next.to_string(),
+                _ => break,
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
     async fn refresh(&self, target: &ClusterTarget) -> Result<ActualCluster, ProviderError> {
         let name = target.name.as_str();
         let ((c, _), pools) = tokio::try_join!(self.cluster(name), self.pools(name))?;

@@ -897,6 +897,24 @@ impl Provider for EksProvider {
         self.poll_interval
     }
 
+    async fn list_clusters(&self) -> Result<Vec<String>, ProviderError> {
+        let (c, region) = self.client(&ClusterTarget {
+            name: String::new(),
+            region: None,
+        })?;
+        let ctx = ErrCtx::cluster("*", &region);
+        let mut names: Vec<String> = c
+            .list_clusters()
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| map_sdk_error(e, &ctx))?;
+        names.sort();
+        Ok(names)
+    }
+
     async fn refresh(&self, target: &ClusterTarget) -> Result<ActualCluster, ProviderError> {
         let (c, region) = self.client(target)?;
         let name = target.name.as_str();

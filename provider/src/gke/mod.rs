@@ -532,6 +532,21 @@ impl Provider for GkeProvider {
         self.poll_interval
     }
 
+    async fn list_clusters(&self) -> Result<Vec<String>, ProviderError> {
+        let ctx = self.ctx("*");
+        let resp = self
+            .api()
+            .await
+            .list_clusters()
+            .set_parent(self.parent())
+            .send()
+            .await
+            .map_err(|e| map_error(e, &ctx))?;
+        let mut names: Vec<String> = resp.clusters.into_iter().map(|c| c.name).collect();
+        names.sort();
+        Ok(names)
+    }
+
     async fn refresh(&self, target: &ClusterTarget) -> Result<ActualCluster, ProviderError> {
         let name = target.name.as_str();
         let ctx = self.ctx(name);
