@@ -265,7 +265,8 @@ pub struct CheckArgs {
 
 #[derive(Args, Debug)]
 pub struct GenerateArgs {
-    /// The provider to read: eks, gke or aks
+    /// The provider to read: eks, gke, aks (every cluster they list), k3s or rke2 (the
+    /// cluster of a kubeconfig)
     #[arg(long)]
     pub provider: String,
     /// EKS: the region whose clusters to read
@@ -286,6 +287,16 @@ pub struct GenerateArgs {
     /// AKS: the resource group
     #[arg(long = "resource-group")]
     pub resource_group: Option<String>,
+    /// K3s/RKE2: the cluster's kubeconfig
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// K3s/RKE2: the kubeconfig context (default: its current context)
+    #[arg(long)]
+    pub context: Option<String>,
+    /// K3s/RKE2: the cluster's name (default: the context, else the kubeconfig's file
+    /// name); with -simulate, the simulated cluster to read
+    #[arg(long)]
+    pub name: Option<String>,
     /// Another API URL (a private endpoint, or `kup sim serve`)
     #[arg(long)]
     pub endpoint: Option<String>,

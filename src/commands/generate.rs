@@ -13,18 +13,41 @@ use kup_engine::provider::ClusterTarget;
 
 use crate::cli::GenerateArgs;
 use crate::failure::{Failure, Result};
-use crate::render::hcl::generated_config;
+use crate::render::hcl::{generated_config, KubeAccess};
 
-/// Providers with an API that lists clusters. K3s, RKE2 and kubeadm reach one cluster
-/// through its kubeconfig: its block is short to write by hand (see the examples).
+/// Providers with an API that lists clusters.
 const LISTABLE: &[&str] = &["eks", "gke", "aks"];
+/// Providers reached through one cluster's kubeconfig.
+const BY_KUBECONFIG: &[&str] = &["k3s", "rke2", "kubeadm"];
+
+/// The label kubeadm puts on control-plane nodes.
+const CONTROL_PLANE_LABEL: &str = "node-role.kubernetes.io/control-plane";
 
 pub async fn run(args: GenerateArgs) -> Result<ExitCode> {
-    if !LISTABLE.contains(&args.provider.as_str()) {
+    let by_kubeconfig = BY_KUBECONFIG.contains(&args.provider.as_str());
+    if !LISTABLE.contains(&args.provider.as_str()) && !by_kubeconfig {
         return Err(Failure::Message(format!(
-            "-provider {}: kup generate reads eks, gke or aks (their APIs list clusters); a K3s, RKE2 or kubeadm cluster is one kubeconfig away: start from examples/{}/main.kup.hcl",
-            args.provider,
-            if args.provider == "rke2" { "k3s" } else { &args.provider }
+            "-provider {}: kup generate reads eks, gke or aks (every cluster their APIs list), or k3s, rke2 or kubeadm (the cluster of -kubeconfig)",
+            args.provider
+        )));
+    }
+    if args.provider == "kubeadm" && args.kubeconfig.is_none() {
+        return Err(Failure::Message(
+            "-provider kubeadm reads the cluster through its Kubernetes API: give -kubeconfig FILE (a copy of /etc/kubernetes/admin.conf), and -context NAME unless it is the file's current context".into(),
+        ));
+    }
+    if by_kubeconfig && args.kubeconfig.is_none() && !args.simulate {
+        return Err(Failure::Message(format!(
+            "-provider {} reads one cluster through its Kubernetes API: give -kubeconfig FILE (and -context NAME unless it is the file's current context)",
+            args.provider
+        )));
+    }
+    if !by_kubeconfig
+        && (args.kubeconfig.is_some() || args.context.is_some() || args.name.is_some())
+    {
+        return Err(Failure::Message(format!(
+            "-kubeconfig, -context and -name are for k3s, rke2 and kubeadm; -provider {} lists its clusters through its own API",
+            args.provider
         )));
     }
     if args.world.is_some() && !args.simulate {
@@ -67,18 +90,47 @@ pub async fn run(args: GenerateArgs) -> Result<ExitCode> {
         kubeconfigs = s.endpoints().kubeconfigs.clone();
         sim = Some(s);
     }
+    let mut access = kube_access(&args)?;
+    let one = if by_kubeconfig {
+        Some(cluster_name(&args)?)
+    } else {
+        None
+    };
     let result = async {
+        // A kubeconfig-reached provider knows its cluster from the configuration: this
+        // is the configuration it would have.
+        let clusters = match &one {
+            Some(name) if args.provider == "kubeadm" => {
+                let spec = kubeadm_cluster(name, &access).await?;
+                // What the generated block must say to reach the same hosts and nodes.
+                access.control_plane_hosts = spec
+                    .kubeadm
+                    .as_ref()
+                    .map(|k| k.control_plane_hosts.clone())
+                    .unwrap_or_default();
+                access.node_selectors = spec
+                    .node_groups
+                    .iter()
+                    .filter_map(|g| g.node_selector.clone().map(|s| (g.name.clone(), s)))
+                    .collect();
+                vec![spec]
+            }
+            Some(name) => vec![kubeconfig_cluster(&args.provider, name, &access)?],
+            None => Vec::new(),
+        };
         let ctx = kup_provider::BuildContext {
-            clusters: Vec::new(),
+            clusters,
             kubeconfigs,
         };
         let provider = kup_provider::build_with(&spec, endpoint.as_deref(), &ctx)
             .await
             .map_err(|e| Failure::Message(format!("provider \"{}\": {}", spec.key(), e.message)))?;
-        let names = provider
-            .list_clusters()
-            .await
-            .map_err(|e| Failure::Message(format!("cannot list the clusters: {}", e.message)))?;
+        let names = match &one {
+            Some(name) => vec![name.clone()],
+            None => provider.list_clusters().await.map_err(|e| {
+                Failure::Message(format!("cannot list the clusters: {}", e.message))
+            })?,
+        };
         let read: Vec<_> = stream::iter(names)
             .map(|name| {
                 let provider = provider.clone();
@@ -119,7 +171,7 @@ pub async fn run(args: GenerateArgs) -> Result<ExitCode> {
         }
     }
     let clusters = result?;
-    let text = generated_config(&spec, &clusters, &command_line(&args));
+    let text = generated_config(&spec, &clusters, &access, &command_line(&args));
     kup_engine::fsutil::write_atomic(&file, text.as_bytes())
         .map_err(|e| Failure::Message(format!("cannot write {}: {e}", file.display())))?;
     println!(
@@ -169,6 +221,134 @@ fn provider_spec(args: &GenerateArgs, out_dir: &Path) -> Result<ProviderSpec> {
     Ok(spec)
 }
 
+/// The `kubeconfig`/`context` the generated cluster block carries (none for the
+/// simulator, which hands kup its kubeconfigs).
+fn kube_access(args: &GenerateArgs) -> Result<KubeAccess> {
+    let kubeconfig = match &args.kubeconfig {
+        Some(k) => Some(
+            std::fs::canonicalize(k)
+                .map_err(|e| Failure::Message(format!("-kubeconfig {}: {e}", k.display())))?
+                .display()
+                .to_string(),
+        ),
+        None => None,
+    };
+    Ok(KubeAccess {
+        kubeconfig,
+        context: args.context.clone(),
+        ..Default::default()
+    })
+}
+
+/// The one cluster of a kubeconfig-reached provider: `-name`, else the context, else the
+/// kubeconfig's file name.
+fn cluster_name(args: &GenerateArgs) -> Result<String> {
+    if let Some(n) = args.name.clone().or_else(|| args.context.clone()) {
+        return Ok(n);
+    }
+    if args.simulate {
+        return Err(Failure::Message(
+            "-simulate with -provider k3s/rke2: name the simulated cluster with -name".into(),
+        ));
+    }
+    args.kubeconfig
+        .as_ref()
+        .and_then(|k| k.file_stem())
+        .map(|s| s.to_string_lossy().into_owned())
+        .ok_or_else(|| Failure::Message("name the cluster with -name".into()))
+}
+
+/// The cluster block kup would need to reach it: its name and Kubernetes access, with
+/// the two node groups whose selectors kup knows without being told (servers: the
+/// control-plane nodes; agents: the rest).
+fn kubeconfig_cluster(
+    kind: &str,
+    name: &str,
+    access: &KubeAccess,
+) -> Result<kup_engine::model::ClusterSpec> {
+    let groups: Vec<serde_json::Value> = ["servers", "agents"]
+        .iter()
+        .map(|g| {
+            serde_json::json!({
+                "name": g,
+                "version": "1.0",
+                "strategy": { "type": "rolling", "max_unavailable": { "count": 1 } },
+            })
+        })
+        .collect();
+    serde_json::from_value(serde_json::json!({
+        "label": name,
+        "provider": kind,
+        "name": name,
+        "version": "1.0",
+        "addons": [],
+        "node_groups": groups,
+        "parallel_node_groups": 1,
+        "kubeconfig": access.kubeconfig,
+        "context": access.context,
+    }))
+    .map_err(|e| Failure::Message(format!("internal: a cluster spec for {name}: {e}")))
+}
+
+/// A kubeadm cluster as kup reaches it: its control-plane nodes are the hosts that run
+/// `kubeadm upgrade` (their Node names, which must be SSH host names), the other nodes
+/// one `workers` group selected by label.
+async fn kubeadm_cluster(
+    name: &str,
+    access: &KubeAccess,
+) -> Result<kup_engine::model::ClusterSpec> {
+    let kubeconfig = access.kubeconfig.as_deref();
+    use kup_engine::provider::NodeOps as _;
+    let ops = kup_provider::kube::KubeNodeOps::from_kubeconfig(
+        kubeconfig,
+        access.context.as_deref(),
+        CONTROL_PLANE_LABEL,
+    )
+    .await
+    .map_err(|e| Failure::Message(format!("{name}: {}", e.message)))?;
+    let snapshot = ops
+        .snapshot()
+        .await
+        .map_err(|e| Failure::Message(format!("{name}: reading its nodes: {}", e.message)))?;
+    let mut control_plane: Vec<String> = snapshot
+        .nodes
+        .iter()
+        .filter(|n| n.labels.contains_key(CONTROL_PLANE_LABEL))
+        .map(|n| n.name.clone())
+        .collect();
+    control_plane.sort();
+    if control_plane.is_empty() {
+        return Err(Failure::Message(format!(
+            "{name}: no node is labelled {CONTROL_PLANE_LABEL}, so kup cannot tell the control-plane hosts; is this a kubeadm cluster?"
+        )));
+    }
+    let workers = snapshot.nodes.len() > control_plane.len();
+    let groups: Vec<serde_json::Value> = workers
+        .then(|| {
+            serde_json::json!({
+                "name": "workers",
+                "version": "1.0",
+                "node_selector": format!("!{CONTROL_PLANE_LABEL}"),
+                "strategy": { "type": "rolling", "max_unavailable": { "count": 1 } },
+            })
+        })
+        .into_iter()
+        .collect();
+    serde_json::from_value(serde_json::json!({
+        "label": name,
+        "provider": "kubeadm",
+        "name": name,
+        "version": "1.0",
+        "addons": [],
+        "node_groups": groups,
+        "parallel_node_groups": 1,
+        "kubeconfig": access.kubeconfig,
+        "context": access.context,
+        "kubeadm": { "control_plane_hosts": control_plane },
+    }))
+    .map_err(|e| Failure::Message(format!("internal: a cluster spec for {name}: {e}")))
+}
+
 /// How the file says it was made (no credentials are ever on the command line).
 fn command_line(args: &GenerateArgs) -> String {
     let mut parts = vec![format!("kup generate -provider {}", args.provider)];
@@ -178,6 +358,8 @@ fn command_line(args: &GenerateArgs) -> String {
         ("-location", &args.location),
         ("-subscription-id", &args.subscription_id),
         ("-resource-group", &args.resource_group),
+        ("-context", &args.context),
+        ("-name", &args.name),
     ] {
         if let Some(v) = v {
             parts.push(format!("{flag} {v}"));

@@ -11,8 +11,24 @@ use kup_engine::model::{ActualCluster, ActualNodeGroup, ProviderSpec, Unavailabl
 /// The AKS mode label kup carries in an agent pool's labels.
 const AKS_MODE_LABEL: &str = "kubernetes.azure.com/mode";
 
+/// How kup reaches a cluster that has no cloud API (K3s, RKE2, kubeadm): the
+/// `kubeconfig` and `context` attributes, and for kubeadm the control-plane hosts and
+/// each node group's selector.
+#[derive(Clone, Debug, Default)]
+pub struct KubeAccess {
+    pub kubeconfig: Option<String>,
+    pub context: Option<String>,
+    pub control_plane_hosts: Vec<String>,
+    pub node_selectors: std::collections::BTreeMap<String, String>,
+}
+
 /// The whole file: a header saying where it came from, the provider block, the clusters.
-pub fn generated_config(spec: &ProviderSpec, clusters: &[ActualCluster], command: &str) -> String {
+pub fn generated_config(
+    spec: &ProviderSpec,
+    clusters: &[ActualCluster],
+    access: &KubeAccess,
+    command: &str,
+) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -22,7 +38,7 @@ pub fn generated_config(spec: &ProviderSpec, clusters: &[ActualCluster], command
     s.push_str(&provider_block(spec));
     for a in clusters {
         s.push('\n');
-        s.push_str(&cluster_block(spec, a));
+        s.push_str(&cluster_block(spec, a, access));
     }
     s
 }
@@ -53,7 +69,7 @@ fn provider_block(spec: &ProviderSpec) -> String {
     s
 }
 
-fn cluster_block(spec: &ProviderSpec, a: &ActualCluster) -> String {
+fn cluster_block(spec: &ProviderSpec, a: &ActualCluster, access: &KubeAccess) -> String {
     let label = label(&a.name);
     let mut attrs: Vec<(&str, String)> = Vec::new();
     // Named even when it is the only provider: generated files are often combined.
@@ -61,9 +77,27 @@ fn cluster_block(spec: &ProviderSpec, a: &ActualCluster) -> String {
     if label != a.name {
         attrs.push(("name", quote(&a.name)));
     }
+    if let Some(k) = &access.kubeconfig {
+        attrs.push(("kubeconfig", quote(k)));
+    }
+    if let Some(c) = &access.context {
+        attrs.push(("context", quote(c)));
+    }
     attrs.push(("version", quote(&a.version.to_string())));
     let mut s = format!("cluster {} {{\n", quote(&label));
     push_attrs(&mut s, "  ", &attrs);
+    if spec.kind == "kubeadm" {
+        let hosts: Vec<String> = access
+            .control_plane_hosts
+            .iter()
+            .map(|h| quote(h))
+            .collect();
+        let _ = write!(
+            s,
+            "\n  # kup runs kubeadm on these hosts over SSH (your ~/.ssh/config, agent and\n  # known_hosts apply); add an `ssh {{ user = ..., private_key = ... }}` block if they need one.\n  control_plane {{\n    hosts = [{}]\n  }}\n",
+            hosts.join(", ")
+        );
+    }
     // Add-ons follow the control plane: "compatible" keeps what runs (it is compatible)
     // and moves it only when an upgrade needs it.
     for ad in &a.addons {
@@ -74,17 +108,31 @@ fn cluster_block(spec: &ProviderSpec, a: &ActualCluster) -> String {
             ad.version
         );
     }
-    for g in a.node_groups.iter().filter(|g| !g.control_plane) {
+    // K3s/RKE2 servers are a node group of their own (its control-plane round); kubeadm's
+    // control plane is the `control_plane` block above.
+    for g in a
+        .node_groups
+        .iter()
+        .filter(|g| !(g.control_plane && spec.kind == "kubeadm"))
+    {
         s.push('\n');
-        s.push_str(&node_group_block(spec, g));
+        s.push_str(&node_group_block(
+            spec,
+            g,
+            access.node_selectors.get(&g.name),
+        ));
     }
     s.push_str("}\n");
     s
 }
 
 /// A node group with the update settings the provider has now.
-fn node_group_block(spec: &ProviderSpec, g: &ActualNodeGroup) -> String {
-    let mut attrs: Vec<(&str, String)> = vec![("version", quote(&g.version.to_string()))];
+fn node_group_block(spec: &ProviderSpec, g: &ActualNodeGroup, selector: Option<&String>) -> String {
+    // A group that runs the control plane (K3s/RKE2 servers) follows the cluster's version.
+    let mut attrs: Vec<(&str, String)> = Vec::new();
+    if !g.control_plane {
+        attrs.push(("version", quote(&g.version.to_string())));
+    }
     let system_pool = g
         .labels
         .get(AKS_MODE_LABEL)
@@ -96,6 +144,9 @@ fn node_group_block(spec: &ProviderSpec, g: &ActualNodeGroup) -> String {
         (_, Some(bg)) => attrs.push(("max_unavailable", unavailable(bg.batch))),
         (Some(u), None) if !system_pool => attrs.push(("max_unavailable", unavailable(u))),
         _ => {}
+    }
+    if let Some(sel) = selector {
+        attrs.push(("node_selector", quote(sel)));
     }
     if let Some(surge) = g.max_surge.filter(|_| g.blue_green.is_none()) {
         attrs.push(("max_surge", unavailable(surge)));
@@ -204,7 +255,12 @@ mod tests {
             "addons": [{ "name": "coredns", "version": "v1.10.1-eksbuild.7", "status": "ACTIVE" }]
         }))
         .unwrap();
-        let text = generated_config(&spec, &[a], "kup generate -provider eks");
+        let text = generated_config(
+            &spec,
+            &[a],
+            &KubeAccess::default(),
+            "kup generate -provider eks",
+        );
         assert!(
             text.contains("provider \"eks\" {\n  region = \"eu-west-1\"\n}\n"),
             "{text}"

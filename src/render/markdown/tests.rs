@@ -60,7 +60,7 @@ fn a_small_plan_has_every_cluster_with_its_steps_and_warnings_folded() {
         "{md}"
     );
     assert!(
-        md.contains("| `cluster.prod-0000` | eks `prod-0000` | 1.28 → 1.31 | 3 | 30m | 3 |"),
+        md.contains("| `cluster.prod-0000` | eks `prod-0000` | 1.28 → 1.31 | 3 | 30m | 2 |"),
         "{md}"
     );
     assert!(
