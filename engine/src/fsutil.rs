@@ -5,8 +5,24 @@ use std::io::{self, Write};
 use std::path::Path;
 
 /// Write `bytes` to `path` atomically: temp file in the same directory, fsync, rename,
-/// fsync the directory.
+/// fsync the directory. A file that exists keeps its permissions (`kup fmt` rewriting a
+/// configuration file must not change who may read it).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_with_mode(path, bytes, None)
+}
+
+/// Like [`write_atomic`], for kup's own records (state, its backup, the journal, saved
+/// plans): readable and writable by the owner only (0600), whatever the umask. They
+/// describe every cluster and what kup did to it.
+pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_with_mode(path, bytes, Some(PRIVATE_MODE))
+}
+
+/// Owner read and write only.
+pub const PRIVATE_MODE: u32 = 0o600;
+
+fn write_with_mode(path: &Path, bytes: &[u8], mode: Option<u32>) -> io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -17,12 +33,23 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?
         .to_string_lossy();
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let keep = match mode {
+        Some(m) => Some(m),
+        None => fs::metadata(path)
+            .ok()
+            .map(|m| m.permissions().mode() & 0o7777),
+    };
     {
         let mut f = OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
+            .mode(mode.unwrap_or(0o666))
             .open(&tmp)?;
+        if let Some(m) = keep {
+            // Exactly this mode: the umask applies only to the default.
+            f.set_permissions(fs::Permissions::from_mode(m))?;
+        }
         f.write_all(bytes)?;
         f.sync_all()?;
     }

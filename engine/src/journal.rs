@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::fsutil::write_atomic;
+use crate::fsutil::{write_private, PRIVATE_MODE};
 use crate::plan::SavedPlan;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -124,9 +124,16 @@ impl Journal {
         if records.last().is_some_and(
             |r| matches!(r, Record::RunFinished { outcome, .. } if !outcome.is_resumable()),
         ) {
-            write_atomic(path, b"")?;
+            write_private(path, b"")?;
         }
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let file = {
+            use std::os::unix::fs::OpenOptionsExt;
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(PRIVATE_MODE)
+                .open(path)?
+        };
         Ok(Journal {
             path: path.to_path_buf(),
             file,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::fsutil::write_atomic;
+use crate::fsutil::{write_private, PRIVATE_MODE};
 use crate::model::{ActualCluster, ClusterSpec};
 
 pub const STATE_FORMAT_VERSION: u32 = 1;
@@ -29,6 +29,10 @@ pub struct StateFile {
     /// stopped there; the next one continues).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub waiting: Vec<crate::executor::WaitingWave>,
+    /// SHA-256 of the state as kup wrote it (this field left out), so a hand edit or a
+    /// damaged write is noticed instead of trusted. Absent in states from before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -58,6 +62,20 @@ pub enum StateError {
     Format { path: PathBuf, found: u32 },
     #[error("cannot write state file {path}: {source}")]
     Write { path: PathBuf, source: io::Error },
+    #[error("state file {path} was changed outside kup (its checksum does not match its content): a hand edit or a damaged write. kup neither uses nor overwrites it. Restore {path}.backup (the state before the last write), or move the file away and run `kup apply -refresh-only` to record what runs now")]
+    Checksum { path: PathBuf },
+    #[error("state file {path} now holds another state (lineage {on_disk}; this run read lineage {ours}), so kup will not overwrite it; was another configuration's state copied there?")]
+    Lineage {
+        path: PathBuf,
+        on_disk: String,
+        ours: String,
+    },
+    #[error("state file {path} was written by another kup run (serial {on_disk}) after this one read it (serial {ours}); kup will not overwrite newer state. Run the command again")]
+    Stale {
+        path: PathBuf,
+        on_disk: u64,
+        ours: u64,
+    },
 }
 
 impl StateFile {
@@ -69,7 +87,41 @@ impl StateFile {
             kup_version: env!("CARGO_PKG_VERSION").to_string(),
             clusters: BTreeMap::new(),
             waiting: Vec::new(),
+            checksum: None,
         }
+    }
+
+    /// The checksum of a state document: SHA-256 of its JSON with object keys sorted and
+    /// the checksum left out. Computed on the document as written, unknown fields
+    /// included, so a later kup that adds fields still agrees with an earlier one.
+    fn content_hash(doc: &serde_json::Value) -> String {
+        let mut bare = doc.clone();
+        if let Some(m) = bare.as_object_mut() {
+            m.remove("checksum");
+        }
+        crate::plan::sha256_hex(&serde_json::to_vec(&bare).expect("JSON serializes"))
+    }
+
+    /// Parse `bytes` as the state at `path` and check it is what kup wrote.
+    fn parse_checked(path: &Path, bytes: &[u8]) -> Result<StateFile, StateError> {
+        let parse_err = |source| StateError::Parse {
+            path: path.into(),
+            source,
+        };
+        let doc: serde_json::Value = serde_json::from_slice(bytes).map_err(parse_err)?;
+        let state: StateFile = serde_json::from_value(doc.clone()).map_err(parse_err)?;
+        if state.format_version > STATE_FORMAT_VERSION {
+            return Err(StateError::Format {
+                path: path.into(),
+                found: state.format_version,
+            });
+        }
+        if let Some(sum) = &state.checksum {
+            if *sum != Self::content_hash(&doc) {
+                return Err(StateError::Checksum { path: path.into() });
+            }
+        }
+        Ok(state)
     }
 
     /// Load the state, or `None` when there is none yet.
@@ -84,36 +136,51 @@ impl StateFile {
                 })
             }
         };
-        let state: StateFile =
-            serde_json::from_slice(&bytes).map_err(|source| StateError::Parse {
-                path: path.into(),
-                source,
-            })?;
-        if state.format_version > STATE_FORMAT_VERSION {
-            return Err(StateError::Format {
-                path: path.into(),
-                found: state.format_version,
-            });
-        }
-        Ok(Some(state))
+        Self::parse_checked(path, &bytes).map(Some)
     }
 
-    /// Write with serial + 1; the previous file is kept as `<path>.backup`.
+    /// Write with serial + 1; the previous file is kept as `<path>.backup`. Refuses to
+    /// replace a file that is not the state this one was read from (another lineage, a
+    /// newer serial, a failed checksum): nothing is overwritten silently.
     pub fn save(&mut self, path: &Path) -> Result<(), StateError> {
-        self.serial += 1;
-        self.kup_version = env!("CARGO_PKG_VERSION").to_string();
-        let mut bytes = serde_json::to_vec_pretty(self).expect("state serializes");
-        bytes.push(b'\n');
         let err = |source| StateError::Write {
             path: path.into(),
             source,
         };
-        if path.exists() {
-            let backup = backup_path(path);
-            let old = fs::read(path).map_err(err)?;
-            write_atomic(&backup, &old).map_err(err)?;
+        let old = match fs::read(path) {
+            Ok(b) => Some(b),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(err(e)),
+        };
+        if let Some(old) = &old {
+            let on_disk = Self::parse_checked(path, old)?;
+            if on_disk.lineage != self.lineage {
+                return Err(StateError::Lineage {
+                    path: path.into(),
+                    on_disk: on_disk.lineage,
+                    ours: self.lineage.clone(),
+                });
+            }
+            if on_disk.serial > self.serial {
+                return Err(StateError::Stale {
+                    path: path.into(),
+                    on_disk: on_disk.serial,
+                    ours: self.serial,
+                });
+            }
         }
-        write_atomic(path, &bytes).map_err(err)
+        self.serial += 1;
+        self.kup_version = env!("CARGO_PKG_VERSION").to_string();
+        self.checksum = None;
+        self.checksum = Some(Self::content_hash(
+            &serde_json::to_value(&*self).expect("state serializes"),
+        ));
+        let mut bytes = serde_json::to_vec_pretty(self).expect("state serializes");
+        bytes.push(b'\n');
+        if let Some(old) = &old {
+            write_private(&backup_path(path), old).map_err(err)?;
+        }
+        write_private(path, &bytes).map_err(err)
     }
 }
 
@@ -239,13 +306,17 @@ impl StateLock {
         };
         let deadline = Instant::now() + timeout;
         loop {
-            let mut file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&path)
-                .map_err(io_err)?;
+            let mut file = {
+                use std::os::unix::fs::OpenOptionsExt;
+                OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .mode(PRIVATE_MODE)
+                    .open(&path)
+                    .map_err(io_err)?
+            };
             // SAFETY: flock on a file descriptor we own.
             let locked =
                 unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
@@ -357,6 +428,88 @@ pub fn random_id(bytes: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn mode(p: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn a_hand_edited_state_is_detected_and_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("kup.state.json");
+        let mut s = StateFile::new();
+        s.save(&p).unwrap();
+        s.save(&p).unwrap();
+        // Still valid JSON and a valid state: only the checksum tells.
+        let text = fs::read_to_string(&p).unwrap();
+        let edited = text.replace("\"serial\": 2", "\"serial\": 7");
+        assert_ne!(text, edited);
+        fs::write(&p, &edited).unwrap();
+        let e = StateFile::load(&p).unwrap_err();
+        assert!(matches!(e, StateError::Checksum { .. }), "{e}");
+        assert!(e.to_string().contains(".backup"), "{e}");
+        // The copy read before the edit may not write over it.
+        let e = s.save(&p).unwrap_err();
+        assert!(matches!(e, StateError::Checksum { .. }), "{e}");
+        assert_eq!(fs::read_to_string(&p).unwrap(), edited, "left as it was");
+        // Reformatting is not an edit: the checksum is over the content.
+        fs::write(&p, &text).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        fs::write(&p, serde_json::to_string(&v).unwrap()).unwrap();
+        assert_eq!(StateFile::load(&p).unwrap().unwrap().serial, 2);
+    }
+
+    #[test]
+    fn another_lineage_or_a_newer_serial_on_disk_is_not_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("kup.state.json");
+        let mut ours = StateFile::new();
+        ours.save(&p).unwrap();
+        // Another run read it too and wrote first.
+        let mut other = StateFile::load(&p).unwrap().unwrap();
+        other.save(&p).unwrap();
+        let e = ours.save(&p).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                StateError::Stale {
+                    on_disk: 2,
+                    ours: 1,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        // A state of another configuration copied over it.
+        let mut stranger = StateFile::new();
+        fs::remove_file(&p).unwrap();
+        stranger.save(&p).unwrap();
+        let mut mine = StateFile::load(&p).unwrap().unwrap();
+        mine.lineage = "0123456789abcdef".into();
+        let e = mine.save(&p).unwrap_err();
+        assert!(matches!(e, StateError::Lineage { .. }), "{e}");
+        assert_eq!(
+            StateFile::load(&p).unwrap().unwrap().lineage,
+            stranger.lineage
+        );
+    }
+
+    #[test]
+    fn the_state_its_backup_lock_and_journal_are_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("kup.state.json");
+        let mut s = StateFile::new();
+        s.save(&p).unwrap();
+        s.save(&p).unwrap();
+        assert_eq!(mode(&p), 0o600);
+        assert_eq!(mode(&backup_path(&p)), 0o600);
+        let lock = StateLock::acquire(&p, "apply", Duration::from_secs(1)).unwrap();
+        assert_eq!(mode(&lock_path(&p)), 0o600);
+        drop(lock);
+        let _j = crate::journal::Journal::open(&journal_path(&p)).unwrap();
+        assert_eq!(mode(&journal_path(&p)), 0o600);
+    }
 
     #[test]
     fn save_increments_serial_keeps_lineage_and_backup() {

@@ -269,6 +269,15 @@ async fn apply_plan_file(args: &ApplyArgs, mode: Mode) -> Result<ExitCode> {
         ));
     }
     let saved = read_plan_file(&args.target)?;
+    if saved.kup_version != env!("CARGO_PKG_VERSION") {
+        return Err(Failure::Message(format!(
+            "plan file {} was made by kup {}, and this is kup {}: a plan is applied by the kup that made it (steps and their checks change between versions). Make the plan again with this kup: `kup plan -out {}`",
+            args.target.display(),
+            saved.kup_version,
+            env!("CARGO_PKG_VERSION"),
+            args.target.display()
+        )));
+    }
     let dir = PathBuf::from(&saved.config_dir);
     if !dir.is_dir() {
         return Err(Failure::Message(format!(

@@ -238,7 +238,7 @@ pub fn unplanned_differences(
 pub fn write_plan_file(out: &Path, saved: &SavedPlan) -> Result<()> {
     let mut bytes = serde_json::to_vec_pretty(saved).expect("plan serializes");
     bytes.push(b'\n');
-    kup_engine::fsutil::write_atomic(out, &bytes)
+    kup_engine::fsutil::write_private(out, &bytes)
         .map_err(|e| Failure::Message(format!("cannot write plan file {}: {e}", out.display())))
 }
 

@@ -144,6 +144,38 @@ fn tampered_plan_is_refused() {
     assert!(apply.stderr.contains("is not a kup plan file"), "{apply:?}");
 }
 
+/// A saved plan is private (it describes every cluster), and one made by another kup
+/// version is refused with the reason even when its integrity holds.
+#[test]
+fn a_saved_plan_is_private_and_applied_only_by_the_kup_that_made_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = Sim::start(tmp.path(), WORLD_ONE, 3000.0, None);
+    let dir = config_dir(tmp.path(), &sim, &one_cluster("1.29"));
+    let planfile = tmp.path().join("p.kupplan");
+    let p = planfile.to_str().unwrap();
+    assert_eq!(kup(&["plan", "-out", p, dir.to_str().unwrap()]).code, 0);
+    let mode = std::fs::metadata(&planfile).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "plan file mode {mode:o}");
+
+    let mut saved: kup_engine::plan::SavedPlan =
+        serde_json::from_str(&std::fs::read_to_string(&planfile).unwrap()).unwrap();
+    saved.kup_version = "0.0.1".into();
+    let resealed = saved.seal();
+    std::fs::write(&planfile, serde_json::to_vec_pretty(&resealed).unwrap()).unwrap();
+    let apply = kup(&["apply", p]);
+    assert_eq!(apply.code, 1, "{apply:?}");
+    assert!(
+        apply
+            .stderr
+            .contains("was made by kup 0.0.1, and this is kup"),
+        "{apply:?}"
+    );
+    assert!(sim.mutations().is_empty());
+    // Showing it is still fine: it is only a record.
+    assert_eq!(kup(&["show", p]).code, 0);
+}
+
 #[test]
 fn second_apply_fails_fast_naming_the_lock_holder() {
     let tmp = tempfile::tempdir().unwrap();
