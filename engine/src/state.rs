@@ -13,9 +13,17 @@ use serde::{Deserialize, Serialize};
 use crate::fsutil::{write_private, PRIVATE_MODE};
 use crate::model::{ActualCluster, ClusterSpec};
 
-pub const STATE_FORMAT_VERSION: u32 = 1;
+/// 2: the state carries a checksum. A version-1 state (none) is still read, and written
+/// back as version 2.
+pub const STATE_FORMAT_VERSION: u32 = 2;
 
+/// The first format whose states always carry a checksum.
+const CHECKSUM_SINCE: u32 = 2;
+
+// Unknown top-level fields are refused: a damaged key (say `checksum` misspelt) must
+// not be ignored into an unchecked state.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct StateFile {
     pub format_version: u32,
     /// Random id given when the state is first created; never changes.
@@ -116,10 +124,12 @@ impl StateFile {
                 found: state.format_version,
             });
         }
-        if let Some(sum) = &state.checksum {
-            if *sum != Self::content_hash(&doc) {
-                return Err(StateError::Checksum { path: path.into() });
-            }
+        let intact = match &state.checksum {
+            Some(sum) => *sum == Self::content_hash(&doc),
+            None => state.format_version < CHECKSUM_SINCE,
+        };
+        if !intact {
+            return Err(StateError::Checksum { path: path.into() });
         }
         Ok(state)
     }
@@ -170,6 +180,7 @@ impl StateFile {
             }
         }
         self.serial += 1;
+        self.format_version = STATE_FORMAT_VERSION;
         self.kup_version = env!("CARGO_PKG_VERSION").to_string();
         self.checksum = None;
         self.checksum = Some(Self::content_hash(
@@ -458,6 +469,34 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         fs::write(&p, serde_json::to_string(&v).unwrap()).unwrap();
         assert_eq!(StateFile::load(&p).unwrap().unwrap().serial, 2);
+    }
+
+    #[test]
+    fn a_state_from_before_checksums_is_read_and_written_back_with_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("kup.state.json");
+        let v1 = r#"{"format_version": 1, "lineage": "aaaabbbbccccdddd", "serial": 4, "kup_version": "0.0.9", "clusters": {}}"#;
+        fs::write(&p, v1).unwrap();
+        let mut s = StateFile::load(&p).unwrap().unwrap();
+        s.save(&p).unwrap();
+        let back = StateFile::load(&p).unwrap().unwrap();
+        assert_eq!(
+            (back.format_version, back.serial),
+            (STATE_FORMAT_VERSION, 5)
+        );
+        assert!(back.checksum.is_some());
+        // A current state whose checksum went missing (or whose key was damaged) is not.
+        let text = fs::read_to_string(&p).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let mut no_sum = v.clone();
+        no_sum.as_object_mut().unwrap().remove("checksum");
+        fs::write(&p, no_sum.to_string()).unwrap();
+        assert!(matches!(
+            StateFile::load(&p),
+            Err(StateError::Checksum { .. })
+        ));
+        fs::write(&p, text.replace("\"checksum\"", "\"checksuM\"")).unwrap();
+        assert!(matches!(StateFile::load(&p), Err(StateError::Parse { .. })));
     }
 
     #[test]

@@ -3080,6 +3080,25 @@ impl Loader<'_> {
             );
         }
         let time_zone = self.get_string(f, &w.body, "time_zone");
+        if let (Some(tz), Some(a)) = (&time_zone, w.body.get_attribute("time_zone")) {
+            // An unknown zone would only fail when the window is first needed, mid-rollout.
+            if jiff::tz::TimeZone::get(tz).is_err() {
+                ok = false;
+                let zones: Vec<String> =
+                    jiff::tz::db().available().map(|n| n.to_string()).collect();
+                let suggestion = super::diag::did_you_mean(tz, zones.iter().map(String::as_str));
+                self.err_at(
+                    f,
+                    a.value.span(),
+                    Diagnostic::error(format!("Unknown time zone \"{tz}\""))
+                        .detail("Time zones are IANA names, as in the tz database kup bundles.")
+                        .hint(match suggestion {
+                            Some(s) => format!("did you mean \"{s}\"?"),
+                            None => "write an IANA name such as \"Europe/Berlin\", \"America/New_York\" or \"UTC\"".into(),
+                        }),
+                );
+            }
+        }
         if !ok {
             return None;
         }

@@ -1,0 +1,13 @@
+provider "eks" {
+  region = "eu-west-1"
+}
+
+cluster "prod" {
+  version = "1.31"
+  node_group "general" {
+    strategy = "blue_green"
+    blue_green {
+      soak = "ten minutes"
+    }
+  }
+}

@@ -1,0 +1,12 @@
+provider "eks" {
+  region = "eu-west-1"
+}
+
+cluster "prod" {
+  version = "1.31"
+  node_group "general" {
+    drain {
+      on_blocked = "skip"
+    }
+  }
+}

@@ -1,0 +1,10 @@
+provider "eks" {
+  region = "eu-west-1"
+}
+
+cluster "prod" {
+  version = "1.31"
+  node_group "general" {
+    max_unavailable = "150%"
+  }
+}

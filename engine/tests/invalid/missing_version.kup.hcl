@@ -1,0 +1,7 @@
+provider "eks" {
+  region = "eu-west-1"
+}
+
+cluster "prod" {
+  name = "prod-eu"
+}

@@ -1,0 +1,6 @@
+provider "eks" {
+  region = "eu-west-1"
+}
+
+cluster "prod" {
+  version = "1.31"

@@ -1,0 +1,8 @@
+provider "eks" {
+  region = "eu-west-1"
+}
+
+cluster "prod" {
+  provider = "gke"
+  version  = "1.31"
+}

@@ -1,0 +1,7 @@
+provider "openstack" {
+  region = "regionOne"
+}
+
+cluster "prod" {
+  version = "1.31"
+}

@@ -1,0 +1,13 @@
+provider "eks" {
+  region = "eu-west-1"
+}
+
+cluster "prod" {
+  version = "1.31"
+}
+
+rollout "q3" {
+  wave "canary" {
+    clusters = ["dev-*"]
+  }
+}
