@@ -26,3 +26,4 @@ mod preflight;
 mod rehearse;
 mod safety;
 mod saved_plan;
+mod torture;
