@@ -371,6 +371,37 @@ pub fn resolve_aliases(
     })
 }
 
+/// What a read-only command (`check`, `drift`, `rehearse`) starts from: the state path,
+/// the configuration (its warnings printed) and, when a simulator runs in process, the
+/// state lock.
+pub struct ReadOnly {
+    pub state_path: PathBuf,
+    pub loaded: Loaded,
+    pub _lock: Option<kup_engine::state::StateLock>,
+}
+
+pub fn open_for_reading(
+    dir: &Path,
+    vars: &VarArgs,
+    state: &crate::cli::StateArgs,
+    what: &str,
+) -> Result<ReadOnly, Failure> {
+    let state_path = state
+        .state
+        .clone()
+        .unwrap_or_else(|| default_state_path(dir));
+    let loaded = load_config(dir, vars)?;
+    for w in &loaded.warnings {
+        eprintln!("{}", w.render(&loaded.sources).trim_end());
+    }
+    let lock = lock_for_reading(&loaded.desired, &state_path, what, state.lock_timeout)?;
+    Ok(ReadOnly {
+        state_path,
+        loaded,
+        _lock: lock,
+    })
+}
+
 /// A command that only reads still takes the state lock when a simulator runs in
 /// process: the simulator saves its world when it stops, and must not overwrite what a
 /// concurrent apply's simulator recorded. Real clouds need no lock for reading.

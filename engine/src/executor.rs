@@ -546,6 +546,17 @@ impl StepContext {
         StepEnd::Failed(msg)
     }
 
+    /// A gate that lets its wave start: shown as a step that started (and is done).
+    fn gate_passed(&self) -> StepEnd {
+        (self.events)(Event::StepStarted {
+            step: self.step.id.clone(),
+            cluster: self.step.cluster.clone(),
+            description: self.step.action.describe(),
+            estimated_secs: 0,
+        });
+        StepEnd::Done { already: false }
+    }
+
     /// A wave's gate: pass when the waves it follows are done and soaked and the window
     /// is open; otherwise say when (or wait, with `-wait`).
     async fn pass_gate(&self) -> Result<StepEnd, String> {
@@ -560,13 +571,7 @@ impl StepContext {
             .as_ref()
             .expect("the executor gives gates their context");
         if g.policy == WaveGates::Open {
-            (self.events)(Event::StepStarted {
-                step: self.step.id.clone(),
-                cluster: self.step.cluster.clone(),
-                description: self.step.action.describe(),
-                estimated_secs: 0,
-            });
-            return Ok(StepEnd::Done { already: false });
+            return Ok(self.gate_passed());
         }
         let soak = Duration::from_secs(*soak_secs);
         let soak = if g.scale > 1.0 {
@@ -588,13 +593,7 @@ impl StepContext {
             let now = jiff::Timestamp::now();
             let at = due(soaked.max(now))?;
             if at <= now {
-                (self.events)(Event::StepStarted {
-                    step: self.step.id.clone(),
-                    cluster: self.step.cluster.clone(),
-                    description: self.step.action.describe(),
-                    estimated_secs: 0,
-                });
-                return Ok(StepEnd::Done { already: false });
+                return Ok(self.gate_passed());
             }
             if g.policy == WaveGates::Stop {
                 // Whole seconds, rounded up: the time said is never before the time meant.

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::cli::CheckArgs;
 use crate::failure::Result;
-use crate::workspace::{default_state_path, load_config, lock_for_reading, observe, Observed};
+use crate::workspace::{observe, open_for_reading, Observed};
 
 #[derive(Serialize)]
 struct CheckReport {
@@ -23,26 +23,13 @@ struct CheckReport {
 }
 
 pub async fn run(args: CheckArgs) -> Result<ExitCode> {
-    let state_path = args
-        .state
-        .state
-        .clone()
-        .unwrap_or_else(|| default_state_path(&args.dir));
-    let loaded = load_config(&args.dir, &args.vars)?;
-    for w in &loaded.warnings {
-        eprintln!("{}", w.render(&loaded.sources).trim_end());
-    }
-    let _lock = lock_for_reading(
-        &loaded.desired,
-        &state_path,
-        "check",
-        args.state.lock_timeout,
-    )?;
+    let opened = open_for_reading(&args.dir, &args.vars, &args.state, "check")?;
+    let loaded = &opened.loaded;
     let Observed {
         desired,
         actual,
         policies,
-    } = observe(&loaded, args.parallelism, args.output.json).await?;
+    } = observe(loaded, args.parallelism, args.output.json).await?;
     let options = PlanOptions {
         strict_skew: args.strict_skew,
         targets: Vec::new(),

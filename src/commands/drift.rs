@@ -16,7 +16,7 @@ use similar::TextDiff;
 use crate::cli::DriftArgs;
 use crate::commands::apply::record_state;
 use crate::failure::{Failure, Result};
-use crate::workspace::{default_state_path, load_config};
+use crate::workspace::load_config;
 use crate::VarArgs;
 
 /// One way the running cluster differs from the configuration.
@@ -51,22 +51,11 @@ pub struct DriftReport {
 }
 
 pub async fn run(args: DriftArgs) -> Result<ExitCode> {
-    let state_path = args
-        .state
-        .state
-        .clone()
-        .unwrap_or_else(|| default_state_path(&args.dir));
-    let loaded = load_config(&args.dir, &args.vars)?;
-    let _lock = crate::workspace::lock_for_reading(
-        &loaded.desired,
-        &state_path,
-        "drift",
-        args.state.lock_timeout,
-    )?;
+    let opened = crate::workspace::open_for_reading(&args.dir, &args.vars, &args.state, "drift")?;
     let crate::workspace::Observed {
         desired, actual, ..
-    } = crate::workspace::observe(&loaded, args.parallelism, args.output.json).await?;
-    let state = StateFile::load(&state_path).map_err(|e| Failure::Message(e.to_string()))?;
+    } = crate::workspace::observe(&opened.loaded, args.parallelism, args.output.json).await?;
+    let state = StateFile::load(&opened.state_path).map_err(|e| Failure::Message(e.to_string()))?;
     let report = compute(&desired.clusters, &actual, state.as_ref());
     if args.output.json {
         println!(

@@ -268,14 +268,30 @@ fn kubeconfig_cluster(
 ) -> Result<kup_engine::model::ClusterSpec> {
     let groups: Vec<serde_json::Value> = ["servers", "agents"]
         .iter()
-        .map(|g| {
-            serde_json::json!({
-                "name": g,
-                "version": "1.0",
-                "strategy": { "type": "rolling", "max_unavailable": { "count": 1 } },
-            })
-        })
+        .map(|g| group_json(g, None))
         .collect();
+    spec_from_json(kind, name, access, groups, serde_json::Value::Null)
+}
+
+/// A node group as the configuration would declare it (its version and strategy do not
+/// matter for reading the cluster).
+fn group_json(name: &str, node_selector: Option<String>) -> serde_json::Value {
+    serde_json::json!({
+        "name": name,
+        "version": "1.0",
+        "node_selector": node_selector,
+        "strategy": { "type": "rolling", "max_unavailable": { "count": 1 } },
+    })
+}
+
+/// The cluster spec a provider needs to reach `name`; `kubeadm` is that block or null.
+fn spec_from_json(
+    kind: &str,
+    name: &str,
+    access: &KubeAccess,
+    groups: Vec<serde_json::Value>,
+    kubeadm: serde_json::Value,
+) -> Result<kup_engine::model::ClusterSpec> {
     serde_json::from_value(serde_json::json!({
         "label": name,
         "provider": kind,
@@ -286,6 +302,7 @@ fn kubeconfig_cluster(
         "parallel_node_groups": 1,
         "kubeconfig": access.kubeconfig,
         "context": access.context,
+        "kubeadm": kubeadm,
     }))
     .map_err(|e| Failure::Message(format!("internal: a cluster spec for {name}: {e}")))
 }
@@ -324,29 +341,16 @@ async fn kubeadm_cluster(
     }
     let workers = snapshot.nodes.len() > control_plane.len();
     let groups: Vec<serde_json::Value> = workers
-        .then(|| {
-            serde_json::json!({
-                "name": "workers",
-                "version": "1.0",
-                "node_selector": format!("!{CONTROL_PLANE_LABEL}"),
-                "strategy": { "type": "rolling", "max_unavailable": { "count": 1 } },
-            })
-        })
+        .then(|| group_json("workers", Some(format!("!{CONTROL_PLANE_LABEL}"))))
         .into_iter()
         .collect();
-    serde_json::from_value(serde_json::json!({
-        "label": name,
-        "provider": "kubeadm",
-        "name": name,
-        "version": "1.0",
-        "addons": [],
-        "node_groups": groups,
-        "parallel_node_groups": 1,
-        "kubeconfig": access.kubeconfig,
-        "context": access.context,
-        "kubeadm": { "control_plane_hosts": control_plane },
-    }))
-    .map_err(|e| Failure::Message(format!("internal: a cluster spec for {name}: {e}")))
+    spec_from_json(
+        "kubeadm",
+        name,
+        access,
+        groups,
+        serde_json::json!({ "control_plane_hosts": control_plane }),
+    )
 }
 
 /// How the file says it was made (no credentials are ever on the command line).

@@ -27,7 +27,7 @@ use crate::rehearse::gantt::{self, clock};
 use crate::rehearse::timeline::{self, Measured, Outcome, Timeline};
 use crate::rehearse::world;
 use crate::render::plan::render_plan_errors;
-use crate::workspace::{default_state_path, load_config, lock_for_reading, observe, Connected};
+use crate::workspace::{observe, open_for_reading, Connected};
 
 /// Provider kinds the simulator can stand in for. kubeadm upgrades run over SSH on the
 /// team's own hosts, which a copy of the API objects cannot reproduce.
@@ -41,21 +41,8 @@ pub async fn run(args: RehearseArgs) -> Result<ExitCode> {
         )));
     }
     let json = args.output.json;
-    let state_path = args
-        .state
-        .state
-        .clone()
-        .unwrap_or_else(|| default_state_path(&args.dir));
-    let loaded = load_config(&args.dir, &args.vars)?;
-    for w in &loaded.warnings {
-        eprintln!("{}", w.render(&loaded.sources).trim_end());
-    }
-    let _lock = lock_for_reading(
-        &loaded.desired,
-        &state_path,
-        "rehearse",
-        args.state.lock_timeout,
-    )?;
+    let opened = open_for_reading(&args.dir, &args.vars, &args.state, "rehearse")?;
+    let loaded = &opened.loaded;
     let options = PlanOptions {
         strict_skew: args.strict_skew,
         targets: Vec::new(),
@@ -63,7 +50,7 @@ pub async fn run(args: RehearseArgs) -> Result<ExitCode> {
     };
 
     // 1. What is running, and the plan a real apply would carry out.
-    let observed = observe(&loaded, args.parallelism, json).await?;
+    let observed = observe(loaded, args.parallelism, json).await?;
     let real_plan = planner::plan(&PlanInput {
         desired: &observed.desired,
         actual: &observed.actual,
