@@ -1909,6 +1909,26 @@ impl Loader<'_> {
             // With an endpoint, the simulator runs elsewhere (`kup sim serve`) and owns its
             // world; only an in-process simulator needs a world file here.
             let external_sim = b.body.get_attribute("endpoint").is_some();
+            // Credentials and cluster state travel over these URLs: plain HTTP only to this
+            // machine (the simulator), never across a network.
+            for key in ["endpoint", "channel_server"] {
+                let Some(a) = b.body.get_attribute(key) else {
+                    continue;
+                };
+                if let Some(url) = self.get_string(f, &b.body, key) {
+                    if plain_http_off_machine(&url) {
+                        self.err_at(
+                            f,
+                            a.value.span(),
+                            Diagnostic::error(format!("{key} uses plain HTTP to another machine"))
+                                .detail(format!(
+                                    "`{url}` would send credentials and cluster details unencrypted; kup speaks plain HTTP only to this machine (127.0.0.1, ::1, localhost), e.g. to `kup sim serve`."
+                                ))
+                                .hint(format!("use https://{}", url.trim_start_matches("http://"))),
+                        );
+                    }
+                }
+            }
             if simulate && (!external_sim || world_attr.is_some()) {
                 let rel = world_str.clone().unwrap_or_else(|| "world.hcl".to_string());
                 let abs = self.abs_dir.join(&rel);
@@ -3270,4 +3290,29 @@ pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();
     let t: Vec<char> = text.chars().collect();
     go(&p, &t)
+}
+
+/// `http://` to a host other than this machine.
+pub(crate) fn plain_http_off_machine(url: &str) -> bool {
+    let Some(rest) = url
+        .get(..7)
+        .filter(|p| p.eq_ignore_ascii_case("http://"))
+        .map(|_| &url[7..])
+    else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit('@').next().unwrap_or("");
+    let host = if let Some(v6) = host_port.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        host_port.split(':').next().unwrap_or("")
+    };
+    let host = host.to_ascii_lowercase();
+    let loopback = host == "localhost"
+        || host == "::1"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    !loopback
 }

@@ -1875,3 +1875,27 @@ fn requests_per_second_is_a_positive_number_on_cloud_providers_only() {
         "{e}"
     );
 }
+
+#[test]
+fn plain_http_is_for_this_machine_only() {
+    use super::load::plain_http_off_machine as off;
+    for ok in [
+        "http://127.0.0.1:8080",
+        "http://127.0.0.5/x",
+        "HTTP://localhost:1",
+        "http://[::1]:9000/",
+        "https://eks.example.com",
+        "https://10.0.0.5",
+    ] {
+        assert!(!off(ok), "{ok}");
+    }
+    for bad in [
+        "http://10.0.0.5",
+        "http://eks.internal",
+        "http://user@host:80/",
+        "http://127.0.0.1.evil.com",
+        "http://[2001:db8::1]:80",
+    ] {
+        assert!(off(bad), "{bad}");
+    }
+}
