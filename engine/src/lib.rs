@@ -22,3 +22,4 @@ pub mod kube;
 pub mod maintenance;
 pub mod schemas;
 pub mod state;
+pub mod timeline;

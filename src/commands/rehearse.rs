@@ -24,10 +24,10 @@ use kup_engine::state::now_rfc3339;
 use crate::cli::RehearseArgs;
 use crate::failure::{Failure, Result};
 use crate::rehearse::gantt::{self, clock};
-use crate::rehearse::timeline::{self, Measured, Outcome, Timeline};
 use crate::rehearse::world;
 use crate::render::plan::render_plan_errors;
 use crate::workspace::{observe, open_for_reading, Connected};
+use kup_engine::timeline::{self, Measured, Outcome, Timeline};
 
 /// Provider kinds the simulator can stand in for. kubeadm upgrades run over SSH on the
 /// team's own hosts, which a copy of the API objects cannot reproduce.

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::timeline::{TimedStep, Timeline};
+use kup_engine::timeline::{TimedStep, Timeline};
 
 const LABEL_W: f64 = 420.0;
 const CHART_W: f64 = 760.0;

@@ -1,7 +1,7 @@
 use super::*;
-use kup_engine::model::UpgradeWindow;
-use kup_engine::plan::Step;
-use kup_engine::version::Version;
+use crate::model::UpgradeWindow;
+use crate::plan::Step;
+use crate::version::Version;
 
 fn step(id: &str, cluster: &str, deps: &[&str], action: Action) -> Step {
     Step {

@@ -1,5 +1,5 @@
-//! The predicted timeline of a plan: each step's duration as the rehearsal measured it in
-//! the simulator (in the clusters' time), laid out the way the executor schedules steps
+//! The predicted timeline of a plan (`kup rehearse`): each step's duration as measured in
+//! a simulated copy (in the clusters' time), laid out the way the executor schedules steps
 //! (in plan order once their dependencies are done, at most `parallelism` at once), with
 //! wave gates lasting their soak and the wait for their window.
 //!
@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use kup_engine::plan::{Action, Plan};
+use crate::plan::{Action, Plan};
 use serde::Serialize;
 
 /// What the rehearsal saw of one step.
@@ -206,7 +206,7 @@ fn is_gate(a: &Action) -> bool {
 /// then until its window opens.
 fn gate_secs(
     soak_secs: u64,
-    window: Option<&kup_engine::model::UpgradeWindow>,
+    window: Option<&crate::model::UpgradeWindow>,
     start: jiff::Timestamp,
     at_secs: f64,
 ) -> Result<f64, String> {
@@ -217,7 +217,7 @@ fn gate_secs(
         .checked_add(jiff::SignedDuration::from_secs(soak_secs as i64))
         .map_err(|e| e.to_string())?;
     let open = match window {
-        Some(w) => kup_engine::schedule::next_open(w, soaked)?,
+        Some(w) => crate::schedule::next_open(w, soaked)?,
         None => soaked,
     };
     Ok(open.duration_since(reached).as_secs_f64())
