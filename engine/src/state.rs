@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use schemars::JsonSchema;
@@ -78,6 +79,8 @@ pub enum StateError {
         on_disk: String,
         ours: String,
     },
+    #[error("{message}")]
+    Remote { message: String },
     #[error("state file {path} was written by another kup run (serial {on_disk}) after this one read it (serial {ours}); kup will not overwrite newer state. Run the command again")]
     Stale {
         path: PathBuf,
@@ -162,7 +165,17 @@ impl StateFile {
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(e) => return Err(err(e)),
         };
+        let bytes = self.next_version(path, old.as_deref())?;
         if let Some(old) = &old {
+            write_private(&backup_path(path), old).map_err(err)?;
+        }
+        write_private(path, &bytes).map_err(err)
+    }
+
+    /// The bytes that replace `old` (the stored state at `path`, if any): serial + 1, a
+    /// fresh checksum. Refuses when `old` is not the state this one was read from.
+    fn next_version(&mut self, path: &Path, old: Option<&[u8]>) -> Result<Vec<u8>, StateError> {
+        if let Some(old) = old {
             let on_disk = Self::parse_checked(path, old)?;
             if on_disk.lineage != self.lineage {
                 return Err(StateError::Lineage {
@@ -188,10 +201,7 @@ impl StateFile {
         ));
         let mut bytes = serde_json::to_vec_pretty(self).expect("state serializes");
         bytes.push(b'\n');
-        if let Some(old) = &old {
-            write_private(&backup_path(path), old).map_err(err)?;
-        }
-        write_private(path, &bytes).map_err(err)
+        Ok(bytes)
     }
 }
 
@@ -231,6 +241,18 @@ pub struct LockInfo {
 }
 
 impl LockInfo {
+    /// This process, about to take the lock for `operation`.
+    pub fn ours(operation: &str) -> LockInfo {
+        LockInfo {
+            id: random_id(8),
+            operation: operation.to_string(),
+            who: std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
+            host: hostname(),
+            pid: std::process::id(),
+            created: now_rfc3339(),
+        }
+    }
+
     /// Whether the holder is a process on this host that no longer exists.
     pub fn holder_is_gone(&self) -> bool {
         if self.host != hostname() {
@@ -244,8 +266,15 @@ impl LockInfo {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
-    #[error("{}", held_message(.0, .1))]
+    #[error("{}", held_message(.0, &format!("lock file: {}", .1.display())))]
     Held(Box<LockInfo>, PathBuf),
+    /// Held in a remote backend; the string says where (table and lock id).
+    #[error("{}", held_message(.0, .1))]
+    HeldRemote(Box<LockInfo>, String),
+    #[error("{0}")]
+    Remote(String),
+    #[error("{0}: the state is not locked")]
+    NotLockedRemote(String),
     #[error("cannot create lock file {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
     #[error("no lock file at {0}: the state is not locked")]
@@ -254,14 +283,14 @@ pub enum LockError {
     WrongId { held: String, given: String },
 }
 
-fn held_message(info: &LockInfo, path: &Path) -> String {
+fn held_message(info: &LockInfo, location: &str) -> String {
     let gone = if info.holder_is_gone() {
         " (that process is no longer running)"
     } else {
         ""
     };
     format!(
-        "the state is locked: {} by {} on {} (pid {}{gone}) since {}, lock ID {}.\n  Wait for it to finish, or if it is gone, run: kup force-unlock {}\n  (lock file: {})",
+        "the state is locked: {} by {} on {} (pid {}{gone}) since {}, lock ID {}.\n  Wait for it to finish, or if it is gone, run: kup force-unlock {}\n  ({location})",
         info.operation,
         info.who,
         info.host,
@@ -269,7 +298,6 @@ fn held_message(info: &LockInfo, path: &Path) -> String {
         info.created,
         info.id,
         info.id,
-        path.display()
     )
 }
 
@@ -285,7 +313,10 @@ pub struct StateLock {
     pub info: LockInfo,
     /// The holder recorded in a lock file whose process had died without cleaning up.
     pub replaced_stale: Option<LockInfo>,
-    _file: std::fs::File,
+    /// The flock'd lock file (local state).
+    _file: Option<std::fs::File>,
+    /// The backend holding the lock (remote state), released through it on drop.
+    remote: Option<Arc<dyn RemoteState>>,
 }
 
 impl StateLock {
@@ -307,14 +338,7 @@ impl StateLock {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir).map_err(io_err)?;
         }
-        let info = LockInfo {
-            id: random_id(8),
-            operation: operation.to_string(),
-            who: std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
-            host: hostname(),
-            pid: std::process::id(),
-            created: now_rfc3339(),
-        };
+        let info = LockInfo::ours(operation);
         let deadline = Instant::now() + timeout;
         loop {
             let mut file = {
@@ -368,7 +392,8 @@ impl StateLock {
                 path,
                 info,
                 replaced_stale,
-                _file: file,
+                _file: Some(file),
+                remote: None,
             });
         }
     }
@@ -383,13 +408,38 @@ impl StateLock {
     }
 }
 
-impl Drop for StateLock {
-    fn drop(&mut self) {
+impl StateLock {
+    /// Releases this lock if it is still ours, for an exit that skips destructors (a
+    /// second Ctrl-C).
+    pub fn releaser(&self) -> impl Fn() + Send + 'static {
+        let (path, id, remote) = (self.path.clone(), self.info.id.clone(), self.remote.clone());
+        move || release(&path, &id, remote.as_deref())
+    }
+}
+
+fn release(path: &Path, id: &str, remote: Option<&dyn RemoteState>) {
+    match remote {
+        // Conditional on our id: a lock force-unlocked and taken by another run stays.
+        Some(remote) => {
+            if let Err(e) = remote.unlock(id) {
+                eprintln!(
+                    "warning: could not release the state lock {id} ({e}); run `kup force-unlock {id}` once no kup runs on this state"
+                );
+            }
+        }
         // Remove the file while still holding the lock, unless force-unlock replaced it;
         // the flock itself goes when the file handle closes.
-        if read_lock(&self.path).is_some_and(|l| l.id == self.info.id) {
-            let _ = fs::remove_file(&self.path);
+        None => {
+            if read_lock(path).is_some_and(|l| l.id == id) {
+                let _ = fs::remove_file(path);
+            }
         }
+    }
+}
+
+impl Drop for StateLock {
+    fn drop(&mut self) {
+        release(&self.path, &self.info.id, self.remote.as_deref());
     }
 }
 
@@ -434,6 +484,198 @@ pub fn now_rfc3339() -> String {
 pub fn random_id(bytes: usize) -> String {
     let v: Vec<u8> = (0..bytes).map(|_| rand::random::<u8>()).collect();
     hex::encode(v)
+}
+
+/// An object of a remote state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RemoteObject {
+    State,
+    /// The state before the last write (`KEY.backup`).
+    Backup,
+    /// The apply journal (`KEY.journal`), mirrored after every record.
+    Journal,
+}
+
+/// A state kept with its journal and lock somewhere shared (S3 and DynamoDB), implemented
+/// outside the engine, which depends on no cloud SDK. Calls block until the store has
+/// answered; errors are messages naming the store and what failed.
+pub trait RemoteState: Send + Sync + std::fmt::Debug {
+    /// The state's name in messages (`s3://bucket/key`).
+    fn url(&self) -> String;
+    /// Where the lock is, in messages (`DynamoDB table T, LockID bucket/key`).
+    fn lock_location(&self) -> String;
+    fn get(&self, object: RemoteObject) -> Result<Option<Vec<u8>>, String>;
+    /// Store `bytes` whole (a reader sees the old or the new object, never a mix).
+    fn put(&self, object: RemoteObject, bytes: &[u8]) -> Result<(), String>;
+    /// Take the lock unless someone holds it: `Ok(None)` taken, `Ok(Some(holder))` held.
+    fn try_lock(&self, info: &LockInfo) -> Result<Option<LockInfo>, String>;
+    fn read_lock(&self) -> Result<Option<LockInfo>, String>;
+    /// Remove the lock if its id is `id`; `Ok(false)` when it is not held with that id.
+    fn unlock(&self, id: &str) -> Result<bool, String>;
+}
+
+/// Where the state, its journal and its lock live: local files, or a remote store with a
+/// local working copy of the journal.
+#[derive(Clone, Debug)]
+pub enum StateStore {
+    Local(PathBuf),
+    Remote {
+        remote: Arc<dyn RemoteState>,
+        /// The journal's working copy; the remote copy is the one that counts.
+        journal: PathBuf,
+    },
+}
+
+impl StateStore {
+    /// The state's name in messages and errors.
+    pub fn describe(&self) -> String {
+        match self {
+            StateStore::Local(p) => p.display().to_string(),
+            StateStore::Remote { remote, .. } => remote.url(),
+        }
+    }
+
+    pub fn load(&self) -> Result<Option<StateFile>, StateError> {
+        match self {
+            StateStore::Local(p) => StateFile::load(p),
+            StateStore::Remote { remote, .. } => {
+                let url = PathBuf::from(remote.url());
+                match remote
+                    .get(RemoteObject::State)
+                    .map_err(|message| StateError::Remote { message })?
+                {
+                    Some(bytes) => StateFile::parse_checked(&url, &bytes).map(Some),
+                    None => Ok(None),
+                }
+            }
+        }
+    }
+
+    /// [`StateFile::save`] to wherever the state lives: the stored state is checked first
+    /// (lineage, serial, checksum) and kept as the backup before it is replaced.
+    pub fn save(&self, state: &mut StateFile) -> Result<(), StateError> {
+        match self {
+            StateStore::Local(p) => state.save(p),
+            StateStore::Remote { remote, .. } => {
+                let url = PathBuf::from(remote.url());
+                let remote_err = |message| StateError::Remote { message };
+                let old = remote.get(RemoteObject::State).map_err(remote_err)?;
+                let bytes = state.next_version(&url, old.as_deref())?;
+                if let Some(old) = &old {
+                    remote.put(RemoteObject::Backup, old).map_err(remote_err)?;
+                }
+                remote.put(RemoteObject::State, &bytes).map_err(remote_err)
+            }
+        }
+    }
+
+    /// Take the state lock, retrying until `timeout` (zero = one try). For a remote
+    /// state the journal's working copy is then replaced by the remote journal, so a run
+    /// begun on another machine is resumed here.
+    pub fn lock(&self, operation: &str, timeout: Duration) -> Result<StateLock, LockError> {
+        let (remote, journal) = match self {
+            StateStore::Local(p) => return StateLock::acquire(p, operation, timeout),
+            StateStore::Remote { remote, journal } => (remote, journal),
+        };
+        let info = LockInfo::ours(operation);
+        let deadline = Instant::now() + timeout;
+        loop {
+            match remote.try_lock(&info).map_err(LockError::Remote)? {
+                None => break,
+                Some(holder) if Instant::now() >= deadline => {
+                    return Err(LockError::HeldRemote(
+                        Box::new(holder),
+                        format!(
+                            "{}; a kup that crashed or was killed leaves its lock there: if no kup runs on this state, force-unlock it",
+                            remote.lock_location()
+                        ),
+                    ))
+                }
+                Some(_) => std::thread::sleep(Duration::from_millis(500)),
+            }
+        }
+        let lock = StateLock {
+            path: PathBuf::from(remote.lock_location()),
+            info,
+            replaced_stale: None,
+            _file: None,
+            remote: Some(remote.clone()),
+        };
+        // Released by `lock`'s drop when this fails.
+        let refreshed = remote
+            .get(RemoteObject::Journal)
+            .map_err(LockError::Remote)
+            .and_then(|bytes| {
+                let io_err = |source| LockError::Io {
+                    path: journal.clone(),
+                    source,
+                };
+                if let Some(dir) = journal.parent() {
+                    fs::create_dir_all(dir).map_err(io_err)?;
+                }
+                write_private(journal, &bytes.unwrap_or_default()).map_err(io_err)
+            });
+        refreshed.map(|()| lock)
+    }
+
+    /// Remove a lock left by a run that died, after checking its ID.
+    pub fn force_unlock(&self, id: &str) -> Result<LockInfo, LockError> {
+        let remote = match self {
+            StateStore::Local(p) => return force_unlock(p, id),
+            StateStore::Remote { remote, .. } => remote,
+        };
+        let Some(info) = remote.read_lock().map_err(LockError::Remote)? else {
+            return Err(LockError::NotLockedRemote(remote.lock_location()));
+        };
+        if info.id != id {
+            return Err(LockError::WrongId {
+                held: info.id,
+                given: id.to_string(),
+            });
+        }
+        // Conditional on the id: a lock released and taken again meanwhile stays.
+        if !remote.unlock(id).map_err(LockError::Remote)? {
+            return Err(LockError::NotLockedRemote(remote.lock_location()));
+        }
+        Ok(info)
+    }
+
+    /// The journal file the executor appends to (for a remote state, its working copy).
+    pub fn journal_path(&self) -> PathBuf {
+        match self {
+            StateStore::Local(p) => journal_path(p),
+            StateStore::Remote { journal, .. } => journal.clone(),
+        }
+    }
+
+    /// Where the journal is kept, in messages.
+    pub fn describe_journal(&self) -> String {
+        match self {
+            StateStore::Local(p) => journal_path(p).display().to_string(),
+            StateStore::Remote { remote, .. } => format!("{}.journal", remote.url()),
+        }
+    }
+
+    /// Open the journal for appending. For a remote state every record is uploaded
+    /// (the whole file, one atomic PUT) before the append returns, so a record the
+    /// executor has moved past is in the remote journal.
+    pub fn open_journal(&self) -> io::Result<crate::journal::Journal> {
+        match self {
+            StateStore::Local(p) => crate::journal::Journal::open(&journal_path(p)),
+            StateStore::Remote { remote, journal } => {
+                let remote = remote.clone();
+                crate::journal::Journal::open_with_hook(
+                    journal,
+                    Arc::new(move |path: &Path| {
+                        let bytes = fs::read(path)?;
+                        remote
+                            .put(RemoteObject::Journal, &bytes)
+                            .map_err(io::Error::other)
+                    }),
+                )
+            }
+        }
+    }
 }
 
 #[cfg(test)]
