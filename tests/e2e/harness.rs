@@ -237,7 +237,13 @@ fn kup_with(cwd: Option<&Path>, env: &[(&str, &str)], args: &[&str]) -> Run {
 
 /// Start `kup` in the background (for kill and lock tests).
 pub fn spawn_kup(args: &[&str]) -> Child {
+    spawn_kup_env(&[], args)
+}
+
+/// [`spawn_kup`] with extra environment variables.
+pub fn spawn_kup_env(env: &[(&str, &str)], args: &[&str]) -> Child {
     Command::new(KUP)
+        .envs(env.iter().copied())
         .args(args)
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
