@@ -10,11 +10,13 @@ use futures::stream::{self, StreamExt};
 use kup_engine::config::{self, Diagnostics, LoadOptions, Loaded};
 use kup_engine::events::Event;
 use kup_engine::executor::{retry, ClusterHandle, EventSink, RetryPolicy};
-use kup_engine::model::{ActualCluster, BackendKind, BackendSpec, ClusterSpec, Desired, ProviderSpec};
-use kup_engine::state::StateStore;
+use kup_engine::model::{
+    ActualCluster, BackendKind, BackendSpec, ClusterSpec, Desired, ProviderSpec,
+};
 use kup_engine::plan::sha256_hex;
 use kup_engine::policy::ProviderPolicy;
 use kup_engine::provider::{ClusterTarget, KubeAccess, NodeOps, Provider};
+use kup_engine::state::StateStore;
 
 use crate::failure::Failure;
 use crate::VarArgs;

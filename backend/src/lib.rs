@@ -193,26 +193,16 @@ impl RemoteState for S3State {
                 self.lock_item(info),
             );
             let taken = block_on(async move {
-                match db
+                let put = db
                     .put_item()
                     .table_name(&table)
                     .set_item(Some(item))
                     .condition_expression("attribute_not_exists(LockID)")
                     .send()
-                    .await
-                {
-                    Ok(_) => Ok(true),
-                    Err(e)
-                        if e.as_service_error()
-                            .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-                    {
-                        Ok(false)
-                    }
-                    Err(e) => Err(format!(
-                        "cannot lock the state in DynamoDB table {table}: {}",
-                        DisplayErrorContext(&e)
-                    )),
-                }
+                    .await;
+                conditional(put, || {
+                    format!("cannot lock the state in DynamoDB table {table}")
+                })
             })?;
             if taken {
                 return Ok(None);
@@ -279,7 +269,7 @@ impl RemoteState for S3State {
             id.to_string(),
         );
         block_on(async move {
-            match db
+            let delete = db
                 .delete_item()
                 .table_name(&table)
                 .key(LOCK_ID, AttributeValue::S(lock_id))
@@ -287,20 +277,22 @@ impl RemoteState for S3State {
                 .expression_attribute_names("#id", HOLDER_ID)
                 .expression_attribute_values(":id", AttributeValue::S(id))
                 .send()
-                .await
-            {
-                Ok(_) => Ok(true),
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-                {
-                    Ok(false)
-                }
-                Err(e) => Err(format!(
-                    "cannot release the state lock in DynamoDB table {table}: {}",
-                    DisplayErrorContext(&e)
-                )),
-            }
+                .await;
+            conditional(delete, || {
+                format!("cannot release the state lock in DynamoDB table {table}")
+            })
         })
+    }
+}
+
+/// A conditional DynamoDB write: `Ok(true)` done, `Ok(false)` its condition did not hold.
+fn conditional<O, E>(result: Result<O, E>, what: impl FnOnce() -> String) -> Result<bool, String>
+where
+    aws_sdk_dynamodb::Error: From<E>,
+{
+    match result.map_err(aws_sdk_dynamodb::Error::from) {
+        Ok(_) => Ok(true),
+        Err(aws_sdk_dynamodb::Error::ConditionalCheckFailedException(_)) => Ok(false),
+        Err(e) => Err(format!("{}: {}", what(), DisplayErrorContext(&e))),
     }
 }

@@ -894,4 +894,171 @@ mod tests {
         }
         assert_eq!(max_seen.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
+
+    /// A remote store in memory, to test what [`StateStore`] does with any backend (the
+    /// S3/DynamoDB one is tested against a real server in tests/e2e/remote_state.rs).
+    #[derive(Debug, Default)]
+    struct Memory {
+        objects: std::sync::Mutex<BTreeMap<&'static str, Vec<u8>>>,
+        lock: std::sync::Mutex<Option<LockInfo>>,
+        journal_puts: std::sync::atomic::AtomicUsize,
+    }
+
+    fn name(o: RemoteObject) -> &'static str {
+        match o {
+            RemoteObject::State => "state",
+            RemoteObject::Backup => "state.backup",
+            RemoteObject::Journal => "state.journal",
+        }
+    }
+
+    impl RemoteState for Memory {
+        fn url(&self) -> String {
+            "mem://state".into()
+        }
+        fn lock_location(&self) -> String {
+            "memory lock".into()
+        }
+        fn get(&self, o: RemoteObject) -> Result<Option<Vec<u8>>, String> {
+            Ok(self.objects.lock().unwrap().get(name(o)).cloned())
+        }
+        fn put(&self, o: RemoteObject, bytes: &[u8]) -> Result<(), String> {
+            if o == RemoteObject::Journal {
+                self.journal_puts
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            self.objects.lock().unwrap().insert(name(o), bytes.to_vec());
+            Ok(())
+        }
+        fn try_lock(&self, info: &LockInfo) -> Result<Option<LockInfo>, String> {
+            let mut held = self.lock.lock().unwrap();
+            match &*held {
+                Some(h) => Ok(Some(h.clone())),
+                None => {
+                    *held = Some(info.clone());
+                    Ok(None)
+                }
+            }
+        }
+        fn read_lock(&self) -> Result<Option<LockInfo>, String> {
+            Ok(self.lock.lock().unwrap().clone())
+        }
+        fn unlock(&self, id: &str) -> Result<bool, String> {
+            let mut held = self.lock.lock().unwrap();
+            if held.as_ref().is_some_and(|h| h.id == id) {
+                *held = None;
+                return Ok(true);
+            }
+            Ok(false)
+        }
+    }
+
+    fn remote_store(dir: &Path) -> (Arc<Memory>, StateStore) {
+        let memory = Arc::new(Memory::default());
+        let store = StateStore::Remote {
+            remote: memory.clone(),
+            journal: dir.join(".kup").join("remote.journal"),
+        };
+        (memory, store)
+    }
+
+    #[test]
+    fn a_remote_state_is_checked_backed_up_and_never_regressed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (memory, store) = remote_store(dir.path());
+        assert!(store.load().unwrap().is_none());
+        let mut s = StateFile::new();
+        store.save(&mut s).unwrap();
+        store.save(&mut s).unwrap();
+        assert_eq!(store.load().unwrap().unwrap().serial, 2);
+        let backup = memory.get(RemoteObject::Backup).unwrap().unwrap();
+        assert_eq!(
+            StateFile::parse_checked(Path::new("b"), &backup)
+                .unwrap()
+                .serial,
+            1
+        );
+        // Another run wrote meanwhile: the older copy may not overwrite it.
+        let mut other = store.load().unwrap().unwrap();
+        store.save(&mut other).unwrap();
+        let e = store.save(&mut s).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                StateError::Stale {
+                    on_disk: 3,
+                    ours: 2,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().contains("mem://state"), "{e}");
+        // A damaged object is refused, naming the backup to restore.
+        let mut bytes = memory.get(RemoteObject::State).unwrap().unwrap();
+        let text = String::from_utf8(bytes.clone())
+            .unwrap()
+            .replace("\"serial\": 3", "\"serial\": 9");
+        bytes = text.into_bytes();
+        memory.put(RemoteObject::State, &bytes).unwrap();
+        let e = store.load().unwrap_err();
+        assert!(matches!(e, StateError::Checksum { .. }), "{e}");
+        assert!(e.to_string().contains("mem://state.backup"), "{e}");
+    }
+
+    #[test]
+    fn a_remote_journal_is_uploaded_on_every_append_and_replaces_the_local_copy_on_lock() {
+        use crate::journal::{read, Record};
+        let dir = tempfile::tempdir().unwrap();
+        let (memory, store) = remote_store(dir.path());
+        let step = |s: &str| Record::StepStarted {
+            run_id: "r1".into(),
+            step: s.into(),
+            at: "t".into(),
+        };
+        let lock = store.lock("apply", Duration::ZERO).unwrap();
+        let mut j = store.open_journal().unwrap();
+        j.append(&step("a")).unwrap();
+        j.append(&step("b")).unwrap();
+        assert_eq!(
+            memory
+                .journal_puts
+                .load(std::sync::atomic::Ordering::SeqCst),
+            2
+        );
+        let remote = memory.get(RemoteObject::Journal).unwrap().unwrap();
+        assert_eq!(remote, fs::read(store.journal_path()).unwrap());
+        drop(j);
+        drop(lock);
+        assert!(memory.read_lock().unwrap().is_none(), "released on drop");
+
+        // Another machine's working copy (stale or missing) is replaced when it locks.
+        let other = tempfile::tempdir().unwrap();
+        let there = StateStore::Remote {
+            remote: memory.clone(),
+            journal: other.path().join(".kup").join("remote.journal"),
+        };
+        let _lock = there.lock("apply", Duration::ZERO).unwrap();
+        assert_eq!(
+            read(&there.journal_path()).unwrap(),
+            vec![step("a"), step("b")]
+        );
+        // While held, another taker is told who holds it, and force-unlock checks the ID.
+        let e = store.lock("plan", Duration::ZERO).unwrap_err();
+        assert!(matches!(e, LockError::HeldRemote(..)), "{e}");
+        assert!(
+            e.to_string().contains("kup force-unlock") && e.to_string().contains("memory lock"),
+            "{e}"
+        );
+        assert!(matches!(
+            store.force_unlock("nope"),
+            Err(LockError::WrongId { .. })
+        ));
+        let id = memory.read_lock().unwrap().unwrap().id;
+        assert_eq!(store.force_unlock(&id).unwrap().id, id);
+        assert!(matches!(
+            store.force_unlock(&id),
+            Err(LockError::NotLockedRemote(_))
+        ));
+    }
 }

@@ -39,14 +39,9 @@ pub async fn run(args: ApplyArgs) -> Result<ExitCode> {
     }
 
     if args.refresh_only {
-        let code = drift::apply_refresh_only(
-            &dir,
-            &args.vars,
-            &store,
-            args.parallelism,
-            args.output.json,
-        )
-        .await;
+        let code =
+            drift::apply_refresh_only(&dir, &args.vars, &store, args.parallelism, args.output.json)
+                .await;
         drop(lock);
         return code;
     }

@@ -55,7 +55,10 @@ pub async fn run(args: DriftArgs) -> Result<ExitCode> {
     let crate::workspace::Observed {
         desired, actual, ..
     } = crate::workspace::observe(&opened.loaded, args.parallelism, args.output.json).await?;
-    let state = opened.store.load().map_err(|e| Failure::Message(e.to_string()))?;
+    let state = opened
+        .store
+        .load()
+        .map_err(|e| Failure::Message(e.to_string()))?;
     let report = compute(&desired.clusters, &actual, state.as_ref());
     if args.output.json {
         println!(

@@ -21,7 +21,10 @@ const AWS_ENV: &[(&str, &str)] = &[
     ("AWS_ACCESS_KEY_ID", "AKIDTEST"),
     ("AWS_SECRET_ACCESS_KEY", "secret"),
     ("AWS_CONFIG_FILE", "/nonexistent/kup-test-aws-config"),
-    ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/kup-test-aws-credentials"),
+    (
+        "AWS_SHARED_CREDENTIALS_FILE",
+        "/nonexistent/kup-test-aws-credentials",
+    ),
     ("AWS_EC2_METADATA_DISABLED", "true"),
 ];
 
@@ -50,7 +53,14 @@ impl Moto {
             .unwrap()
             .port();
         let child = Command::new("python3")
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -61,10 +71,7 @@ impl Moto {
             url: format!("http://127.0.0.1:{port}"),
         };
         wait_until("moto's server to answer", || {
-            http()
-                .get(format!("{}/moto-api/", moto.url))
-                .send()
-                .is_ok()
+            http().get(format!("{}/moto-api/", moto.url)).send().is_ok()
         });
         let created = moto
             .s3(reqwest::Method::PUT, BUCKET)
@@ -202,7 +209,10 @@ fn remote_state_apply_writes_the_bucket_and_state_commands_read_it() {
         state.clusters["cluster.prod"].desired.version.to_string(),
         "1.29"
     );
-    assert!(!state_path(&dir).exists(), "no local state with a remote backend");
+    assert!(
+        !state_path(&dir).exists(),
+        "no local state with a remote backend"
+    );
     // The journal went along, and the lock was released.
     let journal = String::from_utf8(moto.object(&format!("{KEY}.journal")).unwrap()).unwrap();
     assert!(journal.contains("\"outcome\":\"completed\""), "{journal}");
@@ -216,7 +226,10 @@ fn remote_state_apply_writes_the_bucket_and_state_commands_read_it() {
     assert_eq!(again.code, 0, "{again:?}");
     let now = checked_state(&moto.object(KEY).unwrap());
     let backup = checked_state(&moto.object(&format!("{KEY}.backup")).unwrap());
-    assert_eq!((backup.serial + 1, backup.lineage), (now.serial, now.lineage));
+    assert_eq!(
+        (backup.serial + 1, backup.lineage),
+        (now.serial, now.lineage)
+    );
 
     // Read from another checkout: the state commands find it through the backend block.
     let other = another_checkout(tmp.path(), &dir);
@@ -224,10 +237,18 @@ fn remote_state_apply_writes_the_bucket_and_state_commands_read_it() {
     let list = kup_aws(&["state", "list", o]);
     assert_eq!(list.code, 0, "{list:?}");
     assert!(
-        list.stdout.lines().any(|l| l == "cluster.prod.node_group.general"),
+        list.stdout
+            .lines()
+            .any(|l| l == "cluster.prod.node_group.general"),
         "{list:?}"
     );
-    let show = kup_aws(&["state", "show", "cluster.prod.node_group.payments", "--dir", o]);
+    let show = kup_aws(&[
+        "state",
+        "show",
+        "cluster.prod.node_group.payments",
+        "--dir",
+        o,
+    ]);
     assert_eq!(show.code, 0, "{show:?}");
     let shown: Value = serde_json::from_str(&show.stdout).unwrap();
     assert_eq!(shown["observed"]["version"], "1.29", "{shown}");
@@ -240,7 +261,9 @@ fn remote_state_apply_writes_the_bucket_and_state_commands_read_it() {
 
 #[test]
 fn concurrent_applies_on_one_remote_state_one_wins_the_other_names_the_holder() {
-    let Some(moto) = Moto::start("concurrent_applies_on_one_remote_state_one_wins_the_other_names_the_holder") else {
+    let Some(moto) =
+        Moto::start("concurrent_applies_on_one_remote_state_one_wins_the_other_names_the_holder")
+    else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
@@ -253,7 +276,10 @@ fn concurrent_applies_on_one_remote_state_one_wins_the_other_names_the_holder() 
     // Both race for the lock; exactly one gets it, and the other gives up at once.
     let mut racers = [
         spawn_kup_env(AWS_ENV, &["apply", "-auto-approve", dir.to_str().unwrap()]),
-        spawn_kup_env(AWS_ENV, &["apply", "-auto-approve", other.to_str().unwrap()]),
+        spawn_kup_env(
+            AWS_ENV,
+            &["apply", "-auto-approve", other.to_str().unwrap()],
+        ),
     ];
     let pids = [racers[0].id(), racers[1].id()];
     let mut lost = None;
@@ -275,7 +301,11 @@ fn concurrent_applies_on_one_remote_state_one_wins_the_other_names_the_holder() 
     let id = holder["id"].as_str().unwrap();
     for want in [
         "the state is locked: apply by".to_string(),
-        format!("on {} (pid {})", holder["host"].as_str().unwrap(), pids[1 - lost]),
+        format!(
+            "on {} (pid {})",
+            holder["host"].as_str().unwrap(),
+            pids[1 - lost]
+        ),
         format!("kup force-unlock {id}"),
         format!("DynamoDB table {TABLE}, LockID {BUCKET}/{KEY}"),
     ] {
@@ -284,7 +314,10 @@ fn concurrent_applies_on_one_remote_state_one_wins_the_other_names_the_holder() 
     // Waiting for the lock retries until the deadline, then names the holder the same way.
     let waited = kup_aws(&["plan", "-lock-timeout", "1s", dir.to_str().unwrap()]);
     assert_eq!(waited.code, 1, "{waited:?}");
-    assert!(waited.stderr.contains(&format!("kup force-unlock {id}")), "{waited:?}");
+    assert!(
+        waited.stderr.contains(&format!("kup force-unlock {id}")),
+        "{waited:?}"
+    );
 
     sim.clear_faults();
     let won = winner.wait().unwrap();
@@ -301,7 +334,9 @@ fn concurrent_applies_on_one_remote_state_one_wins_the_other_names_the_holder() 
 
 #[test]
 fn sigkilled_holder_leaves_its_lock_force_unlock_clears_it_and_another_machine_resumes() {
-    let Some(moto) = Moto::start("sigkilled_holder_leaves_its_lock_force_unlock_clears_it_and_another_machine_resumes") else {
+    let Some(moto) = Moto::start(
+        "sigkilled_holder_leaves_its_lock_force_unlock_clears_it_and_another_machine_resumes",
+    ) else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
@@ -312,12 +347,7 @@ fn sigkilled_holder_leaves_its_lock_force_unlock_clears_it_and_another_machine_r
     let planned = kup_aws(&["plan", "-json", dir.to_str().unwrap()]);
     assert_eq!(planned.code, 0, "{planned:?}");
     let saved: kup_engine::plan::SavedPlan = serde_json::from_str(&planned.stdout).unwrap();
-    let steps = saved
-        .plan
-        .steps
-        .iter()
-        .filter(|s| !s.action.is_in_cluster())
-        .count();
+    let steps = provider_steps(&saved);
 
     let mut child = spawn_kup_env(AWS_ENV, &["apply", "-auto-approve", dir.to_str().unwrap()]);
     let pid = child.id();
@@ -330,7 +360,10 @@ fn sigkilled_holder_leaves_its_lock_force_unlock_clears_it_and_another_machine_r
     }
     child.wait().unwrap();
     let done_before = sim.mutations().len();
-    assert!(done_before < steps, "killed mid-apply ({done_before} of {steps})");
+    assert!(
+        done_before < steps,
+        "killed mid-apply ({done_before} of {steps})"
+    );
 
     // The dead holder's lock stays in DynamoDB; its journal is in the bucket.
     let locks = moto.locks();
@@ -350,12 +383,17 @@ fn sigkilled_holder_leaves_its_lock_force_unlock_clears_it_and_another_machine_r
         format!("kup force-unlock {id}"),
         "a kup that crashed or was killed leaves its lock there".to_string(),
     ] {
-        assert!(blocked.stderr.contains(&want), "missing {want:?}: {blocked:?}");
+        assert!(
+            blocked.stderr.contains(&want),
+            "missing {want:?}: {blocked:?}"
+        );
     }
     let wrong = kup_aws(&["force-unlock", "0123abcd", o]);
     assert_eq!(wrong.code, 1, "{wrong:?}");
     assert!(
-        wrong.stderr.contains(&format!("locked with ID {id}, not 0123abcd")),
+        wrong
+            .stderr
+            .contains(&format!("locked with ID {id}, not 0123abcd")),
         "{wrong:?}"
     );
     assert_eq!(moto.locks().len(), 1, "a wrong id removes nothing");
@@ -380,12 +418,11 @@ fn sigkilled_holder_leaves_its_lock_force_unlock_clears_it_and_another_machine_r
     assert_eq!(node_group_version(&w, "prod-eu", "payments"), "1.31");
     // One accepted mutation per planned provider step, none refused as a duplicate.
     assert_eq!(sim.mutations().len(), steps, "{:#?}", sim.mutations());
-    let refused = sim
-        .calls()
-        .iter()
-        .filter(|c| c["error"] == "ResourceInUseException")
-        .count();
-    assert_eq!(refused, 0, "the resumed apply re-issued an update in flight");
+    let refused = sim.refused_in_use();
+    assert_eq!(
+        refused, 0,
+        "the resumed apply re-issued an update in flight"
+    );
     let state = checked_state(&moto.object(KEY).unwrap());
     assert_eq!(
         state.clusters["cluster.prod"].observed.version.to_string(),
@@ -403,7 +440,10 @@ fn bad_backend_configuration_is_refused_with_its_location() {
     let write = |backend: &str| {
         std::fs::write(
             dir.join("main.kup.hcl"),
-            format!("provider \"eks\" {{\n  region = \"eu-west-1\"\n}}\n\n{backend}\n{}", one_cluster("1.29")),
+            format!(
+                "provider \"eks\" {{\n  region = \"eu-west-1\"\n}}\n\n{backend}\n{}",
+                one_cluster("1.29")
+            ),
         )
         .unwrap()
     };
@@ -413,7 +453,8 @@ fn bad_backend_configuration_is_refused_with_its_location() {
     let r = kup(&["validate", d]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(
-        r.all().contains("Missing required attribute \"bucket\" in backend \"s3\"")
+        r.all()
+            .contains("Missing required attribute \"bucket\" in backend \"s3\"")
             && r.all().contains("main.kup.hcl:5:1"),
         "{r:?}"
     );
@@ -434,10 +475,16 @@ fn bad_backend_configuration_is_refused_with_its_location() {
     let r = kup(&["plan", "-state", "/tmp/elsewhere.json", d]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(
-        r.stderr.contains("-state /tmp/elsewhere.json cannot be used with the backend \"s3\" block at")
-            && r.stderr.contains("main.kup.hcl:5:1: the state lives in s3://b/k"),
+        r.stderr
+            .contains("-state /tmp/elsewhere.json cannot be used with the backend \"s3\" block at")
+            && r.stderr
+                .contains("main.kup.hcl:5:1: the state lives in s3://b/k"),
         "{r:?}"
     );
     let r = kup(&["force-unlock", "abc", "-state", "/tmp/elsewhere.json", d]);
-    assert!(r.stderr.contains("cannot be used with the backend \"s3\" block"), "{r:?}");
+    assert!(
+        r.stderr
+            .contains("cannot be used with the backend \"s3\" block"),
+        "{r:?}"
+    );
 }

@@ -15,8 +15,9 @@ use super::diag::{did_you_mean_hint, Diagnostic, Diagnostics, SourceFile};
 use super::eval::{self, check_refs, convert, type_name, Scope, Type};
 use super::{LoadOptions, Loaded};
 use crate::model::{
-    AddonSpec, AddonVersionReq, BackendKind, BackendSpec, ClusterSpec, S3Backend, Desired, DrainSpec, NodeGroupSpec, ProviderSpec,
-    SourceLoc, Strategy, Toleration, Unavailable, UpgradeWindow, VersionAlias,
+    AddonSpec, AddonVersionReq, BackendKind, BackendSpec, ClusterSpec, Desired, DrainSpec,
+    NodeGroupSpec, ProviderSpec, S3Backend, SourceLoc, Strategy, Toleration, Unavailable,
+    UpgradeWindow, VersionAlias,
 };
 use crate::policy::{SkewPolicy, SkewViolation};
 use crate::version::Version;
@@ -1275,7 +1276,13 @@ impl Loader<'_> {
                 None
             }
             other => {
-                self.wrong_type(f, a, "a string", &other, format!("quote it: {key} = \"...\""));
+                self.wrong_type(
+                    f,
+                    a,
+                    "a string",
+                    &other,
+                    format!("quote it: {key} = \"...\""),
+                );
                 None
             }
         }
@@ -1292,7 +1299,9 @@ impl Loader<'_> {
                 *g,
                 other.ident.span(),
                 Diagnostic::error("Duplicate backend block")
-                    .detail(format!("A backend is already configured at {at}; the state lives in one place."))
+                    .detail(format!(
+                        "A backend is already configured at {at}; the state lives in one place."
+                    ))
                     .hint("keep one backend block and remove the others"),
             );
         }
@@ -1380,14 +1389,16 @@ impl Loader<'_> {
                 let region = self.backend_string(f, &b.body, "region");
                 let profile = self.backend_string(f, &b.body, "profile");
                 match (bucket, key, dynamodb_table) {
-                    (Some(bucket), Some(key), Some(dynamodb_table)) => spec(BackendKind::S3(S3Backend {
-                        bucket,
-                        key,
-                        region,
-                        endpoint,
-                        dynamodb_table,
-                        profile,
-                    })),
+                    (Some(bucket), Some(key), Some(dynamodb_table)) => {
+                        spec(BackendKind::S3(S3Backend {
+                            bucket,
+                            key,
+                            region,
+                            endpoint,
+                            dynamodb_table,
+                            profile,
+                        }))
+                    }
                     _ => BackendSpec::default(),
                 }
             }

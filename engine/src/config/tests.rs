@@ -1913,7 +1913,11 @@ fn s3_backend_is_read_and_local_is_the_default() {
         panic!("{:?}", l.backend)
     };
     assert_eq!(
-        (s3.bucket.as_str(), s3.key.as_str(), s3.dynamodb_table.as_str()),
+        (
+            s3.bucket.as_str(),
+            s3.key.as_str(),
+            s3.dynamodb_table.as_str()
+        ),
         ("team-state", "prod/kup.state.json", "kup-locks")
     );
     assert_eq!(s3.region.as_deref(), Some("eu-west-1"));
@@ -1943,7 +1947,8 @@ fn s3_backend_is_read_and_local_is_the_default() {
 
 #[test]
 fn s3_backend_missing_bucket_is_an_error_at_the_block() {
-    let src = with_provider("backend \"s3\" {\n  key            = \"k\"\n  dynamodb_table = \"t\"\n}\n");
+    let src =
+        with_provider("backend \"s3\" {\n  key            = \"k\"\n  dynamodb_table = \"t\"\n}\n");
     let d = errors(&[("main.kup.hcl", &src)]);
     let e = expect(
         &d,
@@ -1956,7 +1961,12 @@ fn s3_backend_missing_bucket_is_an_error_at_the_block() {
     let tmp = tempfile::tempdir().unwrap();
     write(tmp.path(), &[("main.kup.hcl", &src)]);
     let d = load_backend(tmp.path()).unwrap_err().0;
-    expect(&d, "Missing required attribute \"bucket\"", "main.kup.hcl", (4, 1));
+    expect(
+        &d,
+        "Missing required attribute \"bucket\"",
+        "main.kup.hcl",
+        (4, 1),
+    );
 
     let src = with_provider("backend \"s3\" {\n  bucket = \"b\"\n}\n");
     let d = errors(&[("main.kup.hcl", &src)]);
@@ -1976,7 +1986,12 @@ fn s3_backend_unknown_attribute_suggests_the_right_one() {
     let e = expect(&d, "Unsupported attribute", "main.kup.hcl", (line, col));
     assert!(hint(&e).contains("\"dynamodb_table\""), "{e}");
     // Unknown attribute aside, the missing table is still reported at the block.
-    expect(&d, "Missing required attribute \"dynamodb_table\"", "main.kup.hcl", (4, 1));
+    expect(
+        &d,
+        "Missing required attribute \"dynamodb_table\"",
+        "main.kup.hcl",
+        (4, 1),
+    );
 }
 
 #[test]
@@ -2012,10 +2027,21 @@ fn bad_backends_are_errors_at_their_line() {
         "main.kup.hcl",
         pos(&src, "backend \"local\"", 0),
     );
-    assert!(e.detail.as_deref().unwrap_or("").contains("main.kup.hcl:4:1"), "{e}");
+    assert!(
+        e.detail
+            .as_deref()
+            .unwrap_or("")
+            .contains("main.kup.hcl:4:1"),
+        "{e}"
+    );
     // An unknown type, a key naming a folder.
     let src = with_provider("backend \"s4\" {}\n");
-    let e = expect(&errors(&[("main.kup.hcl", &src)]), "Unknown backend type \"s4\"", "main.kup.hcl", (4, 9));
+    let e = expect(
+        &errors(&[("main.kup.hcl", &src)]),
+        "Unknown backend type \"s4\"",
+        "main.kup.hcl",
+        (4, 9),
+    );
     assert!(hint(&e).contains("\"s3\""), "{e}");
     let src = with_provider(&S3.replace("prod/kup.state.json", "/prod/"));
     expect(
