@@ -461,13 +461,42 @@ pub fn state_store(
         (_, Some(flag)) => Ok(StateStore::Local(flag.to_path_buf())),
         (BackendKind::Local, None) => Ok(StateStore::Local(default_state_path(dir))),
         (BackendKind::LocalAt(p), None) => Ok(StateStore::Local(dir.join(p))),
-        (BackendKind::S3(s3), None) => Ok(StateStore::Remote {
-            remote: Arc::new(kup_backend::S3State::connect(s3)),
-            // The remote journal's working copy: the remote one counts, and replaces this
-            // one whenever the lock is taken.
-            journal: dir.join(".kup").join("remote.journal"),
-        }),
+        (BackendKind::S3(s3), None) => {
+            let store = StateStore::Remote {
+                remote: Arc::new(kup_backend::S3State::connect(s3)),
+                // The remote journal's working copy: the remote one counts, and replaces
+                // this one whenever the lock is taken.
+                journal: dir.join(".kup").join("remote.journal"),
+            };
+            refuse_to_orphan_local_state(dir, &store)?;
+            Ok(store)
+        }
     }
+}
+
+/// A configuration that moves to a remote backend leaves its local state behind; starting
+/// the remote one afresh would lose what it records (blue/green colours, the drift
+/// baseline) and begin a new lineage. So until the remote state exists, a local one stops
+/// kup with the command that carries it over.
+fn refuse_to_orphan_local_state(dir: &Path, store: &StateStore) -> Result<(), Failure> {
+    let local = default_state_path(dir);
+    let Ok(Some(state)) = kup_engine::state::StateFile::load(&local) else {
+        return Ok(());
+    };
+    if store
+        .load()
+        .map_err(|e| Failure::Message(e.to_string()))?
+        .is_some()
+    {
+        return Ok(());
+    }
+    Err(Failure::Message(format!(
+        "the backend block keeps the state in {remote}, which holds none yet, but {local} holds this configuration's local state (lineage {}, serial {}). Copy it there first so its history carries over: `aws s3 cp {local} {remote}`; or move the local file away to start a new state",
+        state.lineage,
+        state.serial,
+        remote = store.describe(),
+        local = local.display(),
+    )))
 }
 
 /// Whether any check needs the in-cluster scan.

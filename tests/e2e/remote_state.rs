@@ -190,28 +190,80 @@ fn remote_state_apply_writes_the_bucket_and_state_commands_read_it() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let sim = Sim::start(tmp.path(), WORLD_ONE, 3000.0, None);
-    let body = format!("{}{}", moto.backend_block(), one_cluster("1.29"));
-    let dir = config_dir(tmp.path(), &sim, &body);
+    // The configuration starts out with local state.
+    let dir = config_dir(tmp.path(), &sim, &one_cluster("1.29"));
     let d = dir.to_str().unwrap();
+    let local = kup_aws(&["apply", "-auto-approve", d]);
+    assert_eq!(local.code, 0, "{local:?}");
+    let local_state = std::fs::read(state_path(&dir)).unwrap();
+    let before = checked_state(&local_state);
+
+    // It moves to S3: while the bucket holds no state, the local one is not orphaned.
+    let body = format!("{}{}", moto.backend_block(), one_cluster("1.30"));
+    config_dir(tmp.path(), &sim, &body);
+    let refused = kup_aws(&["plan", d]);
+    assert_eq!(refused.code, 1, "{refused:?}");
+    for want in [
+        format!(
+            "`aws s3 cp {} s3://{BUCKET}/{KEY}`",
+            state_path(&dir).display()
+        ),
+        format!("lineage {}, serial {}", before.lineage, before.serial),
+    ] {
+        assert!(
+            refused.stderr.contains(&want),
+            "missing {want:?}: {refused:?}"
+        );
+    }
+    // Carried over as the message says (the aws CLI's upload, here over moto's API).
+    let put = moto
+        .s3(reqwest::Method::PUT, &format!("{BUCKET}/{KEY}"))
+        .header("Content-Type", "application/json")
+        .body(local_state.clone())
+        .send()
+        .unwrap();
+    assert!(put.status().is_success(), "{put:?}");
 
     let plan = kup_aws(&["plan", d]);
     assert_eq!(plan.code, 0, "{plan:?}");
-    assert!(moto.object(KEY).is_none(), "a plan writes no state");
+    assert_eq!(
+        moto.object(KEY),
+        Some(local_state.clone()),
+        "a plan writes no state"
+    );
     let apply = kup_aws(&["apply", "-auto-approve", d]);
     assert_eq!(apply.code, 0, "{apply:?}");
     assert!(apply.stdout.contains("Apply complete!"), "{apply:?}");
 
-    // The state is in the bucket, checksum intact, and nowhere on disk.
+    // The state is in the bucket, checksum intact, its history carried on; the local
+    // file is left as it was.
     let bytes = moto.object(KEY).expect("the state object");
     let state = checked_state(&bytes);
-    assert!(state.checksum.is_some());
+    assert_eq!(
+        (state.lineage.as_str(), state.serial),
+        (before.lineage.as_str(), before.serial + 1)
+    );
     assert_eq!(
         state.clusters["cluster.prod"].desired.version.to_string(),
-        "1.29"
+        "1.30"
     );
-    assert!(
-        !state_path(&dir).exists(),
-        "no local state with a remote backend"
+    assert_eq!(std::fs::read(state_path(&dir)).unwrap(), local_state);
+    // Stored with the SHA-256 the SDK sent and S3 checked.
+    let head = moto
+        .s3(reqwest::Method::HEAD, &format!("{BUCKET}/{KEY}"))
+        .header("x-amz-checksum-mode", "ENABLED")
+        .send()
+        .unwrap();
+    let stored = head
+        .headers()
+        .get("x-amz-checksum-sha256")
+        .map(|v| v.to_str().unwrap().to_string());
+    let digest = hex::decode(kup_engine::plan::sha256_hex(&bytes)).unwrap();
+    use base64::Engine as _;
+    assert_eq!(
+        stored,
+        Some(base64::engine::general_purpose::STANDARD.encode(digest)),
+        "{head:?}"
     );
     // The journal went along, and the lock was released.
     let journal = String::from_utf8(moto.object(&format!("{KEY}.journal")).unwrap()).unwrap();
@@ -251,7 +303,7 @@ fn remote_state_apply_writes_the_bucket_and_state_commands_read_it() {
     ]);
     assert_eq!(show.code, 0, "{show:?}");
     let shown: Value = serde_json::from_str(&show.stdout).unwrap();
-    assert_eq!(shown["observed"]["version"], "1.29", "{shown}");
+    assert_eq!(shown["observed"]["version"], "1.30", "{shown}");
     let missing = kup_aws(&["state", "show", "cluster.nope", "--dir", o]);
     assert!(
         missing.stderr.contains(&format!("s3://{BUCKET}/{KEY}")),
