@@ -539,4 +539,15 @@ fn bad_backend_configuration_is_refused_with_its_location() {
             .contains("cannot be used with the backend \"s3\" block"),
         "{r:?}"
     );
+
+    // backend "local" puts the state where its path says (relative to the directory).
+    write("backend \"local\" {\n  path = \"state/prod.json\"\n}\n");
+    let r = kup(&["state", "list", d]);
+    assert!(
+        r.stderr.contains(&format!(
+            "no state at {}",
+            dir.join("state/prod.json").display()
+        )),
+        "{r:?}"
+    );
 }
