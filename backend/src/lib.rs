@@ -19,6 +19,11 @@ const LOCK_ID: &str = "LockID";
 const INFO: &str = "Info";
 /// The holder's lock id alone, so release and force-unlock can be conditional on it.
 const HOLDER_ID: &str = "ID";
+/// In the item `LockID = "BUCKET/KEY-md5"`: the MD5 (hex) of the state kup last wrote, as
+/// Terraform records it, so a read served from an older copy is noticed, not trusted.
+const DIGEST: &str = "Digest";
+/// How often a state that does not match its digest is read again before giving up.
+const STALE_READ_ATTEMPTS: u32 = 5;
 
 /// The S3 state of one `backend "s3"` block.
 pub struct S3State {
@@ -98,35 +103,7 @@ impl S3State {
         format!("{}/{}", self.spec.bucket, self.spec.key)
     }
 
-    fn lock_item(&self, info: &LockInfo) -> std::collections::HashMap<String, AttributeValue> {
-        [
-            (LOCK_ID, self.lock_id()),
-            (
-                INFO,
-                serde_json::to_string(info).expect("lock info serializes"),
-            ),
-            (HOLDER_ID, info.id.clone()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), AttributeValue::S(v)))
-        .collect()
-    }
-}
-
-impl RemoteState for S3State {
-    fn url(&self) -> String {
-        self.spec.url()
-    }
-
-    fn lock_location(&self) -> String {
-        format!(
-            "DynamoDB table {}, LockID {}",
-            self.spec.dynamodb_table,
-            self.lock_id()
-        )
-    }
-
-    fn get(&self, object: RemoteObject) -> Result<Option<Vec<u8>>, String> {
+    fn get_object(&self, object: RemoteObject) -> Result<Option<Vec<u8>>, String> {
         let (s3, bucket, key) = (
             self.s3.clone(),
             self.spec.bucket.clone(),
@@ -152,7 +129,7 @@ impl RemoteState for S3State {
         })
     }
 
-    fn put(&self, object: RemoteObject, bytes: &[u8]) -> Result<(), String> {
+    fn put_object(&self, object: RemoteObject, bytes: &[u8]) -> Result<(), String> {
         let (s3, bucket, key) = (
             self.s3.clone(),
             self.spec.bucket.clone(),
@@ -182,6 +159,133 @@ impl RemoteState for S3State {
                     )
                 })
         })
+    }
+
+    fn digest_id(&self) -> String {
+        format!("{}-md5", self.lock_id())
+    }
+
+    fn read_digest(&self) -> Result<Option<String>, String> {
+        let (db, table, id) = (
+            self.dynamodb.clone(),
+            self.spec.dynamodb_table.clone(),
+            self.digest_id(),
+        );
+        block_on(async move {
+            let out = db
+                .get_item()
+                .table_name(&table)
+                .key(LOCK_ID, AttributeValue::S(id))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| {
+                    format!(
+                        "cannot read the state's digest in DynamoDB table {table}: {}",
+                        DisplayErrorContext(&e)
+                    )
+                })?;
+            Ok(out
+                .item
+                .and_then(|item| item.get(DIGEST).and_then(|v| v.as_s().ok()).cloned()))
+        })
+    }
+
+    fn write_digest(&self, digest: &str) -> Result<(), String> {
+        let (db, table) = (self.dynamodb.clone(), self.spec.dynamodb_table.clone());
+        let item = [(LOCK_ID, self.digest_id()), (DIGEST, digest.to_string())]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), AttributeValue::S(v)))
+            .collect();
+        block_on(async move {
+            db.put_item()
+                .table_name(&table)
+                .set_item(Some(item))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| {
+                    format!(
+                        "its digest could not be recorded in DynamoDB table {table}: {}",
+                        DisplayErrorContext(&e)
+                    )
+                })
+        })
+    }
+
+    fn lock_item(&self, info: &LockInfo) -> std::collections::HashMap<String, AttributeValue> {
+        [
+            (LOCK_ID, self.lock_id()),
+            (
+                INFO,
+                serde_json::to_string(info).expect("lock info serializes"),
+            ),
+            (HOLDER_ID, info.id.clone()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), AttributeValue::S(v)))
+        .collect()
+    }
+}
+
+impl RemoteState for S3State {
+    fn url(&self) -> String {
+        self.spec.url()
+    }
+
+    fn lock_location(&self) -> String {
+        format!(
+            "DynamoDB table {}, LockID {}",
+            self.spec.dynamodb_table,
+            self.lock_id()
+        )
+    }
+
+    fn get(&self, object: RemoteObject) -> Result<Option<Vec<u8>>, String> {
+        if object != RemoteObject::State {
+            return self.get_object(object);
+        }
+        let mut attempts = 0;
+        loop {
+            let bytes = self.get_object(object)?;
+            let Some(recorded) = self.read_digest()? else {
+                return Ok(bytes);
+            };
+            let read = bytes.as_deref().map(md5_hex);
+            if read.as_deref() == Some(recorded.as_str()) {
+                return Ok(bytes);
+            }
+            // A write that stored the state but died before recording its digest leaves
+            // the digest of the state before it, which is the backup: this state is newer.
+            let backup = self.get_object(RemoteObject::Backup)?;
+            if backup.as_deref().map(md5_hex).as_deref() == Some(recorded.as_str()) {
+                return Ok(bytes);
+            }
+            attempts += 1;
+            if attempts == STALE_READ_ATTEMPTS {
+                return Err(format!(
+                    "{} {} the digest kup recorded when it last wrote it ({recorded} in DynamoDB table {}, LockID {}), also after {attempts} reads: S3 is serving an older copy, or the object was replaced outside kup. If the object is what you want (restored or copied by hand), set that item's Digest to {} or delete the item",
+                    self.url(),
+                    match &read {
+                        Some(md5) => format!("(MD5 {md5}) does not match"),
+                        None => "does not exist, which does not match".into(),
+                    },
+                    self.spec.dynamodb_table,
+                    self.digest_id(),
+                    read.as_deref().unwrap_or("(none)"),
+                ));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(400));
+        }
+    }
+
+    fn put(&self, object: RemoteObject, bytes: &[u8]) -> Result<(), String> {
+        self.put_object(object, bytes)?;
+        if object == RemoteObject::State {
+            self.write_digest(&md5_hex(bytes))
+                .map_err(|e| format!("the state was written to {}, but {e}", self.url()))?;
+        }
+        Ok(())
     }
 
     fn try_lock(&self, info: &LockInfo) -> Result<Option<LockInfo>, String> {
@@ -295,4 +399,9 @@ where
         Err(aws_sdk_dynamodb::Error::ConditionalCheckFailedException(_)) => Ok(false),
         Err(e) => Err(format!("{}: {}", what(), DisplayErrorContext(&e))),
     }
+}
+
+fn md5_hex(bytes: &[u8]) -> String {
+    use md5::Digest as _;
+    hex::encode(md5::Md5::digest(bytes))
 }

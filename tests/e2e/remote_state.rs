@@ -136,13 +136,43 @@ impl Moto {
             .as_array()
             .unwrap()
             .iter()
-            .map(|item| {
-                (
+            .filter_map(|item| {
+                Some((
                     item["LockID"]["S"].as_str().unwrap().to_string(),
-                    serde_json::from_str(item["Info"]["S"].as_str().unwrap()).unwrap(),
-                )
+                    serde_json::from_str(item["Info"]["S"].as_str()?).unwrap(),
+                ))
             })
             .collect()
+    }
+
+    /// The state's digest item (`BUCKET/KEY-md5`), as kup recorded it.
+    fn digest(&self) -> Option<String> {
+        let got = self.dynamodb(
+            "GetItem",
+            json!({ "TableName": TABLE, "Key": {"LockID": {"S": format!("{BUCKET}/{KEY}-md5")}} }),
+        );
+        got["Item"]["Digest"]["S"].as_str().map(str::to_string)
+    }
+
+    fn set_digest(&self, digest: &str) {
+        self.dynamodb(
+            "PutItem",
+            json!({ "TableName": TABLE, "Item": {
+                "LockID": {"S": format!("{BUCKET}/{KEY}-md5")},
+                "Digest": {"S": digest},
+            }}),
+        );
+    }
+
+    /// Replace an object, as `aws s3 cp` would.
+    fn put_object(&self, key: &str, bytes: &[u8]) {
+        let put = self
+            .s3(reqwest::Method::PUT, &format!("{BUCKET}/{key}"))
+            .header("Content-Type", "application/json")
+            .body(bytes.to_vec())
+            .send()
+            .unwrap();
+        assert!(put.status().is_success(), "{put:?}");
     }
 
     fn backend_block(&self) -> String {
@@ -216,13 +246,12 @@ fn remote_state_apply_writes_the_bucket_and_state_commands_read_it() {
         );
     }
     // Carried over as the message says (the aws CLI's upload, here over moto's API).
-    let put = moto
-        .s3(reqwest::Method::PUT, &format!("{BUCKET}/{KEY}"))
-        .header("Content-Type", "application/json")
-        .body(local_state.clone())
-        .send()
-        .unwrap();
-    assert!(put.status().is_success(), "{put:?}");
+    moto.put_object(KEY, &local_state);
+    assert_eq!(
+        moto.digest(),
+        None,
+        "a copy by hand records no digest, and is read"
+    );
 
     let plan = kup_aws(&["plan", d]);
     assert_eq!(plan.code, 0, "{plan:?}");
@@ -274,14 +303,36 @@ fn remote_state_apply_writes_the_bucket_and_state_commands_read_it() {
     assert_eq!(again.code, 0, "{again:?}");
     assert!(again.stdout.contains("No changes."), "{again:?}");
     // A second write keeps the first as KEY.backup.
+    let first_digest = moto.digest().expect("kup records the state's digest");
     let again = kup_aws(&["apply", "-auto-approve", d]);
     assert_eq!(again.code, 0, "{again:?}");
-    let now = checked_state(&moto.object(KEY).unwrap());
-    let backup = checked_state(&moto.object(&format!("{KEY}.backup")).unwrap());
+    let now_bytes = moto.object(KEY).unwrap();
+    let backup_bytes = moto.object(&format!("{KEY}.backup")).unwrap();
+    let (now, backup) = (checked_state(&now_bytes), checked_state(&backup_bytes));
     assert_eq!(
-        (backup.serial + 1, backup.lineage),
-        (now.serial, now.lineage)
+        (backup.serial + 1, &backup.lineage),
+        (now.serial, &now.lineage)
     );
+    assert_ne!(moto.digest().unwrap(), first_digest);
+
+    // S3 serving the previous copy (as an eventually consistent store may) is noticed
+    // through the digest, not trusted: it would make the next write look current.
+    moto.put_object(KEY, &backup_bytes);
+    let stale = kup_aws(&["state", "list", d]);
+    assert_eq!(stale.code, 1, "{stale:?}");
+    assert!(
+        stale
+            .stderr
+            .contains("does not match the digest kup recorded")
+            && stale.stderr.contains(&format!("LockID {BUCKET}/{KEY}-md5")),
+        "{stale:?}"
+    );
+    // A write that stored the state and died before its digest: the digest is the
+    // backup's, and the newer state is read.
+    moto.put_object(KEY, &now_bytes);
+    moto.set_digest(&first_digest);
+    let list = kup_aws(&["state", "list", d]);
+    assert_eq!(list.code, 0, "{list:?}");
 
     // Read from another checkout: the state commands find it through the backend block.
     let other = another_checkout(tmp.path(), &dir);
