@@ -303,20 +303,28 @@ fn held_message(info: &LockInfo, location: &str) -> String {
 
 /// A held state lock; released on drop.
 ///
-/// The lock is an exclusive `flock(2)` on the lock file, held as long as the process
-/// lives: the kernel drops it when the holder exits or is killed, so a dead holder never
-/// blocks anyone and no pid probing is needed. The file's content names the holder for
-/// error messages.
+/// For a local state the lock is an exclusive `flock(2)` on the lock file, held as long
+/// as the process lives: the kernel drops it when the holder exits or is killed, so a
+/// dead holder never blocks anyone and no pid probing is needed. The file's content
+/// names the holder for error messages. A remote state's lock is an entry in its store,
+/// which outlives a killed holder (see [`StateStore::lock`]).
 #[derive(Debug)]
 pub struct StateLock {
-    path: PathBuf,
+    held: Held,
     pub info: LockInfo,
     /// The holder recorded in a lock file whose process had died without cleaning up.
     pub replaced_stale: Option<LockInfo>,
-    /// The flock'd lock file (local state).
+    /// The open lock file, whose handle keeps the flock (local state).
     _file: Option<std::fs::File>,
-    /// The backend holding the lock (remote state), released through it on drop.
-    remote: Option<Arc<dyn RemoteState>>,
+}
+
+/// Where a lock is held, to release it (without the file handle, which only the lock
+/// itself may keep: a copy in a releaser would keep the flock after the lock is dropped).
+#[derive(Clone, Debug)]
+enum Held {
+    File(PathBuf),
+    /// Released through the store on drop.
+    Remote(Arc<dyn RemoteState>),
 }
 
 impl StateLock {
@@ -389,18 +397,12 @@ impl StateLock {
                 .and_then(|_| file.sync_all())
                 .map_err(io_err)?;
             return Ok(StateLock {
-                path,
+                held: Held::File(path),
                 info,
                 replaced_stale,
                 _file: Some(file),
-                remote: None,
             });
         }
-    }
-
-    /// The lock file.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     pub fn release(self) {
@@ -412,15 +414,15 @@ impl StateLock {
     /// Releases this lock if it is still ours, for an exit that skips destructors (a
     /// second Ctrl-C).
     pub fn releaser(&self) -> impl Fn() + Send + 'static {
-        let (path, id, remote) = (self.path.clone(), self.info.id.clone(), self.remote.clone());
-        move || release(&path, &id, remote.as_deref())
+        let (held, id) = (self.held.clone(), self.info.id.clone());
+        move || release(&held, &id)
     }
 }
 
-fn release(path: &Path, id: &str, remote: Option<&dyn RemoteState>) {
-    match remote {
+fn release(held: &Held, id: &str) {
+    match held {
         // Conditional on our id: a lock force-unlocked and taken by another run stays.
-        Some(remote) => {
+        Held::Remote(remote) => {
             if let Err(e) = remote.unlock(id) {
                 eprintln!(
                     "warning: could not release the state lock {id} ({e}); run `kup force-unlock {id}` once no kup runs on this state"
@@ -429,7 +431,7 @@ fn release(path: &Path, id: &str, remote: Option<&dyn RemoteState>) {
         }
         // Remove the file while still holding the lock, unless force-unlock replaced it;
         // the flock itself goes when the file handle closes.
-        None => {
+        Held::File(path) => {
             if read_lock(path).is_some_and(|l| l.id == id) {
                 let _ = fs::remove_file(path);
             }
@@ -439,7 +441,7 @@ fn release(path: &Path, id: &str, remote: Option<&dyn RemoteState>) {
 
 impl Drop for StateLock {
     fn drop(&mut self) {
-        release(&self.path, &self.info.id, self.remote.as_deref());
+        release(&self.held, &self.info.id);
     }
 }
 
@@ -595,11 +597,10 @@ impl StateStore {
             }
         }
         let lock = StateLock {
-            path: PathBuf::from(remote.lock_location()),
+            held: Held::Remote(remote.clone()),
             info,
             replaced_stale: None,
             _file: None,
-            remote: Some(remote.clone()),
         };
         // Released by `lock`'s drop when this fails.
         let refreshed = remote
