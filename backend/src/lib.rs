@@ -3,6 +3,7 @@
 //! following Terraform's S3 backend (`LockID = "BUCKET/KEY"`, an `Info` JSON naming the
 //! holder). The engine sees only its [`RemoteState`] trait.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::OnceLock;
 
@@ -166,37 +167,37 @@ impl S3State {
     }
 
     fn read_digest(&self) -> Result<Option<String>, String> {
-        let (db, table, id) = (
-            self.dynamodb.clone(),
-            self.spec.dynamodb_table.clone(),
-            self.digest_id(),
-        );
+        let item = self.read_item(self.digest_id(), "the state's digest")?;
+        Ok(item.and_then(|item| item.get(DIGEST).and_then(|v| v.as_s().ok()).cloned()))
+    }
+
+    /// The table's item `LockID = id`, read consistently (`what` names it in errors).
+    fn read_item(
+        &self,
+        id: String,
+        what: &'static str,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, String> {
+        let (db, table) = (self.dynamodb.clone(), self.spec.dynamodb_table.clone());
         block_on(async move {
-            let out = db
-                .get_item()
+            db.get_item()
                 .table_name(&table)
                 .key(LOCK_ID, AttributeValue::S(id))
                 .consistent_read(true)
                 .send()
                 .await
+                .map(|out| out.item)
                 .map_err(|e| {
                     format!(
-                        "cannot read the state's digest in DynamoDB table {table}: {}",
+                        "cannot read {what} in DynamoDB table {table}: {}",
                         DisplayErrorContext(&e)
                     )
-                })?;
-            Ok(out
-                .item
-                .and_then(|item| item.get(DIGEST).and_then(|v| v.as_s().ok()).cloned()))
+                })
         })
     }
 
     fn write_digest(&self, digest: &str) -> Result<(), String> {
         let (db, table) = (self.dynamodb.clone(), self.spec.dynamodb_table.clone());
-        let item = [(LOCK_ID, self.digest_id()), (DIGEST, digest.to_string())]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), AttributeValue::S(v)))
-            .collect();
+        let item = string_item([(LOCK_ID, self.digest_id()), (DIGEST, digest.to_string())]);
         block_on(async move {
             db.put_item()
                 .table_name(&table)
@@ -213,18 +214,15 @@ impl S3State {
         })
     }
 
-    fn lock_item(&self, info: &LockInfo) -> std::collections::HashMap<String, AttributeValue> {
-        [
+    fn lock_item(&self, info: &LockInfo) -> HashMap<String, AttributeValue> {
+        string_item([
             (LOCK_ID, self.lock_id()),
             (
                 INFO,
                 serde_json::to_string(info).expect("lock info serializes"),
             ),
             (HOLDER_ID, info.id.clone()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), AttributeValue::S(v)))
-        .collect()
+        ])
     }
 }
 
@@ -322,47 +320,27 @@ impl RemoteState for S3State {
     }
 
     fn read_lock(&self) -> Result<Option<LockInfo>, String> {
-        let (db, table, id) = (
-            self.dynamodb.clone(),
-            self.spec.dynamodb_table.clone(),
-            self.lock_id(),
-        );
         let location = self.lock_location();
-        block_on(async move {
-            let out = db
-                .get_item()
-                .table_name(&table)
-                .key(LOCK_ID, AttributeValue::S(id))
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(|e| {
-                    format!(
-                        "cannot read the state lock in DynamoDB table {table}: {}",
-                        DisplayErrorContext(&e)
-                    )
-                })?;
-            let Some(item) = out.item else {
-                return Ok(None);
-            };
-            let info = item.get(INFO).and_then(|v| v.as_s().ok());
-            match info.and_then(|s| serde_json::from_str::<LockInfo>(s).ok()) {
-                Some(info) => Ok(Some(info)),
-                // Another tool's lock on the same key (Terraform's, say): still a lock.
-                None => Ok(Some(LockInfo {
-                    id: item
-                        .get(HOLDER_ID)
-                        .and_then(|v| v.as_s().ok())
-                        .cloned()
-                        .unwrap_or_else(|| "(unreadable)".into()),
-                    operation: "unknown".into(),
-                    who: "unknown".into(),
-                    host: "unknown".into(),
-                    pid: 0,
-                    created: format!("unknown (the lock item in {location} is not kup's)"),
-                })),
-            }
-        })
+        let Some(item) = self.read_item(self.lock_id(), "the state lock")? else {
+            return Ok(None);
+        };
+        let info = item.get(INFO).and_then(|v| v.as_s().ok());
+        match info.and_then(|s| serde_json::from_str::<LockInfo>(s).ok()) {
+            Some(info) => Ok(Some(info)),
+            // Another tool's lock on the same key (Terraform's, say): still a lock.
+            None => Ok(Some(LockInfo {
+                id: item
+                    .get(HOLDER_ID)
+                    .and_then(|v| v.as_s().ok())
+                    .cloned()
+                    .unwrap_or_else(|| "(unreadable)".into()),
+                operation: "unknown".into(),
+                who: "unknown".into(),
+                host: "unknown".into(),
+                pid: 0,
+                created: format!("unknown (the lock item in {location} is not kup's)"),
+            })),
+        }
     }
 
     fn unlock(&self, id: &str) -> Result<bool, String> {
@@ -404,4 +382,11 @@ where
 fn md5_hex(bytes: &[u8]) -> String {
     use md5::Digest as _;
     hex::encode(md5::Md5::digest(bytes))
+}
+
+fn string_item<const N: usize>(pairs: [(&str, String); N]) -> HashMap<String, AttributeValue> {
+    pairs
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), AttributeValue::S(v)))
+        .collect()
 }
