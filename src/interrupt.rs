@@ -2,14 +2,15 @@
 //! their next safe point, the journal makes a later apply resume); the second exits at
 //! once, removing our state lock first.
 
-use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 
-use kup_engine::state::{read_lock, StateLock};
+use kup_engine::state::StateLock;
 use tokio::sync::watch;
 
 static CANCEL: OnceLock<watch::Sender<bool>> = OnceLock::new();
-static LOCK: Mutex<Option<(PathBuf, String)>> = Mutex::new(None);
+type Release = Box<dyn Fn() + Send>;
+
+static LOCK: Mutex<Option<Release>> = Mutex::new(None);
 
 fn sender() -> &'static watch::Sender<bool> {
     CANCEL.get_or_init(|| watch::channel(false).0)
@@ -27,7 +28,7 @@ pub fn hold_lock(lock: &StateLock) {
             old.id, old.pid, old.operation
         );
     }
-    *LOCK.lock().unwrap() = Some((lock.path().to_path_buf(), lock.info.id.clone()));
+    *LOCK.lock().unwrap() = Some(Box::new(lock.releaser()));
 }
 
 /// Install the handlers. Call once from main inside the runtime.
@@ -41,10 +42,8 @@ pub fn install() {
                 eprintln!("\nInterrupt received: stopping after the current safe point. Operations already started keep running at the provider; `kup apply` resumes them. Press Ctrl-C again to exit now.");
                 sender().send_replace(true);
             } else {
-                if let Some((path, id)) = LOCK.lock().unwrap().take() {
-                    if read_lock(&path).is_some_and(|l| l.id == id) {
-                        let _ = std::fs::remove_file(&path);
-                    }
+                if let Some(release) = LOCK.lock().unwrap().take() {
+                    release();
                 }
                 std::process::exit(130);
             }

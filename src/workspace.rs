@@ -10,10 +10,13 @@ use futures::stream::{self, StreamExt};
 use kup_engine::config::{self, Diagnostics, LoadOptions, Loaded};
 use kup_engine::events::Event;
 use kup_engine::executor::{retry, ClusterHandle, EventSink, RetryPolicy};
-use kup_engine::model::{ActualCluster, ClusterSpec, Desired, ProviderSpec};
+use kup_engine::model::{
+    ActualCluster, BackendKind, BackendSpec, ClusterSpec, Desired, ProviderSpec,
+};
 use kup_engine::plan::sha256_hex;
 use kup_engine::policy::ProviderPolicy;
 use kup_engine::provider::{ClusterTarget, KubeAccess, NodeOps, Provider};
+use kup_engine::state::StateStore;
 
 use crate::failure::Failure;
 use crate::VarArgs;
@@ -371,11 +374,11 @@ pub fn resolve_aliases(
     })
 }
 
-/// What a read-only command (`check`, `drift`, `rehearse`) starts from: the state path,
-/// the configuration (its warnings printed) and, when a simulator runs in process, the
-/// state lock.
+/// What a read-only command (`check`, `drift`, `rehearse`) starts from: where the state
+/// lives, the configuration (its warnings printed) and, when a simulator runs in process,
+/// the state lock.
 pub struct ReadOnly {
-    pub state_path: PathBuf,
+    pub store: StateStore,
     pub loaded: Loaded,
     pub _lock: Option<kup_engine::state::StateLock>,
 }
@@ -386,17 +389,14 @@ pub fn open_for_reading(
     state: &crate::cli::StateArgs,
     what: &str,
 ) -> Result<ReadOnly, Failure> {
-    let state_path = state
-        .state
-        .clone()
-        .unwrap_or_else(|| default_state_path(dir));
     let loaded = load_config(dir, vars)?;
     for w in &loaded.warnings {
         eprintln!("{}", w.render(&loaded.sources).trim_end());
     }
-    let lock = lock_for_reading(&loaded.desired, &state_path, what, state.lock_timeout)?;
+    let store = state_store(dir, &loaded.backend, state.state.as_deref())?;
+    let lock = lock_for_reading(&loaded.desired, &store, what, state.lock_timeout)?;
     Ok(ReadOnly {
-        state_path,
+        store,
         loaded,
         _lock: lock,
     })
@@ -407,7 +407,7 @@ pub fn open_for_reading(
 /// concurrent apply's simulator recorded. Real clouds need no lock for reading.
 pub fn lock_for_reading(
     desired: &Desired,
-    state_path: &Path,
+    store: &StateStore,
     what: &str,
     timeout: Duration,
 ) -> Result<Option<kup_engine::state::StateLock>, Failure> {
@@ -418,10 +418,85 @@ pub fn lock_for_reading(
     {
         return Ok(None);
     }
-    let lock = kup_engine::state::StateLock::acquire(state_path, what, timeout)
+    lock_state(store, what, timeout).map(Some)
+}
+
+/// Take the state lock for `what`, and release it even on an immediate exit.
+pub fn lock_state(
+    store: &StateStore,
+    what: &str,
+    timeout: Duration,
+) -> Result<kup_engine::state::StateLock, Failure> {
+    let lock = store
+        .lock(what, timeout)
         .map_err(|e| Failure::Message(e.to_string()))?;
     crate::interrupt::hold_lock(&lock);
-    Ok(Some(lock))
+    Ok(lock)
+}
+
+/// Where the state of the configuration in `dir` lives: its `backend` block, or `-state
+/// PATH`, or `DIR/.kup/kup.state.json`. Reads only the backend block, for commands that
+/// need the state before (or without) evaluating the configuration.
+pub fn store_for_dir(dir: &Path, state_flag: Option<&Path>) -> Result<StateStore, Failure> {
+    let backend = config::load_backend(dir).map_err(|d| diagnostics_failure(&d, dir))?;
+    state_store(dir, &backend, state_flag)
+}
+
+pub fn state_store(
+    dir: &Path,
+    backend: &BackendSpec,
+    state_flag: Option<&Path>,
+) -> Result<StateStore, Failure> {
+    match (&backend.kind, state_flag) {
+        (BackendKind::S3(s3), Some(flag)) => Err(Failure::Message(format!(
+            "-state {} cannot be used with the backend \"s3\" block at {}: the state lives in {}. Remove -state, or remove the backend block to keep the state in a local file",
+            flag.display(),
+            backend
+                .at
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            s3.url()
+        ))),
+        (_, Some(flag)) => Ok(StateStore::Local(flag.to_path_buf())),
+        (BackendKind::Local, None) => Ok(StateStore::Local(default_state_path(dir))),
+        (BackendKind::LocalAt(p), None) => Ok(StateStore::Local(dir.join(p))),
+        (BackendKind::S3(s3), None) => {
+            let store = StateStore::Remote {
+                remote: Arc::new(kup_backend::S3State::connect(s3)),
+                // The remote journal's working copy: the remote one counts, and replaces
+                // this one whenever the lock is taken.
+                journal: dir.join(".kup").join("remote.journal"),
+            };
+            refuse_to_orphan_local_state(dir, &store)?;
+            Ok(store)
+        }
+    }
+}
+
+/// A configuration that moves to a remote backend leaves its local state behind; starting
+/// the remote one afresh would lose what it records (blue/green colours, the drift
+/// baseline) and begin a new lineage. So until the remote state exists, a local one stops
+/// kup with the command that carries it over.
+fn refuse_to_orphan_local_state(dir: &Path, store: &StateStore) -> Result<(), Failure> {
+    let local = default_state_path(dir);
+    let Ok(Some(state)) = kup_engine::state::StateFile::load(&local) else {
+        return Ok(());
+    };
+    if store
+        .load()
+        .map_err(|e| Failure::Message(e.to_string()))?
+        .is_some()
+    {
+        return Ok(());
+    }
+    Err(Failure::Message(format!(
+        "the backend block keeps the state in {remote}, which holds none yet, but {local} holds this configuration's local state (lineage {}, serial {}). Copy it there first so its history carries over: `aws s3 cp {local} {remote}`; or move the local file away to start a new state",
+        state.lineage,
+        state.serial,
+        remote = store.describe(),
+        local = local.display(),
+    )))
 }
 
 /// Whether any check needs the in-cluster scan.

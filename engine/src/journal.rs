@@ -102,9 +102,15 @@ pub struct UnfinishedRun {
     pub finished_at: BTreeMap<String, String>,
 }
 
+/// Called with the journal's path after every append, once the record is durable here;
+/// an error fails the append. A remote backend mirrors the file with it, so a record
+/// counts as written only once it is stored with the state.
+pub type AppendHook = std::sync::Arc<dyn Fn(&Path) -> io::Result<()> + Send + Sync>;
+
 pub struct Journal {
     path: PathBuf,
     file: File,
+    after_append: Option<AppendHook>,
 }
 
 impl Journal {
@@ -137,7 +143,15 @@ impl Journal {
         Ok(Journal {
             path: path.to_path_buf(),
             file,
+            after_append: None,
         })
+    }
+
+    /// Open as [`Journal::open`] does, running `hook` after every append.
+    pub fn open_with_hook(path: &Path, hook: AppendHook) -> io::Result<Journal> {
+        let mut j = Journal::open(path)?;
+        j.after_append = Some(hook);
+        Ok(j)
     }
 
     pub fn path(&self) -> &Path {
@@ -149,7 +163,11 @@ impl Journal {
         let mut line = serde_json::to_vec(record).expect("record serializes");
         line.push(b'\n');
         self.file.write_all(&line)?;
-        self.file.sync_data()
+        self.file.sync_data()?;
+        match &self.after_append {
+            Some(hook) => hook(&self.path),
+            None => Ok(()),
+        }
     }
 }
 

@@ -989,3 +989,43 @@ mod tests {
         assert_eq!(back, s);
     }
 }
+
+/// `backend "local" { path }` or `backend "s3" { ... }`: where the state, its journal and
+/// its lock live. Not part of [`Desired`]: it says where kup keeps its records, not what
+/// the clusters should be, so a saved plan does not carry it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BackendSpec {
+    pub kind: BackendKind,
+    /// The `backend` keyword, for errors about the block (None: no block, the default).
+    pub at: Option<SourceLoc>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum BackendKind {
+    /// Files under the configuration directory; `path` as written (relative to it).
+    #[default]
+    Local,
+    LocalAt(String),
+    S3(S3Backend),
+}
+
+/// Terraform's S3 backend settings, locking through a DynamoDB table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct S3Backend {
+    pub bucket: String,
+    /// The state object's key; its backup is `KEY.backup`, its journal `KEY.journal`.
+    pub key: String,
+    pub region: Option<String>,
+    /// Another S3/DynamoDB-compatible endpoint (both services), e.g. a local test server.
+    pub endpoint: Option<String>,
+    /// The DynamoDB table with a string partition key `LockID`.
+    pub dynamodb_table: String,
+    pub profile: Option<String>,
+}
+
+impl S3Backend {
+    /// `s3://BUCKET/KEY`, as messages name the state.
+    pub fn url(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.key)
+    }
+}

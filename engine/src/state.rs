@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use schemars::JsonSchema;
@@ -78,6 +79,8 @@ pub enum StateError {
         on_disk: String,
         ours: String,
     },
+    #[error("{message}")]
+    Remote { message: String },
     #[error("state file {path} was written by another kup run (serial {on_disk}) after this one read it (serial {ours}); kup will not overwrite newer state. Run the command again")]
     Stale {
         path: PathBuf,
@@ -162,7 +165,17 @@ impl StateFile {
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(e) => return Err(err(e)),
         };
+        let bytes = self.next_version(path, old.as_deref())?;
         if let Some(old) = &old {
+            write_private(&backup_path(path), old).map_err(err)?;
+        }
+        write_private(path, &bytes).map_err(err)
+    }
+
+    /// The bytes that replace `old` (the stored state at `path`, if any): serial + 1, a
+    /// fresh checksum. Refuses when `old` is not the state this one was read from.
+    fn next_version(&mut self, path: &Path, old: Option<&[u8]>) -> Result<Vec<u8>, StateError> {
+        if let Some(old) = old {
             let on_disk = Self::parse_checked(path, old)?;
             if on_disk.lineage != self.lineage {
                 return Err(StateError::Lineage {
@@ -188,10 +201,7 @@ impl StateFile {
         ));
         let mut bytes = serde_json::to_vec_pretty(self).expect("state serializes");
         bytes.push(b'\n');
-        if let Some(old) = &old {
-            write_private(&backup_path(path), old).map_err(err)?;
-        }
-        write_private(path, &bytes).map_err(err)
+        Ok(bytes)
     }
 }
 
@@ -231,6 +241,18 @@ pub struct LockInfo {
 }
 
 impl LockInfo {
+    /// This process, about to take the lock for `operation`.
+    pub fn ours(operation: &str) -> LockInfo {
+        LockInfo {
+            id: random_id(8),
+            operation: operation.to_string(),
+            who: std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
+            host: hostname(),
+            pid: std::process::id(),
+            created: now_rfc3339(),
+        }
+    }
+
     /// Whether the holder is a process on this host that no longer exists.
     pub fn holder_is_gone(&self) -> bool {
         if self.host != hostname() {
@@ -244,8 +266,15 @@ impl LockInfo {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
-    #[error("{}", held_message(.0, .1))]
+    #[error("{}", held_message(.0, &format!("lock file: {}", .1.display())))]
     Held(Box<LockInfo>, PathBuf),
+    /// Held in a remote backend; the string says where (table and lock id).
+    #[error("{}", held_message(.0, .1))]
+    HeldRemote(Box<LockInfo>, String),
+    #[error("{0}")]
+    Remote(String),
+    #[error("{0}: the state is not locked")]
+    NotLockedRemote(String),
     #[error("cannot create lock file {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
     #[error("no lock file at {0}: the state is not locked")]
@@ -254,14 +283,14 @@ pub enum LockError {
     WrongId { held: String, given: String },
 }
 
-fn held_message(info: &LockInfo, path: &Path) -> String {
+fn held_message(info: &LockInfo, location: &str) -> String {
     let gone = if info.holder_is_gone() {
         " (that process is no longer running)"
     } else {
         ""
     };
     format!(
-        "the state is locked: {} by {} on {} (pid {}{gone}) since {}, lock ID {}.\n  Wait for it to finish, or if it is gone, run: kup force-unlock {}\n  (lock file: {})",
+        "the state is locked: {} by {} on {} (pid {}{gone}) since {}, lock ID {}.\n  Wait for it to finish, or if it is gone, run: kup force-unlock {}\n  ({location})",
         info.operation,
         info.who,
         info.host,
@@ -269,23 +298,33 @@ fn held_message(info: &LockInfo, path: &Path) -> String {
         info.created,
         info.id,
         info.id,
-        path.display()
     )
 }
 
 /// A held state lock; released on drop.
 ///
-/// The lock is an exclusive `flock(2)` on the lock file, held as long as the process
-/// lives: the kernel drops it when the holder exits or is killed, so a dead holder never
-/// blocks anyone and no pid probing is needed. The file's content names the holder for
-/// error messages.
+/// For a local state the lock is an exclusive `flock(2)` on the lock file, held as long
+/// as the process lives: the kernel drops it when the holder exits or is killed, so a
+/// dead holder never blocks anyone and no pid probing is needed. The file's content
+/// names the holder for error messages. A remote state's lock is an entry in its store,
+/// which outlives a killed holder (see [`StateStore::lock`]).
 #[derive(Debug)]
 pub struct StateLock {
-    path: PathBuf,
+    held: Held,
     pub info: LockInfo,
     /// The holder recorded in a lock file whose process had died without cleaning up.
     pub replaced_stale: Option<LockInfo>,
-    _file: std::fs::File,
+    /// The open lock file, whose handle keeps the flock (local state).
+    _file: Option<std::fs::File>,
+}
+
+/// Where a lock is held, to release it (without the file handle, which only the lock
+/// itself may keep: a copy in a releaser would keep the flock after the lock is dropped).
+#[derive(Clone, Debug)]
+enum Held {
+    File(PathBuf),
+    /// Released through the store on drop.
+    Remote(Arc<dyn RemoteState>),
 }
 
 impl StateLock {
@@ -307,14 +346,7 @@ impl StateLock {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir).map_err(io_err)?;
         }
-        let info = LockInfo {
-            id: random_id(8),
-            operation: operation.to_string(),
-            who: std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
-            host: hostname(),
-            pid: std::process::id(),
-            created: now_rfc3339(),
-        };
+        let info = LockInfo::ours(operation);
         let deadline = Instant::now() + timeout;
         loop {
             let mut file = {
@@ -365,17 +397,12 @@ impl StateLock {
                 .and_then(|_| file.sync_all())
                 .map_err(io_err)?;
             return Ok(StateLock {
-                path,
+                held: Held::File(path),
                 info,
                 replaced_stale,
-                _file: file,
+                _file: Some(file),
             });
         }
-    }
-
-    /// The lock file.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     pub fn release(self) {
@@ -383,13 +410,38 @@ impl StateLock {
     }
 }
 
-impl Drop for StateLock {
-    fn drop(&mut self) {
+impl StateLock {
+    /// Releases this lock if it is still ours, for an exit that skips destructors (a
+    /// second Ctrl-C).
+    pub fn releaser(&self) -> impl Fn() + Send + 'static {
+        let (held, id) = (self.held.clone(), self.info.id.clone());
+        move || release(&held, &id)
+    }
+}
+
+fn release(held: &Held, id: &str) {
+    match held {
+        // Conditional on our id: a lock force-unlocked and taken by another run stays.
+        Held::Remote(remote) => {
+            if let Err(e) = remote.unlock(id) {
+                eprintln!(
+                    "warning: could not release the state lock {id} ({e}); run `kup force-unlock {id}` once no kup runs on this state"
+                );
+            }
+        }
         // Remove the file while still holding the lock, unless force-unlock replaced it;
         // the flock itself goes when the file handle closes.
-        if read_lock(&self.path).is_some_and(|l| l.id == self.info.id) {
-            let _ = fs::remove_file(&self.path);
+        Held::File(path) => {
+            if read_lock(path).is_some_and(|l| l.id == id) {
+                let _ = fs::remove_file(path);
+            }
         }
+    }
+}
+
+impl Drop for StateLock {
+    fn drop(&mut self) {
+        release(&self.held, &self.info.id);
     }
 }
 
@@ -434,6 +486,197 @@ pub fn now_rfc3339() -> String {
 pub fn random_id(bytes: usize) -> String {
     let v: Vec<u8> = (0..bytes).map(|_| rand::random::<u8>()).collect();
     hex::encode(v)
+}
+
+/// An object of a remote state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RemoteObject {
+    State,
+    /// The state before the last write (`KEY.backup`).
+    Backup,
+    /// The apply journal (`KEY.journal`), mirrored after every record.
+    Journal,
+}
+
+/// A state kept with its journal and lock somewhere shared (S3 and DynamoDB), implemented
+/// outside the engine, which depends on no cloud SDK. Calls block until the store has
+/// answered; errors are messages naming the store and what failed.
+pub trait RemoteState: Send + Sync + std::fmt::Debug {
+    /// The state's name in messages (`s3://bucket/key`).
+    fn url(&self) -> String;
+    /// Where the lock is, in messages (`DynamoDB table T, LockID bucket/key`).
+    fn lock_location(&self) -> String;
+    fn get(&self, object: RemoteObject) -> Result<Option<Vec<u8>>, String>;
+    /// Store `bytes` whole (a reader sees the old or the new object, never a mix).
+    fn put(&self, object: RemoteObject, bytes: &[u8]) -> Result<(), String>;
+    /// Take the lock unless someone holds it: `Ok(None)` taken, `Ok(Some(holder))` held.
+    fn try_lock(&self, info: &LockInfo) -> Result<Option<LockInfo>, String>;
+    fn read_lock(&self) -> Result<Option<LockInfo>, String>;
+    /// Remove the lock if its id is `id`; `Ok(false)` when it is not held with that id.
+    fn unlock(&self, id: &str) -> Result<bool, String>;
+}
+
+/// Where the state, its journal and its lock live: local files, or a remote store with a
+/// local working copy of the journal.
+#[derive(Clone, Debug)]
+pub enum StateStore {
+    Local(PathBuf),
+    Remote {
+        remote: Arc<dyn RemoteState>,
+        /// The journal's working copy; the remote copy is the one that counts.
+        journal: PathBuf,
+    },
+}
+
+impl StateStore {
+    /// The state's name in messages and errors.
+    pub fn describe(&self) -> String {
+        match self {
+            StateStore::Local(p) => p.display().to_string(),
+            StateStore::Remote { remote, .. } => remote.url(),
+        }
+    }
+
+    pub fn load(&self) -> Result<Option<StateFile>, StateError> {
+        match self {
+            StateStore::Local(p) => StateFile::load(p),
+            StateStore::Remote { remote, .. } => {
+                let url = PathBuf::from(remote.url());
+                match remote
+                    .get(RemoteObject::State)
+                    .map_err(|message| StateError::Remote { message })?
+                {
+                    Some(bytes) => StateFile::parse_checked(&url, &bytes).map(Some),
+                    None => Ok(None),
+                }
+            }
+        }
+    }
+
+    /// [`StateFile::save`] to wherever the state lives: the stored state is checked first
+    /// (lineage, serial, checksum) and kept as the backup before it is replaced.
+    pub fn save(&self, state: &mut StateFile) -> Result<(), StateError> {
+        match self {
+            StateStore::Local(p) => state.save(p),
+            StateStore::Remote { remote, .. } => {
+                let url = PathBuf::from(remote.url());
+                let remote_err = |message| StateError::Remote { message };
+                let old = remote.get(RemoteObject::State).map_err(remote_err)?;
+                let bytes = state.next_version(&url, old.as_deref())?;
+                if let Some(old) = &old {
+                    remote.put(RemoteObject::Backup, old).map_err(remote_err)?;
+                }
+                remote.put(RemoteObject::State, &bytes).map_err(remote_err)
+            }
+        }
+    }
+
+    /// Take the state lock, retrying until `timeout` (zero = one try). For a remote
+    /// state the journal's working copy is then replaced by the remote journal, so a run
+    /// begun on another machine is resumed here.
+    pub fn lock(&self, operation: &str, timeout: Duration) -> Result<StateLock, LockError> {
+        let (remote, journal) = match self {
+            StateStore::Local(p) => return StateLock::acquire(p, operation, timeout),
+            StateStore::Remote { remote, journal } => (remote, journal),
+        };
+        let info = LockInfo::ours(operation);
+        let deadline = Instant::now() + timeout;
+        loop {
+            match remote.try_lock(&info).map_err(LockError::Remote)? {
+                None => break,
+                Some(holder) if Instant::now() >= deadline => {
+                    return Err(LockError::HeldRemote(
+                        Box::new(holder),
+                        format!(
+                            "{}; a kup that crashed or was killed leaves its lock there: if no kup runs on this state, force-unlock it",
+                            remote.lock_location()
+                        ),
+                    ))
+                }
+                Some(_) => std::thread::sleep(Duration::from_millis(500)),
+            }
+        }
+        let lock = StateLock {
+            held: Held::Remote(remote.clone()),
+            info,
+            replaced_stale: None,
+            _file: None,
+        };
+        // Released by `lock`'s drop when this fails.
+        let refreshed = remote
+            .get(RemoteObject::Journal)
+            .map_err(LockError::Remote)
+            .and_then(|bytes| {
+                let io_err = |source| LockError::Io {
+                    path: journal.clone(),
+                    source,
+                };
+                if let Some(dir) = journal.parent() {
+                    fs::create_dir_all(dir).map_err(io_err)?;
+                }
+                write_private(journal, &bytes.unwrap_or_default()).map_err(io_err)
+            });
+        refreshed.map(|()| lock)
+    }
+
+    /// Remove a lock left by a run that died, after checking its ID.
+    pub fn force_unlock(&self, id: &str) -> Result<LockInfo, LockError> {
+        let remote = match self {
+            StateStore::Local(p) => return force_unlock(p, id),
+            StateStore::Remote { remote, .. } => remote,
+        };
+        let Some(info) = remote.read_lock().map_err(LockError::Remote)? else {
+            return Err(LockError::NotLockedRemote(remote.lock_location()));
+        };
+        if info.id != id {
+            return Err(LockError::WrongId {
+                held: info.id,
+                given: id.to_string(),
+            });
+        }
+        // Conditional on the id: a lock released and taken again meanwhile stays.
+        if !remote.unlock(id).map_err(LockError::Remote)? {
+            return Err(LockError::NotLockedRemote(remote.lock_location()));
+        }
+        Ok(info)
+    }
+
+    /// The journal file the executor appends to (for a remote state, its working copy).
+    pub fn journal_path(&self) -> PathBuf {
+        match self {
+            StateStore::Local(p) => journal_path(p),
+            StateStore::Remote { journal, .. } => journal.clone(),
+        }
+    }
+
+    /// Where the journal is kept, in messages.
+    pub fn describe_journal(&self) -> String {
+        match self {
+            StateStore::Local(p) => journal_path(p).display().to_string(),
+            StateStore::Remote { remote, .. } => format!("{}.journal", remote.url()),
+        }
+    }
+
+    /// Open the journal for appending. For a remote state every record is uploaded
+    /// (the whole file, one atomic PUT) before the append returns, so a record the
+    /// executor has moved past is in the remote journal.
+    pub fn open_journal(&self) -> io::Result<crate::journal::Journal> {
+        match self {
+            StateStore::Local(p) => crate::journal::Journal::open(&journal_path(p)),
+            StateStore::Remote { remote, journal } => {
+                let remote = remote.clone();
+                crate::journal::Journal::open_with_hook(
+                    journal,
+                    Arc::new(move |path: &Path| {
+                        let bytes = fs::read(path)?;
+                        remote
+                            .put(RemoteObject::Journal, &bytes)
+                            .map_err(io::Error::other)
+                    }),
+                )
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -651,5 +894,172 @@ mod tests {
             t.join().unwrap();
         }
         assert_eq!(max_seen.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    /// A remote store in memory, to test what [`StateStore`] does with any backend (the
+    /// S3/DynamoDB one is tested against a real server in tests/e2e/remote_state.rs).
+    #[derive(Debug, Default)]
+    struct Memory {
+        objects: std::sync::Mutex<BTreeMap<&'static str, Vec<u8>>>,
+        lock: std::sync::Mutex<Option<LockInfo>>,
+        journal_puts: std::sync::atomic::AtomicUsize,
+    }
+
+    fn name(o: RemoteObject) -> &'static str {
+        match o {
+            RemoteObject::State => "state",
+            RemoteObject::Backup => "state.backup",
+            RemoteObject::Journal => "state.journal",
+        }
+    }
+
+    impl RemoteState for Memory {
+        fn url(&self) -> String {
+            "mem://state".into()
+        }
+        fn lock_location(&self) -> String {
+            "memory lock".into()
+        }
+        fn get(&self, o: RemoteObject) -> Result<Option<Vec<u8>>, String> {
+            Ok(self.objects.lock().unwrap().get(name(o)).cloned())
+        }
+        fn put(&self, o: RemoteObject, bytes: &[u8]) -> Result<(), String> {
+            if o == RemoteObject::Journal {
+                self.journal_puts
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            self.objects.lock().unwrap().insert(name(o), bytes.to_vec());
+            Ok(())
+        }
+        fn try_lock(&self, info: &LockInfo) -> Result<Option<LockInfo>, String> {
+            let mut held = self.lock.lock().unwrap();
+            match &*held {
+                Some(h) => Ok(Some(h.clone())),
+                None => {
+                    *held = Some(info.clone());
+                    Ok(None)
+                }
+            }
+        }
+        fn read_lock(&self) -> Result<Option<LockInfo>, String> {
+            Ok(self.lock.lock().unwrap().clone())
+        }
+        fn unlock(&self, id: &str) -> Result<bool, String> {
+            let mut held = self.lock.lock().unwrap();
+            if held.as_ref().is_some_and(|h| h.id == id) {
+                *held = None;
+                return Ok(true);
+            }
+            Ok(false)
+        }
+    }
+
+    fn remote_store(dir: &Path) -> (Arc<Memory>, StateStore) {
+        let memory = Arc::new(Memory::default());
+        let store = StateStore::Remote {
+            remote: memory.clone(),
+            journal: dir.join(".kup").join("remote.journal"),
+        };
+        (memory, store)
+    }
+
+    #[test]
+    fn a_remote_state_is_checked_backed_up_and_never_regressed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (memory, store) = remote_store(dir.path());
+        assert!(store.load().unwrap().is_none());
+        let mut s = StateFile::new();
+        store.save(&mut s).unwrap();
+        store.save(&mut s).unwrap();
+        assert_eq!(store.load().unwrap().unwrap().serial, 2);
+        let backup = memory.get(RemoteObject::Backup).unwrap().unwrap();
+        assert_eq!(
+            StateFile::parse_checked(Path::new("b"), &backup)
+                .unwrap()
+                .serial,
+            1
+        );
+        // Another run wrote meanwhile: the older copy may not overwrite it.
+        let mut other = store.load().unwrap().unwrap();
+        store.save(&mut other).unwrap();
+        let e = store.save(&mut s).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                StateError::Stale {
+                    on_disk: 3,
+                    ours: 2,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().contains("mem://state"), "{e}");
+        // A damaged object is refused, naming the backup to restore.
+        let mut bytes = memory.get(RemoteObject::State).unwrap().unwrap();
+        let text = String::from_utf8(bytes.clone())
+            .unwrap()
+            .replace("\"serial\": 3", "\"serial\": 9");
+        bytes = text.into_bytes();
+        memory.put(RemoteObject::State, &bytes).unwrap();
+        let e = store.load().unwrap_err();
+        assert!(matches!(e, StateError::Checksum { .. }), "{e}");
+        assert!(e.to_string().contains("mem://state.backup"), "{e}");
+    }
+
+    #[test]
+    fn a_remote_journal_is_uploaded_on_every_append_and_replaces_the_local_copy_on_lock() {
+        use crate::journal::{read, Record};
+        let dir = tempfile::tempdir().unwrap();
+        let (memory, store) = remote_store(dir.path());
+        let step = |s: &str| Record::StepStarted {
+            run_id: "r1".into(),
+            step: s.into(),
+            at: "t".into(),
+        };
+        let lock = store.lock("apply", Duration::ZERO).unwrap();
+        let mut j = store.open_journal().unwrap();
+        j.append(&step("a")).unwrap();
+        j.append(&step("b")).unwrap();
+        assert_eq!(
+            memory
+                .journal_puts
+                .load(std::sync::atomic::Ordering::SeqCst),
+            2
+        );
+        let remote = memory.get(RemoteObject::Journal).unwrap().unwrap();
+        assert_eq!(remote, fs::read(store.journal_path()).unwrap());
+        drop(j);
+        drop(lock);
+        assert!(memory.read_lock().unwrap().is_none(), "released on drop");
+
+        // Another machine's working copy (stale or missing) is replaced when it locks.
+        let other = tempfile::tempdir().unwrap();
+        let there = StateStore::Remote {
+            remote: memory.clone(),
+            journal: other.path().join(".kup").join("remote.journal"),
+        };
+        let _lock = there.lock("apply", Duration::ZERO).unwrap();
+        assert_eq!(
+            read(&there.journal_path()).unwrap(),
+            vec![step("a"), step("b")]
+        );
+        // While held, another taker is told who holds it, and force-unlock checks the ID.
+        let e = store.lock("plan", Duration::ZERO).unwrap_err();
+        assert!(matches!(e, LockError::HeldRemote(..)), "{e}");
+        assert!(
+            e.to_string().contains("kup force-unlock") && e.to_string().contains("memory lock"),
+            "{e}"
+        );
+        assert!(matches!(
+            store.force_unlock("nope"),
+            Err(LockError::WrongId { .. })
+        ));
+        let id = memory.read_lock().unwrap().unwrap().id;
+        assert_eq!(store.force_unlock(&id).unwrap().id, id);
+        assert!(matches!(
+            store.force_unlock(&id),
+            Err(LockError::NotLockedRemote(_))
+        ));
     }
 }

@@ -10,10 +10,10 @@ use std::sync::{Arc, Mutex};
 
 use console::Style;
 use kup_engine::executor::{ApplyReport, Executor, RetryPolicy};
-use kup_engine::journal::{self, Journal, RunOutcome, UnfinishedRun};
+use kup_engine::journal::{self, RunOutcome, UnfinishedRun};
 use kup_engine::model::{ActualCluster, Desired};
 use kup_engine::plan::{fingerprint, SavedPlan};
-use kup_engine::state::{journal_path, now_rfc3339, ClusterState, StateFile, StateLock};
+use kup_engine::state::{now_rfc3339, ClusterState, StateStore};
 
 use crate::cli::ApplyArgs;
 use crate::commands::drift;
@@ -21,7 +21,7 @@ use crate::commands::plan::{make_plan, read_plan_file, PlanRequest};
 use crate::failure::{Failure, Result};
 use crate::render::plan::render_plan;
 use crate::render::progress::{quiet_sink, sink, Mode};
-use crate::workspace::{config_files_hash, default_state_path, Connected};
+use crate::workspace::{config_files_hash, lock_state, store_for_dir, Connected};
 
 pub async fn run(args: ApplyArgs) -> Result<ExitCode> {
     let mode = Mode::detect(args.output.json);
@@ -29,36 +29,25 @@ pub async fn run(args: ApplyArgs) -> Result<ExitCode> {
         return apply_plan_file(&args, mode).await;
     }
     let dir = args.target.clone();
-    let state_path = args
-        .state
-        .state
-        .clone()
-        .unwrap_or_else(|| default_state_path(&dir));
-    let lock = StateLock::acquire(&state_path, "apply", args.state.lock_timeout)
-        .map_err(|e| Failure::Message(e.to_string()))?;
-    crate::interrupt::hold_lock(&lock);
+    let store = store_for_dir(&dir, args.state.state.as_deref())?;
+    let lock = lock_state(&store, "apply", args.state.lock_timeout)?;
 
     if args.rollback {
-        let code = rollback(&dir, &args, &state_path, mode, None).await;
+        let code = rollback(&dir, &args, &store, mode, None).await;
         drop(lock);
         return code;
     }
 
     if args.refresh_only {
-        let code = drift::apply_refresh_only(
-            &dir,
-            &args.vars,
-            &state_path,
-            args.parallelism,
-            args.output.json,
-        )
-        .await;
+        let code =
+            drift::apply_refresh_only(&dir, &args.vars, &store, args.parallelism, args.output.json)
+                .await;
         drop(lock);
         return code;
     }
 
     // An apply that was killed or interrupted comes first: finish what it started.
-    if let Some(run) = unfinished(&state_path)? {
+    if let Some(run) = unfinished(&store)? {
         say(mode, &format!(
             "Resuming the apply that did not finish (run {}, plan {}): {} of {} steps were finished.",
             run.run_id,
@@ -88,7 +77,7 @@ pub async fn run(args: ApplyArgs) -> Result<ExitCode> {
         }
         let dir_of_plan = PathBuf::from(&saved.config_dir);
         let connected = Connected::start(&saved.desired, &dir_of_plan).await?;
-        let report = execute(&saved, Some(&run), &connected, &state_path, &args, mode).await;
+        let report = execute(&saved, Some(&run), &connected, &store, &args, mode).await;
         connected.shutdown().await;
         let report = report?;
         if report.outcome == Some(RunOutcome::Waiting) {
@@ -124,7 +113,7 @@ pub async fn run(args: ApplyArgs) -> Result<ExitCode> {
         print!("{}", render_plan(&saved.plan));
     }
     if saved.plan.is_empty() {
-        record_state(&state_path, &saved.desired, &planned.actual, None)?;
+        record_state(&store, &saved.desired, &planned.actual, None)?;
         planned.connected.shutdown().await;
         drop(lock);
         return Ok(ExitCode::SUCCESS);
@@ -147,7 +136,7 @@ pub async fn run(args: ApplyArgs) -> Result<ExitCode> {
         say(mode, "Apply cancelled.");
         return Ok(ExitCode::from(1));
     }
-    let report = execute(&saved, None, &planned.connected, &state_path, &args, mode).await;
+    let report = execute(&saved, None, &planned.connected, &store, &args, mode).await;
     planned.connected.shutdown().await;
     let report = report?;
     // A blue/green replacement that failed before its blue group was deleted is undone
@@ -170,7 +159,7 @@ pub async fn run(args: ApplyArgs) -> Result<ExitCode> {
                 failed_bg.join(", ")
             ),
         );
-        let _ = rollback(&dir, &args, &state_path, mode, Some(&failed_bg)).await?;
+        let _ = rollback(&dir, &args, &store, mode, Some(&failed_bg)).await?;
     }
     drop(lock);
     Ok(exit_code(&report))
@@ -182,12 +171,13 @@ pub async fn run(args: ApplyArgs) -> Result<ExitCode> {
 async fn rollback(
     dir: &Path,
     args: &ApplyArgs,
-    state_path: &Path,
+    store: &StateStore,
     mode: Mode,
     clusters: Option<&[String]>,
 ) -> Result<ExitCode> {
-    if let Some(run) = unfinished(state_path)? {
-        let mut j = Journal::open(&journal_path(state_path))
+    if let Some(run) = unfinished(store)? {
+        let mut j = store
+            .open_journal()
             .map_err(|e| Failure::Message(format!("cannot open the journal: {e}")))?;
         j.append(&journal::Record::RunFinished {
             run_id: run.run_id,
@@ -213,7 +203,7 @@ async fn rollback(
             return Err(e);
         }
     };
-    let state = StateFile::load(state_path).map_err(|e| Failure::Message(e.to_string()))?;
+    let state = store.load().map_err(|e| Failure::Message(e.to_string()))?;
     let colours = |cluster: &str, base: &str| {
         state
             .as_ref()
@@ -253,7 +243,7 @@ async fn rollback(
     if mode != Mode::Json {
         print!("{}", render_plan(&saved.plan));
     }
-    let report = execute(&saved, None, &connected, state_path, args, mode).await;
+    let report = execute(&saved, None, &connected, store, args, mode).await;
     connected.shutdown().await;
     Ok(exit_code(&report?))
 }
@@ -285,15 +275,9 @@ async fn apply_plan_file(args: &ApplyArgs, mode: Mode) -> Result<ExitCode> {
             dir.display()
         )));
     }
-    let state_path = args
-        .state
-        .state
-        .clone()
-        .unwrap_or_else(|| default_state_path(&dir));
-    let lock = StateLock::acquire(&state_path, "apply", args.state.lock_timeout)
-        .map_err(|e| Failure::Message(e.to_string()))?;
-    crate::interrupt::hold_lock(&lock);
-    let resume = match unfinished(&state_path)? {
+    let store = store_for_dir(&dir, args.state.state.as_deref())?;
+    let lock = lock_state(&store, "apply", args.state.lock_timeout)?;
+    let resume = match unfinished(&store)? {
         Some(run) if run.saved_plan.plan.id == saved.plan.id => Some(run),
         Some(run) => {
             return Err(Failure::Message(format!(
@@ -373,7 +357,7 @@ async fn apply_plan_file(args: &ApplyArgs, mode: Mode) -> Result<ExitCode> {
             return Err(e);
         }
     }
-    let report = execute(&saved, resume.as_ref(), &connected, &state_path, args, mode).await;
+    let report = execute(&saved, resume.as_ref(), &connected, &store, args, mode).await;
     connected.shutdown().await;
     drop(lock);
     Ok(exit_code(&report?))
@@ -424,9 +408,9 @@ fn refuse_blocked_drains(saved: &SavedPlan, args: &ApplyArgs) -> Result<()> {
     )))
 }
 
-fn unfinished(state_path: &Path) -> Result<Option<UnfinishedRun>> {
+fn unfinished(store: &StateStore) -> Result<Option<UnfinishedRun>> {
     let records =
-        journal::read(&journal_path(state_path)).map_err(|e| Failure::Message(e.to_string()))?;
+        journal::read(&store.journal_path()).map_err(|e| Failure::Message(e.to_string()))?;
     Ok(journal::unfinished_run(&records))
 }
 
@@ -434,7 +418,7 @@ async fn execute(
     saved: &SavedPlan,
     resume: Option<&UnfinishedRun>,
     connected: &Connected,
-    state_path: &Path,
+    store: &StateStore,
     args: &ApplyArgs,
     mode: Mode,
 ) -> Result<ApplyReport> {
@@ -477,7 +461,8 @@ async fn execute(
             kup_engine::executor::WaveGates::Stop
         },
     };
-    let journal = Journal::open(&journal_path(state_path))
+    let journal = store
+        .open_journal()
         .map_err(|e| Failure::Message(format!("cannot open the journal: {e}")))?;
     let report = executor
         .run(saved, journal, resume)
@@ -500,14 +485,14 @@ async fn execute(
         )
         .await
     {
-        Ok(actual) => record_state(state_path, &saved.desired, &actual, Some(&saved.plan.id))?,
+        Ok(actual) => record_state(store, &saved.desired, &actual, Some(&saved.plan.id))?,
         Err(e) => {
             eprintln!("warning: could not refresh after apply, so the state was not updated: {e:?}")
         }
     }
-    record_waiting(state_path, &report.waiting)?;
+    record_waiting(store, &report.waiting)?;
     if mode != Mode::Json {
-        print_summary(&report, state_path);
+        print_summary(&report, store);
         for (cluster, passed, checks) in postflight.lock().unwrap().iter() {
             println!(
                 "  {} {cluster} post-flight: {}",
@@ -521,27 +506,29 @@ async fn execute(
 
 /// Which waves wait for their soak or window, and until when, for `kup state` and the
 /// next scheduled apply to read (replacing what the last apply recorded).
-fn record_waiting(state_path: &Path, waiting: &[kup_engine::executor::WaitingWave]) -> Result<()> {
-    let mut state = StateFile::load(state_path)
+fn record_waiting(store: &StateStore, waiting: &[kup_engine::executor::WaitingWave]) -> Result<()> {
+    let mut state = store
+        .load()
         .map_err(|e| Failure::Message(e.to_string()))?
         .unwrap_or_default();
     if state.waiting.is_empty() && waiting.is_empty() {
         return Ok(());
     }
     state.waiting = waiting.to_vec();
-    state
-        .save(state_path)
+    store
+        .save(&mut state)
         .map_err(|e| Failure::Message(format!("cannot write the state: {e}")))
 }
 
 /// Store the applied configuration and what the provider reports now.
 pub fn record_state(
-    state_path: &Path,
+    store: &StateStore,
     desired: &Desired,
     actual: &BTreeMap<String, ActualCluster>,
     plan_id: Option<&str>,
 ) -> Result<()> {
-    let mut state = StateFile::load(state_path)
+    let mut state = store
+        .load()
         .map_err(|e| Failure::Message(e.to_string()))?
         .unwrap_or_default();
     for (label, observed) in actual {
@@ -574,15 +561,15 @@ pub fn record_state(
             },
         );
     }
-    state
-        .save(state_path)
+    store
+        .save(&mut state)
         .map_err(|e| Failure::Message(e.to_string()))
 }
 
 /// A cluster's post-flight check as the summary shows it: (cluster, passed, checks).
 type PostFlightResult = (String, bool, Vec<String>);
 
-fn print_summary(r: &ApplyReport, state_path: &Path) {
+fn print_summary(r: &ApplyReport, store: &StateStore) {
     let green = Style::new().green().bold();
     let red = Style::new().red().bold();
     let yellow = Style::new().yellow().bold();
@@ -630,7 +617,7 @@ fn print_summary(r: &ApplyReport, state_path: &Path) {
             yellow.apply_to("Apply interrupted."),
             r.done.len(),
             r.not_run.len(),
-            journal_path(state_path).display()
+            store.describe_journal()
         ),
     }
 }

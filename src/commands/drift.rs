@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use console::Style;
 use kup_engine::model::{ActualCluster, AddonVersionReq, ClusterSpec};
-use kup_engine::state::StateFile;
+use kup_engine::state::{StateFile, StateStore};
 use serde::Serialize;
 use similar::TextDiff;
 
@@ -55,7 +55,10 @@ pub async fn run(args: DriftArgs) -> Result<ExitCode> {
     let crate::workspace::Observed {
         desired, actual, ..
     } = crate::workspace::observe(&opened.loaded, args.parallelism, args.output.json).await?;
-    let state = StateFile::load(&opened.state_path).map_err(|e| Failure::Message(e.to_string()))?;
+    let state = opened
+        .store
+        .load()
+        .map_err(|e| Failure::Message(e.to_string()))?;
     let report = compute(&desired.clusters, &actual, state.as_ref());
     if args.output.json {
         println!(
@@ -366,12 +369,12 @@ pub fn render(report: &DriftReport) -> String {
 pub async fn refresh_only(
     dir: &Path,
     vars: &VarArgs,
-    state_path: &Path,
+    store: &StateStore,
     parallelism: usize,
     json: bool,
     detailed: bool,
 ) -> Result<ExitCode> {
-    let (report, _) = refreshed(dir, vars, state_path, parallelism, json).await?;
+    let (report, _) = refreshed(dir, vars, store, parallelism, json).await?;
     let changed = report
         .clusters
         .iter()
@@ -404,12 +407,12 @@ pub async fn refresh_only(
 pub async fn apply_refresh_only(
     dir: &Path,
     vars: &VarArgs,
-    state_path: &Path,
+    store: &StateStore,
     parallelism: usize,
     json: bool,
 ) -> Result<ExitCode> {
-    let (report, (desired, actual)) = refreshed(dir, vars, state_path, parallelism, json).await?;
-    let previous = StateFile::load(state_path).map_err(|e| Failure::Message(e.to_string()))?;
+    let (report, (desired, actual)) = refreshed(dir, vars, store, parallelism, json).await?;
+    let previous = store.load().map_err(|e| Failure::Message(e.to_string()))?;
     // Keep each cluster's last applied configuration; only the observation is new.
     let mut desired = desired;
     if let Some(prev) = &previous {
@@ -419,7 +422,7 @@ pub async fn apply_refresh_only(
             }
         }
     }
-    record_state(state_path, &desired, &actual, None)?;
+    record_state(store, &desired, &actual, None)?;
     if json {
         println!(
             "{}",
@@ -437,7 +440,7 @@ pub async fn apply_refresh_only(
 async fn refreshed(
     dir: &Path,
     vars: &VarArgs,
-    state_path: &Path,
+    store: &StateStore,
     parallelism: usize,
     json: bool,
 ) -> Result<(
@@ -448,7 +451,7 @@ async fn refreshed(
     let crate::workspace::Observed {
         desired, actual, ..
     } = crate::workspace::observe(&loaded, parallelism, json).await?;
-    let state = StateFile::load(state_path).map_err(|e| Failure::Message(e.to_string()))?;
+    let state = store.load().map_err(|e| Failure::Message(e.to_string()))?;
     let report = compute(&desired.clusters, &actual, state.as_ref());
     Ok((report, (desired, actual)))
 }

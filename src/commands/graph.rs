@@ -3,14 +3,12 @@
 
 use std::process::ExitCode;
 
-use kup_engine::state::StateLock;
-
 use crate::cli::GraphArgs;
 use crate::commands::plan::{make_plan, read_plan_file, PlanRequest};
-use crate::failure::{Failure, Result};
+use crate::failure::Result;
 use crate::render::dot::render_dot;
 use crate::render::progress::{quiet_sink, Mode};
-use crate::workspace::default_state_path;
+use crate::workspace::{lock_state, store_for_dir};
 
 pub async fn run(args: GraphArgs) -> Result<ExitCode> {
     if args.target.is_file() {
@@ -18,14 +16,8 @@ pub async fn run(args: GraphArgs) -> Result<ExitCode> {
         print!("{}", render_dot(&saved.plan));
         return Ok(ExitCode::SUCCESS);
     }
-    let state_path = args
-        .state
-        .state
-        .clone()
-        .unwrap_or_else(|| default_state_path(&args.target));
-    let lock = StateLock::acquire(&state_path, "graph", args.state.lock_timeout)
-        .map_err(|e| Failure::Message(e.to_string()))?;
-    crate::interrupt::hold_lock(&lock);
+    let store = store_for_dir(&args.target, args.state.state.as_deref())?;
+    let lock = lock_state(&store, "graph", args.state.lock_timeout)?;
     let req = PlanRequest {
         dir: &args.target,
         vars: &args.vars,

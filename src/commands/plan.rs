@@ -9,7 +9,7 @@ use kup_engine::executor::EventSink;
 use kup_engine::model::ActualCluster;
 use kup_engine::plan::{fingerprint, Plan, SavedPlan, PLAN_FORMAT_VERSION};
 use kup_engine::planner::{self, PlanInput, PlanOptions, Target};
-use kup_engine::state::{now_rfc3339, StateLock};
+use kup_engine::state::now_rfc3339;
 
 use crate::cli::PlanArgs;
 use crate::commands::drift;
@@ -17,7 +17,7 @@ use crate::failure::{Failure, Result};
 use crate::render::markdown::render_markdown;
 use crate::render::plan::{render_plan, render_plan_errors};
 use crate::render::progress::{quiet_sink, Mode};
-use crate::workspace::{config_files_hash, default_state_path, load_config, Connected};
+use crate::workspace::{config_files_hash, load_config, lock_state, store_for_dir, Connected};
 use crate::VarArgs;
 
 /// Everything a planning run produced.
@@ -131,19 +131,13 @@ pub async fn run(args: PlanArgs) -> Result<ExitCode> {
     } else {
         Mode::Plain
     };
-    let state_path = args
-        .state
-        .state
-        .clone()
-        .unwrap_or_else(|| default_state_path(&args.dir));
-    let lock = StateLock::acquire(&state_path, "plan", args.state.lock_timeout)
-        .map_err(|e| Failure::Message(e.to_string()))?;
-    crate::interrupt::hold_lock(&lock);
+    let store = store_for_dir(&args.dir, args.state.state.as_deref())?;
+    let lock = lock_state(&store, "plan", args.state.lock_timeout)?;
     if args.refresh_only {
         let code = drift::refresh_only(
             &args.dir,
             &args.vars,
-            &state_path,
+            &store,
             args.parallelism,
             args.output.json,
             args.detailed_exitcode,

@@ -3,19 +3,20 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use kup_engine::state::{force_unlock, StateFile};
+use kup_engine::state::StateFile;
 
 use crate::cli::{ForceUnlockArgs, StateCommand};
 use crate::failure::{Failure, Result};
-use crate::workspace::default_state_path;
+use crate::workspace::store_for_dir;
 
-fn load(dir: &Path, state: &Option<PathBuf>) -> Result<(PathBuf, StateFile)> {
-    let path = state.clone().unwrap_or_else(|| default_state_path(dir));
-    match StateFile::load(&path).map_err(|e| Failure::Message(e.to_string()))? {
-        Some(s) => Ok((path, s)),
+/// The state and its name in messages.
+fn load(dir: &Path, state: &Option<PathBuf>) -> Result<(String, StateFile)> {
+    let store = store_for_dir(dir, state.as_deref())?;
+    match store.load().map_err(|e| Failure::Message(e.to_string()))? {
+        Some(s) => Ok((store.describe(), s)),
         None => Err(Failure::Message(format!(
             "no state at {}: nothing has been applied from this directory yet (or pass -state PATH)",
-            path.display()
+            store.describe()
         ))),
     }
 }
@@ -43,8 +44,7 @@ pub fn run(cmd: StateCommand) -> Result<ExitCode> {
             let (path, s) = load(&dir, &state)?;
             let value = find(&s, &address).ok_or_else(|| {
                 Failure::Message(format!(
-                    "{address} is not in the state at {}; `kup state list` shows what is",
-                    path.display()
+                    "{address} is not in the state at {path}; `kup state list` shows what is"
                 ))
             })?;
             println!(
@@ -79,8 +79,10 @@ fn find(s: &StateFile, address: &str) -> Option<serde_json::Value> {
 }
 
 pub fn force_unlock_cmd(args: ForceUnlockArgs) -> Result<ExitCode> {
-    let path = args.state.unwrap_or_else(|| default_state_path(&args.dir));
-    let info = force_unlock(&path, &args.lock_id).map_err(|e| Failure::Message(e.to_string()))?;
+    let store = store_for_dir(&args.dir, args.state.as_deref())?;
+    let info = store
+        .force_unlock(&args.lock_id)
+        .map_err(|e| Failure::Message(e.to_string()))?;
     println!(
         "Removed the lock {} ({} by {} on {}, pid {}). The state is unlocked.",
         info.id, info.operation, info.who, info.host, info.pid

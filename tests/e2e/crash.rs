@@ -30,12 +30,7 @@ fn sigkill_then_resume_never_repeats_an_update() {
     let planned = kup(&["plan", "-json", d]);
     let saved: kup_engine::plan::SavedPlan = serde_json::from_str(&planned.stdout).unwrap();
     // Provider steps, each one mutation (the post-flight check only reads the cluster).
-    let steps = saved
-        .plan
-        .steps
-        .iter()
-        .filter(|s| !s.action.is_in_cluster())
-        .count();
+    let steps = provider_steps(&saved);
     assert!(steps >= 8, "expected a long plan, got {steps}");
 
     // Kill right after each update is accepted by the provider: after the 1st, then
@@ -73,11 +68,7 @@ fn sigkill_then_resume_never_repeats_an_update() {
         steps,
         "mutations per resource: {per_resource:#?}"
     );
-    let refused = sim
-        .calls()
-        .iter()
-        .filter(|c| c["error"] == "ResourceInUseException")
-        .count();
+    let refused = sim.refused_in_use();
     assert_eq!(
         refused, 0,
         "a resumed apply re-issued an update that was in flight"

@@ -108,6 +108,14 @@ impl Sim {
             .unwrap()
     }
 
+    /// Updates refused because one was already in flight: a resumed apply re-issued one.
+    pub fn refused_in_use(&self) -> usize {
+        self.calls()
+            .iter()
+            .filter(|c| c["error"] == "ResourceInUseException")
+            .count()
+    }
+
     pub fn clear_faults(&self) {
         http()
             .delete(format!("{}/faults", self.admin))
@@ -237,7 +245,13 @@ fn kup_with(cwd: Option<&Path>, env: &[(&str, &str)], args: &[&str]) -> Run {
 
 /// Start `kup` in the background (for kill and lock tests).
 pub fn spawn_kup(args: &[&str]) -> Child {
+    spawn_kup_env(&[], args)
+}
+
+/// [`spawn_kup`] with extra environment variables.
+pub fn spawn_kup_env(env: &[(&str, &str)], args: &[&str]) -> Child {
     Command::new(KUP)
+        .envs(env.iter().copied())
         .args(args)
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
@@ -255,6 +269,17 @@ pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// How many of the plan's steps call the provider: each is one mutation in the simulator
+/// (in-cluster steps such as the post-flight check only read).
+pub fn provider_steps(saved: &kup_engine::plan::SavedPlan) -> usize {
+    saved
+        .plan
+        .steps
+        .iter()
+        .filter(|s| !s.action.is_in_cluster())
+        .count()
 }
 
 pub fn cluster_version(world: &Value, name: &str) -> String {

@@ -24,6 +24,7 @@ mod markdown;
 mod preflight;
 #[cfg(all(feature = "gke", feature = "aks", feature = "k3s"))]
 mod rehearse;
+mod remote_state;
 mod safety;
 mod saved_plan;
 mod torture;

@@ -15,8 +15,9 @@ use super::diag::{did_you_mean_hint, Diagnostic, Diagnostics, SourceFile};
 use super::eval::{self, check_refs, convert, type_name, Scope, Type};
 use super::{LoadOptions, Loaded};
 use crate::model::{
-    AddonSpec, AddonVersionReq, ClusterSpec, Desired, DrainSpec, NodeGroupSpec, ProviderSpec,
-    SourceLoc, Strategy, Toleration, Unavailable, UpgradeWindow, VersionAlias,
+    AddonSpec, AddonVersionReq, BackendKind, BackendSpec, ClusterSpec, Desired, DrainSpec,
+    NodeGroupSpec, ProviderSpec, S3Backend, SourceLoc, Strategy, Toleration, Unavailable,
+    UpgradeWindow, VersionAlias,
 };
 use crate::policy::{SkewPolicy, SkewViolation};
 use crate::version::Version;
@@ -75,14 +76,15 @@ struct Loader<'o> {
     locals: Map<String, Value>,
     poisoned_vars: HashSet<String>,
     poisoned_locals: HashSet<String>,
+    backend: BackendSpec,
 }
 
-pub(super) fn load_dir(dir: &Path, opts: &LoadOptions) -> Result<Loaded, Diagnostics> {
+fn loader<'o>(dir: &Path, opts: &'o LoadOptions) -> Loader<'o> {
     let abs_dir = dir
         .canonicalize()
         .or_else(|_| std::path::absolute(dir))
         .unwrap_or_else(|_| dir.to_path_buf());
-    let mut l = Loader {
+    Loader {
         dir: dir.to_path_buf(),
         abs_dir,
         opts,
@@ -95,7 +97,35 @@ pub(super) fn load_dir(dir: &Path, opts: &LoadOptions) -> Result<Loaded, Diagnos
         locals: Map::new(),
         poisoned_vars: HashSet::new(),
         poisoned_locals: HashSet::new(),
-    };
+        backend: BackendSpec::default(),
+    }
+}
+
+/// Only the `backend` block, for commands that read the state without evaluating the
+/// configuration (`kup state`, `kup force-unlock`, applying a saved plan). Its values are
+/// literals, so no variable values are needed.
+pub(super) fn load_backend(dir: &Path) -> Result<BackendSpec, Diagnostics> {
+    let opts = LoadOptions::default();
+    let mut l = loader(dir, &opts);
+    if let Some(bodies) = l.read_config_files() {
+        let blocks: Vec<(usize, Block)> = bodies
+            .iter()
+            .flat_map(|(f, body)| {
+                body.blocks()
+                    .filter(|b| b.ident.as_str() == "backend" && b.labels.len() == 1)
+                    .map(|b| (*f, b.clone()))
+            })
+            .collect();
+        l.backend = l.backend(&blocks);
+    }
+    if l.diags.iter().any(Diagnostic::is_error) {
+        return Err(Diagnostics(l.diags));
+    }
+    Ok(l.backend)
+}
+
+pub(super) fn load_dir(dir: &Path, opts: &LoadOptions) -> Result<Loaded, Diagnostics> {
+    let mut l = loader(dir, opts);
     let desired = l.run();
     let sources: Vec<(PathBuf, String)> = l
         .files
@@ -123,6 +153,7 @@ pub(super) fn load_dir(dir: &Path, opts: &LoadOptions) -> Result<Loaded, Diagnos
     match desired {
         Some(desired) if errors.is_empty() => Ok(Loaded {
             desired,
+            backend: l.backend,
             dir: l.abs_dir,
             config_hash: hex::encode(l.hasher.finalize()),
             sources,
@@ -1094,8 +1125,8 @@ impl Loader<'_> {
     // the run
     // -----------------------------------------------------------------------------------
 
-    fn run(&mut self) -> Option<Desired> {
-        // 1. Configuration files.
+    /// Read and parse every configuration file, in name order (None: none to read).
+    fn read_config_files(&mut self) -> Option<Vec<(usize, Body)>> {
         let entries = match std::fs::read_dir(&self.dir) {
             Ok(rd) => rd,
             Err(e) => {
@@ -1144,6 +1175,12 @@ impl Loader<'_> {
                 }
             }
         }
+        Some(bodies)
+    }
+
+    fn run(&mut self) -> Option<Desired> {
+        // 1. Configuration files.
+        let bodies = self.read_config_files()?;
 
         // 2. Top-level structure.
         let mut var_blocks: Vec<(usize, Block)> = Vec::new();
@@ -1151,6 +1188,7 @@ impl Loader<'_> {
         let mut providers: Vec<(usize, Block)> = Vec::new();
         let mut clusters: Vec<(usize, Block)> = Vec::new();
         let mut rollouts: Vec<(usize, Block)> = Vec::new();
+        let mut backends: Vec<(usize, Block)> = Vec::new();
         for (f, body) in &bodies {
             let f = *f;
             self.check_schema(
@@ -1164,6 +1202,7 @@ impl Loader<'_> {
                     ("provider", 1),
                     ("cluster", 1),
                     ("rollout", 1),
+                    ("backend", 1),
                 ],
             );
             for b in body.blocks() {
@@ -1189,6 +1228,7 @@ impl Loader<'_> {
                     "provider" if b.labels.len() == 1 => providers.push((f, b.clone())),
                     "cluster" if b.labels.len() == 1 => clusters.push((f, b.clone())),
                     "rollout" if b.labels.len() == 1 => rollouts.push((f, b.clone())),
+                    "backend" if b.labels.len() == 1 => backends.push((f, b.clone())),
                     _ => {}
                 }
             }
@@ -1202,6 +1242,8 @@ impl Loader<'_> {
         // 4. Locals.
         self.evaluate_locals(local_attrs);
 
+        self.backend = self.backend(&backends);
+
         // 5. Providers and clusters.
         let providers = self.providers(&providers);
         let clusters = self.clusters(&clusters, &providers);
@@ -1211,6 +1253,167 @@ impl Loader<'_> {
             clusters,
             rollouts,
         })
+    }
+
+    // -----------------------------------------------------------------------------------
+    // backend
+    // -----------------------------------------------------------------------------------
+
+    /// A backend attribute: a literal string (like Terraform, no variables: the backend is
+    /// needed before anything is evaluated), or None when absent or wrong (reported).
+    fn backend_string(&mut self, f: usize, body: &Body, key: &str) -> Option<String> {
+        let a = body.get_attribute(key)?;
+        match self.literal(f, &a.value, "in a backend block")? {
+            Value::String(s) if !s.trim().is_empty() => Some(s),
+            Value::String(_) => {
+                self.err_at(
+                    f,
+                    a.value.span(),
+                    Diagnostic::error(format!("Empty {key}"))
+                        .detail(format!("The backend's \"{key}\" is empty."))
+                        .hint(format!("set {key} = \"...\" or remove the attribute")),
+                );
+                None
+            }
+            other => {
+                self.wrong_type(
+                    f,
+                    a,
+                    "a string",
+                    &other,
+                    format!("quote it: {key} = \"...\""),
+                );
+                None
+            }
+        }
+    }
+
+    fn backend(&mut self, blocks: &[(usize, Block)]) -> BackendSpec {
+        let Some((f, b)) = blocks.first() else {
+            return BackendSpec::default();
+        };
+        let f = *f;
+        let at = self.loc(f, &b.ident.span());
+        for (g, other) in &blocks[1..] {
+            self.err_at(
+                *g,
+                other.ident.span(),
+                Diagnostic::error("Duplicate backend block")
+                    .detail(format!(
+                        "A backend is already configured at {at}; the state lives in one place."
+                    ))
+                    .hint("keep one backend block and remove the others"),
+            );
+        }
+        let kind = b.labels[0].as_str().to_string();
+        let spec = |kind| BackendSpec {
+            kind,
+            at: Some(at.clone()),
+        };
+        match kind.as_str() {
+            "local" => {
+                self.check_schema(f, &b.body, "backend \"local\"", &["path"], &[]);
+                match self.backend_string(f, &b.body, "path") {
+                    Some(p) => spec(BackendKind::LocalAt(p)),
+                    None => spec(BackendKind::Local),
+                }
+            }
+            "s3" => {
+                const ATTRS: &[&str] = &[
+                    "bucket",
+                    "key",
+                    "region",
+                    "endpoint",
+                    "dynamodb_table",
+                    "profile",
+                ];
+                self.check_schema(f, &b.body, "backend \"s3\"", ATTRS, &[]);
+                let mut missing = Vec::new();
+                let mut required = |l: &mut Self, key: &'static str| {
+                    let v = l.backend_string(f, &b.body, key);
+                    if b.body.get_attribute(key).is_none() {
+                        missing.push(key);
+                    }
+                    v
+                };
+                let bucket = required(self, "bucket");
+                let key = required(self, "key");
+                let dynamodb_table = required(self, "dynamodb_table");
+                if !missing.is_empty() {
+                    let example = missing
+                        .iter()
+                        .map(|k| match *k {
+                            "bucket" => "bucket = \"my-kup-state\"",
+                            "key" => "key = \"prod/kup.state.json\"",
+                            _ => "dynamodb_table = \"kup-locks\"",
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    self.err_at(
+                        f,
+                        b.ident.span(),
+                        Diagnostic::error(format!(
+                            "Missing required attribute{} {} in backend \"s3\"",
+                            if missing.len() == 1 { "" } else { "s" },
+                            missing.iter().map(|k| format!("\"{k}\"")).collect::<Vec<_>>().join(", ")
+                        ))
+                        .detail("The S3 backend keeps the state in a bucket under a key and locks it with a conditional write to a DynamoDB table (string partition key LockID); kup never writes shared state without that lock.")
+                        .hint(format!("add {example}")),
+                    );
+                }
+                if let (Some(k), Some(a)) = (&key, b.body.get_attribute("key")) {
+                    if k.starts_with('/') || k.ends_with('/') {
+                        self.err_at(
+                            f,
+                            a.value.span(),
+                            Diagnostic::error("Invalid state key")
+                                .detail(format!("The key \"{k}\" starts or ends with '/'; it names an object, not a folder."))
+                                .hint(format!("write key = \"{}\"", k.trim_matches('/'))),
+                        );
+                    }
+                }
+                let endpoint = self.backend_string(f, &b.body, "endpoint");
+                if let (Some(url), Some(a)) = (&endpoint, b.body.get_attribute("endpoint")) {
+                    if plain_http_off_machine(url) {
+                        self.err_at(
+                            f,
+                            a.value.span(),
+                            Diagnostic::error("endpoint uses plain HTTP to another machine")
+                                .detail(format!(
+                                    "`{url}` would send credentials and the state unencrypted; kup speaks plain HTTP only to this machine (127.0.0.1, ::1, localhost), e.g. to a local S3-compatible test server."
+                                ))
+                                .hint(format!("use https://{}", url.trim_start_matches("http://"))),
+                        );
+                    }
+                }
+                let region = self.backend_string(f, &b.body, "region");
+                let profile = self.backend_string(f, &b.body, "profile");
+                match (bucket, key, dynamodb_table) {
+                    (Some(bucket), Some(key), Some(dynamodb_table)) => {
+                        spec(BackendKind::S3(S3Backend {
+                            bucket,
+                            key,
+                            region,
+                            endpoint,
+                            dynamodb_table,
+                            profile,
+                        }))
+                    }
+                    _ => BackendSpec::default(),
+                }
+            }
+            other => {
+                const KINDS: &[&str] = &["local", "s3"];
+                self.err_at(
+                    f,
+                    b.labels[0].span(),
+                    Diagnostic::error(format!("Unknown backend type \"{other}\""))
+                        .detail("kup keeps its state in local files (\"local\", the default) or in S3 with DynamoDB locking (\"s3\").")
+                        .hint(did_you_mean_hint(other, KINDS.iter().copied()).unwrap_or_else(|| "use backend \"local\" or backend \"s3\"".into())),
+                );
+                BackendSpec::default()
+            }
+        }
     }
 
     // -----------------------------------------------------------------------------------

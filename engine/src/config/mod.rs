@@ -33,7 +33,7 @@ pub use diag::{Diagnostic, Diagnostics, Severity};
 pub use fmt::format_source;
 pub use load::{check_host, check_selector};
 
-use crate::model::Desired;
+use crate::model::{BackendSpec, Desired};
 
 /// Where variable values come from besides the configuration directory.
 #[derive(Clone, Debug, Default)]
@@ -55,6 +55,8 @@ pub struct LoadOptions {
 #[derive(Clone, Debug)]
 pub struct Loaded {
     pub desired: Desired,
+    /// Where the state lives (`backend` block; local files by default).
+    pub backend: BackendSpec,
     /// Absolute configuration directory.
     pub dir: PathBuf,
     /// sha256 (hex) over the sorted file names and bytes of every configuration and
@@ -70,4 +72,10 @@ pub struct Loaded {
 /// Load every `*.kup.hcl` in `dir` with variables from `opts`.
 pub fn load_dir(dir: &Path, opts: &LoadOptions) -> Result<Loaded, Diagnostics> {
     load::load_dir(dir, opts)
+}
+
+/// Only the `backend` block of the `*.kup.hcl` files in `dir` (its values are literals),
+/// for commands that need the state but not the evaluated configuration.
+pub fn load_backend(dir: &Path) -> Result<BackendSpec, Diagnostics> {
+    load::load_backend(dir)
 }

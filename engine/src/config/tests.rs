@@ -1899,3 +1899,155 @@ fn plain_http_is_for_this_machine_only() {
         assert!(off(bad), "{bad}");
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// backend
+// ---------------------------------------------------------------------------------------
+
+const S3: &str = "backend \"s3\" {\n  bucket         = \"team-state\"\n  key            = \"prod/kup.state.json\"\n  region         = \"eu-west-1\"\n  endpoint       = \"http://127.0.0.1:4566\"\n  dynamodb_table = \"kup-locks\"\n}\n";
+
+#[test]
+fn s3_backend_is_read_and_local_is_the_default() {
+    let l = ok(&[("main.kup.hcl", &with_provider(S3))]);
+    let crate::model::BackendKind::S3(s3) = &l.backend.kind else {
+        panic!("{:?}", l.backend)
+    };
+    assert_eq!(
+        (
+            s3.bucket.as_str(),
+            s3.key.as_str(),
+            s3.dynamodb_table.as_str()
+        ),
+        ("team-state", "prod/kup.state.json", "kup-locks")
+    );
+    assert_eq!(s3.region.as_deref(), Some("eu-west-1"));
+    assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:4566"));
+    assert_eq!(s3.url(), "s3://team-state/prod/kup.state.json");
+    let at = l.backend.at.clone().unwrap();
+    assert_eq!((at.line, at.col), (4, 1));
+    // The light loader used by `kup state` and `force-unlock` agrees, without variables.
+    let tmp = tempfile::tempdir().unwrap();
+    let with_var = format!("variable \"v\" {{}}\n{}", with_provider(S3));
+    write(tmp.path(), &[("main.kup.hcl", &with_var)]);
+    let light = load_backend(tmp.path()).unwrap();
+    assert_eq!(light.kind, l.backend.kind);
+    assert_eq!(light.at.map(|at| (at.line, at.col)), Some((5, 1)));
+
+    let l = ok(&[("main.kup.hcl", &with_provider(""))]);
+    assert_eq!(l.backend, crate::model::BackendSpec::default());
+    let l = ok(&[(
+        "main.kup.hcl",
+        &with_provider("backend \"local\" {\n  path = \"state/prod.json\"\n}\n"),
+    )]);
+    assert_eq!(
+        l.backend.kind,
+        crate::model::BackendKind::LocalAt("state/prod.json".into())
+    );
+}
+
+#[test]
+fn s3_backend_missing_bucket_is_an_error_at_the_block() {
+    let src =
+        with_provider("backend \"s3\" {\n  key            = \"k\"\n  dynamodb_table = \"t\"\n}\n");
+    let d = errors(&[("main.kup.hcl", &src)]);
+    let e = expect(
+        &d,
+        "Missing required attribute \"bucket\" in backend \"s3\"",
+        "main.kup.hcl",
+        (4, 1),
+    );
+    assert!(hint(&e).contains("bucket = \""), "{e}");
+    // The light loader reports the same.
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), &[("main.kup.hcl", &src)]);
+    let d = load_backend(tmp.path()).unwrap_err().0;
+    expect(
+        &d,
+        "Missing required attribute \"bucket\"",
+        "main.kup.hcl",
+        (4, 1),
+    );
+
+    let src = with_provider("backend \"s3\" {\n  bucket = \"b\"\n}\n");
+    let d = errors(&[("main.kup.hcl", &src)]);
+    expect(
+        &d,
+        "Missing required attributes \"key\", \"dynamodb_table\" in backend \"s3\"",
+        "main.kup.hcl",
+        (4, 1),
+    );
+}
+
+#[test]
+fn s3_backend_unknown_attribute_suggests_the_right_one() {
+    let src = with_provider(&S3.replace("dynamodb_table", "dynamo_table"));
+    let d = errors(&[("main.kup.hcl", &src)]);
+    let (line, col) = pos(&src, "dynamo_table", 0);
+    let e = expect(&d, "Unsupported attribute", "main.kup.hcl", (line, col));
+    assert!(hint(&e).contains("\"dynamodb_table\""), "{e}");
+    // Unknown attribute aside, the missing table is still reported at the block.
+    expect(
+        &d,
+        "Missing required attribute \"dynamodb_table\"",
+        "main.kup.hcl",
+        (4, 1),
+    );
+}
+
+#[test]
+fn bad_backends_are_errors_at_their_line() {
+    // Plain HTTP to another machine.
+    let src = with_provider(&S3.replace("127.0.0.1:4566", "minio.internal:9000"));
+    let d = errors(&[("main.kup.hcl", &src)]);
+    let e = expect(
+        &d,
+        "endpoint uses plain HTTP to another machine",
+        "main.kup.hcl",
+        pos(&src, "\"http://minio", 0),
+    );
+    assert!(hint(&e).contains("https://minio.internal:9000"), "{e}");
+    // Variables are not allowed: the backend is read before anything is evaluated.
+    let src = format!(
+        "variable \"b\" {{ default = \"x\" }}\n{}",
+        with_provider(&S3.replace("\"team-state\"", "var.b"))
+    );
+    let d = errors(&[("main.kup.hcl", &src)]);
+    expect(
+        &d,
+        "var.* references are not allowed here",
+        "main.kup.hcl",
+        pos(&src, "var.b", 0),
+    );
+    // Two backends.
+    let src = with_provider(&format!("{S3}backend \"local\" {{}}\n"));
+    let d = errors(&[("main.kup.hcl", &src)]);
+    let e = expect(
+        &d,
+        "Duplicate backend block",
+        "main.kup.hcl",
+        pos(&src, "backend \"local\"", 0),
+    );
+    assert!(
+        e.detail
+            .as_deref()
+            .unwrap_or("")
+            .contains("main.kup.hcl:4:1"),
+        "{e}"
+    );
+    // An unknown type, a key naming a folder.
+    let src = with_provider("backend \"s4\" {}\n");
+    let e = expect(
+        &errors(&[("main.kup.hcl", &src)]),
+        "Unknown backend type \"s4\"",
+        "main.kup.hcl",
+        (4, 9),
+    );
+    assert!(hint(&e).contains("\"s3\""), "{e}");
+    let src = with_provider(&S3.replace("prod/kup.state.json", "/prod/"));
+    expect(
+        &errors(&[("main.kup.hcl", &src)]),
+        "Invalid state key",
+        "main.kup.hcl",
+        pos(&src, "\"/prod/\"", 0),
+    );
+}
