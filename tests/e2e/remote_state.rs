@@ -253,14 +253,17 @@ fn remote_state_apply_writes_the_bucket_and_state_commands_read_it() {
         "a copy by hand records no digest, and is read"
     );
 
-    let plan = kup_aws(&["plan", d]);
+    // A saved plan finds the state through the backend block of the directory it was
+    // made in.
+    let plan_file = tmp.path().join("upgrade.kup");
+    let plan = kup_aws(&["plan", "-out", plan_file.to_str().unwrap(), d]);
     assert_eq!(plan.code, 0, "{plan:?}");
     assert_eq!(
         moto.object(KEY),
         Some(local_state.clone()),
         "a plan writes no state"
     );
-    let apply = kup_aws(&["apply", "-auto-approve", d]);
+    let apply = kup_aws(&["apply", plan_file.to_str().unwrap()]);
     assert_eq!(apply.code, 0, "{apply:?}");
     assert!(apply.stdout.contains("Apply complete!"), "{apply:?}");
 
