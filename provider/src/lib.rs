@@ -154,6 +154,7 @@ mod tests {
     fn spec(kind: &str) -> ProviderSpec {
         ProviderSpec {
             requests_per_second: None,
+            request_timeout: None,
             channel_server: None,
             versions: Vec::new(),
             kind: kind.into(),

@@ -62,6 +62,7 @@ impl Env {
         .unwrap();
         let spec = ProviderSpec {
             requests_per_second: None,
+            request_timeout: None,
             channel_server: None,
             versions: Vec::new(),
             kind: "gke".into(),

@@ -50,6 +50,9 @@ use errors::{map_error, ErrCtx, CREDENTIALS_HELP};
 /// The label GKE puts on every node of a node pool.
 pub const GKE_NODEPOOL_LABEL: &str = "cloud.google.com/gke-nodepool";
 
+/// One HTTP attempt's limit unless the provider block sets `request_timeout`.
+const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How often to poll a running operation when the provider block does not say.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(15);
 
@@ -143,7 +146,9 @@ impl GkeProvider {
         };
         let mut builder = ClusterManager::builder()
             .with_credentials(credentials)
-            .with_retry_policy(Aip194Strict.with_attempt_limit(attempts));
+            .with_retry_policy(Aip194Strict.with_attempt_limit(attempts))
+            // Without a limit an answer that never comes would hold the apply forever.
+            .with_attempt_timeout(spec.request_timeout.unwrap_or(DEFAULT_ATTEMPT_TIMEOUT));
         if let Some(e) = endpoint {
             builder = builder.with_endpoint(e);
         }
@@ -799,6 +804,7 @@ mod tests {
     pub(crate) fn spec() -> ProviderSpec {
         ProviderSpec {
             requests_per_second: None,
+            request_timeout: None,
             channel_server: None,
             versions: Vec::new(),
             kind: "gke".into(),
