@@ -689,8 +689,10 @@ impl StepContext {
                     .map_err(|e| format!("cannot list running operations: {e}"))?;
                 let (op, attached) = match found {
                     Some(op) => (op, true),
-                    None => match self.start(provider, target).await {
-                        Ok(op) => (op, false),
+                    None => match self.start(handle).await {
+                        Ok(Some(op)) => (op, false),
+                        // An attempt whose answer was lost did the work, and it is done.
+                        Ok(None) => return Ok(StepEnd::Done { already: false }),
                         // Nothing was issued: stopping here loses nothing.
                         Err(_) if *self.cancel.borrow() => return Ok(StepEnd::Interrupted),
                         Err(e) => return Err(e),
@@ -1282,18 +1284,31 @@ impl StepContext {
 
     /// Issue the action. Transient errors are retried by `with_retry`; a conflict (another
     /// operation holds the resource) is waited out up to `conflict_wait`.
-    async fn start(
-        &self,
-        provider: &dyn Provider,
-        target: &ClusterTarget,
-    ) -> Result<OperationId, String> {
+    /// Issue the step's operation; `None` when an earlier attempt whose answer was lost
+    /// (a reset, a timeout, an unreadable body) turns out to have done the step already.
+    async fn start(&self, handle: &ClusterHandle) -> Result<Option<OperationId>, String> {
+        let (provider, target) = (handle.provider.as_ref(), &handle.target);
         let deadline = Instant::now() + self.retry.conflict_wait;
         let mut attempt = 0;
+        let sent = std::sync::atomic::AtomicBool::new(false);
         loop {
-            match self
-                .with_retry(|| provider.start(target, &self.step.action, &self.token))
-                .await
-            {
+            let issue = || async {
+                // A resend is a replay where the provider has request tokens (EKS) or an
+                // operation to find (GKE, AKS); but an operation that already finished is
+                // not running any more, and issuing it again would repeat it. Ask the
+                // cluster first.
+                if sent.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    let actual = handle.refresh().await?;
+                    if self.step.postcondition.iter().all(|c| c.holds(&actual)) {
+                        return Ok(None);
+                    }
+                }
+                provider
+                    .start(target, &self.step.action, &self.token)
+                    .await
+                    .map(Some)
+            };
+            match self.with_retry(issue).await {
                 Ok(op) => return Ok(op),
                 Err(e) if e.kind == ErrorKind::Conflict && Instant::now() < deadline => {
                     let delay = self.retry.delay(attempt).max(provider.poll_interval());

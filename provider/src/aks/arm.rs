@@ -182,11 +182,14 @@ impl ArmClient {
                 .request(method.clone(), &url)
                 .timeout(self.attempt_timeout)
                 .header(
-                AUTHORIZATION,
-                HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
-                    ProviderError::new(ErrorKind::Auth, "the Azure access token is not valid ASCII")
-                })?,
-            );
+                    AUTHORIZATION,
+                    HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+                        ProviderError::new(
+                            ErrorKind::Auth,
+                            "the Azure access token is not valid ASCII",
+                        )
+                    })?,
+                );
             if let Some(etag) = if_match.filter(|e| !e.is_empty()) {
                 let quoted = if etag.starts_with('"') {
                     etag.to_string()

@@ -33,6 +33,7 @@ use google_cloud_container_v1::model::node_pool::UpgradeSettings;
 use google_cloud_container_v1::model::{
     Cluster, ClusterUpdate, NodePool, NodePoolUpdateStrategy, Operation, ServerConfig,
 };
+use google_cloud_gax::options::RequestOptionsBuilder;
 use google_cloud_gax::retry_policy::{Aip194Strict, RetryPolicyExt};
 use kup_engine::model::{ActualCluster, ProviderSpec};
 use kup_engine::plan::Action;
@@ -277,7 +278,10 @@ impl GkeProvider {
         match action {
             // clusters.update rather than updateMaster: only ClusterUpdate carries an etag,
             // so a change made since the cluster was read is a stale plan (ABORTED), not
-            // something kup overwrites.
+            // something kup overwrites. Every mutation goes out with idempotency off: the
+            // client would resend a PUT whose answer was lost with the same etag, which
+            // its own first attempt has just made stale; the executor's resend asks the
+            // cluster and the running operations first.
             Action::UpgradeControlPlane { to, .. } => {
                 let c = self.get_cluster(cluster, ctx).await?;
                 self.api()
@@ -289,6 +293,7 @@ impl GkeProvider {
                             .set_desired_master_version(to.to_string())
                             .set_etag(c.etag.clone()),
                     )
+                    .with_idempotency(false)
                     .send()
                     .await
                     .map_err(|e| map_error(e, ctx))
@@ -320,6 +325,7 @@ impl GkeProvider {
                     .set_name(self.node_pool_name(cluster, node_group))
                     .set_node_version(version)
                     .set_etag(etag)
+                    .with_idempotency(false)
                     .send()
                     .await
                     .map_err(|e| map_error(e, ctx))
@@ -378,6 +384,7 @@ impl GkeProvider {
                 request
                     // Read-modify-write: only with the etag that was read.
                     .set_etag(np.etag.clone())
+                    .with_idempotency(false)
                     .send()
                     .await
                     .map_err(|e| map_error(e, ctx))
@@ -413,6 +420,7 @@ impl GkeProvider {
                     .create_node_pool()
                     .set_parent(self.cluster_name(cluster))
                     .set_node_pool(convert::clone_pool(&blue, node_group, &exact))
+                    .with_idempotency(false)
                     .send()
                     .await
                     .map_err(|e| map_error(e, ctx))
@@ -424,6 +432,7 @@ impl GkeProvider {
                 .await
                 .delete_node_pool()
                 .set_name(self.node_pool_name(cluster, node_group))
+                .with_idempotency(false)
                 .send()
                 .await
                 .map_err(|e| map_error(e, ctx)),
@@ -435,6 +444,7 @@ impl GkeProvider {
                 .rollback_node_pool_upgrade()
                 .set_name(self.node_pool_name(cluster, node_group))
                 .set_respect_pdb(true)
+                .with_idempotency(false)
                 .send()
                 .await
                 .map_err(|e| map_error(e, ctx)),
@@ -736,6 +746,7 @@ impl Provider for GkeProvider {
             .await
             .complete_node_pool_upgrade()
             .set_name(self.node_pool_name(&target.name, node_group))
+            .with_idempotency(false)
             .send()
             .await
             .map_err(|e| map_error(e, &ctx))?;
