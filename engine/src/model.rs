@@ -142,6 +142,17 @@ pub struct ProviderSpec {
     )]
     #[schemars(with = "Option<String>")]
     pub request_timeout: Option<Duration>,
+    /// How long kup waits for one provider operation (an EKS update, a GKE operation,
+    /// an AKS async operation) before it stops the step naming the operation (default
+    /// 6 h; simulated time for a simulated cluster). The operation stays journaled, so
+    /// the next apply waits on it again instead of issuing it twice.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "opt_duration"
+    )]
+    #[schemars(with = "Option<String>")]
+    pub operation_timeout: Option<Duration>,
     #[serde(skip)]
     #[schemars(skip)]
     pub origin: Option<SourceLoc>,

@@ -62,6 +62,7 @@ impl Env {
         let spec = ProviderSpec {
             requests_per_second: None,
             request_timeout: None,
+            operation_timeout: None,
             channel_server: None,
             versions: Vec::new(),
             kind: "eks".into(),
@@ -586,6 +587,7 @@ async fn real_mode_without_credentials_is_an_auth_error() {
     let spec = ProviderSpec {
         requests_per_second: None,
         request_timeout: None,
+        operation_timeout: None,
         channel_server: None,
         versions: Vec::new(),
         kind: "eks".into(),

@@ -217,6 +217,7 @@ fn provider_spec(args: &GenerateArgs, out_dir: &Path) -> Result<ProviderSpec> {
         poll_interval: None,
         requests_per_second: None,
         request_timeout: None,
+        operation_timeout: None,
         origin: None,
     };
     Ok(spec)

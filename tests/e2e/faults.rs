@@ -26,13 +26,7 @@ const FAULTS: &[(&str, &str)] = &[
 /// The scenario's configuration with a short per-attempt limit, so a stalled answer
 /// costs a second rather than the default 30.
 fn config_with_short_attempts(s: &Scenario, sim: &Sim) -> String {
-    let text = (s.config)(sim);
-    assert!(text.contains("  poll_interval"), "{text}");
-    text.replacen(
-        "  poll_interval",
-        "  request_timeout = \"1s\"\n  poll_interval",
-        1,
-    )
+    config_plus(s, sim, "request_timeout = \"1s\"")
 }
 
 fn one_case(s: &Scenario, fault: &str, spec: &str) {
@@ -133,4 +127,70 @@ fn every_gke_endpoint_survives_every_fault() {
 #[test]
 fn every_aks_endpoint_survives_every_fault() {
     matrix(&SCENARIOS[3]);
+}
+
+/// The scenario's configuration with `attribute` added to its provider block.
+fn config_plus(s: &Scenario, sim: &Sim, attribute: &str) -> String {
+    let text = (s.config)(sim);
+    assert!(text.contains("  poll_interval"), "{text}");
+    text.replacen(
+        "  poll_interval",
+        &format!("  {attribute}\n  poll_interval"),
+        1,
+    )
+}
+
+#[test]
+fn an_operation_that_never_ends_stops_at_its_deadline_and_is_waited_on_not_reissued() {
+    let s = &SCENARIOS[0];
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = Sim::start(tmp.path(), s.world, s.speed, Some("hang=prod-eu"));
+    let dir = tmp.path().join("config");
+    std::fs::create_dir_all(&dir).unwrap();
+    // 30 simulated minutes: about a second at the scenario's speed.
+    std::fs::write(
+        dir.join("main.kup.hcl"),
+        config_plus(s, &sim, "operation_timeout = \"30m\""),
+    )
+    .unwrap();
+    let d = dir.to_str().unwrap();
+    let hops = |sim: &Sim| {
+        sim.mutations()
+            .into_iter()
+            .filter(|m| m["op"] == "UpdateClusterVersion")
+            .collect::<Vec<_>>()
+    };
+
+    let first = kup(&["apply", "-auto-approve", d]);
+    assert_eq!(first.code, 1, "{first:?}");
+    let issued = hops(&sim);
+    assert_eq!(issued.len(), 1, "{issued:#?}");
+    let update_id = issued[0]["update_id"].as_str().unwrap().to_string();
+    let out = first.all();
+    for needle in [
+        update_id.as_str(),
+        "prod/control_plane/1.29",
+        "did not finish within 30m",
+        "operation_timeout",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?}: {first:?}");
+    }
+    let journal = std::fs::read_to_string(journal_path(&dir)).unwrap();
+    assert!(journal.contains(&update_id), "{journal}");
+
+    // Still stuck: the next apply waits on the same update, then stops again.
+    let second = kup(&["apply", "-auto-approve", d]);
+    assert_eq!(second.code, 1, "{second:?}");
+    assert!(second.all().contains(&update_id), "{second:?}");
+    assert!(second.stdout.contains("waiting on operation"), "{second:?}");
+    assert_eq!(hops(&sim).len(), 1, "the stuck update was issued again");
+
+    // Unstuck (it completes), the next apply finishes the plan: still one update per hop.
+    sim.clear_faults();
+    let third = kup(&["apply", "-auto-approve", d]);
+    assert_eq!(third.code, 0, "{third:?}");
+    let hops = hops(&sim);
+    assert_eq!(hops.len(), 2, "{hops:#?}");
+    assert_eq!(hops[0]["update_id"], update_id.as_str());
+    assert_eq!(cluster_version(&sim.world_json(), "prod-eu"), "1.30");
 }

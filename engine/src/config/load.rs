@@ -1847,6 +1847,7 @@ impl Loader<'_> {
                     "poll_interval",
                     "requests_per_second",
                     "request_timeout",
+                    "operation_timeout",
                 ],
                 &[],
             );
@@ -2052,6 +2053,22 @@ impl Loader<'_> {
                                 Diagnostic::error("Invalid request_timeout")
                                     .detail("request_timeout must be longer than 0: a request that may never take any time always fails.")
                                     .hint("write request_timeout = \"30s\", or leave it out for 30 seconds"),
+                            );
+                            None
+                        }
+                        d => d,
+                    },
+                    None => None,
+                },
+                operation_timeout: match b.body.get_attribute("operation_timeout") {
+                    Some(a) => match self.get_duration(f, &b.body, "operation_timeout") {
+                        Some(d) if d.is_zero() => {
+                            self.err_at(
+                                f,
+                                a.value.span(),
+                                Diagnostic::error("Invalid operation_timeout")
+                                    .detail("operation_timeout must be longer than 0: no operation finishes at once.")
+                                    .hint("write operation_timeout = \"3h\", or leave it out for 6 hours"),
                             );
                             None
                         }

@@ -744,6 +744,7 @@ mod tests {
         ProviderSpec {
             requests_per_second: None,
             request_timeout: None,
+            operation_timeout: None,
             channel_server: None,
             versions: Vec::new(),
             kind: "aks".into(),
