@@ -194,3 +194,34 @@ fn an_operation_that_never_ends_stops_at_its_deadline_and_is_waited_on_not_reiss
     assert_eq!(hops[0]["update_id"], update_id.as_str());
     assert_eq!(cluster_version(&sim.world_json(), "prod-eu"), "1.30");
 }
+
+#[test]
+fn kubernetes_api_gone_during_a_blue_green_drain_loses_no_pod() {
+    let s = &SCENARIOS[1];
+    let tmp = tempfile::tempdir().unwrap();
+    // From the first eviction, every connection to the cluster's API is dropped for 2 s.
+    let sim = Sim::start(tmp.path(), s.world, s.speed, Some("kubedown=prod-eu:2s"));
+    let dir = tmp.path().join("config");
+    std::fs::create_dir_all(&dir).unwrap();
+    // A drain timeout far beyond the outage (10 h is 24 s at this speed): what is tested
+    // is riding it out, not the timeout.
+    let config = (s.config)(&sim);
+    assert!(config.contains("timeout = \"10m\""), "{config}");
+    std::fs::write(
+        dir.join("main.kup.hcl"),
+        config.replace("timeout = \"10m\"", "timeout = \"10h\""),
+    )
+    .unwrap();
+    let d = dir.to_str().unwrap();
+    let steps = provider_steps(d, s.name);
+    let run = kup(&["apply", "-auto-approve", d]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let report = sim.faults();
+    let down = &report["kubedown"][0];
+    assert!(down["started"].is_number(), "no eviction was made: {report:#}");
+    assert!(
+        down["dropped"].as_u64().unwrap() > 0,
+        "kup never met the outage: {report:#}"
+    );
+    assert_upgraded_once_nothing_lost(s, &sim, steps, s.name);
+}
