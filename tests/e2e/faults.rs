@@ -9,7 +9,9 @@
 use serde_json::Value;
 
 use crate::harness::*;
-use crate::torture::{assert_upgraded_once_nothing_lost, provider_steps, Scenario, SCENARIOS};
+use crate::torture::{
+    assert_upgraded_once_nothing_lost, minor_of, provider_steps, Scenario, SCENARIOS,
+};
 
 /// (name, fault spec). `stall` holds an answer back 5 s against a 1 s request_timeout.
 const FAULTS: &[(&str, &str)] = &[
@@ -218,10 +220,89 @@ fn kubernetes_api_gone_during_a_blue_green_drain_loses_no_pod() {
     assert_eq!(run.code, 0, "{run:?}");
     let report = sim.faults();
     let down = &report["kubedown"][0];
-    assert!(down["started"].is_number(), "no eviction was made: {report:#}");
+    assert!(
+        down["started"].is_number(),
+        "no eviction was made: {report:#}"
+    );
     assert!(
         down["dropped"].as_u64().unwrap() > 0,
         "kup never met the outage: {report:#}"
     );
     assert_upgraded_once_nothing_lost(s, &sim, steps, s.name);
+}
+
+/// An operation that ends Failed stops its step with the provider's code, naming the node
+/// group; once the fault is gone, the next apply finishes.
+fn failed_operation_names_pool_and_code(s: &Scenario, fault: &str, pool: &str, code: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = Sim::start(tmp.path(), s.world, s.speed, Some(fault));
+    let dir = tmp.path().join("config");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("main.kup.hcl"), (s.config)(&sim)).unwrap();
+    let d = dir.to_str().unwrap();
+    let failed = kup(&["apply", "-auto-approve", d]);
+    assert_eq!(failed.code, 1, "{failed:?}");
+    let line = failed
+        .stdout
+        .lines()
+        .find(|l| l.contains('✗'))
+        .unwrap_or_else(|| panic!("no failed step: {failed:?}"));
+    assert!(line.contains(pool), "{line}");
+    assert!(line.contains(code), "{line}");
+    sim.clear_faults();
+    let again = kup(&["apply", "-auto-approve", d]);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert_eq!(minor_of(&sim.world_json(), s.target.0), s.target.1);
+}
+
+#[cfg(feature = "gke")]
+#[test]
+fn a_failed_gke_operation_stops_naming_the_pool_and_the_code() {
+    failed_operation_names_pool_and_code(
+        &SCENARIOS[2],
+        "fail=shop/default:FAILED_PRECONDITION:node pool upgrade blocked",
+        "default",
+        "FAILED_PRECONDITION",
+    );
+}
+
+#[cfg(feature = "aks")]
+#[test]
+fn a_failed_aks_operation_stops_naming_the_pool_and_the_code() {
+    failed_operation_names_pool_and_code(
+        &SCENARIOS[3],
+        "fail=checkout/apps:QuotaExceeded",
+        "apps",
+        "QuotaExceeded",
+    );
+}
+
+#[test]
+fn a_green_group_that_never_becomes_ready_stops_naming_it_and_loses_no_pod() {
+    let s = &SCENARIOS[1];
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = Sim::start(
+        tmp.path(),
+        s.world,
+        s.speed,
+        Some("notready=prod-eu/payments-1-29"),
+    );
+    let dir = tmp.path().join("config");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("main.kup.hcl"), (s.config)(&sim)).unwrap();
+    let d = dir.to_str().unwrap();
+    let stuck = kup(&["apply", "-auto-approve", d]);
+    assert_eq!(stuck.code, 1, "{stuck:?}");
+    let line = stuck
+        .stdout
+        .lines()
+        .find(|l| l.contains('✗'))
+        .unwrap_or_else(|| panic!("no failed step: {stuck:?}"));
+    assert!(line.contains("payments-1-29"), "{line}");
+    let audit = get_json(&format!("{}/kube/prod-eu/audit", sim.admin));
+    assert_eq!(audit["lost_pods"], serde_json::json!([]), "{audit:#}");
+    sim.clear_faults();
+    let again = kup(&["apply", "-auto-approve", d]);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert_eq!(minor_of(&sim.world_json(), "prod-eu"), "1.29");
 }
