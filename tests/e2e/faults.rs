@@ -299,6 +299,8 @@ fn a_green_group_that_never_becomes_ready_stops_naming_it_and_loses_no_pod() {
         .find(|l| l.contains('✗'))
         .unwrap_or_else(|| panic!("no failed step: {stuck:?}"));
     assert!(line.contains("payments-1-29"), "{line}");
+    // The nodes themselves are named, with what is wrong with them.
+    assert!(line.contains("(NotReady)"), "{line}");
     let audit = get_json(&format!("{}/kube/prod-eu/audit", sim.admin));
     assert_eq!(audit["lost_pods"], serde_json::json!([]), "{audit:#}");
     sim.clear_faults();
