@@ -333,7 +333,10 @@ impl FaultSpec {
                     )
                 }
                 k if Fault::ALL.iter().any(|f| f.key() == k) => {
-                    let kind = Fault::ALL.into_iter().find(|f| f.key() == k).expect("listed");
+                    let kind = Fault::ALL
+                        .into_iter()
+                        .find(|f| f.key() == k)
+                        .expect("listed");
                     let rate = parse_fault_rate(item, value)?;
                     spec.rates.retain(|(f, _)| *f != kind);
                     spec.rates.push((kind, rate));
@@ -351,7 +354,10 @@ impl FaultSpec {
                 "stall_for" => spec.stall_for = Some(parse_duration(item, value)?),
                 "kubedown" => {
                     let Some((c, d)) = value.split_once(':') else {
-                        return Err(bad(item, "kubedown takes CLUSTER:DURATION (e.g. kubedown=prod-eu:60s)"));
+                        return Err(bad(
+                            item,
+                            "kubedown takes CLUSTER:DURATION (e.g. kubedown=prod-eu:60s)",
+                        ));
                     };
                     let d = parse_duration(item, d)?;
                     if d.is_zero() {
@@ -635,7 +641,10 @@ mod tests {
         // A later item for the same kind replaces the earlier one.
         let s = FaultSpec::parse("reset=0.5,reset=first").unwrap();
         assert_eq!(s.rates, vec![(Fault::Reset, Rate::First)]);
-        assert!(FaultSpec::parse("kubedown=prod-eu:60s").unwrap().rates.is_empty());
+        assert!(FaultSpec::parse("kubedown=prod-eu:60s")
+            .unwrap()
+            .rates
+            .is_empty());
         assert!(!FaultSpec::parse("kubedown=prod-eu:60s").unwrap().is_none());
         assert!(FaultSpec::parse("reset=0").unwrap().is_none());
     }
