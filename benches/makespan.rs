@@ -167,6 +167,7 @@ async fn main() {
                     target: target(&c.name),
                     node_ops: None,
                     time_scale: SPEED,
+                    operation_timeout: None,
                 },
             )
         })

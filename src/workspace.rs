@@ -218,6 +218,9 @@ impl Connected {
                 .get(&cluster.provider)
                 .copied()
                 .unwrap_or(1.0),
+            operation_timeout: desired
+                .provider(&cluster.provider)
+                .and_then(|p| p.operation_timeout),
         })
     }
 

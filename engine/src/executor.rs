@@ -41,7 +41,13 @@ pub struct ClusterHandle {
     /// Simulated seconds per real second (1 against real clouds): soaks and node waits
     /// are divided by it so the simulator's accelerated time stays consistent.
     pub time_scale: f64,
+    /// The provider block's `operation_timeout` (None: [`DEFAULT_OPERATION_TIMEOUT`]).
+    pub operation_timeout: Option<Duration>,
 }
+
+/// How long one provider operation may run before kup stops waiting on it: longer than a
+/// large node group's rolling replacement, short enough that a stuck one is noticed.
+pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
 
 impl ClusterHandle {
     /// The provider's view plus, when reachable, the Kubernetes API's.
@@ -84,6 +90,24 @@ impl ClusterHandle {
         } else {
             d
         }
+    }
+}
+
+/// `1h12m`, `9m30s`, `45s`, `0.8s`.
+pub fn short_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs >= 3600 {
+        format!("{}h{:02}m", secs / 3600, (secs % 3600) / 60)
+    } else if secs >= 60 {
+        if secs.is_multiple_of(60) {
+            format!("{}m", secs / 60)
+        } else {
+            format!("{}m{:02}s", secs / 60, secs % 60)
+        }
+    } else if secs >= 10 {
+        format!("{secs}s")
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
     }
 }
 
@@ -689,8 +713,10 @@ impl StepContext {
                     .map_err(|e| format!("cannot list running operations: {e}"))?;
                 let (op, attached) = match found {
                     Some(op) => (op, true),
-                    None => match self.start(provider, target).await {
-                        Ok(op) => (op, false),
+                    None => match self.start(handle).await {
+                        Ok(Some(op)) => (op, false),
+                        // An attempt whose answer was lost did the work, and it is done.
+                        Ok(None) => return Ok(StepEnd::Done { already: false }),
                         // Nothing was issued: stopping here loses nothing.
                         Err(_) if *self.cancel.borrow() => return Ok(StepEnd::Interrupted),
                         Err(e) => return Err(e),
@@ -712,10 +738,25 @@ impl StepContext {
             }
         };
 
-        // Wait for the operation.
+        // Wait for the operation, but not forever: one that never ends stops the step
+        // naming it, and stays journaled (and running at the provider), so the next apply
+        // waits on it again rather than issuing it twice.
         let interval = provider.poll_interval();
         let mut early = EarlyCompletion::default();
+        let limit = handle
+            .operation_timeout
+            .unwrap_or(DEFAULT_OPERATION_TIMEOUT);
+        let give_up = Instant::now() + handle.scaled(limit);
         loop {
+            if Instant::now() >= give_up {
+                return Ok(StepEnd::Failed(format!(
+                    "{} operation {op} for {} ({}) did not finish within {} (operation_timeout); it may still be running there: the next apply waits on it instead of issuing it again",
+                    provider.kind(),
+                    self.step.id,
+                    action.describe(),
+                    short_duration(limit),
+                )));
+            }
             let status = match self.with_retry(|| provider.poll(target, action, &op)).await {
                 Ok(s) => s,
                 Err(e) if e.kind == ErrorKind::NotFound => {
@@ -1282,18 +1323,31 @@ impl StepContext {
 
     /// Issue the action. Transient errors are retried by `with_retry`; a conflict (another
     /// operation holds the resource) is waited out up to `conflict_wait`.
-    async fn start(
-        &self,
-        provider: &dyn Provider,
-        target: &ClusterTarget,
-    ) -> Result<OperationId, String> {
+    /// Issue the step's operation; `None` when an earlier attempt whose answer was lost
+    /// (a reset, a timeout, an unreadable body) turns out to have done the step already.
+    async fn start(&self, handle: &ClusterHandle) -> Result<Option<OperationId>, String> {
+        let (provider, target) = (handle.provider.as_ref(), &handle.target);
         let deadline = Instant::now() + self.retry.conflict_wait;
         let mut attempt = 0;
+        let sent = std::sync::atomic::AtomicBool::new(false);
         loop {
-            match self
-                .with_retry(|| provider.start(target, &self.step.action, &self.token))
-                .await
-            {
+            let issue = || async {
+                // A resend is a replay where the provider has request tokens (EKS) or an
+                // operation to find (GKE, AKS); but an operation that already finished is
+                // not running any more, and issuing it again would repeat it. Ask the
+                // cluster first.
+                if sent.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    let actual = handle.refresh().await?;
+                    if self.step.postcondition.iter().all(|c| c.holds(&actual)) {
+                        return Ok(None);
+                    }
+                }
+                provider
+                    .start(target, &self.step.action, &self.token)
+                    .await
+                    .map(Some)
+            };
+            match self.with_retry(issue).await {
                 Ok(op) => return Ok(op),
                 Err(e) if e.kind == ErrorKind::Conflict && Instant::now() < deadline => {
                     let delay = self.retry.delay(attempt).max(provider.poll_interval());

@@ -133,6 +133,26 @@ pub struct ProviderSpec {
     /// block (one account and region, project or subscription), retries included.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requests_per_second: Option<f64>,
+    /// EKS, GKE, AKS: how long one HTTP attempt may take before it is abandoned and
+    /// retried (default 30 s), so a response that never comes cannot stall an apply.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "opt_duration"
+    )]
+    #[schemars(with = "Option<String>")]
+    pub request_timeout: Option<Duration>,
+    /// How long kup waits for one provider operation (an EKS update, a GKE operation,
+    /// an AKS async operation) before it stops the step naming the operation (default
+    /// 6 h; simulated time for a simulated cluster). The operation stays journaled, so
+    /// the next apply waits on it again instead of issuing it twice.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "opt_duration"
+    )]
+    #[schemars(with = "Option<String>")]
+    pub operation_timeout: Option<Duration>,
     #[serde(skip)]
     #[schemars(skip)]
     pub origin: Option<SourceLoc>,

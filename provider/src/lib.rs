@@ -154,6 +154,8 @@ mod tests {
     fn spec(kind: &str) -> ProviderSpec {
         ProviderSpec {
             requests_per_second: None,
+            request_timeout: None,
+            operation_timeout: None,
             channel_server: None,
             versions: Vec::new(),
             kind: kind.into(),

@@ -61,6 +61,8 @@ impl Env {
         .unwrap();
         let spec = ProviderSpec {
             requests_per_second: None,
+            request_timeout: None,
+            operation_timeout: None,
             channel_server: None,
             versions: Vec::new(),
             kind: "eks".into(),
@@ -584,6 +586,8 @@ async fn real_mode_without_credentials_is_an_auth_error() {
     let env = Env::start("").await;
     let spec = ProviderSpec {
         requests_per_second: None,
+        request_timeout: None,
+        operation_timeout: None,
         channel_server: None,
         versions: Vec::new(),
         kind: "eks".into(),

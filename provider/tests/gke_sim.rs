@@ -62,6 +62,8 @@ impl Env {
         .unwrap();
         let spec = ProviderSpec {
             requests_per_second: None,
+            request_timeout: None,
+            operation_timeout: None,
             channel_server: None,
             versions: Vec::new(),
             kind: "gke".into(),

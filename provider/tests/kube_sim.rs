@@ -78,6 +78,8 @@ impl Env {
     async fn provider(&self) -> Arc<dyn Provider> {
         let spec = ProviderSpec {
             requests_per_second: None,
+            request_timeout: None,
+            operation_timeout: None,
             channel_server: None,
             versions: Vec::new(),
             kind: "eks".into(),

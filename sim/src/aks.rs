@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::faults::Fault;
 use crate::state::{now_secs, App, CallRecord, Inner};
 use crate::world::{self, OrderedMap, Workload, WorkloadFile};
 
@@ -1592,66 +1593,76 @@ pub async fn handle(
         tokio::time::sleep(latency).await;
     }
     let now = now_secs();
-    let mut inner = app.lock();
-    let changed = inner.advance(now);
-    let (cluster, pool) = route.target();
-    let location_hint = cluster
-        .as_deref()
-        .and_then(|c| inner.world.aks.get(c))
-        .map(|a| a.location.clone())
-        .unwrap_or_else(|| "westeurope".into());
-    let result = match check_api_version(&query, &location_hint) {
-        Err(e) => Err(e),
-        Ok(api) => match inner.faults.roll() {
-            Some("ThrottlingException") => {
-                let mut e = ArmError::new(
-                    429,
-                    "SubscriptionRequestsThrottled",
-                    format!("Number of requests for subscription '{sub}' exceeded the limit. Please try again after '5' seconds. Refer to https://aka.ms/arm-throttling"),
-                );
-                e.retry_after = Some(5);
-                Err(e)
-            }
-            Some(_) => Err(ArmError::new(
-                500,
-                "InternalServerError",
-                "An internal server error occurred. Please try again later.",
-            )),
-            None => {
-                let cx = Cx {
-                    sub: &sub,
-                    base: &base,
-                    api: &api,
-                    query: &query,
-                    headers,
-                    now,
-                    speed: app.speed,
-                };
-                execute(&mut inner, &cx, &route, &body_json)
-            }
-        },
-    };
-    if route.mutating() {
-        let rec = CallRecord {
-            op: route.op().to_string(),
-            cluster,
-            nodegroup: pool,
-            addon: None,
-            client_request_token: None,
-            update_id: result.as_ref().ok().and_then(|d| d.op_id.clone()),
-            replay: false,
-            mutation: result.as_ref().is_ok_and(|d| d.mutated),
-            error: result.as_ref().err().map(|e| e.code.clone()),
-            at: world::fmt_time(now),
+    // The lock is held for the request, never across an await.
+    let (result, fault, retry_after, stall_for) = {
+        let mut inner = app.lock();
+        let changed = inner.advance(now);
+        let (cluster, pool) = route.target();
+        let location_hint = cluster
+            .as_deref()
+            .and_then(|c| inner.world.aks.get(c))
+            .map(|a| a.location.clone())
+            .unwrap_or_else(|| "westeurope".into());
+        let fault = inner.faults.roll(&format!("aks {method} {}", route.op()));
+        let result = match check_api_version(&query, &location_hint) {
+            Err(e) => Err(e),
+            Ok(api) => match fault {
+                Some(Fault::Throttle) => {
+                    let secs = inner.faults.spec.retry_after.unwrap_or(5);
+                    Err(ArmError::new(
+                        429,
+                        "SubscriptionRequestsThrottled",
+                        format!("Number of requests for subscription '{sub}' exceeded the limit. Please try again after '{secs}' seconds. Refer to https://aka.ms/arm-throttling"),
+                    ))
+                }
+                Some(Fault::Error500) => Err(ArmError::new(
+                    500,
+                    "InternalServerError",
+                    "An internal server error occurred. Please try again later.",
+                )),
+                Some(Fault::Error503) => Err(ArmError::new(
+                    503,
+                    "ServiceUnavailable",
+                    "The service is currently unavailable. Please try again later.",
+                )),
+                _ => {
+                    let cx = Cx {
+                        sub: &sub,
+                        base: &base,
+                        api: &api,
+                        query: &query,
+                        headers,
+                        now,
+                        speed: app.speed,
+                    };
+                    execute(&mut inner, &cx, &route, &body_json)
+                }
+            },
         };
-        inner.calls.push(rec);
-    }
-    let mutated = result.as_ref().is_ok_and(|d| d.mutated);
-    if changed || mutated {
-        app.save_logged(&inner, now);
-    }
-    drop(inner);
-    match result {
+        if route.mutating() {
+            let rec = CallRecord {
+                op: route.op().to_string(),
+                cluster,
+                nodegroup: pool,
+                addon: None,
+                client_request_token: None,
+                update_id: result.as_ref().ok().and_then(|d| d.op_id.clone()),
+                replay: false,
+                mutation: result.as_ref().is_ok_and(|d| d.mutated),
+                error: result.as_ref().err().map(|e| e.code.clone()),
+                at: world::fmt_time(now),
+                fault: fault.filter(|f| !f.refuses()).map(Fault::key),
+            };
+            inner.calls.push(rec);
+        }
+        let mutated = result.as_ref().is_ok_and(|d| d.mutated);
+        if changed || mutated {
+            app.save_logged(&inner, now);
+        }
+        let faults = &inner.faults;
+        (result, fault, faults.spec.retry_after, faults.stall_for())
+    };
+    let resp = match result {
         Ok(d) => {
             let status = StatusCode::from_u16(d.status).unwrap_or(StatusCode::OK);
             let mut r = match d.body {
@@ -1668,7 +1679,8 @@ pub async fn handle(
             r
         }
         Err(e) => e.into_response(),
-    }
+    };
+    crate::server::faulted(fault, resp, retry_after, stall_for).await
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -39,10 +39,77 @@ pub const GKE_ERROR_CODES: &[&str] = &[
 /// AKS error codes an operation may fail with (`fail=AKSCLUSTER[/POOL]:CODE`).
 pub const AKS_ERROR_CODES: &[&str] = crate::aks::ERROR_CODES;
 
-const FORMS: &str = "accepted items: seed=N, throttle=RATE (0..1), error500=RATE (0..1), \
+const FORMS: &str = "accepted items: seed=N, throttle=RATE (429), error500=RATE, error503=RATE, \
+reset=RATE (connection closed with no response), truncate=RATE (body cut mid-JSON), \
+garbage=RATE (200 with a non-JSON body), stall=RATE (response held back stall_for), \
+where RATE is 0..1 or `first` (the first request to each endpoint), retry_after=SECONDS \
+(429s and 503s carry Retry-After), stall_for=DURATION (default 65s), \
 latency=DURATION (e.g. 20ms, 1s), fail=CLUSTER[/NODEGROUP|/NODEPOOL|/addon:NAME]:ERRORCODE[:MESSAGE], \
 hang=CLUSTER[/NODEGROUP|/NODEPOOL|/AGENTPOOL|/addon:NAME], notready=CLUSTER/NODEGROUP|NODEPOOL|AGENTPOOL, \
-jobfail=K3SCLUSTER/PLAN[:MESSAGE], kubeadmfail=KUBEADMCLUSTER/NODE[:MESSAGE]";
+jobfail=K3SCLUSTER/PLAN[:MESSAGE], kubeadmfail=KUBEADMCLUSTER/NODE[:MESSAGE], \
+kubedown=CLUSTER:DURATION (its Kubernetes API drops every connection for DURATION from the first eviction)";
+
+/// A fault on one cloud API request (EKS, GKE or ARM), drawn per request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Fault {
+    /// 429 with the cloud's throttling error.
+    Throttle,
+    /// 500 with the cloud's internal-error body.
+    Error500,
+    /// 503 with the cloud's unavailable body.
+    Error503,
+    /// The request is carried out, then the connection is closed without a response.
+    Reset,
+    /// The request is carried out; its response body stops short of its Content-Length.
+    Truncate,
+    /// The request is carried out; the answer is a 200 whose body is not JSON.
+    Garbage,
+    /// The request is carried out; its response is held back for `stall_for`.
+    Stall,
+}
+
+impl Fault {
+    /// Every kind, in the order they are drawn (throttle and error500 first, so seeds
+    /// written before the other kinds existed draw the same sequence).
+    pub const ALL: [Fault; 7] = [
+        Fault::Throttle,
+        Fault::Error500,
+        Fault::Error503,
+        Fault::Reset,
+        Fault::Truncate,
+        Fault::Garbage,
+        Fault::Stall,
+    ];
+
+    /// The `--faults` key.
+    pub fn key(self) -> &'static str {
+        match self {
+            Fault::Throttle => "throttle",
+            Fault::Error500 => "error500",
+            Fault::Error503 => "error503",
+            Fault::Reset => "reset",
+            Fault::Truncate => "truncate",
+            Fault::Garbage => "garbage",
+            Fault::Stall => "stall",
+        }
+    }
+
+    /// True when the request is refused before it is carried out (an error status);
+    /// otherwise it is carried out and only its response is damaged, which is the case
+    /// that tests whether a client's retry of a mutation is a replay.
+    pub fn refuses(self) -> bool {
+        matches!(self, Fault::Throttle | Fault::Error500 | Fault::Error503)
+    }
+}
+
+/// How often a kind of fault strikes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Rate {
+    /// This fraction of requests, at random (0 = never).
+    Random(f64),
+    /// The first request to each endpoint (method and route), and no other.
+    First,
+}
 
 /// The resource a `fail=` or `hang=` item targets.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,8 +174,12 @@ pub struct KubeadmFail {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FaultSpec {
     pub seed: Option<u64>,
-    pub throttle: f64,
-    pub error500: f64,
+    /// Per-request faults and how often each strikes (absent: never).
+    pub rates: Vec<(Fault, Rate)>,
+    /// `retry_after=SECONDS`: injected 429s and 503s carry `Retry-After`.
+    pub retry_after: Option<u32>,
+    /// `stall_for=DURATION`: how long a stalled response is held back.
+    pub stall_for: Option<Duration>,
     pub latency: Duration,
     pub fail: Vec<FailFault>,
     pub hang: Vec<Target>,
@@ -118,7 +189,13 @@ pub struct FaultSpec {
     pub jobfail: Vec<JobFail>,
     /// `kubeadmfail=CLUSTER/NODE[:MESSAGE]`: the next kubeadm upgrade on that host fails.
     pub kubeadmfail: Vec<KubeadmFail>,
+    /// `kubedown=CLUSTER:DURATION`: that cluster's Kubernetes API goes away for DURATION
+    /// (real time) from the first eviction it receives.
+    pub kubedown: Vec<(String, Duration)>,
 }
+
+/// Held back longer than any client's default per-attempt timeout (EKS 30 s, ARM 60 s).
+pub const DEFAULT_STALL: Duration = Duration::from_secs(65);
 
 fn bad(item: &str, why: &str) -> String {
     format!("invalid fault item `{item}`: {why}; {FORMS}")
@@ -132,6 +209,13 @@ fn parse_rate(item: &str, v: &str) -> Result<f64, String> {
         return Err(bad(item, "rate must be between 0 and 1"));
     }
     Ok(r)
+}
+
+fn parse_fault_rate(item: &str, v: &str) -> Result<Rate, String> {
+    if v == "first" {
+        return Ok(Rate::First);
+    }
+    parse_rate(item, v).map(Rate::Random)
 }
 
 fn parse_duration(item: &str, v: &str) -> Result<Duration, String> {
@@ -199,6 +283,14 @@ fn parse_target<'a>(item: &str, v: &'a str) -> Result<(Target, Option<&'a str>),
 }
 
 impl FaultSpec {
+    /// How often `kind` strikes.
+    pub fn rate(&self, kind: Fault) -> Rate {
+        self.rates
+            .iter()
+            .find(|(f, _)| *f == kind)
+            .map_or(Rate::Random(0.0), |(_, r)| *r)
+    }
+
     /// No faults.
     pub fn none() -> Self {
         Self::default()
@@ -206,9 +298,9 @@ impl FaultSpec {
 
     /// True when nothing is injected.
     pub fn is_none(&self) -> bool {
-        self.throttle == 0.0
-            && self.error500 == 0.0
+        self.rates.iter().all(|(_, r)| *r == Rate::Random(0.0))
             && self.latency.is_zero()
+            && self.kubedown.is_empty()
             && self.fail.is_empty()
             && self.hang.is_empty()
             && self.notready.is_empty()
@@ -240,8 +332,39 @@ impl FaultSpec {
                             .map_err(|_| bad(item, "seed must be a non-negative integer"))?,
                     )
                 }
-                "throttle" => spec.throttle = parse_rate(item, value)?,
-                "error500" => spec.error500 = parse_rate(item, value)?,
+                k if Fault::ALL.iter().any(|f| f.key() == k) => {
+                    let kind = Fault::ALL
+                        .into_iter()
+                        .find(|f| f.key() == k)
+                        .expect("listed");
+                    let rate = parse_fault_rate(item, value)?;
+                    spec.rates.retain(|(f, _)| *f != kind);
+                    spec.rates.push((kind, rate));
+                    spec.rates.sort_by_key(|(f, _)| *f);
+                }
+                "retry_after" => {
+                    let secs: u32 = value.parse().map_err(|_| {
+                        bad(item, "retry_after takes whole seconds, e.g. retry_after=2")
+                    })?;
+                    if secs > 3600 {
+                        return Err(bad(item, "retry_after must be at most 3600 seconds"));
+                    }
+                    spec.retry_after = Some(secs);
+                }
+                "stall_for" => spec.stall_for = Some(parse_duration(item, value)?),
+                "kubedown" => {
+                    let Some((c, d)) = value.split_once(':') else {
+                        return Err(bad(
+                            item,
+                            "kubedown takes CLUSTER:DURATION (e.g. kubedown=prod-eu:60s)",
+                        ));
+                    };
+                    let d = parse_duration(item, d)?;
+                    if d.is_zero() {
+                        return Err(bad(item, "kubedown needs a duration above 0"));
+                    }
+                    spec.kubedown.push((check_name(item, "cluster", c)?, d));
+                }
                 "latency" => spec.latency = parse_duration(item, value)?,
                 "fail" => {
                     let (target, rest) = parse_target(item, value)?;
@@ -327,11 +450,21 @@ impl fmt::Display for FaultSpec {
         if let Some(seed) = self.seed {
             parts.push(format!("seed={seed}"));
         }
-        if self.throttle > 0.0 {
-            parts.push(format!("throttle={}", self.throttle));
+        for (kind, rate) in &self.rates {
+            match rate {
+                Rate::First => parts.push(format!("{}=first", kind.key())),
+                Rate::Random(r) if *r > 0.0 => parts.push(format!("{}={r}", kind.key())),
+                Rate::Random(_) => {}
+            }
         }
-        if self.error500 > 0.0 {
-            parts.push(format!("error500={}", self.error500));
+        if let Some(s) = self.retry_after {
+            parts.push(format!("retry_after={s}"));
+        }
+        if let Some(d) = self.stall_for {
+            parts.push(format!("stall_for={}ms", d.as_millis()));
+        }
+        for (c, d) in &self.kubedown {
+            parts.push(format!("kubedown={c}:{}ms", d.as_millis()));
         }
         if !self.latency.is_zero() {
             parts.push(format!("latency={}ms", self.latency.as_millis()));
@@ -412,8 +545,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.seed, Some(7));
-        assert_eq!(s.throttle, 0.2);
-        assert_eq!(s.error500, 0.1);
+        assert_eq!(
+            s.rates,
+            vec![
+                (Fault::Throttle, Rate::Random(0.2)),
+                (Fault::Error500, Rate::Random(0.1))
+            ]
+        );
         assert_eq!(s.latency, Duration::from_millis(20));
         assert_eq!(
             s.fail,
@@ -481,6 +619,37 @@ mod tests {
     }
 
     #[test]
+    fn parses_response_faults_first_mode_and_kubedown() {
+        let s = FaultSpec::parse(
+            "error503=0.3,reset=first,truncate=0.1,garbage=first,stall=0.05,retry_after=2,stall_for=3s,kubedown=prod-eu:60s",
+        )
+        .unwrap();
+        assert_eq!(s.rate(Fault::Error503), Rate::Random(0.3));
+        assert_eq!(s.rate(Fault::Reset), Rate::First);
+        assert_eq!(s.rate(Fault::Truncate), Rate::Random(0.1));
+        assert_eq!(s.rate(Fault::Garbage), Rate::First);
+        assert_eq!(s.rate(Fault::Stall), Rate::Random(0.05));
+        assert_eq!(s.rate(Fault::Throttle), Rate::Random(0.0));
+        assert_eq!(s.retry_after, Some(2));
+        assert_eq!(s.stall_for, Some(Duration::from_secs(3)));
+        assert_eq!(
+            s.kubedown,
+            vec![("prod-eu".to_string(), Duration::from_secs(60))]
+        );
+        assert!(!s.is_none());
+        assert_eq!(FaultSpec::parse(&s.to_string()).unwrap(), s);
+        // A later item for the same kind replaces the earlier one.
+        let s = FaultSpec::parse("reset=0.5,reset=first").unwrap();
+        assert_eq!(s.rates, vec![(Fault::Reset, Rate::First)]);
+        assert!(FaultSpec::parse("kubedown=prod-eu:60s")
+            .unwrap()
+            .rates
+            .is_empty());
+        assert!(!FaultSpec::parse("kubedown=prod-eu:60s").unwrap().is_none());
+        assert!(FaultSpec::parse("reset=0").unwrap().is_none());
+    }
+
+    #[test]
     fn rejects_bad_items_naming_them() {
         for (spec, needle) in [
             ("throttle=2", "throttle=2"),
@@ -491,6 +660,14 @@ mod tests {
             ("seed=x", "seed=x"),
             ("hang=", "hang="),
             ("throttle", "throttle"),
+            ("reset=second", "reset=second"),
+            ("stall=1.5", "stall=1.5"),
+            ("retry_after=-1", "retry_after=-1"),
+            ("retry_after=1.5", "retry_after=1.5"),
+            ("stall_for=3", "stall_for=3"),
+            ("kubedown=prod-eu", "CLUSTER:DURATION"),
+            ("kubedown=prod-eu:0s", "above 0"),
+            ("kubedown=:5s", "cluster name"),
         ] {
             let e = FaultSpec::parse(spec).unwrap_err();
             assert!(e.contains(needle), "{spec}: {e}");

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::catalog;
+use crate::faults::Fault;
 use crate::state::{now_secs, App, CallRecord, Inner};
 use crate::world::{self, OrderedMap, Workload, WorkloadFile};
 
@@ -1331,47 +1332,57 @@ pub async fn handle(
         tokio::time::sleep(latency).await;
     }
     let now = now_secs();
-    let mut inner = app.lock();
-    let changed = inner.advance(now);
-    let result = match inner.faults.roll() {
-        Some("ThrottlingException") => Err(GkeError::new(
-            "RESOURCE_EXHAUSTED",
-            "Quota exceeded for quota metric 'Read requests' and limit 'Read requests per minute' of service 'container.googleapis.com'.",
-        )),
-        Some(_) => Err(GkeError::new(
-            "INTERNAL",
-            "Internal error encountered.",
-        )),
-        None => execute(&mut inner, &project, &location, &route, &body_json, now, app.speed),
-    };
-    let (cluster, mut pool) = route.target();
-    if let Route::CreatePool(_) = route {
-        pool = body_json["nodePool"]["name"].as_str().map(str::to_string);
-    }
-    if route.mutating() {
-        let rec = CallRecord {
-            op: route.op().to_string(),
-            cluster,
-            nodegroup: pool,
-            addon: None,
-            client_request_token: None,
-            update_id: result
-                .as_ref()
-                .ok()
-                .and_then(|(v, _)| v["name"].as_str().map(str::to_string)),
-            replay: false,
-            mutation: result.as_ref().is_ok_and(|(_, m)| *m),
-            error: result.as_ref().err().map(|e| e.status.to_string()),
-            at: world::fmt_time(now),
+    // The lock is held for the request, never across an await.
+    let (result, fault, retry_after, stall_for) = {
+        let mut inner = app.lock();
+        let changed = inner.advance(now);
+        let fault = inner.faults.roll(&format!("gke {method} {}", route.op()));
+        let result = match fault {
+            Some(Fault::Throttle) => Err(GkeError::new(
+                "RESOURCE_EXHAUSTED",
+                "Quota exceeded for quota metric 'Read requests' and limit 'Read requests per minute' of service 'container.googleapis.com'.",
+            )),
+            Some(Fault::Error500) => Err(GkeError::new(
+                "INTERNAL",
+                "Internal error encountered.",
+            )),
+            Some(Fault::Error503) => Err(GkeError::new(
+                "UNAVAILABLE",
+                "The service is currently unavailable.",
+            )),
+            _ => execute(&mut inner, &project, &location, &route, &body_json, now, app.speed),
         };
-        inner.calls.push(rec);
-    }
-    let mutated = result.as_ref().is_ok_and(|(_, m)| *m);
-    if changed || mutated {
-        app.save_logged(&inner, now);
-    }
-    drop(inner);
-    match result {
+        let (cluster, mut pool) = route.target();
+        if let Route::CreatePool(_) = route {
+            pool = body_json["nodePool"]["name"].as_str().map(str::to_string);
+        }
+        if route.mutating() {
+            let rec = CallRecord {
+                op: route.op().to_string(),
+                cluster,
+                nodegroup: pool,
+                addon: None,
+                client_request_token: None,
+                update_id: result
+                    .as_ref()
+                    .ok()
+                    .and_then(|(v, _)| v["name"].as_str().map(str::to_string)),
+                replay: false,
+                mutation: result.as_ref().is_ok_and(|(_, m)| *m),
+                error: result.as_ref().err().map(|e| e.status.to_string()),
+                at: world::fmt_time(now),
+                fault: fault.filter(|f| !f.refuses()).map(Fault::key),
+            };
+            inner.calls.push(rec);
+        }
+        let mutated = result.as_ref().is_ok_and(|(_, m)| *m);
+        if changed || mutated {
+            app.save_logged(&inner, now);
+        }
+        let faults = &inner.faults;
+        (result, fault, faults.spec.retry_after, faults.stall_for())
+    };
+    let resp = match result {
         Ok((mut v, _)) => {
             if ints {
                 intify(&route, &mut v);
@@ -1379,7 +1390,8 @@ pub async fn handle(
             (StatusCode::OK, axum::Json(v)).into_response()
         }
         Err(e) => e.into_response(),
-    }
+    };
+    crate::server::faulted(fault, resp, retry_after, stall_for).await
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::eks::{self, Ctx, Route};
 use crate::error::EksError;
-use crate::faults::FaultSpec;
+use crate::faults::{Fault, FaultSpec};
 use crate::state::{now_secs, App, CallRecord, FaultState};
 use crate::world;
 
@@ -118,57 +118,134 @@ async fn eks_request(
     }
     // 4. Everything else happens under the lock, so requests are serialised.
     let now = now_secs();
-    let mut inner = app.lock();
-    let changed = inner.advance(now);
-    let (cluster, nodegroup, addon) = route.resource(&body_json);
-    let token = body_json
-        .get("clientRequestToken")
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    let result = match inner.faults.roll() {
-        Some("ThrottlingException") => {
-            let mut e = EksError::new("ThrottlingException", "Rate exceeded");
-            e.cluster = cluster.clone();
-            Err(e)
-        }
-        Some(kind) => Err(EksError::new(
-            kind,
-            "An internal error occurred. Try again.",
-        )),
-        None => eks::execute(
-            &route,
-            &query,
-            &body_json,
-            Ctx {
-                inner: &mut inner,
-                now,
-                speed: app.speed,
-            },
-        ),
-    };
-    if route.is_mutating() {
-        let rec = CallRecord {
-            op: route.op().to_string(),
-            cluster,
-            nodegroup,
-            addon,
-            client_request_token: token,
-            update_id: result.as_ref().ok().and_then(|d| d.update_id.clone()),
-            replay: result.as_ref().is_ok_and(|d| d.replay),
-            mutation: result.as_ref().is_ok_and(|d| d.mutated),
-            error: result.as_ref().err().map(|e| e.kind.to_string()),
-            at: eks::now_rfc3339(now),
+    // The lock is held for the request, never across an await.
+    let (result, fault, retry_after, stall_for) = {
+        let mut inner = app.lock();
+        let changed = inner.advance(now);
+        let (cluster, nodegroup, addon) = route.resource(&body_json);
+        let token = body_json
+            .get("clientRequestToken")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let fault = inner.faults.roll(&format!("eks {method} {}", route.op()));
+        let result = match fault {
+            Some(Fault::Throttle) => {
+                let mut e = EksError::new("ThrottlingException", "Rate exceeded");
+                e.cluster = cluster.clone();
+                Err(e)
+            }
+            Some(Fault::Error500) => Err(EksError::new(
+                "ServerException",
+                "An internal error occurred. Try again.",
+            )),
+            Some(Fault::Error503) => Err(EksError::new(
+                "ServiceUnavailableException",
+                "Service Unavailable. Please try again later.",
+            )),
+            _ => eks::execute(
+                &route,
+                &query,
+                &body_json,
+                Ctx {
+                    inner: &mut inner,
+                    now,
+                    speed: app.speed,
+                },
+            ),
         };
-        inner.calls.push(rec);
-    }
-    let mutated = result.as_ref().is_ok_and(|d| d.mutated);
-    if changed || mutated {
-        app.save_logged(&inner, now);
-    }
-    drop(inner);
-    match result {
+        if route.is_mutating() {
+            let rec = CallRecord {
+                op: route.op().to_string(),
+                cluster,
+                nodegroup,
+                addon,
+                client_request_token: token,
+                update_id: result.as_ref().ok().and_then(|d| d.update_id.clone()),
+                replay: result.as_ref().is_ok_and(|d| d.replay),
+                mutation: result.as_ref().is_ok_and(|d| d.mutated),
+                error: result.as_ref().err().map(|e| e.kind.to_string()),
+                at: eks::now_rfc3339(now),
+                fault: fault.filter(|f| !f.refuses()).map(Fault::key),
+            };
+            inner.calls.push(rec);
+        }
+        let mutated = result.as_ref().is_ok_and(|d| d.mutated);
+        if changed || mutated {
+            app.save_logged(&inner, now);
+        }
+        let faults = &inner.faults;
+        (result, fault, faults.spec.retry_after, faults.stall_for())
+    };
+    let resp = match result {
         Ok(done) => json_response(eks::OK, done.body),
         Err(e) => e.into_response(),
+    };
+    faulted(fault, resp, retry_after, stall_for).await
+}
+
+/// The answer `resp` as `fault` leaves it. A refused request (429, 500, 503) gets
+/// `Retry-After` when the spec asks for it on 429s and 503s. A request that was carried
+/// out loses its answer: `reset` never returns, unwinding the connection's task (without
+/// the panic hook, so nothing is printed) so hyper drops the socket with no response, as
+/// a load balancer or a crashed front end would; `truncate` sends half the body under the
+/// full Content-Length and then fails the stream, so the connection closes mid-body;
+/// `garbage` answers 200 with an HTML error page; `stall` holds the answer back.
+pub(crate) async fn faulted(
+    fault: Option<Fault>,
+    mut resp: Response,
+    retry_after: Option<u32>,
+    stall_for: std::time::Duration,
+) -> Response {
+    match fault {
+        None => resp,
+        Some(Fault::Throttle | Fault::Error500 | Fault::Error503) => {
+            let status = resp.status();
+            if let Some(secs) = retry_after {
+                if status == StatusCode::TOO_MANY_REQUESTS
+                    || status == StatusCode::SERVICE_UNAVAILABLE
+                {
+                    resp.headers_mut()
+                        .insert("retry-after", HeaderValue::from(secs));
+                }
+            }
+            resp
+        }
+        Some(Fault::Reset) => std::panic::resume_unwind(Box::new("kup-sim: injected reset")),
+        Some(Fault::Truncate) => {
+            let (mut parts, body) = resp.into_parts();
+            let bytes = axum::body::to_bytes(body, usize::MAX)
+                .await
+                .unwrap_or_default();
+            // An empty answer (a 202 with headers only) is promised a two-byte body.
+            let promised = bytes.len().max(2);
+            let sent = bytes.slice(..bytes.len() / 2);
+            parts.headers.insert(
+                axum::http::header::CONTENT_LENGTH,
+                HeaderValue::from(promised),
+            );
+            use futures_util::StreamExt;
+            // The pause lets hyper flush the head and the first half before the failing
+            // chunk makes it drop the connection (else the client sees no answer at all).
+            let cut = futures_util::stream::once(async {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionAborted,
+                    "kup-sim: injected truncation",
+                ))
+            });
+            let chunks = futures_util::stream::iter([Ok::<Bytes, std::io::Error>(sent)]).chain(cut);
+            Response::from_parts(parts, axum::body::Body::from_stream(chunks))
+        }
+        Some(Fault::Garbage) => (
+            StatusCode::OK,
+            [(axum::http::header::CONTENT_TYPE, "text/html")],
+            "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center></body></html>\n",
+        )
+            .into_response(),
+        Some(Fault::Stall) => {
+            tokio::time::sleep(stall_for).await;
+            resp
+        }
     }
 }
 
@@ -213,9 +290,22 @@ fn admin(app: &Arc<App>, method: &Method, path: &str, body: Bytes) -> Response {
                 .iter()
                 .map(|f| format!("{}/{}", f.cluster, f.node))
                 .collect();
+            let kubedown: Vec<Value> = inner
+                .faults
+                .kubedown
+                .iter()
+                .map(|k| json!({ "cluster": k.cluster, "started": k.started, "seconds": k.duration.as_secs_f64(), "dropped": k.dropped }))
+                .collect();
             json_response(
                 StatusCode::OK,
-                json!({ "spec": inner.faults.spec.to_string(), "pending_fail": pending, "pending_kubeadmfail": pending_kubeadm, "injected": inner.faults.injected }),
+                json!({
+                    "spec": inner.faults.spec.to_string(),
+                    "pending_fail": pending,
+                    "pending_kubeadmfail": pending_kubeadm,
+                    "injected": inner.faults.injected,
+                    "endpoints": inner.faults.endpoints,
+                    "kubedown": kubedown,
+                }),
             )
         }
         (Method::POST, "/_sim/faults") => {
@@ -316,6 +406,13 @@ fn readyz_admin(app: &Arc<App>, method: &Method, cluster: &str, body: &[u8]) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[allow(dead_code)]
+    fn futures_are_send(app: Arc<App>, h: HeaderMap, r: Response) {
+        fn send<T: Send>(_: T) {}
+        send(faulted(None, r, None, std::time::Duration::ZERO));
+        send(eks_request(&app, Method::GET, "/", None, &h, Bytes::new()));
+    }
 
     #[test]
     fn request_rates_take_the_busiest_second() {

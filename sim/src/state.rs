@@ -8,7 +8,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
-use crate::faults::{FailFault, FaultSpec, JobFail, KubeadmFail};
+use std::collections::BTreeMap;
+
+use crate::faults::{FailFault, Fault, FaultSpec, JobFail, KubeadmFail, Rate};
 use crate::kube::Kube;
 use crate::world::{self, Format, World};
 
@@ -30,6 +32,28 @@ pub struct CallRecord {
     pub error: Option<String>,
     /// RFC 3339 wall-clock time the call was received.
     pub at: String,
+    /// A fault injected into this call's answer (`reset`, `truncate`, …): the call was
+    /// carried out but the client never saw a good answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fault: Option<&'static str>,
+}
+
+/// One cloud API endpoint (API, method and route) as seen by `GET /_sim/faults`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct EndpointRecord {
+    pub requests: u64,
+    /// The faults injected into its requests, in order.
+    pub faults: Vec<&'static str>,
+}
+
+/// A `kubedown=` item: when the outage started (real seconds), once it has.
+#[derive(Debug, Clone)]
+pub struct KubeDown {
+    pub cluster: String,
+    pub duration: std::time::Duration,
+    pub started: Option<f64>,
+    /// Connections dropped because of it.
+    pub dropped: u64,
 }
 
 pub struct FaultState {
@@ -41,9 +65,12 @@ pub struct FaultState {
     pub jobfails: Vec<JobFail>,
     /// `kubeadmfail=` items not yet consumed (kubeadm upgrade apply / node).
     pub kubeadmfails: Vec<KubeadmFail>,
-    /// Throttles and 5xx injected so far (reads included), for tests to check that a
+    /// Per-request faults injected so far (reads included), for tests to check that a
     /// fault really happened.
     pub injected: u64,
+    /// Every endpoint requested since the faults were set, and what each was given.
+    pub endpoints: BTreeMap<String, EndpointRecord>,
+    pub kubedown: Vec<KubeDown>,
 }
 
 impl FaultState {
@@ -56,26 +83,73 @@ impl FaultState {
             fails: spec.fail.clone(),
             jobfails: spec.jobfail.clone(),
             kubeadmfails: spec.kubeadmfail.clone(),
+            kubedown: spec
+                .kubedown
+                .iter()
+                .map(|(c, d)| KubeDown {
+                    cluster: c.clone(),
+                    duration: *d,
+                    started: None,
+                    dropped: 0,
+                })
+                .collect(),
             spec,
             rng,
             injected: 0,
+            endpoints: BTreeMap::new(),
         }
     }
 
-    /// Decide whether this request is throttled or gets a 500. Draws from the RNG only for
+    /// Decide the fault for this request to `endpoint` (e.g. `eks POST UpdateClusterVersion`).
+    /// Kinds set to `first` strike the first requests to each endpoint, one kind per
+    /// request in `Fault::ALL` order; then the random kinds draw, from the RNG only for
     /// non-zero rates, so a seed gives the same sequence for the same requests.
-    pub fn roll(&mut self) -> Option<&'static str> {
-        let fault = if self.spec.throttle > 0.0 && self.rng.random::<f64>() < self.spec.throttle {
-            Some("ThrottlingException")
-        } else if self.spec.error500 > 0.0 && self.rng.random::<f64>() < self.spec.error500 {
-            Some("ServerException")
+    pub fn roll(&mut self, endpoint: &str) -> Option<Fault> {
+        let rec = self.endpoints.entry(endpoint.to_string()).or_default();
+        rec.requests += 1;
+        let nth = rec.requests as usize;
+        let firsts: Vec<Fault> = Fault::ALL
+            .into_iter()
+            .filter(|f| self.spec.rate(*f) == Rate::First)
+            .collect();
+        let fault = if nth <= firsts.len() {
+            Some(firsts[nth - 1])
         } else {
-            None
+            Fault::ALL.into_iter().find(|f| match self.spec.rate(*f) {
+                Rate::Random(p) if p > 0.0 => self.rng.random::<f64>() < p,
+                _ => false,
+            })
         };
-        if fault.is_some() {
+        if let Some(f) = fault {
             self.injected += 1;
+            if let Some(rec) = self.endpoints.get_mut(endpoint) {
+                rec.faults.push(f.key());
+            }
         }
         fault
+    }
+
+    /// How long a stalled response is held back.
+    pub fn stall_for(&self) -> std::time::Duration {
+        self.spec.stall_for.unwrap_or(crate::faults::DEFAULT_STALL)
+    }
+
+    /// True when `cluster`'s Kubernetes API is gone for this request: an outage that
+    /// `eviction` starts (the first eviction) or that started less than its duration ago.
+    pub fn kube_down(&mut self, cluster: &str, eviction: bool, now: f64) -> bool {
+        let Some(k) = self.kubedown.iter_mut().find(|k| k.cluster == cluster) else {
+            return false;
+        };
+        let started = match k.started {
+            Some(t) => t,
+            None if eviction => *k.started.insert(now),
+            None => return false,
+        };
+        let down = now < started + k.duration.as_secs_f64();
+        if down {
+            k.dropped += 1;
+        }
+        down
     }
 
     pub fn hangs(&self, cluster: &str, nodegroup: Option<&str>, addon: Option<&str>) -> bool {

@@ -216,6 +216,8 @@ fn provider_spec(args: &GenerateArgs, out_dir: &Path) -> Result<ProviderSpec> {
         speed: None,
         poll_interval: None,
         requests_per_second: None,
+        request_timeout: None,
+        operation_timeout: None,
         origin: None,
     };
     Ok(spec)

@@ -123,6 +123,25 @@ impl Sim {
             .unwrap();
     }
 
+    /// Replace the injected faults (the `--faults` grammar) while the simulator runs.
+    pub fn set_faults(&self, spec: &str) {
+        let r = http()
+            .post(format!("{}/faults", self.admin))
+            .body(spec.to_string())
+            .send()
+            .unwrap();
+        assert!(
+            r.status().is_success(),
+            "faults {spec}: {}",
+            r.text().unwrap()
+        );
+    }
+
+    /// The simulator's fault report: what was injected, per endpoint.
+    pub fn faults(&self) -> Value {
+        get_json(&format!("{}/faults", self.admin))
+    }
+
     /// A real aws-sdk-eks client pointed at the simulator, for out-of-band changes.
     pub async fn eks_client(&self) -> aws_sdk_eks::Client {
         let conf = aws_sdk_eks::Config::builder()

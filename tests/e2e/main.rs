@@ -9,6 +9,7 @@ mod apply;
 mod ci_examples;
 mod cli;
 mod crash;
+mod faults;
 mod fleet;
 mod generate;
 #[cfg(feature = "gke")]

@@ -35,18 +35,19 @@ impl Rng {
     }
 }
 
-struct Scenario {
-    name: &'static str,
-    world: &'static str,
-    /// The configuration after the provider block's endpoint line.
-    config: fn(&Sim) -> String,
+/// An upgrade with PDB-protected workloads, shared with the fault matrix (`faults.rs`).
+pub(crate) struct Scenario {
+    pub name: &'static str,
+    pub world: &'static str,
+    /// The whole configuration (provider block and cluster).
+    pub config: fn(&Sim) -> String,
     /// Clusters and their Kubernetes audits to check.
-    clusters: &'static [&'static str],
+    pub clusters: &'static [&'static str],
     /// (cluster, target control-plane minor) checked in the final world.
-    target: (&'static str, &'static str),
+    pub target: (&'static str, &'static str),
     /// Real milliseconds an uninterrupted apply takes, about: kills land within it.
     span_ms: u64,
-    speed: f64,
+    pub speed: f64,
 }
 
 const EKS_WORLD: &str = r#"
@@ -244,7 +245,7 @@ cluster "checkout" {{
     )
 }
 
-const SCENARIOS: &[Scenario] = &[
+pub(crate) const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "eks-rolling",
         world: EKS_WORLD,
@@ -298,7 +299,7 @@ fn seeds() -> Vec<u64> {
 }
 
 /// The control-plane minor a world reports for `cluster`, whatever its provider.
-fn minor_of(world: &Value, cluster: &str) -> String {
+pub(crate) fn minor_of(world: &Value, cluster: &str) -> String {
     for (section, field) in [
         ("cluster", "version"),
         ("gke_cluster", "version"),
@@ -324,6 +325,58 @@ fn state_serial(dir: &std::path::Path) -> Option<u64> {
     }
 }
 
+/// How many steps of the plan for the configuration in `d` are cloud operations.
+pub(crate) fn provider_steps(d: &str, ctx: &str) -> usize {
+    let planned = kup(&["plan", "-json", d]);
+    assert_eq!(planned.code, 0, "{ctx}: {planned:?}");
+    let saved: kup_engine::plan::SavedPlan =
+        serde_json::from_str(planned.stdout.lines().last().unwrap()).unwrap();
+    saved
+        .plan
+        .steps
+        .iter()
+        .filter(|st| !st.action.is_in_cluster())
+        .count()
+}
+
+/// The target reached, one accepted cloud mutation per provider step (every resend was a
+/// replay), no pod lost and no budget broken.
+pub(crate) fn assert_upgraded_once_nothing_lost(
+    s: &Scenario,
+    sim: &Sim,
+    provider_steps: usize,
+    ctx: &str,
+) {
+    let world = sim.world_json();
+    assert_eq!(minor_of(&world, s.target.0), s.target.1, "{ctx}");
+    // One accepted mutation per provider step of the plan: every resend after a kill
+    // was recognised as a replay.
+    let mutations = sim.mutations();
+    assert_eq!(
+        mutations.len(),
+        provider_steps,
+        "{ctx}: accepted mutations {:#?}",
+        mutations
+            .iter()
+            .map(|m| format!("{} {} {}", m["op"], m["nodegroup"], m["addon"]))
+            .collect::<Vec<_>>()
+    );
+    for c in s.clusters {
+        let audit = get_json(&format!("{}/kube/{c}/audit", sim.admin));
+        assert_eq!(
+            audit["lost_pods"],
+            serde_json::json!([]),
+            "{ctx}: pods lost: {audit:#}"
+        );
+        for (pdb, a) in audit["pdbs"].as_object().into_iter().flatten() {
+            assert_eq!(
+                a["violated"], false,
+                "{ctx}: budget {pdb} broken: {audit:#}"
+            );
+        }
+    }
+}
+
 /// Returns how many kills landed while the apply was still running.
 fn torture(s: &Scenario, seed: u64) -> u64 {
     let tmp = tempfile::tempdir().unwrap();
@@ -334,16 +387,7 @@ fn torture(s: &Scenario, seed: u64) -> u64 {
     let d = dir.to_str().unwrap();
     let ctx = format!("scenario {} seed {seed}", s.name);
 
-    let planned = kup(&["plan", "-json", d]);
-    assert_eq!(planned.code, 0, "{ctx}: {planned:?}");
-    let saved: kup_engine::plan::SavedPlan =
-        serde_json::from_str(planned.stdout.lines().last().unwrap()).unwrap();
-    let provider_steps = saved
-        .plan
-        .steps
-        .iter()
-        .filter(|st| !st.action.is_in_cluster())
-        .count();
+    let provider_steps = provider_steps(d, &ctx);
 
     let mut rng = Rng::new(seed);
     let kills = 1 + rng.below(3);
@@ -400,34 +444,7 @@ fn torture(s: &Scenario, seed: u64) -> u64 {
     }
     assert!(converged, "{ctx}: apply did not converge");
 
-    let world = sim.world_json();
-    assert_eq!(minor_of(&world, s.target.0), s.target.1, "{ctx}");
-    // One accepted mutation per provider step of the plan: every resend after a kill
-    // was recognised as a replay.
-    let mutations = sim.mutations();
-    assert_eq!(
-        mutations.len(),
-        provider_steps,
-        "{ctx}: accepted mutations {:#?}",
-        mutations
-            .iter()
-            .map(|m| format!("{} {} {}", m["op"], m["nodegroup"], m["addon"]))
-            .collect::<Vec<_>>()
-    );
-    for c in s.clusters {
-        let audit = get_json(&format!("{}/kube/{c}/audit", sim.admin));
-        assert_eq!(
-            audit["lost_pods"],
-            serde_json::json!([]),
-            "{ctx}: pods lost: {audit:#}"
-        );
-        for (pdb, a) in audit["pdbs"].as_object().into_iter().flatten() {
-            assert_eq!(
-                a["violated"], false,
-                "{ctx}: budget {pdb} broken: {audit:#}"
-            );
-        }
-    }
+    assert_upgraded_once_nothing_lost(s, &sim, provider_steps, &ctx);
     landed
 }
 

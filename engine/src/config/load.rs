@@ -2049,6 +2049,8 @@ impl Loader<'_> {
                     "speed",
                     "poll_interval",
                     "requests_per_second",
+                    "request_timeout",
+                    "operation_timeout",
                 ],
                 &[],
             );
@@ -2245,15 +2247,43 @@ impl Loader<'_> {
                     },
                     None => None,
                 },
+                request_timeout: match b.body.get_attribute("request_timeout") {
+                    Some(a) => match self.get_duration(f, &b.body, "request_timeout") {
+                        Some(d) if d.is_zero() => {
+                            self.err_at(
+                                f,
+                                a.value.span(),
+                                Diagnostic::error("Invalid request_timeout")
+                                    .detail("request_timeout must be longer than 0: a request that may never take any time always fails.")
+                                    .hint("write request_timeout = \"30s\", or leave it out for 30 seconds"),
+                            );
+                            None
+                        }
+                        d => d,
+                    },
+                    None => None,
+                },
+                operation_timeout: match b.body.get_attribute("operation_timeout") {
+                    Some(a) => match self.get_duration(f, &b.body, "operation_timeout") {
+                        Some(d) if d.is_zero() => {
+                            self.err_at(
+                                f,
+                                a.value.span(),
+                                Diagnostic::error("Invalid operation_timeout")
+                                    .detail("operation_timeout must be longer than 0: no operation finishes at once.")
+                                    .hint("write operation_timeout = \"3h\", or leave it out for 6 hours"),
+                            );
+                            None
+                        }
+                        d => d,
+                    },
+                    None => None,
+                },
                 origin: Some(origin),
             };
-            self.only_for(
-                f,
-                &b.body,
-                "requests_per_second",
-                Some(kind.as_str()),
-                &["eks", "gke", "aks"],
-            );
+            for key in ["requests_per_second", "request_timeout"] {
+                self.only_for(f, &b.body, key, Some(kind.as_str()), &["eks", "gke", "aks"]);
+            }
             if let Some(prev) = out.iter().find(|p| p.key() == spec.key()) {
                 let first = prev
                     .origin

@@ -1877,6 +1877,40 @@ fn requests_per_second_is_a_positive_number_on_cloud_providers_only() {
 }
 
 #[test]
+fn request_and_operation_timeouts_are_durations_above_zero() {
+    let src = r#"provider "gke" {
+  project           = "p"
+  location          = "europe-west1"
+  request_timeout   = "10s"
+  operation_timeout = "3h"
+}
+"#;
+    let l = ok(&[("main.kup.hcl", src)]);
+    let p = &l.desired.providers[0];
+    assert_eq!(p.request_timeout, Some(Duration::from_secs(10)));
+    assert_eq!(p.operation_timeout, Some(Duration::from_secs(3 * 3600)));
+    for (from, what) in [
+        ("\"10s\"", "Invalid request_timeout"),
+        ("\"3h\"", "Invalid operation_timeout"),
+    ] {
+        let bad = src.replace(from, "\"0s\"");
+        expect(
+            &errors(&[("main.kup.hcl", &bad)]),
+            what,
+            "main.kup.hcl",
+            pos(&bad, "\"0s\"", 0),
+        );
+    }
+    let k3s = "provider \"k3s\" {\n  request_timeout = \"5s\"\n}\n";
+    expect(
+        &errors(&[("main.kup.hcl", k3s)]),
+        "request_timeout is not used by provider type \"k3s\"",
+        "main.kup.hcl",
+        pos(k3s, "request_timeout", 0),
+    );
+}
+
+#[test]
 fn plain_http_is_for_this_machine_only() {
     use super::load::plain_http_off_machine as off;
     for ok in [

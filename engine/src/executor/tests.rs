@@ -248,6 +248,7 @@ impl Harness {
                             },
                             node_ops: None,
                             time_scale: 1.0,
+                            operation_timeout: None,
                         },
                     )
                 })

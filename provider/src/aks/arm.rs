@@ -66,7 +66,12 @@ pub struct ArmClient {
     tokens: Arc<dyn TokenSource>,
     /// The provider block's `requests_per_second`, when it has one.
     limit: Option<Arc<crate::rate::RateLimit>>,
+    /// One HTTP attempt's limit (the provider block's `request_timeout`).
+    attempt_timeout: Duration,
 }
+
+/// ARM's own limit for a request, and kup's default for one attempt.
+pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How many times one call waits out a 429 / 5xx (honouring `Retry-After`) before the
 /// error reaches the executor's own retry.
@@ -82,7 +87,6 @@ impl ArmClient {
     ) -> Result<ArmClient, ProviderError> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(60))
             .build()
             .map_err(|e| ProviderError::new(ErrorKind::Other, format!("HTTP client: {e}")))?;
         Ok(ArmClient {
@@ -91,7 +95,14 @@ impl ArmClient {
             api_version: api_version.to_string(),
             tokens,
             limit: None,
+            attempt_timeout: DEFAULT_ATTEMPT_TIMEOUT,
         })
+    }
+
+    /// Abandon (and retry) an attempt after `timeout` instead of the default.
+    pub fn with_attempt_timeout(mut self, timeout: Option<Duration>) -> ArmClient {
+        self.attempt_timeout = timeout.unwrap_or(DEFAULT_ATTEMPT_TIMEOUT);
+        self
     }
 
     /// Send at most `per_second` requests per second (retries and polls included).
@@ -166,12 +177,19 @@ impl ArmClient {
                 limit.acquire().await;
             }
             let token = self.tokens.token().await?;
-            let mut req = self.http.request(method.clone(), &url).header(
-                AUTHORIZATION,
-                HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
-                    ProviderError::new(ErrorKind::Auth, "the Azure access token is not valid ASCII")
-                })?,
-            );
+            let mut req = self
+                .http
+                .request(method.clone(), &url)
+                .timeout(self.attempt_timeout)
+                .header(
+                    AUTHORIZATION,
+                    HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+                        ProviderError::new(
+                            ErrorKind::Auth,
+                            "the Azure access token is not valid ASCII",
+                        )
+                    })?,
+                );
             if let Some(etag) = if_match.filter(|e| !e.is_empty()) {
                 let quoted = if etag.starts_with('"') {
                     etag.to_string()

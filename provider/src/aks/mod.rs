@@ -121,7 +121,8 @@ impl AksProvider {
             .unwrap_or_else(|| DEFAULT_API_VERSION.to_string());
         Ok(AksProvider {
             arm: ArmClient::new(base, &api_version, tokens)?
-                .with_rate_limit(spec.requests_per_second),
+                .with_rate_limit(spec.requests_per_second)
+                .with_attempt_timeout(spec.request_timeout),
             subscription,
             resource_group,
             poll_interval: spec.poll_interval.unwrap_or(DEFAULT_POLL_INTERVAL),
@@ -742,6 +743,8 @@ mod tests {
     pub(crate) fn spec() -> ProviderSpec {
         ProviderSpec {
             requests_per_second: None,
+            request_timeout: None,
+            operation_timeout: None,
             channel_server: None,
             versions: Vec::new(),
             kind: "aks".into(),

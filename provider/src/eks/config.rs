@@ -22,9 +22,10 @@ pub(crate) const MAX_ATTEMPTS: u32 = 5;
 const INITIAL_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(20);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// One HTTP attempt; EKS answers every call we make in well under a second.
+/// One HTTP attempt unless the provider block sets `request_timeout`; EKS answers every
+/// call we make in well under a second.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
-/// A whole call including retries and backoff.
+/// A whole call including retries and backoff (at least every attempt's full time).
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub(crate) fn retry_config() -> RetryConfig {
@@ -34,11 +35,12 @@ pub(crate) fn retry_config() -> RetryConfig {
         .with_max_backoff(MAX_BACKOFF)
 }
 
-pub(crate) fn timeout_config() -> TimeoutConfig {
+pub(crate) fn timeout_config(attempt: Option<Duration>) -> TimeoutConfig {
+    let attempt = attempt.unwrap_or(ATTEMPT_TIMEOUT);
     TimeoutConfig::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
-        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-        .operation_timeout(OPERATION_TIMEOUT)
+        .connect_timeout(CONNECT_TIMEOUT.min(attempt))
+        .operation_attempt_timeout(attempt)
+        .operation_timeout(OPERATION_TIMEOUT.max(attempt * MAX_ATTEMPTS))
         .build()
 }
 
@@ -52,7 +54,7 @@ pub(crate) async fn load(
 ) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(retry_config())
-        .timeout_config(timeout_config());
+        .timeout_config(timeout_config(spec.request_timeout));
     if let Some(region) = &spec.region {
         loader = loader.region(Region::new(region.clone()));
     }

@@ -174,6 +174,22 @@ where
     E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
 {
     match &err {
+        SdkError::ServiceError(se) if se.raw().status().is_success() => {
+            // A success status with a body the SDK could not read (a proxy's HTML page,
+            // say): the request may have been carried out, and asking again is safe —
+            // reads are reads, and a mutation resent with its clientRequestToken is
+            // answered with the first result.
+            let status = se.raw().status().as_u16();
+            ProviderError::new(
+                ErrorKind::Transient,
+                format!(
+                    "EKS answered HTTP {status} for {} with a body that is not its JSON: {}",
+                    ctx.describe(),
+                    chain_text(&err)
+                ),
+            )
+            .with_code(format!("HTTP {status}"))
+        }
         SdkError::ServiceError(se) => {
             let status = se.raw().status().as_u16();
             let e = se.err();
@@ -229,7 +245,8 @@ where
         }
         SdkError::ResponseError(re) => {
             let status = re.raw().status().as_u16();
-            let kind = if status >= 500 || status == 429 {
+            // 2xx: an answer cut short; the retry is safe for the reasons above.
+            let kind = if status >= 500 || status == 429 || (200..300).contains(&status) {
                 ErrorKind::Transient
             } else {
                 ErrorKind::Other
@@ -408,6 +425,18 @@ mod tests {
         // An unknown code with a 5xx status is still transient.
         let p = map_sdk_error(service(generic("Weird", "x"), 502), &ctx());
         assert_eq!(p.kind, ErrorKind::Transient);
+    }
+
+    #[test]
+    fn an_unreadable_success_is_transient() {
+        // What the SDK makes of a 200 whose body is not JSON: an unhandled service error.
+        let p = map_sdk_error(service(generic("Unknown", "unexpected token"), 200), &ctx());
+        assert_eq!(p.kind, ErrorKind::Transient);
+        assert_eq!(p.code.as_deref(), Some("HTTP 200"));
+        assert!(p.message.contains("not its JSON"), "{}", p.message);
+        // A client error stays what it is.
+        let p = map_sdk_error(service(generic("Weird", "x"), 400), &ctx());
+        assert_ne!(p.kind, ErrorKind::Transient);
     }
 
     #[test]

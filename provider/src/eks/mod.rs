@@ -1193,6 +1193,8 @@ mod tests {
     fn spec() -> ProviderSpec {
         ProviderSpec {
             requests_per_second: None,
+            request_timeout: None,
+            operation_timeout: None,
             channel_server: None,
             versions: Vec::new(),
             kind: "eks".into(),

@@ -184,6 +184,19 @@ pub(crate) fn map_error(err: Error, ctx: &ErrCtx) -> ProviderError {
             "Unavailable"
         });
     }
+    if err.is_deserialization() {
+        // A success status with a body that is not the expected JSON: asking again is
+        // safe (a lost mutation is found as its running operation, or as done).
+        return ProviderError::new(
+            ErrorKind::Transient,
+            format!(
+                "GKE's answer for {} could not be read: {}",
+                ctx.describe(),
+                chain_text(&err)
+            ),
+        )
+        .with_code("Unreadable");
+    }
     if err.is_transport() {
         return ProviderError::new(
             ErrorKind::Transient,
@@ -285,6 +298,9 @@ mod tests {
         assert_eq!(e.kind, ErrorKind::Transient);
         let e = map_error(Error::io("connection reset"), &ctx());
         assert_eq!(e.kind, ErrorKind::Transient);
+        let e = map_error(Error::deser("expected value at line 1 column 1"), &ctx());
+        assert_eq!(e.kind, ErrorKind::Transient);
+        assert_eq!(e.code.as_deref(), Some("Unreadable"));
         let e = map_error(Error::timeout("deadline"), &ctx());
         assert_eq!(e.kind, ErrorKind::Transient);
         assert_eq!(e.code.as_deref(), Some("Timeout"));

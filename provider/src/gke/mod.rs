@@ -33,6 +33,7 @@ use google_cloud_container_v1::model::node_pool::UpgradeSettings;
 use google_cloud_container_v1::model::{
     Cluster, ClusterUpdate, NodePool, NodePoolUpdateStrategy, Operation, ServerConfig,
 };
+use google_cloud_gax::options::RequestOptionsBuilder;
 use google_cloud_gax::retry_policy::{Aip194Strict, RetryPolicyExt};
 use kup_engine::model::{ActualCluster, ProviderSpec};
 use kup_engine::plan::Action;
@@ -49,6 +50,9 @@ use errors::{map_error, ErrCtx, CREDENTIALS_HELP};
 
 /// The label GKE puts on every node of a node pool.
 pub const GKE_NODEPOOL_LABEL: &str = "cloud.google.com/gke-nodepool";
+
+/// One HTTP attempt's limit unless the provider block sets `request_timeout`.
+const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How often to poll a running operation when the provider block does not say.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(15);
@@ -143,7 +147,9 @@ impl GkeProvider {
         };
         let mut builder = ClusterManager::builder()
             .with_credentials(credentials)
-            .with_retry_policy(Aip194Strict.with_attempt_limit(attempts));
+            .with_retry_policy(Aip194Strict.with_attempt_limit(attempts))
+            // Without a limit an answer that never comes would hold the apply forever.
+            .with_attempt_timeout(spec.request_timeout.unwrap_or(DEFAULT_ATTEMPT_TIMEOUT));
         if let Some(e) = endpoint {
             builder = builder.with_endpoint(e);
         }
@@ -272,7 +278,10 @@ impl GkeProvider {
         match action {
             // clusters.update rather than updateMaster: only ClusterUpdate carries an etag,
             // so a change made since the cluster was read is a stale plan (ABORTED), not
-            // something kup overwrites.
+            // something kup overwrites. Every mutation goes out with idempotency off: the
+            // client would resend a PUT whose answer was lost with the same etag, which
+            // its own first attempt has just made stale; the executor's resend asks the
+            // cluster and the running operations first.
             Action::UpgradeControlPlane { to, .. } => {
                 let c = self.get_cluster(cluster, ctx).await?;
                 self.api()
@@ -284,6 +293,7 @@ impl GkeProvider {
                             .set_desired_master_version(to.to_string())
                             .set_etag(c.etag.clone()),
                     )
+                    .with_idempotency(false)
                     .send()
                     .await
                     .map_err(|e| map_error(e, ctx))
@@ -315,6 +325,7 @@ impl GkeProvider {
                     .set_name(self.node_pool_name(cluster, node_group))
                     .set_node_version(version)
                     .set_etag(etag)
+                    .with_idempotency(false)
                     .send()
                     .await
                     .map_err(|e| map_error(e, ctx))
@@ -373,6 +384,7 @@ impl GkeProvider {
                 request
                     // Read-modify-write: only with the etag that was read.
                     .set_etag(np.etag.clone())
+                    .with_idempotency(false)
                     .send()
                     .await
                     .map_err(|e| map_error(e, ctx))
@@ -408,6 +420,7 @@ impl GkeProvider {
                     .create_node_pool()
                     .set_parent(self.cluster_name(cluster))
                     .set_node_pool(convert::clone_pool(&blue, node_group, &exact))
+                    .with_idempotency(false)
                     .send()
                     .await
                     .map_err(|e| map_error(e, ctx))
@@ -419,6 +432,7 @@ impl GkeProvider {
                 .await
                 .delete_node_pool()
                 .set_name(self.node_pool_name(cluster, node_group))
+                .with_idempotency(false)
                 .send()
                 .await
                 .map_err(|e| map_error(e, ctx)),
@@ -430,6 +444,7 @@ impl GkeProvider {
                 .rollback_node_pool_upgrade()
                 .set_name(self.node_pool_name(cluster, node_group))
                 .set_respect_pdb(true)
+                .with_idempotency(false)
                 .send()
                 .await
                 .map_err(|e| map_error(e, ctx)),
@@ -731,6 +746,7 @@ impl Provider for GkeProvider {
             .await
             .complete_node_pool_upgrade()
             .set_name(self.node_pool_name(&target.name, node_group))
+            .with_idempotency(false)
             .send()
             .await
             .map_err(|e| map_error(e, &ctx))?;
@@ -799,6 +815,8 @@ mod tests {
     pub(crate) fn spec() -> ProviderSpec {
         ProviderSpec {
             requests_per_second: None,
+            request_timeout: None,
+            operation_timeout: None,
             channel_server: None,
             versions: Vec::new(),
             kind: "gke".into(),

@@ -339,6 +339,16 @@ pub async fn handle(
     body: Bytes,
 ) -> Response {
     let path = uri.path().to_string();
+    // `kubedown=`: the API server is gone, so the connection closes with no answer (the
+    // way a restarting apiserver behind a load balancer looks to a client).
+    let eviction = method == Method::POST && path.ends_with("/eviction");
+    if s.app
+        .lock()
+        .faults
+        .kube_down(&s.cluster, eviction, crate::state::now_secs())
+    {
+        std::panic::resume_unwind(Box::new("kup-sim: Kubernetes API down"));
+    }
     let params = Params(parse_query(uri.query()));
     let accept = headers
         .get("accept")

@@ -1,0 +1,310 @@
+//! The fault matrix: every kind of failure a cloud API can answer with, injected into the
+//! FIRST request to EVERY endpoint kup calls (`KIND=first`), for EKS, GKE and AKS. Each
+//! case is a real `kup apply -auto-approve` of an upgrade with PDB-protected workloads,
+//! and must end with the target reached, one accepted cloud mutation per provider step
+//! (a mutation whose answer was lost was replayed, not issued again), no pod lost and no
+//! budget broken — and the simulator's record showing that every endpoint kup called got
+//! the fault.
+
+use serde_json::Value;
+
+use crate::harness::*;
+use crate::torture::{
+    assert_upgraded_once_nothing_lost, minor_of, provider_steps, Scenario, SCENARIOS,
+};
+
+/// (name, fault spec). `stall` holds an answer back 5 s against a 1 s request_timeout.
+const FAULTS: &[(&str, &str)] = &[
+    ("429", "throttle=first"),
+    ("429+Retry-After", "throttle=first,retry_after=1"),
+    ("500", "error500=first"),
+    ("503", "error503=first,retry_after=1"),
+    ("reset", "reset=first"),
+    ("truncate", "truncate=first"),
+    ("garbage", "garbage=first"),
+    ("stall", "stall=first,stall_for=5s"),
+];
+
+/// The scenario's configuration with a short per-attempt limit, so a stalled answer
+/// costs a second rather than the default 30.
+fn config_with_short_attempts(s: &Scenario, sim: &Sim) -> String {
+    config_plus(s, sim, "request_timeout = \"1s\"")
+}
+
+fn one_case(s: &Scenario, fault: &str, spec: &str) {
+    let ctx = format!("{} under {fault} ({spec})", s.name);
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = Sim::start(tmp.path(), s.world, s.speed, None);
+    let dir = tmp.path().join("config");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("main.kup.hcl"),
+        config_with_short_attempts(s, &sim),
+    )
+    .unwrap();
+    let d = dir.to_str().unwrap();
+    let steps = provider_steps(d, &ctx);
+    // From here every endpoint's first request gets the fault.
+    sim.set_faults(spec);
+    let run = kup(&["apply", "-auto-approve", d]);
+    assert_eq!(run.code, 0, "{ctx}: {run:?}");
+
+    let report = sim.faults();
+    let kind = spec.split('=').next().unwrap();
+    let endpoints = report["endpoints"].as_object().cloned().unwrap_or_default();
+    assert!(
+        !endpoints.is_empty(),
+        "{ctx}: no endpoint was called: {report:#}"
+    );
+    for (endpoint, rec) in &endpoints {
+        assert_eq!(
+            rec["faults"][0], kind,
+            "{ctx}: {endpoint} did not get the fault first: {report:#}"
+        );
+    }
+    // The mutations themselves were struck, not only the reads.
+    let calls = sim.calls();
+    assert!(
+        calls
+            .iter()
+            .any(|c| c["fault"] == kind || is_injected_refusal(c)),
+        "{ctx}: no mutating call was struck: {calls:#?}"
+    );
+    assert_upgraded_once_nothing_lost(s, &sim, steps, &ctx);
+}
+
+/// A mutating call the simulator refused with an injected 429, 500 or 503.
+fn is_injected_refusal(call: &Value) -> bool {
+    matches!(
+        call["error"].as_str(),
+        Some(
+            "ThrottlingException"
+                | "ServerException"
+                | "ServiceUnavailableException"
+                | "RESOURCE_EXHAUSTED"
+                | "INTERNAL"
+                | "UNAVAILABLE"
+                | "SubscriptionRequestsThrottled"
+                | "InternalServerError"
+                | "ServiceUnavailable"
+        )
+    )
+}
+
+/// Every fault for one scenario; reports every failing case, not just the first.
+fn matrix(s: &Scenario) {
+    let failed: Vec<String> = FAULTS
+        .iter()
+        .filter_map(|(name, spec)| {
+            std::panic::catch_unwind(|| one_case(s, name, spec))
+                .err()
+                .map(|e| {
+                    e.downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_default()
+                })
+        })
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} failing:\n{}",
+        failed.len(),
+        failed.join("\n\n")
+    );
+}
+
+#[test]
+fn every_eks_endpoint_survives_every_fault() {
+    matrix(&SCENARIOS[0]);
+}
+
+#[cfg(feature = "gke")]
+#[test]
+fn every_gke_endpoint_survives_every_fault() {
+    matrix(&SCENARIOS[2]);
+}
+
+#[cfg(feature = "aks")]
+#[test]
+fn every_aks_endpoint_survives_every_fault() {
+    matrix(&SCENARIOS[3]);
+}
+
+/// The scenario's configuration with `attribute` added to its provider block.
+fn config_plus(s: &Scenario, sim: &Sim, attribute: &str) -> String {
+    let text = (s.config)(sim);
+    assert!(text.contains("  poll_interval"), "{text}");
+    text.replacen(
+        "  poll_interval",
+        &format!("  {attribute}\n  poll_interval"),
+        1,
+    )
+}
+
+#[test]
+fn an_operation_that_never_ends_stops_at_its_deadline_and_is_waited_on_not_reissued() {
+    let s = &SCENARIOS[0];
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = Sim::start(tmp.path(), s.world, s.speed, Some("hang=prod-eu"));
+    let dir = tmp.path().join("config");
+    std::fs::create_dir_all(&dir).unwrap();
+    // 30 simulated minutes: about a second at the scenario's speed.
+    std::fs::write(
+        dir.join("main.kup.hcl"),
+        config_plus(s, &sim, "operation_timeout = \"30m\""),
+    )
+    .unwrap();
+    let d = dir.to_str().unwrap();
+    let hops = |sim: &Sim| {
+        sim.mutations()
+            .into_iter()
+            .filter(|m| m["op"] == "UpdateClusterVersion")
+            .collect::<Vec<_>>()
+    };
+
+    let first = kup(&["apply", "-auto-approve", d]);
+    assert_eq!(first.code, 1, "{first:?}");
+    let issued = hops(&sim);
+    assert_eq!(issued.len(), 1, "{issued:#?}");
+    let update_id = issued[0]["update_id"].as_str().unwrap().to_string();
+    let out = first.all();
+    for needle in [
+        update_id.as_str(),
+        "prod/control_plane/1.29",
+        "did not finish within 30m",
+        "operation_timeout",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?}: {first:?}");
+    }
+    let journal = std::fs::read_to_string(journal_path(&dir)).unwrap();
+    assert!(journal.contains(&update_id), "{journal}");
+
+    // Still stuck: the next apply waits on the same update, then stops again.
+    let second = kup(&["apply", "-auto-approve", d]);
+    assert_eq!(second.code, 1, "{second:?}");
+    assert!(second.all().contains(&update_id), "{second:?}");
+    assert!(second.stdout.contains("waiting on operation"), "{second:?}");
+    assert_eq!(hops(&sim).len(), 1, "the stuck update was issued again");
+
+    // Unstuck (it completes), the next apply finishes the plan: still one update per hop.
+    sim.clear_faults();
+    let third = kup(&["apply", "-auto-approve", d]);
+    assert_eq!(third.code, 0, "{third:?}");
+    let hops = hops(&sim);
+    assert_eq!(hops.len(), 2, "{hops:#?}");
+    assert_eq!(hops[0]["update_id"], update_id.as_str());
+    assert_eq!(cluster_version(&sim.world_json(), "prod-eu"), "1.30");
+}
+
+#[test]
+fn kubernetes_api_gone_during_a_blue_green_drain_loses_no_pod() {
+    let s = &SCENARIOS[1];
+    let tmp = tempfile::tempdir().unwrap();
+    // From the first eviction, every connection to the cluster's API is dropped for 2 s.
+    let sim = Sim::start(tmp.path(), s.world, s.speed, Some("kubedown=prod-eu:2s"));
+    let dir = tmp.path().join("config");
+    std::fs::create_dir_all(&dir).unwrap();
+    // A drain timeout far beyond the outage (10 h is 24 s at this speed): what is tested
+    // is riding it out, not the timeout.
+    let config = (s.config)(&sim);
+    assert!(config.contains("timeout = \"10m\""), "{config}");
+    std::fs::write(
+        dir.join("main.kup.hcl"),
+        config.replace("timeout = \"10m\"", "timeout = \"10h\""),
+    )
+    .unwrap();
+    let d = dir.to_str().unwrap();
+    let steps = provider_steps(d, s.name);
+    let run = kup(&["apply", "-auto-approve", d]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let report = sim.faults();
+    let down = &report["kubedown"][0];
+    assert!(
+        down["started"].is_number(),
+        "no eviction was made: {report:#}"
+    );
+    assert!(
+        down["dropped"].as_u64().unwrap() > 0,
+        "kup never met the outage: {report:#}"
+    );
+    assert_upgraded_once_nothing_lost(s, &sim, steps, s.name);
+}
+
+/// An operation that ends Failed stops its step with the provider's code, naming the node
+/// group; once the fault is gone, the next apply finishes.
+fn failed_operation_names_pool_and_code(s: &Scenario, fault: &str, pool: &str, code: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = Sim::start(tmp.path(), s.world, s.speed, Some(fault));
+    let dir = tmp.path().join("config");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("main.kup.hcl"), (s.config)(&sim)).unwrap();
+    let d = dir.to_str().unwrap();
+    let failed = kup(&["apply", "-auto-approve", d]);
+    assert_eq!(failed.code, 1, "{failed:?}");
+    let line = failed
+        .stdout
+        .lines()
+        .find(|l| l.contains('✗'))
+        .unwrap_or_else(|| panic!("no failed step: {failed:?}"));
+    assert!(line.contains(pool), "{line}");
+    assert!(line.contains(code), "{line}");
+    sim.clear_faults();
+    let again = kup(&["apply", "-auto-approve", d]);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert_eq!(minor_of(&sim.world_json(), s.target.0), s.target.1);
+}
+
+#[cfg(feature = "gke")]
+#[test]
+fn a_failed_gke_operation_stops_naming_the_pool_and_the_code() {
+    failed_operation_names_pool_and_code(
+        &SCENARIOS[2],
+        "fail=shop/default:FAILED_PRECONDITION:node pool upgrade blocked",
+        "default",
+        "FAILED_PRECONDITION",
+    );
+}
+
+#[cfg(feature = "aks")]
+#[test]
+fn a_failed_aks_operation_stops_naming_the_pool_and_the_code() {
+    failed_operation_names_pool_and_code(
+        &SCENARIOS[3],
+        "fail=checkout/apps:QuotaExceeded",
+        "apps",
+        "QuotaExceeded",
+    );
+}
+
+#[test]
+fn a_green_group_that_never_becomes_ready_stops_naming_it_and_loses_no_pod() {
+    let s = &SCENARIOS[1];
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = Sim::start(
+        tmp.path(),
+        s.world,
+        s.speed,
+        Some("notready=prod-eu/payments-1-29"),
+    );
+    let dir = tmp.path().join("config");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("main.kup.hcl"), (s.config)(&sim)).unwrap();
+    let d = dir.to_str().unwrap();
+    let stuck = kup(&["apply", "-auto-approve", d]);
+    assert_eq!(stuck.code, 1, "{stuck:?}");
+    let line = stuck
+        .stdout
+        .lines()
+        .find(|l| l.contains('✗'))
+        .unwrap_or_else(|| panic!("no failed step: {stuck:?}"));
+    assert!(line.contains("payments-1-29"), "{line}");
+    // The nodes themselves are named, with what is wrong with them.
+    assert!(line.contains("(NotReady)"), "{line}");
+    let audit = get_json(&format!("{}/kube/prod-eu/audit", sim.admin));
+    assert_eq!(audit["lost_pods"], serde_json::json!([]), "{audit:#}");
+    sim.clear_faults();
+    let again = kup(&["apply", "-auto-approve", d]);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert_eq!(minor_of(&sim.world_json(), "prod-eu"), "1.29");
+}
