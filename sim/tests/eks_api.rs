@@ -567,7 +567,10 @@ async fn force_gets_past_pod_eviction_failure() {
 
 #[tokio::test]
 async fn addon_versions_and_updates() {
-    let h = start(FAST, "").await;
+    // Slow enough that the add-on update (60 simulated seconds) is still running, one real
+    // second later, when the test reads the add-on in the middle of it, even on a loaded
+    // machine; at FAST it could finish first.
+    let h = start(60.0, "").await;
     let out = h
         .eks
         .describe_addon_versions()
