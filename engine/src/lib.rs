@@ -6,6 +6,7 @@ pub mod model;
 pub mod plan;
 pub mod planner;
 pub mod policy;
+pub mod redact;
 pub mod preflight;
 pub mod provider;
 pub mod removed_apis;

@@ -50,6 +50,7 @@ struct VarDecl {
     default: Option<Value>,
     default_span: Span_,
     validations: Vec<(usize, Block)>,
+    sensitive: bool,
 }
 
 struct LocalDecl {
@@ -75,6 +76,9 @@ struct Loader<'o> {
     locals: Map<String, Value>,
     poisoned_vars: HashSet<String>,
     poisoned_locals: HashSet<String>,
+    /// Variables declared `sensitive = true`, and locals computed from one.
+    sensitive_vars: HashSet<String>,
+    sensitive_locals: HashSet<String>,
 }
 
 pub(super) fn load_dir(dir: &Path, opts: &LoadOptions) -> Result<Loaded, Diagnostics> {
@@ -95,6 +99,8 @@ pub(super) fn load_dir(dir: &Path, opts: &LoadOptions) -> Result<Loaded, Diagnos
         locals: Map::new(),
         poisoned_vars: HashSet::new(),
         poisoned_locals: HashSet::new(),
+        sensitive_vars: HashSet::new(),
+        sensitive_locals: HashSet::new(),
     };
     let desired = l.run();
     let sources: Vec<(PathBuf, String)> = l
@@ -371,8 +377,36 @@ impl Loader<'_> {
         }
     }
 
-    /// Evaluate an expression that may refer to variables and locals.
+    /// Evaluate an expression that may refer to variables and locals. A value derived from
+    /// a sensitive variable is refused: everything but a hook's command is recorded in
+    /// plans and state, which must never hold a secret.
     fn value(&mut self, f: usize, e: &Expr) -> Option<Value> {
+        let (v, sensitive) = self.value_marked(f, e)?;
+        if sensitive {
+            self.err_at(
+                f,
+                e.span(),
+                Diagnostic::error("Sensitive value not allowed here")
+                    .detail("This expression uses a variable declared sensitive = true (directly or through a local). kup records this setting in plans, the journal and the state, which never hold a secret.")
+                    .hint("use sensitive values only in a hook's command arguments, or drop sensitive = true if the value is not secret"),
+            );
+            return None;
+        }
+        Some(v)
+    }
+
+    /// Does an expression with these references derive from a sensitive variable? (Like
+    /// Terraform, any use taints the result: interpolation, functions, conditionals.)
+    fn is_sensitive(&self, refs: &eval::Refs) -> bool {
+        refs.vars.iter().any(|v| self.sensitive_vars.contains(v))
+            || refs
+                .locals
+                .iter()
+                .any(|(l, _)| self.sensitive_locals.contains(l))
+    }
+
+    /// Evaluate an expression; also say whether its value is sensitive.
+    fn value_marked(&mut self, f: usize, e: &Expr) -> Option<(Value, bool)> {
         let vars = self.var_names.clone();
         let locals = self.local_names.clone();
         let scope = Scope {
@@ -394,14 +428,75 @@ impl Loader<'_> {
         {
             return None;
         }
+        let sensitive = self.is_sensitive(&refs);
         let ctx = eval::context(Some(&self.vars), Some(&self.locals));
         match eval::eval(e, &ctx, &self.files[f]) {
-            Ok(v) => Some(v),
+            Ok(v) => Some((v, sensitive)),
             Err(d) => {
                 self.diags.push(d);
                 None
             }
         }
+    }
+
+    /// A hook's `command`: a list of strings, each marked sensitive when it derives from a
+    /// sensitive variable. Elements of a list written out are judged one by one; a list
+    /// computed as a whole is sensitive as a whole.
+    fn get_command(&mut self, f: usize, body: &Body, key: &str) -> Option<crate::model::Argv> {
+        let a = body.get_attribute(key)?;
+        let marked: Vec<(Value, bool)> = match &a.value {
+            Expr::Array(items) => {
+                let mut out = Vec::new();
+                let mut ok = true;
+                for item in items.iter() {
+                    match self.value_marked(f, item) {
+                        Some(v) => out.push(v),
+                        None => ok = false,
+                    }
+                }
+                if !ok {
+                    return None;
+                }
+                out
+            }
+            other => match self.value_marked(f, other)? {
+                (Value::Array(items), s) => items.into_iter().map(|v| (v, s)).collect(),
+                (v, s) => vec![(v, s)],
+            },
+        };
+        if !marked.iter().all(|(v, _)| matches!(v, Value::String(_))) {
+            let shown: Vec<Value> = marked
+                .into_iter()
+                .map(|(v, s)| {
+                    if s {
+                        Value::String(crate::redact::SENSITIVE.into())
+                    } else {
+                        v
+                    }
+                })
+                .collect();
+            self.wrong_type(
+                f,
+                a,
+                "a list of strings",
+                &Value::Array(shown),
+                format!("write {key} = [\"...\", \"...\"]"),
+            );
+            return None;
+        }
+        let (args, sensitive): (Vec<String>, Vec<bool>) = marked
+            .into_iter()
+            .map(|(v, s)| match v {
+                Value::String(t) => {
+                    if s {
+                        crate::redact::register(&t);
+                    }
+                    (t, s)
+                }
+                _ => unreachable!("checked above"),
+            })
+            .unzip();
+        Some(crate::model::Argv::new(args, sensitive))
     }
 
     /// Evaluate an expression that may not refer to anything (vars files, defaults).
@@ -700,9 +795,7 @@ impl Loader<'_> {
                 );
                 continue;
             }
-            let command = self
-                .get_string_list(f, &h.body, "command")
-                .unwrap_or_default();
+            let command = self.get_command(f, &h.body, "command").unwrap_or_default();
             if command.is_empty() {
                 self.err_at(
                     f,
@@ -1227,7 +1320,7 @@ impl Loader<'_> {
                 f,
                 &b.body,
                 &format!("variable \"{name}\""),
-                &["type", "default", "description"],
+                &["type", "default", "description", "sensitive"],
                 &[("validation", 0)],
             );
             if let Some(prev) = decls.iter().find(|d| d.name == name) {
@@ -1281,6 +1374,23 @@ impl Loader<'_> {
                     }
                 }
             }
+            let mut sensitive = false;
+            if let Some(a) = b.body.get_attribute("sensitive") {
+                match self.literal(f, &a.value, "in a variable's sensitive flag") {
+                    Some(Value::Bool(x)) => sensitive = x,
+                    Some(other) => self.wrong_type(
+                        f,
+                        a,
+                        "true or false",
+                        &other,
+                        "write sensitive = true".into(),
+                    ),
+                    None => {}
+                }
+            }
+            if sensitive {
+                self.sensitive_vars.insert(name.clone());
+            }
             let mut validations = Vec::new();
             for v in b.body.get_blocks("validation") {
                 if !v.labels.is_empty() {
@@ -1325,6 +1435,7 @@ impl Loader<'_> {
                 default,
                 default_span,
                 validations,
+                sensitive,
             });
         }
         decls
@@ -1552,9 +1663,18 @@ impl Loader<'_> {
                 self.poisoned_vars.insert(d.name.clone());
                 continue;
             };
+            if d.sensitive {
+                // From here on, anything kup prints is checked for it.
+                register_leaves(&v);
+            }
             let v = match convert(v, &d.ty) {
                 Ok(v) => v,
                 Err(e) => {
+                    let e = if d.sensitive {
+                        format!("the value ({}) does not convert", crate::redact::SENSITIVE)
+                    } else {
+                        e
+                    };
                     let d2 =
                         Diagnostic::error(format!("Invalid value for variable \"{}\"", d.name))
                             .detail(format!("The variable's type is {}: {e}.", d.ty))
@@ -1615,7 +1735,7 @@ impl Loader<'_> {
             };
             let mut diags = Vec::new();
             check_refs(&cond.value, &scope, &self.files[f], &mut diags);
-            check_refs(&msg.value, &scope, &self.files[f], &mut diags);
+            let message_refs = check_refs(&msg.value, &scope, &self.files[f], &mut diags);
             if !diags.is_empty() {
                 self.diags.extend(diags);
                 ok = false;
@@ -1631,6 +1751,12 @@ impl Loader<'_> {
                 }
             };
             let message = match eval::eval(&msg.value, &ctx, &self.files[f]) {
+                // Like Terraform: a message built from a sensitive value is not shown.
+                Ok(Value::String(_)) if d.sensitive && !message_refs.vars.is_empty() => format!(
+                    "The error message refers to var.{}, which is sensitive, so it is not shown: {}",
+                    d.name,
+                    crate::redact::SENSITIVE
+                ),
                 Ok(Value::String(s)) => s,
                 Ok(other) => {
                     self.wrong_type(
@@ -1801,6 +1927,11 @@ impl Loader<'_> {
             if bad {
                 self.poisoned_locals.insert(name);
                 continue;
+            }
+            if d.vars.iter().any(|x| self.sensitive_vars.contains(x))
+                || d.deps.iter().any(|x| self.sensitive_locals.contains(x))
+            {
+                self.sensitive_locals.insert(name.clone());
             }
             let ctx = eval::context(Some(&self.vars), Some(&self.locals));
             match eval::eval(&d.expr, &ctx, &self.files[d.file]) {
@@ -3263,6 +3394,17 @@ fn is_identifier(s: &str) -> bool {
     let mut c = s.chars();
     matches!(c.next(), Some(ch) if ch.is_alphabetic() || ch == '_')
         && c.all(|ch| ch.is_alphanumeric() || ch == '_' || ch == '-')
+}
+
+/// Register every string (and number) inside a sensitive value with the redactor.
+fn register_leaves(v: &Value) {
+    match v {
+        Value::String(s) => crate::redact::register(s),
+        Value::Number(n) => crate::redact::register(&n.to_string()),
+        Value::Array(items) => items.iter().for_each(register_leaves),
+        Value::Object(m) => m.values().for_each(register_leaves),
+        _ => {}
+    }
 }
 
 fn short_value(v: &Value) -> String {

@@ -1484,7 +1484,7 @@ fn hooks_wrap_the_steps_they_name_and_the_cluster() {
     let (mut spec, act) = k3s_case("v1.29.8+k3s1", "v1.29.8+k3s1", "v1.30.9+k3s1");
     let hook = |point: &str| crate::model::HookSpec {
         point: point.into(),
-        command: vec!["./check.sh".into()],
+        command: vec!["./check.sh".to_string()].into(),
         timeout: Duration::from_secs(60),
     };
     spec.hooks = vec![
