@@ -393,10 +393,13 @@ fn fill_sensitive(saved: &mut SavedPlan, vars: &crate::VarArgs) -> Result<()> {
     let loaded = match crate::workspace::load_config(&dir, vars) {
         Ok(l) => l,
         Err(Failure::Diagnostics { rendered, json }) => {
+            let why = format!("{WHY}, and it does not load: give the sensitive variables again (KUP_VAR_<name>, a kupvars file, or -var)");
+            let mut all = vec![serde_json::json!({ "severity": "error", "summary": why })];
+            all.extend(json.as_array().cloned().unwrap_or_default());
             return Err(Failure::Diagnostics {
-                rendered: format!("{WHY}, and it does not load: give the sensitive variables again (KUP_VAR_<name>, a kupvars file, or -var).\n\n{rendered}"),
-                json,
-            })
+                rendered: format!("Error: {why}.\n\n{rendered}"),
+                json: serde_json::Value::Array(all),
+            });
         }
         Err(e) => return Err(e),
     };

@@ -219,11 +219,9 @@ pub fn kup_in(cwd: Option<&Path>, args: &[&str]) -> Run {
 
 fn kup_with(cwd: Option<&Path>, env: &[(&str, &str)], args: &[&str]) -> Run {
     let mut cmd = Command::new(KUP);
-    cmd.envs(env.iter().copied());
-    cmd.args(args)
-        .env("NO_COLOR", "1")
-        .env_remove("KUP_LOG")
-        .stdin(Stdio::null());
+    // Quiet logs unless the caller asks for them.
+    cmd.env_remove("KUP_LOG").envs(env.iter().copied());
+    cmd.args(args).env("NO_COLOR", "1").stdin(Stdio::null());
     if let Some(c) = cwd {
         cmd.current_dir(c);
     }

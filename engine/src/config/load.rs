@@ -795,7 +795,12 @@ impl Loader<'_> {
                 );
                 continue;
             }
-            let command = self.get_command(f, &h.body, "command").unwrap_or_default();
+            let command = match self.get_command(f, &h.body, "command") {
+                Some(c) => c,
+                // Its expression failed and said why.
+                None if h.body.get_attribute("command").is_some() => continue,
+                None => Default::default(),
+            };
             if command.is_empty() {
                 self.err_at(
                     f,
