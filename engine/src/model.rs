@@ -133,9 +133,30 @@ pub struct ProviderSpec {
     /// block (one account and region, project or subscription), retries included.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requests_per_second: Option<f64>,
+    /// How the provider's API endpoint is trusted (`ca_file`, `insecure_skip_tls_verify`).
+    #[serde(default, skip_serializing_if = "TlsSettings::is_default")]
+    pub tls: TlsSettings,
     #[serde(skip)]
     #[schemars(skip)]
     pub origin: Option<SourceLoc>,
+}
+
+/// A provider block's TLS settings for its API endpoint. Verification is on unless
+/// `insecure_skip_tls_verify` says otherwise, and then every plan warns.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct TlsSettings {
+    /// Accept any certificate (kubeconfig's name for it). Never for production.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure_skip_tls_verify: bool,
+    /// A PEM file of CA certificates trusted in addition to the system's (absolute path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+}
+
+impl TlsSettings {
+    pub fn is_default(&self) -> bool {
+        *self == TlsSettings::default()
+    }
 }
 
 impl ProviderSpec {

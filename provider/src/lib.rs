@@ -21,6 +21,8 @@ pub mod kube;
 #[cfg(feature = "kubeadm")]
 pub mod kubeadm;
 pub mod rate;
+#[cfg(any(feature = "aks", feature = "eks"))]
+pub mod tls;
 
 /// Every provider kind kup knows about, and the cargo feature that compiles it in.
 const KNOWN_KINDS: &[(&str, &str)] = &[
@@ -154,6 +156,7 @@ mod tests {
     fn spec(kind: &str) -> ProviderSpec {
         ProviderSpec {
             requests_per_second: None,
+            tls: Default::default(),
             channel_server: None,
             versions: Vec::new(),
             kind: kind.into(),

@@ -216,6 +216,7 @@ fn provider_spec(args: &GenerateArgs, out_dir: &Path) -> Result<ProviderSpec> {
         speed: None,
         poll_interval: None,
         requests_per_second: None,
+        tls: Default::default(),
         origin: None,
     };
     Ok(spec)

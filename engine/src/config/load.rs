@@ -960,6 +960,72 @@ impl Loader<'_> {
         }
     }
 
+    /// `insecure_skip_tls_verify` and `ca_file` of a provider block, where its clients can
+    /// honour them: refused at their line, with the reason, where they cannot.
+    fn tls_settings(&mut self, f: usize, body: &Body, kind: &str) -> crate::model::TlsSettings {
+        let insecure = self
+            .get_bool(f, body, "insecure_skip_tls_verify")
+            .unwrap_or(false);
+        let ca_file = self.get_string(f, body, "ca_file");
+        let refuse = |l: &mut Self, key: &str, why: &str, hint: &str| {
+            if let Some(a) = body.get_attribute(key) {
+                l.err_at(
+                    f,
+                    a.key.span(),
+                    Diagnostic::error(format!("{key} is not supported by provider type \"{kind}\""))
+                        .detail(why.to_string())
+                        .hint(hint.to_string()),
+                );
+            }
+        };
+        match kind {
+            "gke" => {
+                let why = "The Google Cloud client library builds its own HTTPS client and offers no setting to skip certificate verification or trust another CA.";
+                let hint = "remove it; to trust a TLS-inspecting proxy, add its CA to the system's trust store (or SSL_CERT_FILE)";
+                refuse(self, "insecure_skip_tls_verify", why, hint);
+                refuse(self, "ca_file", why, hint);
+                return Default::default();
+            }
+            "eks" if insecure => {
+                refuse(
+                    self,
+                    "insecure_skip_tls_verify",
+                    "The AWS SDK's HTTPS client cannot skip certificate verification.",
+                    "trust the endpoint's CA instead: ca_file = \"/path/to/ca.pem\"",
+                );
+                return Default::default();
+            }
+            "kubeadm" | "k3s" | "rke2" => {
+                let why = "kup reaches these clusters through their kubeconfig, which has its own TLS settings.";
+                let hint = "set insecure-skip-tls-verify: true or certificate-authority in the kubeconfig's cluster entry; kup honours both";
+                refuse(self, "insecure_skip_tls_verify", why, hint);
+                refuse(self, "ca_file", why, hint);
+                return Default::default();
+            }
+            _ => {}
+        }
+        let ca_file = ca_file.and_then(|rel| {
+            let abs = self.abs_dir.join(crate::fsutil::expand_tilde(&rel));
+            if abs.is_file() {
+                Some(abs.display().to_string())
+            } else {
+                let span = body.get_attribute("ca_file").and_then(|a| a.value.span());
+                self.err_at(
+                    f,
+                    span,
+                    Diagnostic::error("ca_file does not exist")
+                        .detail(format!("{} is not a file.", abs.display()))
+                        .hint("point ca_file at a PEM file of CA certificates (paths are relative to the configuration directory)"),
+                );
+                None
+            }
+        });
+        crate::model::TlsSettings {
+            insecure_skip_tls_verify: insecure,
+            ca_file,
+        }
+    }
+
     fn get_bool(&mut self, f: usize, body: &Body, key: &str) -> Option<bool> {
         let a = body.get_attribute(key)?;
         match self.value(f, &a.value)? {
@@ -1982,6 +2048,8 @@ impl Loader<'_> {
                     "speed",
                     "poll_interval",
                     "requests_per_second",
+                    "insecure_skip_tls_verify",
+                    "ca_file",
                 ],
                 &[],
             );
@@ -2178,6 +2246,7 @@ impl Loader<'_> {
                     },
                     None => None,
                 },
+                tls: self.tls_settings(f, &b.body, &kind),
                 origin: Some(origin),
             };
             self.only_for(

@@ -120,7 +120,7 @@ impl AksProvider {
             .clone()
             .unwrap_or_else(|| DEFAULT_API_VERSION.to_string());
         Ok(AksProvider {
-            arm: ArmClient::new(base, &api_version, tokens)?
+            arm: ArmClient::new(base, &api_version, tokens, &spec.tls)?
                 .with_rate_limit(spec.requests_per_second),
             subscription,
             resource_group,
@@ -742,6 +742,7 @@ mod tests {
     pub(crate) fn spec() -> ProviderSpec {
         ProviderSpec {
             requests_per_second: None,
+            tls: Default::default(),
             channel_server: None,
             versions: Vec::new(),
             kind: "aks".into(),

@@ -49,7 +49,7 @@ pub(crate) async fn load(
     spec: &ProviderSpec,
     endpoint: Option<&str>,
     simulated: bool,
-) -> SdkConfig {
+) -> Result<SdkConfig, kup_engine::provider::ProviderError> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(retry_config())
         .timeout_config(timeout_config());
@@ -71,23 +71,42 @@ pub(crate) async fn load(
             "kup-simulator",
         ));
     }
-    let sdk = loader.load().await;
-    // The SDK picks its default HTTPS client only when a client is built; to wrap it,
-    // build the same one (hyper 1 with rustls on aws-lc) now.
-    let default_client = || {
+    // The SDK picks its default HTTPS client only when a client is built; to wrap it or
+    // to trust `ca_file` too, build the same one (hyper 1 with rustls on aws-lc) now.
+    let https_client = |ca: Option<&[u8]>| {
         use aws_smithy_http_client::tls;
-        Some(
+        let mut context = tls::TlsContext::builder();
+        if let Some(pem) = ca {
+            context = context.with_trust_store(
+                tls::TrustStore::empty()
+                    .with_native_roots(true)
+                    .with_pem_certificate(pem.to_vec()),
+            );
+        }
+        let context = context.build().map_err(|e| {
+            kup_engine::provider::ProviderError::new(
+                kup_engine::provider::ErrorKind::Other,
+                format!("eks provider: ca_file: {e}"),
+            )
+        })?;
+        Ok::<_, kup_engine::provider::ProviderError>(
             aws_smithy_http_client::Builder::new()
                 .tls_provider(tls::Provider::Rustls(
                     tls::rustls_provider::CryptoMode::AwsLc,
                 ))
+                .tls_context(context)
                 .build_https(),
         )
     };
-    match (
-        spec.requests_per_second,
-        sdk.http_client().or_else(default_client),
-    ) {
+    if let Some(pem) = crate::tls::ca_pem(&spec.tls)? {
+        loader = loader.http_client(https_client(Some(&pem))?);
+    }
+    let sdk = loader.load().await;
+    let client = match sdk.http_client() {
+        Some(c) => Some(c),
+        None => Some(https_client(None)?),
+    };
+    Ok(match (spec.requests_per_second, client) {
         (Some(per_second), Some(inner)) => {
             let limited = RateLimited {
                 inner,
@@ -98,7 +117,7 @@ pub(crate) async fn load(
                 .build()
         }
         _ => sdk,
-    }
+    })
 }
 
 /// The SDK's HTTP client with every request (retries included) waiting its turn under the

@@ -156,7 +156,7 @@ impl EksProvider {
                 ));
             }
         }
-        let sdk = config::load(spec, endpoint, simulated).await;
+        let sdk = config::load(spec, endpoint, simulated).await?;
         Ok(EksProvider {
             sdk,
             spec_region: spec.region.clone(),
@@ -1193,6 +1193,7 @@ mod tests {
     fn spec() -> ProviderSpec {
         ProviderSpec {
             requests_per_second: None,
+            tls: Default::default(),
             channel_server: None,
             versions: Vec::new(),
             kind: "eks".into(),

@@ -799,6 +799,7 @@ mod tests {
     pub(crate) fn spec() -> ProviderSpec {
         ProviderSpec {
             requests_per_second: None,
+            tls: Default::default(),
             channel_server: None,
             versions: Vec::new(),
             kind: "gke".into(),

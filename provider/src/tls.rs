@@ -1,0 +1,64 @@
+//! A provider block's `ca_file`, read for the clients that can trust it.
+
+use kup_engine::model::TlsSettings;
+use kup_engine::provider::{ErrorKind, ProviderError};
+
+/// The PEM bytes of `ca_file`, if set; an error names the file and what is wrong.
+pub fn ca_pem(tls: &TlsSettings) -> Result<Option<Vec<u8>>, ProviderError> {
+    let Some(path) = &tls.ca_file else {
+        return Ok(None);
+    };
+    let bytes = std::fs::read(path).map_err(|e| {
+        ProviderError::new(ErrorKind::Other, format!("cannot read ca_file {path}: {e}"))
+    })?;
+    if !String::from_utf8_lossy(&bytes).contains("-----BEGIN CERTIFICATE-----") {
+        return Err(ProviderError::new(
+            ErrorKind::Other,
+            format!("ca_file {path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"),
+        ));
+    }
+    Ok(Some(bytes))
+}
+
+/// `builder` trusting `ca_file` besides the system's roots, and skipping verification
+/// when the provider block says so.
+#[cfg(feature = "aks")]
+pub fn reqwest_builder(
+    builder: reqwest::ClientBuilder,
+    tls: &TlsSettings,
+) -> Result<reqwest::ClientBuilder, ProviderError> {
+    let mut builder = builder.tls_danger_accept_invalid_certs(tls.insecure_skip_tls_verify);
+    if let Some(pem) = ca_pem(tls)? {
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            ProviderError::new(
+                ErrorKind::Other,
+                format!(
+                    "ca_file {}: {e}",
+                    tls.ca_file.as_deref().unwrap_or_default()
+                ),
+            )
+        })?;
+        builder = builder.tls_certs_merge(certs);
+    }
+    Ok(builder)
+}
+
+/// An error and its causes, `: `-separated (an HTTP client's own message rarely says why).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
+}
+
+/// Does this error chain say the server's certificate was refused?
+pub fn is_certificate_error(chain: &str) -> bool {
+    chain.contains("certificate") || chain.contains("UnknownIssuer")
+}
