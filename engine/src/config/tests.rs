@@ -2022,3 +2022,57 @@ fn a_validation_message_built_from_a_sensitive_value_is_not_shown() {
     assert!(text.contains("(sensitive value)"), "{text}");
     assert!(!text.contains("short-secret-val"), "{text}");
 }
+
+// ---------------------------------------------------------------------------------------
+// TLS settings of provider blocks
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn tls_settings_are_taken_where_the_client_honours_them_and_refused_elsewhere() {
+    let aks = "provider \"aks\" {\n  subscription_id = \"s\"\n  resource_group = \"rg\"\n  insecure_skip_tls_verify = true\n  ca_file = \"ca.pem\"\n}\n";
+    let (t, r) = load_files(
+        &[("main.kup.hcl", aks), ("ca.pem", "-----BEGIN CERTIFICATE-----\n")],
+        &LoadOptions::default(),
+    );
+    let l = r.unwrap_or_else(|d| panic!("{d}"));
+    let tls = &l.desired.providers[0].tls;
+    assert!(tls.insecure_skip_tls_verify);
+    let want = t.path().canonicalize().unwrap().join("ca.pem");
+    assert_eq!(tls.ca_file.as_deref(), Some(want.to_str().unwrap()));
+
+    for (src, key, why) in [
+        (
+            "provider \"gke\" {\n  project = \"p\"\n  location = \"l\"\n  ca_file = \"ca.pem\"\n}\n",
+            "ca_file",
+            "Google Cloud client library",
+        ),
+        (
+            "provider \"eks\" {\n  region = \"eu-west-1\"\n  insecure_skip_tls_verify = true\n}\n",
+            "insecure_skip_tls_verify",
+            "AWS SDK",
+        ),
+        (
+            "provider \"k3s\" {\n  insecure_skip_tls_verify = true\n}\n",
+            "insecure_skip_tls_verify",
+            "kubeconfig",
+        ),
+    ] {
+        let d = errors(&[("main.kup.hcl", src)]);
+        let e = expect(
+            &d,
+            &format!("{key} is not supported by provider type"),
+            "main.kup.hcl",
+            pos(src, key, 0),
+        );
+        assert!(e.detail.as_deref().unwrap_or("").contains(why), "{e}");
+    }
+
+    let missing = "provider \"eks\" {\n  region = \"eu-west-1\"\n  ca_file = \"nope.pem\"\n}\n";
+    let d = errors(&[("main.kup.hcl", missing)]);
+    expect(
+        &d,
+        "ca_file does not exist",
+        "main.kup.hcl",
+        pos(missing, "\"nope.pem\"", 0),
+    );
+}
