@@ -168,6 +168,7 @@ impl ArmClient {
                 limit.acquire().await;
             }
             let token = self.tokens.token().await?;
+            kup_engine::redact::register(&token);
             let mut req = self.http.request(method.clone(), &url).header(
                 AUTHORIZATION,
                 HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {

@@ -229,7 +229,24 @@ async fn endpoint_config(url: &str, ca_pem_base64: Option<&str>) -> Result<Confi
     Ok(finish_config(config))
 }
 
+/// The kubeconfig's tokens, passwords and client keys, for the redactor (kube keeps them
+/// as secrets, but a debug log of a request or an error could still quote one).
+fn register_kubeconfig_secrets(kc: &Kubeconfig) {
+    for named in &kc.auth_infos {
+        // Serializing is the one way kube exposes them.
+        let Ok(v) = serde_json::to_value(&named.auth_info) else {
+            continue;
+        };
+        for key in ["token", "password", "client-key-data"] {
+            if let Some(s) = v.get(key).and_then(|s| s.as_str()) {
+                kup_engine::redact::register(s);
+            }
+        }
+    }
+}
+
 fn with_bearer(mut config: Config, token: &str) -> Result<Config, ProviderError> {
+    kup_engine::redact::register(token);
     let mut v = http::HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
         ProviderError::new(
             ErrorKind::Auth,
@@ -357,6 +374,7 @@ impl KubeNodeOps {
         ctx: String,
         node_group_label: &str,
     ) -> Result<KubeNodeOps, ProviderError> {
+        register_kubeconfig_secrets(&kc);
         let opts = KubeConfigOptions {
             context: Some(ctx.clone()),
             ..Default::default()
@@ -692,5 +710,18 @@ mod tests {
             .err()
             .unwrap();
         assert!(e.message.contains("https://x"), "{}", e.message);
+    }
+
+    #[test]
+    fn kubeconfig_credentials_are_known_to_the_redactor() {
+        let kc = Kubeconfig::from_yaml(
+            "apiVersion: v1\nkind: Config\nusers:\n- name: u\n  user:\n    token: kc-token-3f9d1a\n    client-key-data: a2V5LWRhdGEtNzc0Mg==\n",
+        )
+        .unwrap();
+        register_kubeconfig_secrets(&kc);
+        assert_eq!(
+            kup_engine::redact::redact("Bearer kc-token-3f9d1a / a2V5LWRhdGEtNzc0Mg=="),
+            "Bearer (sensitive value) / (sensitive value)"
+        );
     }
 }
