@@ -21,7 +21,6 @@ pub mod kube;
 #[cfg(feature = "kubeadm")]
 pub mod kubeadm;
 pub mod rate;
-#[cfg(any(feature = "aks", feature = "eks"))]
 pub mod tls;
 
 /// Every provider kind kup knows about, and the cargo feature that compiles it in.

@@ -20,6 +20,38 @@ pub fn ca_pem(tls: &TlsSettings) -> Result<Option<Vec<u8>>, ProviderError> {
     Ok(Some(bytes))
 }
 
+/// The certificates of `ca_file` (DER), for clients that take them one by one.
+pub fn ca_certs_der(tls: &TlsSettings) -> Result<Vec<Vec<u8>>, ProviderError> {
+    use base64::Engine;
+    let Some(pem) = ca_pem(tls)? else {
+        return Ok(Vec::new());
+    };
+    let text = String::from_utf8_lossy(&pem);
+    let mut out = Vec::new();
+    for block in text.split("-----BEGIN CERTIFICATE-----").skip(1) {
+        let body: String = block
+            .split("-----END CERTIFICATE-----")
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .map_err(|e| {
+                ProviderError::new(
+                    ErrorKind::Other,
+                    format!(
+                        "ca_file {}: a certificate is not valid base64: {e}",
+                        tls.ca_file.as_deref().unwrap_or_default()
+                    ),
+                )
+            })?;
+        out.push(der);
+    }
+    Ok(out)
+}
+
 /// `builder` trusting `ca_file` besides the system's roots, and skipping verification
 /// when the provider block says so.
 #[cfg(feature = "aks")]

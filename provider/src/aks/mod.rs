@@ -62,6 +62,8 @@ pub struct AksProvider {
     subscription: String,
     resource_group: String,
     poll_interval: Duration,
+    /// The provider block's TLS settings, for the Kubernetes clients built for its clusters.
+    tls: kup_engine::model::TlsSettings,
     /// kubernetesVersions per location: the same for every cluster there, read once.
     versions: Mutex<HashMap<String, Arc<KubernetesVersionList>>>,
 }
@@ -125,6 +127,7 @@ impl AksProvider {
             subscription,
             resource_group,
             poll_interval: spec.poll_interval.unwrap_or(DEFAULT_POLL_INTERVAL),
+            tls: spec.tls.clone(),
             versions: Mutex::new(HashMap::new()),
         })
     }
@@ -729,6 +732,7 @@ impl Provider for AksProvider {
             &yaml,
             &format!("the cluster user credential of {what}"),
             AGENT_POOL_LABEL,
+            &self.tls,
         )
         .await?;
         Ok(Some(Arc::new(ops)))

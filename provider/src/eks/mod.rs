@@ -80,6 +80,8 @@ pub struct EksProvider {
     spec_region: Option<String>,
     simulated: bool,
     poll_interval: Duration,
+    /// The provider block's TLS settings, for the Kubernetes clients built for its clusters.
+    tls: kup_engine::model::TlsSettings,
     /// One client per region (a provider block may serve clusters in several regions).
     clients: Mutex<HashMap<String, Client>>,
     /// DescribeClusterVersions per region: the same for every cluster, fetched once.
@@ -162,6 +164,7 @@ impl EksProvider {
             spec_region: spec.region.clone(),
             simulated,
             poll_interval: spec.poll_interval.unwrap_or(DEFAULT_POLL_INTERVAL),
+            tls: spec.tls.clone(),
             clients: Mutex::new(HashMap::new()),
             offered: Memo::new(),
             addon_catalog: Memo::new(),
@@ -1181,7 +1184,14 @@ impl Provider for EksProvider {
             region,
             cluster: target.name.clone(),
         });
-        let ops = KubeNodeOps::from_token_source(endpoint, ca, source, EKS_NODEGROUP_LABEL).await?;
+        let ops = KubeNodeOps::from_token_source(
+            endpoint,
+            ca,
+            source,
+            EKS_NODEGROUP_LABEL,
+            &self.tls,
+        )
+        .await?;
         Ok(Some(Arc::new(ops)))
     }
 }

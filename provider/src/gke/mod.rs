@@ -775,7 +775,14 @@ impl Provider for GkeProvider {
                     credentials: credentials.clone(),
                     cluster: target.name.clone(),
                 });
-                KubeNodeOps::from_token_source(&url, ca, source, GKE_NODEPOOL_LABEL).await?
+                KubeNodeOps::from_token_source(
+                    &url,
+                    ca,
+                    source,
+                    GKE_NODEPOOL_LABEL,
+                    &Default::default(),
+                )
+                .await?
             }
             _ => {
                 KubeNodeOps::from_endpoint(
