@@ -76,18 +76,17 @@ pub fn reqwest_builder(
 }
 
 /// An error and its causes, `: `-separated (an HTTP client's own message rarely says why).
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        let t = e.to_string();
+        if !t.is_empty() && !parts.last().is_some_and(|p| p.contains(&t)) {
+            parts.push(t);
         }
-        cause = c.source();
+        cur = e.source();
     }
-    out
+    parts.join(": ")
 }
 
 /// Does this error chain say the server's certificate was refused?

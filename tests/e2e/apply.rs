@@ -298,3 +298,38 @@ fn a_failed_step_can_be_retried_with_the_same_configuration() {
     assert_eq!(second.code, 0, "{second:?}");
     assert_eq!(cluster_version(&sim.world_json(), "prod-eu"), "1.29");
 }
+
+/// The EKS endpoint behind HTTPS with a certificate no system trusts: refused, naming the
+/// endpoint; trusted through `ca_file`.
+#[test]
+fn eks_trusts_the_endpoint_through_ca_file_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = Sim::start(tmp.path(), WORLD_ONE, 600.0, None);
+    let front = TlsFront::start(&sim.eks);
+    let dir = config_dir(tmp.path(), &sim, &one_cluster("1.29"));
+    let d = dir.to_str().unwrap();
+    let main = dir.join("main.kup.hcl");
+    let base = std::fs::read_to_string(&main)
+        .unwrap()
+        .replace(&sim.eks, &front.url);
+    std::fs::write(&main, &base).unwrap();
+    let refused = kup(&["plan", d]);
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(
+        refused.all().contains(&front.url)
+            && refused.all().contains("certificate")
+            && refused.all().contains("ca_file")
+            && !refused.all().contains("retrying"),
+        "{refused:?}"
+    );
+
+    std::fs::write(dir.join("ca.pem"), &front.ca_pem).unwrap();
+    std::fs::write(
+        &main,
+        base.replace("simulate      = true", "simulate      = true\n  ca_file = \"ca.pem\""),
+    )
+    .unwrap();
+    let trusted = kup(&["plan", d]);
+    assert_eq!(trusted.code, 0, "{trusted:?}");
+    assert!(trusted.stdout.contains("1.28 → 1.29"), "{trusted:?}");
+}

@@ -193,6 +193,14 @@ impl EksProvider {
             })
     }
 
+    /// The endpoint requests for `region` go to, for messages.
+    fn endpoint_url(&self, region: &str) -> String {
+        self.sdk
+            .endpoint_url()
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("https://eks.{region}.amazonaws.com"))
+    }
+
     fn client(&self, cluster: &ClusterTarget) -> Result<(Client, String), ProviderError> {
         let region = self.region_for(cluster)?;
         let mut clients = self.clients.lock().expect("client cache poisoned");
@@ -905,7 +913,7 @@ impl Provider for EksProvider {
             name: String::new(),
             region: None,
         })?;
-        let ctx = ErrCtx::cluster("*", &region);
+        let ctx = ErrCtx::cluster("*", &region).endpoint(self.endpoint_url(&region));
         let mut names: Vec<String> = c
             .list_clusters()
             .into_paginator()
@@ -921,7 +929,7 @@ impl Provider for EksProvider {
     async fn refresh(&self, target: &ClusterTarget) -> Result<ActualCluster, ProviderError> {
         let (c, region) = self.client(target)?;
         let name = target.name.as_str();
-        let ctx = ErrCtx::cluster(name, &region);
+        let ctx = ErrCtx::cluster(name, &region).endpoint(self.endpoint_url(&region));
 
         let describe = async {
             c.describe_cluster()
@@ -1141,7 +1149,7 @@ impl Provider for EksProvider {
             return Ok(Some(Arc::new(ops)));
         }
         let (c, region) = self.client(target)?;
-        let ctx = ErrCtx::cluster(&target.name, &region);
+        let ctx = ErrCtx::cluster(&target.name, &region).endpoint(self.endpoint_url(&region));
         let out = c
             .describe_cluster()
             .name(&target.name)
