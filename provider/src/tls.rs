@@ -54,7 +54,7 @@ pub fn ca_certs_der(tls: &TlsSettings) -> Result<Vec<Vec<u8>>, ProviderError> {
 
 /// `builder` trusting `ca_file` besides the system's roots, and skipping verification
 /// when the provider block says so.
-#[cfg(feature = "aks")]
+#[cfg(any(feature = "aks", feature = "eks"))]
 pub fn reqwest_builder(
     builder: reqwest::ClientBuilder,
     tls: &TlsSettings,

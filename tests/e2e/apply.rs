@@ -300,9 +300,10 @@ fn a_failed_step_can_be_retried_with_the_same_configuration() {
 }
 
 /// The EKS endpoint behind HTTPS with a certificate no system trusts: refused, naming the
-/// endpoint; trusted through `ca_file`.
+/// endpoint; trusted through `ca_file`; accepted with `insecure_skip_tls_verify`, with a
+/// warning in the plan.
 #[test]
-fn eks_trusts_the_endpoint_through_ca_file_only() {
+fn eks_verifies_the_endpoint_unless_the_provider_block_says_otherwise() {
     let tmp = tempfile::tempdir().unwrap();
     let sim = Sim::start(tmp.path(), WORLD_ONE, 600.0, None);
     let front = TlsFront::start(&sim.eks);
@@ -332,4 +333,22 @@ fn eks_trusts_the_endpoint_through_ca_file_only() {
     let trusted = kup(&["plan", d]);
     assert_eq!(trusted.code, 0, "{trusted:?}");
     assert!(trusted.stdout.contains("1.28 → 1.29"), "{trusted:?}");
+    assert!(!trusted.all().contains("insecure"), "{trusted:?}");
+
+    std::fs::write(
+        &main,
+        base.replace(
+            "simulate      = true",
+            "simulate      = true\n  insecure_skip_tls_verify = true",
+        ),
+    )
+    .unwrap();
+    let skipped = kup(&["plan", "-json", d]);
+    assert_eq!(skipped.code, 0, "{skipped:?}");
+    let saved: serde_json::Value = serde_json::from_str(&skipped.stdout).unwrap();
+    let warnings = saved["plan"]["clusters"][0]["warnings"].to_string();
+    assert!(
+        warnings.contains("provider \\\"eks\\\"") && warnings.contains("insecure_skip_tls_verify = true"),
+        "{warnings}"
+    );
 }

@@ -986,15 +986,6 @@ impl Loader<'_> {
                 refuse(self, "ca_file", why, hint);
                 return Default::default();
             }
-            "eks" if insecure => {
-                refuse(
-                    self,
-                    "insecure_skip_tls_verify",
-                    "The AWS SDK's HTTPS client cannot skip certificate verification.",
-                    "trust the endpoint's CA instead: ca_file = \"/path/to/ca.pem\"",
-                );
-                return Default::default();
-            }
             "kubeadm" | "k3s" | "rke2" => {
                 let why = "kup reaches these clusters through their kubeconfig, which has its own TLS settings.";
                 let hint = "set insecure-skip-tls-verify: true or certificate-authority in the kubeconfig's cluster entry; kup honours both";

@@ -2047,9 +2047,9 @@ fn tls_settings_are_taken_where_the_client_honours_them_and_refused_elsewhere() 
             "Google Cloud client library",
         ),
         (
-            "provider \"eks\" {\n  region = \"eu-west-1\"\n  insecure_skip_tls_verify = true\n}\n",
+            "provider \"gke\" {\n  project = \"p\"\n  location = \"l\"\n  insecure_skip_tls_verify = true\n}\n",
             "insecure_skip_tls_verify",
-            "AWS SDK",
+            "Google Cloud client library",
         ),
         (
             "provider \"k3s\" {\n  insecure_skip_tls_verify = true\n}\n",

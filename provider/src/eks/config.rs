@@ -98,7 +98,10 @@ pub(crate) async fn load(
                 .build_https(),
         )
     };
-    if let Some(pem) = crate::tls::ca_pem(&spec.tls)? {
+    if spec.tls.insecure_skip_tls_verify {
+        // The SDK's own HTTPS client always verifies; this one is built on reqwest.
+        loader = loader.http_client(SharedHttpClient::new(Unverified::new(&spec.tls)?));
+    } else if let Some(pem) = crate::tls::ca_pem(&spec.tls)? {
         loader = loader.http_client(https_client(Some(&pem))?);
     }
     let sdk = loader.load().await;
@@ -154,6 +157,79 @@ impl HttpConnector for LimitedConnector {
         HttpConnectorFuture::new(async move {
             limit.acquire().await;
             inner.call(request).await
+        })
+    }
+}
+
+/// An HTTP client for the SDK that does not verify the endpoint's certificate
+/// (`insecure_skip_tls_verify = true`; every plan warns).
+#[derive(Debug, Clone)]
+struct Unverified {
+    http: reqwest::Client,
+}
+
+impl Unverified {
+    fn new(tls: &kup_engine::model::TlsSettings) -> Result<Unverified, kup_engine::provider::ProviderError> {
+        let builder = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(ATTEMPT_TIMEOUT);
+        let http = crate::tls::reqwest_builder(builder, tls)?.build().map_err(|e| {
+            kup_engine::provider::ProviderError::new(
+                kup_engine::provider::ErrorKind::Other,
+                format!("eks provider: HTTP client: {e}"),
+            )
+        })?;
+        Ok(Unverified { http })
+    }
+}
+
+impl HttpClient for Unverified {
+    fn http_connector(
+        &self,
+        _settings: &HttpConnectorSettings,
+        _components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        SharedHttpConnector::new(self.clone())
+    }
+}
+
+impl HttpConnector for Unverified {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+        use aws_smithy_runtime_api::client::result::ConnectorError;
+        let http = self.http.clone();
+        HttpConnectorFuture::new(async move {
+            let io = |e: reqwest::Error| {
+                if e.is_timeout() {
+                    ConnectorError::timeout(e.into())
+                } else {
+                    ConnectorError::io(e.into())
+                }
+            };
+            let method = reqwest::Method::from_bytes(request.method().as_bytes())
+                .map_err(|e| ConnectorError::user(e.into()))?;
+            let mut req = http.request(method, request.uri());
+            for (k, v) in request.headers() {
+                req = req.header(k, v);
+            }
+            // EKS requests are small JSON documents, always in memory.
+            let body = request.body().bytes().unwrap_or_default().to_vec();
+            let resp = req.body(body).send().await.map_err(io)?;
+            let status = resp.status().as_u16();
+            let headers = resp.headers().clone();
+            let bytes = resp.bytes().await.map_err(io)?;
+            let mut out = HttpResponse::new(
+                status.try_into().map_err(|e: aws_smithy_runtime_api::http::HttpError| {
+                    ConnectorError::other(e.into(), None)
+                })?,
+                aws_smithy_types::body::SdkBody::from(bytes.to_vec()),
+            );
+            for (k, v) in &headers {
+                if let Ok(v) = v.to_str() {
+                    out.headers_mut().append(k.as_str().to_string(), v.to_string());
+                }
+            }
+            Ok(out)
         })
     }
 }
