@@ -354,7 +354,7 @@ pub struct HookSpec {
 /// is a list of strings in which every sensitive argument is `(sensitive value)`: the value
 /// itself never reaches a file. Read back, its sensitive arguments are unknown until
 /// [`Argv::fill`] takes them from the configuration again.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct Argv {
     args: Vec<String>,
     sensitive: Vec<bool>,
@@ -436,6 +436,13 @@ impl From<Vec<String>> for Argv {
     fn from(args: Vec<String>) -> Argv {
         let n = args.len();
         Argv::new(args, vec![false; n])
+    }
+}
+
+/// Debug output (logs, panics) shows what may be shown, like everything else.
+impl std::fmt::Debug for Argv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.shown()).finish()
     }
 }
 

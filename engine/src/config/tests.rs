@@ -1942,6 +1942,8 @@ fn values_derived_from_a_sensitive_variable_are_marked_and_never_serialized() {
     );
     let json = serde_json::to_string(&l.desired).unwrap();
     assert!(!json.contains("s3cr3t-cfg-1"), "{json}");
+    let debug = format!("{:?}", l.desired);
+    assert!(!debug.contains("s3cr3t-cfg-1"), "{debug}");
     assert!(json.contains("(sensitive value)"), "{json}");
     // What was derived is known to the redactor too.
     assert_eq!(
