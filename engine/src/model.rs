@@ -471,10 +471,7 @@ impl Serialize for Argv {
 impl<'de> Deserialize<'de> for Argv {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Argv, D::Error> {
         let args = Vec::<String>::deserialize(d)?;
-        let sensitive: Vec<bool> = args
-            .iter()
-            .map(|a| a == crate::redact::SENSITIVE)
-            .collect();
+        let sensitive: Vec<bool> = args.iter().map(|a| a == crate::redact::SENSITIVE).collect();
         let filled = !sensitive.iter().any(|s| *s);
         Ok(Argv {
             args,

@@ -997,9 +997,10 @@ impl SavedPlan {
     /// Read from a file or the journal, the plan holds no sensitive value: some hook
     /// arguments must be given again before it can run.
     pub fn needs_sensitive_values(&self) -> bool {
-        self.plan.steps.iter().any(|s| {
-            matches!(&s.action, Action::RunHook { command, .. } if !command.is_filled())
-        })
+        self.plan
+            .steps
+            .iter()
+            .any(|s| matches!(&s.action, Action::RunHook { command, .. } if !command.is_filled()))
     }
 
     /// Fill in the sensitive hook arguments from `desired`, the configuration evaluated
@@ -1027,9 +1028,12 @@ impl SavedPlan {
                         step.id
                     )
                 })?;
-            command
-                .fill(&spec.command)
-                .map_err(|e| format!("step {}: the hook changed since the plan was made ({e}); make a new plan", step.id))?;
+            command.fill(&spec.command).map_err(|e| {
+                format!(
+                    "step {}: the hook changed since the plan was made ({e}); make a new plan",
+                    step.id
+                )
+            })?;
         }
         Ok(())
     }

@@ -61,6 +61,7 @@ impl Env {
         .unwrap();
         let spec = ProviderSpec {
             requests_per_second: None,
+            tls: Default::default(),
             channel_server: None,
             versions: Vec::new(),
             kind: "eks".into(),
@@ -584,6 +585,7 @@ async fn real_mode_without_credentials_is_an_auth_error() {
     let env = Env::start("").await;
     let spec = ProviderSpec {
         requests_per_second: None,
+        tls: Default::default(),
         channel_server: None,
         versions: Vec::new(),
         kind: "eks".into(),

@@ -62,6 +62,7 @@ impl Env {
         .unwrap();
         let spec = ProviderSpec {
             requests_per_second: None,
+            tls: Default::default(),
             channel_server: None,
             versions: Vec::new(),
             kind: "gke".into(),

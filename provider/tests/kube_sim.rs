@@ -78,6 +78,7 @@ impl Env {
     async fn provider(&self) -> Arc<dyn Provider> {
         let spec = ProviderSpec {
             requests_per_second: None,
+            tls: Default::default(),
             channel_server: None,
             versions: Vec::new(),
             kind: "eks".into(),

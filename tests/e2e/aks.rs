@@ -369,7 +369,10 @@ fn the_endpoint_certificate_is_verified_unless_the_provider_block_says_otherwise
     let with = |extra: &str| {
         std::fs::write(
             &main,
-            base.replace("simulate        = true", &format!("simulate = true\n  {extra}")),
+            base.replace(
+                "simulate        = true",
+                &format!("simulate = true\n  {extra}"),
+            ),
         )
         .unwrap();
     };
@@ -403,5 +406,8 @@ fn the_endpoint_certificate_is_verified_unless_the_provider_block_says_otherwise
     assert!(warnings.contains(warning), "{warnings}");
     let md = kup(&["plan", "-markdown", d]);
     assert_eq!(md.code, 0, "{md:?}");
-    assert!(md.stdout.contains("insecure_skip_tls_verify = true"), "{md:?}");
+    assert!(
+        md.stdout.contains("insecure_skip_tls_verify = true"),
+        "{md:?}"
+    );
 }

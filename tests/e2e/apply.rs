@@ -327,7 +327,10 @@ fn eks_verifies_the_endpoint_unless_the_provider_block_says_otherwise() {
     std::fs::write(dir.join("ca.pem"), &front.ca_pem).unwrap();
     std::fs::write(
         &main,
-        base.replace("simulate      = true", "simulate      = true\n  ca_file = \"ca.pem\""),
+        base.replace(
+            "simulate      = true",
+            "simulate      = true\n  ca_file = \"ca.pem\"",
+        ),
     )
     .unwrap();
     let trusted = kup(&["plan", d]);
@@ -348,7 +351,8 @@ fn eks_verifies_the_endpoint_unless_the_provider_block_says_otherwise() {
     let saved: serde_json::Value = serde_json::from_str(&skipped.stdout).unwrap();
     let warnings = saved["plan"]["clusters"][0]["warnings"].to_string();
     assert!(
-        warnings.contains("provider \\\"eks\\\"") && warnings.contains("insecure_skip_tls_verify = true"),
+        warnings.contains("provider \\\"eks\\\"")
+            && warnings.contains("insecure_skip_tls_verify = true"),
         "{warnings}"
     );
 }

@@ -341,7 +341,9 @@ impl TlsFront {
                     let (acceptor, backend) = (acceptor.clone(), backend.clone());
                     tokio::spawn(async move {
                         // A client that refuses the certificate just goes away.
-                        let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                        let Ok(mut tls) = acceptor.accept(tcp).await else {
+                            return;
+                        };
                         let Ok(mut plain) = tokio::net::TcpStream::connect(&backend).await else {
                             return;
                         };

@@ -128,7 +128,10 @@ fn secrets_appear_nowhere_in_output_logs_or_files() {
         "the hook's argument shows as (sensitive value): {r:?}"
     );
     let r = run(&mut runs, "show", &env, &["show", p]);
-    assert!(r.code == 0 && r.stdout.contains("(sensitive value)"), "{r:?}");
+    assert!(
+        r.code == 0 && r.stdout.contains("(sensitive value)"),
+        "{r:?}"
+    );
     for (name, args) in [
         ("plan -json", &["plan", "-json", d][..]),
         ("plan -markdown", &["plan", "-markdown", d]),
@@ -139,21 +142,45 @@ fn secrets_appear_nowhere_in_output_logs_or_files() {
     }
 
     // Applying the saved plan without the value fails before anything changes, saying why.
-    let r = run(&mut runs, "apply without the value", &env, &["apply", "-json", p]);
+    let r = run(
+        &mut runs,
+        "apply without the value",
+        &env,
+        &["apply", "-json", p],
+    );
     assert_eq!(r.code, 1, "{r:?}");
     assert!(
         r.all().contains("sensitive") && r.all().contains("token"),
         "{r:?}"
     );
-    assert!(sim.mutations().is_empty(), "nothing ran: {:?}", sim.mutations());
+    assert!(
+        sim.mutations().is_empty(),
+        "nothing ran: {:?}",
+        sim.mutations()
+    );
 
     // With it, the hook gets the real value (it checks) and the apply completes.
-    let r = run(&mut runs, "apply -json", &with_token("debug"), &["apply", "-json", p]);
+    let r = run(
+        &mut runs,
+        "apply -json",
+        &with_token("debug"),
+        &["apply", "-json", p],
+    );
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(cluster_version(&sim.world_json(), "prod-eu"), "1.29");
-    let r = run(&mut runs, "drift -json", &with_token("debug"), &["drift", "-json", d]);
+    let r = run(
+        &mut runs,
+        "drift -json",
+        &with_token("debug"),
+        &["drift", "-json", d],
+    );
     assert_eq!(r.code, 0, "{r:?}");
-    let r = run(&mut runs, "check -json", &with_token("debug"), &["check", "-json", d]);
+    let r = run(
+        &mut runs,
+        "check -json",
+        &with_token("debug"),
+        &["check", "-json", d],
+    );
     // 3: warnings (1.29 is past its support date), which is not what this test is about.
     assert!([0, 3].contains(&r.code), "{r:?}");
 

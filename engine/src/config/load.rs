@@ -972,9 +972,11 @@ impl Loader<'_> {
                 l.err_at(
                     f,
                     a.key.span(),
-                    Diagnostic::error(format!("{key} is not supported by provider type \"{kind}\""))
-                        .detail(why.to_string())
-                        .hint(hint.to_string()),
+                    Diagnostic::error(format!(
+                        "{key} is not supported by provider type \"{kind}\""
+                    ))
+                    .detail(why.to_string())
+                    .hint(hint.to_string()),
                 );
             }
         };

@@ -1934,11 +1934,21 @@ fn values_derived_from_a_sensitive_variable_are_marked_and_never_serialized() {
     let cmd = &l.desired.clusters[0].hooks[0].command;
     assert_eq!(
         cmd.args(),
-        ["./notify.sh", "Bearer s3cr3t-cfg-1", "--quick", "token=s3cr3t-cfg-1"]
+        [
+            "./notify.sh",
+            "Bearer s3cr3t-cfg-1",
+            "--quick",
+            "token=s3cr3t-cfg-1"
+        ]
     );
     assert_eq!(
         cmd.shown(),
-        ["./notify.sh", "(sensitive value)", "--quick", "(sensitive value)"]
+        [
+            "./notify.sh",
+            "(sensitive value)",
+            "--quick",
+            "(sensitive value)"
+        ]
     );
     let json = serde_json::to_string(&l.desired).unwrap();
     assert!(!json.contains("s3cr3t-cfg-1"), "{json}");
@@ -2003,7 +2013,10 @@ fn sensitive_must_be_a_bool() {
         "main.kup.hcl",
         pos(&src, "\"yes\"", 0),
     );
-    assert!(e.detail.as_deref().unwrap_or("").contains("true or false"), "{e}");
+    assert!(
+        e.detail.as_deref().unwrap_or("").contains("true or false"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -2020,7 +2033,10 @@ fn a_validation_message_built_from_a_sensitive_value_is_not_shown() {
     );
     let d = errors_with(&[("main.kup.hcl", &src)], &token_opts("short-secret-val"));
     let text = d.iter().map(|d| format!("{d}")).collect::<String>();
-    assert!(text.contains("Invalid value for variable \"token\""), "{text}");
+    assert!(
+        text.contains("Invalid value for variable \"token\""),
+        "{text}"
+    );
     assert!(text.contains("(sensitive value)"), "{text}");
     assert!(!text.contains("short-secret-val"), "{text}");
 }
@@ -2033,7 +2049,10 @@ fn a_validation_message_built_from_a_sensitive_value_is_not_shown() {
 fn tls_settings_are_taken_where_the_client_honours_them_and_refused_elsewhere() {
     let aks = "provider \"aks\" {\n  subscription_id = \"s\"\n  resource_group = \"rg\"\n  insecure_skip_tls_verify = true\n  ca_file = \"ca.pem\"\n}\n";
     let (t, r) = load_files(
-        &[("main.kup.hcl", aks), ("ca.pem", "-----BEGIN CERTIFICATE-----\n")],
+        &[
+            ("main.kup.hcl", aks),
+            ("ca.pem", "-----BEGIN CERTIFICATE-----\n"),
+        ],
         &LoadOptions::default(),
     );
     let l = r.unwrap_or_else(|d| panic!("{d}"));

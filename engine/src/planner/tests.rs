@@ -1591,7 +1591,10 @@ fn a_saved_plan_holds_no_sensitive_hook_argument_and_takes_it_back_from_the_conf
     );
     let e = back.clone().fill_sensitive(&changed).unwrap_err();
     assert!(e.contains("changed since the plan was made"), "{e}");
-    let e = back.clone().fill_sensitive(&Desired::default()).unwrap_err();
+    let e = back
+        .clone()
+        .fill_sensitive(&Desired::default())
+        .unwrap_err();
     assert!(e.contains("no longer has this hook"), "{e}");
 
     back.fill_sensitive(&desired).unwrap();

@@ -169,16 +169,20 @@ struct Unverified {
 }
 
 impl Unverified {
-    fn new(tls: &kup_engine::model::TlsSettings) -> Result<Unverified, kup_engine::provider::ProviderError> {
+    fn new(
+        tls: &kup_engine::model::TlsSettings,
+    ) -> Result<Unverified, kup_engine::provider::ProviderError> {
         let builder = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(ATTEMPT_TIMEOUT);
-        let http = crate::tls::reqwest_builder(builder, tls)?.build().map_err(|e| {
-            kup_engine::provider::ProviderError::new(
-                kup_engine::provider::ErrorKind::Other,
-                format!("eks provider: HTTP client: {e}"),
-            )
-        })?;
+        let http = crate::tls::reqwest_builder(builder, tls)?
+            .build()
+            .map_err(|e| {
+                kup_engine::provider::ProviderError::new(
+                    kup_engine::provider::ErrorKind::Other,
+                    format!("eks provider: HTTP client: {e}"),
+                )
+            })?;
         Ok(Unverified { http })
     }
 }
@@ -219,14 +223,17 @@ impl HttpConnector for Unverified {
             let headers = resp.headers().clone();
             let bytes = resp.bytes().await.map_err(io)?;
             let mut out = HttpResponse::new(
-                status.try_into().map_err(|e: aws_smithy_runtime_api::http::HttpError| {
-                    ConnectorError::other(e.into(), None)
-                })?,
+                status
+                    .try_into()
+                    .map_err(|e: aws_smithy_runtime_api::http::HttpError| {
+                        ConnectorError::other(e.into(), None)
+                    })?,
                 aws_smithy_types::body::SdkBody::from(bytes.to_vec()),
             );
             for (k, v) in &headers {
                 if let Ok(v) = v.to_str() {
-                    out.headers_mut().append(k.as_str().to_string(), v.to_string());
+                    out.headers_mut()
+                        .append(k.as_str().to_string(), v.to_string());
                 }
             }
             Ok(out)

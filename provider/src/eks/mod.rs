@@ -1192,14 +1192,9 @@ impl Provider for EksProvider {
             region,
             cluster: target.name.clone(),
         });
-        let ops = KubeNodeOps::from_token_source(
-            endpoint,
-            ca,
-            source,
-            EKS_NODEGROUP_LABEL,
-            &self.tls,
-        )
-        .await?;
+        let ops =
+            KubeNodeOps::from_token_source(endpoint, ca, source, EKS_NODEGROUP_LABEL, &self.tls)
+                .await?;
         Ok(Some(Arc::new(ops)))
     }
 }
