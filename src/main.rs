@@ -1,5 +1,31 @@
 //! The `kup` binary: parses the command line and hands over to a command module.
 
+// Every line kup prints passes the redactor (kup_engine::redact): these shadow the standard
+// macros in every module of the binary, so no output path can forget it.
+macro_rules! print {
+    ($($arg:tt)*) => {
+        ::std::print!("{}", ::kup_engine::redact::redact(&::std::format!($($arg)*)))
+    };
+}
+macro_rules! println {
+    () => { ::std::println!() };
+    ($($arg:tt)*) => {
+        ::std::println!("{}", ::kup_engine::redact::redact(&::std::format!($($arg)*)))
+    };
+}
+#[allow(unused_macros)]
+macro_rules! eprint {
+    ($($arg:tt)*) => {
+        ::std::eprint!("{}", ::kup_engine::redact::redact(&::std::format!($($arg)*)))
+    };
+}
+macro_rules! eprintln {
+    () => { ::std::eprintln!() };
+    ($($arg:tt)*) => {
+        ::std::eprintln!("{}", ::kup_engine::redact::redact(&::std::format!($($arg)*)))
+    };
+}
+
 mod cli;
 mod commands;
 mod failure;
@@ -18,12 +44,16 @@ use cli::{Cli, Command, SimCommand};
 fn main() -> ExitCode {
     // aws-sdk and kube are built on one rustls; pick its crypto provider once, up front.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    // Before anything can log or print: the SDKs read these credentials themselves, and
+    // their debug logs (or an error) could echo one.
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    kup_engine::redact::register_credentials(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("KUP_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(|| RedactingWriter(std::io::stderr()))
         .init();
 
     let cli = Cli::parse_from(cli::normalize_args(std::env::args()));
@@ -119,5 +149,20 @@ fn no_color(c: &Command) -> bool {
         Command::Rehearse(a) => a.output.no_color,
         Command::Fmt(a) => a.no_color,
         _ => false,
+    }
+}
+
+/// The log's writer: each event is formatted whole and written at once, so a secret is
+/// never split across two writes and can be replaced before it reaches stderr.
+struct RedactingWriter<W>(W);
+
+impl<W: std::io::Write> std::io::Write for RedactingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write_all(&kup_engine::redact::redact_bytes(buf))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
     }
 }

@@ -1002,11 +1002,19 @@ impl StepContext {
     async fn run_hook(
         &self,
         point: &str,
-        command: &[String],
+        command: &crate::model::Argv,
         timeout_secs: u64,
         env: &BTreeMap<String, String>,
     ) -> Result<StepEnd, String> {
+        if !command.is_filled() {
+            // A plan read from a file or the journal holds no sensitive value; the CLI
+            // fills them in from the configuration before it executes.
+            return Err(format!(
+                "hook {point} ({command}) has sensitive arguments whose values were not given again; kup never writes them into plans or the journal. Give the sensitive variables the values they had at plan time (KUP_VAR_<name>, a kupvars file, or -var) and run `kup apply` again"
+            ));
+        }
         let (program, args) = command
+            .args()
             .split_first()
             .ok_or_else(|| format!("hook {point} has no command"))?;
         let mut cmd = tokio::process::Command::new(program);
@@ -1025,7 +1033,7 @@ impl StepContext {
         }
         let child = cmd
             .spawn()
-            .map_err(|e| format!("hook {point}: cannot run {program:?}: {e}"))?;
+            .map_err(|e| format!("hook {point}: cannot run {:?}: {e}", command.shown()[0]))?;
         let mut cancel = self.cancel.clone();
         let out = tokio::select! {
             r = tokio::time::timeout(Duration::from_secs(timeout_secs.max(1)), child.wait_with_output()) => match r {
@@ -1040,10 +1048,13 @@ impl StepContext {
         let text = String::from_utf8_lossy(&out.stdout).into_owned()
             + &String::from_utf8_lossy(&out.stderr);
         let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-        let tail = lines[lines.len().saturating_sub(15)..].join("\n");
+        let mut tail = lines[lines.len().saturating_sub(15)..].join("\n");
+        // The hook may print what it was given; this message goes into the journal.
+        for secret in command.sensitive_values().filter(|s| !s.is_empty()) {
+            tail = tail.replace(secret, crate::redact::SENSITIVE);
+        }
         Err(format!(
-            "hook {point} ({}) exited with {}; the plan stops here: fix it and run `kup apply` again to resume after it\n{tail}",
-            command.join(" "),
+            "hook {point} ({command}) exited with {}; the plan stops here: fix it and run `kup apply` again to resume after it\n{tail}",
             out.status.code().map_or("a signal".to_string(), |c| c.to_string())
         ))
     }

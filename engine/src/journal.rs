@@ -160,7 +160,9 @@ impl Journal {
 
     /// Append one record and make it durable before returning.
     pub fn append(&mut self, record: &Record) -> io::Result<()> {
-        let mut line = serde_json::to_vec(record).expect("record serializes");
+        let line = serde_json::to_string(record).expect("record serializes");
+        // An error text can quote what a tool printed; no known secret goes to disk.
+        let mut line = crate::redact::redact(&line).into_owned().into_bytes();
         line.push(b'\n');
         self.file.write_all(&line)?;
         self.file.sync_data()?;

@@ -8,6 +8,7 @@ pub mod planner;
 pub mod policy;
 pub mod preflight;
 pub mod provider;
+pub mod redact;
 pub mod removed_apis;
 pub mod schedule;
 pub mod support;

@@ -153,9 +153,30 @@ pub struct ProviderSpec {
     )]
     #[schemars(with = "Option<String>")]
     pub operation_timeout: Option<Duration>,
+    /// How the provider's API endpoint is trusted (`ca_file`, `insecure_skip_tls_verify`).
+    #[serde(default, skip_serializing_if = "TlsSettings::is_default")]
+    pub tls: TlsSettings,
     #[serde(skip)]
     #[schemars(skip)]
     pub origin: Option<SourceLoc>,
+}
+
+/// A provider block's TLS settings for its API endpoint. Verification is on unless
+/// `insecure_skip_tls_verify` says otherwise, and then every plan warns.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct TlsSettings {
+    /// Accept any certificate (kubeconfig's name for it). Never for production.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure_skip_tls_verify: bool,
+    /// A PEM file of CA certificates trusted in addition to the system's (absolute path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+}
+
+impl TlsSettings {
+    pub fn is_default(&self) -> bool {
+        *self == TlsSettings::default()
+    }
 }
 
 impl ProviderSpec {
@@ -339,11 +360,145 @@ pub const HOOK_POINTS: &[&str] = &[
 pub struct HookSpec {
     /// One of [`HOOK_POINTS`].
     pub point: String,
-    /// Run as an argument list (no shell).
-    pub command: Vec<String>,
+    /// Run as an argument list (no shell). Sensitive arguments are written as
+    /// `(sensitive value)`.
+    #[schemars(with = "Vec<String>")]
+    pub command: Argv,
     #[serde(with = "duration_str")]
     #[schemars(with = "String")]
     pub timeout: Duration,
+}
+
+/// A command line some of whose arguments may be sensitive (derived from a `sensitive`
+/// variable). Serialized, as in plan files, the journal, the state and `-json` output, it
+/// is a list of strings in which every sensitive argument is `(sensitive value)`: the value
+/// itself never reaches a file. Read back, its sensitive arguments are unknown until
+/// [`Argv::fill`] takes them from the configuration again.
+#[derive(Clone, Default)]
+pub struct Argv {
+    args: Vec<String>,
+    sensitive: Vec<bool>,
+    /// False after deserializing a command with sensitive arguments.
+    filled: bool,
+}
+
+impl Argv {
+    /// `args` with the sensitive ones marked (`sensitive[i]` for `args[i]`).
+    pub fn new(args: Vec<String>, sensitive: Vec<bool>) -> Argv {
+        assert_eq!(args.len(), sensitive.len(), "one mark per argument");
+        Argv {
+            args,
+            sensitive,
+            filled: true,
+        }
+    }
+
+    /// The arguments to run: real values. Call only when [`Argv::is_filled`].
+    pub fn args(&self) -> &[String] {
+        &self.args
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.args.is_empty()
+    }
+
+    pub fn has_sensitive(&self) -> bool {
+        self.sensitive.iter().any(|s| *s)
+    }
+
+    /// The real values of the sensitive arguments are known.
+    pub fn is_filled(&self) -> bool {
+        self.filled
+    }
+
+    /// The real values of the sensitive arguments (to keep them out of a hook's output).
+    pub fn sensitive_values(&self) -> impl Iterator<Item = &str> {
+        self.args
+            .iter()
+            .zip(&self.sensitive)
+            .filter(|(_, s)| **s)
+            .map(|(a, _)| a.as_str())
+    }
+
+    /// The arguments as they may be shown or written.
+    pub fn shown(&self) -> Vec<&str> {
+        self.args
+            .iter()
+            .zip(&self.sensitive)
+            .map(|(a, s)| {
+                if *s {
+                    crate::redact::SENSITIVE
+                } else {
+                    a.as_str()
+                }
+            })
+            .collect()
+    }
+
+    /// Take the sensitive values from `from` (the same command, evaluated again from the
+    /// configuration). Fails when the commands differ in anything that may be shown, so a
+    /// changed configuration cannot slip a different command into a saved plan.
+    pub fn fill(&mut self, from: &Argv) -> Result<(), String> {
+        if self.shown() != from.shown() {
+            return Err(format!(
+                "the configuration now says [{}], the plan says [{}]",
+                from.shown().join(", "),
+                self.shown().join(", ")
+            ));
+        }
+        self.args = from.args.clone();
+        self.filled = true;
+        Ok(())
+    }
+}
+
+impl From<Vec<String>> for Argv {
+    fn from(args: Vec<String>) -> Argv {
+        let n = args.len();
+        Argv::new(args, vec![false; n])
+    }
+}
+
+/// Debug output (logs, panics) shows what may be shown, like everything else.
+impl std::fmt::Debug for Argv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.shown()).finish()
+    }
+}
+
+impl std::fmt::Display for Argv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.shown().join(" "))
+    }
+}
+
+/// Equal when they show the same: a command read back from a file equals the one the
+/// configuration makes, whatever the sensitive values.
+impl PartialEq for Argv {
+    fn eq(&self, other: &Argv) -> bool {
+        self.shown() == other.shown()
+    }
+}
+
+impl Eq for Argv {}
+
+impl Serialize for Argv {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.shown().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Argv {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Argv, D::Error> {
+        let args = Vec::<String>::deserialize(d)?;
+        let sensitive: Vec<bool> = args.iter().map(|a| a == crate::redact::SENSITIVE).collect();
+        let filled = !sensitive.iter().any(|s| *s);
+        Ok(Argv {
+            args,
+            sensitive,
+            filled,
+        })
+    }
 }
 
 /// `preflight { manifests = [...], removed_apis = "block", health = "block", ... }`: what

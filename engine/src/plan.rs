@@ -109,7 +109,8 @@ pub enum Action {
     /// plan here.
     RunHook {
         point: String,
-        command: Vec<String>,
+        #[schemars(with = "Vec<String>")]
+        command: crate::model::Argv,
         timeout_secs: u64,
         /// The hook's environment: KUP_HOOK, KUP_CLUSTER, KUP_CLUSTER_NAME, KUP_PROVIDER,
         /// KUP_FROM_VERSION, KUP_TO_VERSION, KUP_NODE_GROUP, KUBECONFIG.
@@ -308,7 +309,7 @@ impl Action {
                 "remove kup's upgrade Plans (the controller stops acting on the nodes)".into()
             }
             Action::RunHook { point, command, .. } => {
-                format!("run hook {point}: {}", command.join(" "))
+                format!("run hook {point}: {command}")
             }
             Action::PrecheckHosts => {
                 "pre-check every host (SSH, sudo, swap off, package manager and repository, admin.conf) and that every node is Ready".into()
@@ -991,6 +992,50 @@ impl SavedPlan {
 
     pub fn verify_integrity(&self) -> bool {
         self.integrity == self.compute_integrity()
+    }
+
+    /// Read from a file or the journal, the plan holds no sensitive value: some hook
+    /// arguments must be given again before it can run.
+    pub fn needs_sensitive_values(&self) -> bool {
+        self.plan
+            .steps
+            .iter()
+            .any(|s| matches!(&s.action, Action::RunHook { command, .. } if !command.is_filled()))
+    }
+
+    /// Fill in the sensitive hook arguments from `desired`, the configuration evaluated
+    /// again (a hook step's id ends in `/hook/POINT/N`: the cluster's Nth hook at POINT).
+    pub fn fill_sensitive(&mut self, desired: &Desired) -> Result<(), String> {
+        for step in &mut self.plan.steps {
+            let Action::RunHook { point, command, .. } = &mut step.action else {
+                continue;
+            };
+            if command.is_filled() {
+                continue;
+            }
+            let n: Option<usize> = step
+                .id
+                .rsplit_once(&format!("/hook/{point}/"))
+                .and_then(|(_, n)| n.parse().ok());
+            let spec = desired
+                .clusters
+                .iter()
+                .find(|c| c.address() == step.cluster)
+                .and_then(|c| n.and_then(|n| c.hooks.iter().filter(|h| h.point == *point).nth(n)))
+                .ok_or_else(|| {
+                    format!(
+                        "step {}: the configuration no longer has this hook, so its sensitive arguments cannot be given again; make a new plan",
+                        step.id
+                    )
+                })?;
+            command.fill(&spec.command).map_err(|e| {
+                format!(
+                    "step {}: the hook changed since the plan was made ({e}); make a new plan",
+                    step.id
+                )
+            })?;
+        }
+        Ok(())
     }
 }
 

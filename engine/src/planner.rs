@@ -389,7 +389,14 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, Vec<PlanError>> {
             &narrowed
         };
         match plan_cluster(spec, actual, &policy, input.options.today) {
-            Ok((cp, mut s)) => {
+            Ok((mut cp, mut s)) => {
+                if let Some(p) = input
+                    .desired
+                    .provider(&spec.provider)
+                    .filter(|p| p.tls.insecure_skip_tls_verify)
+                {
+                    cp.warnings.insert(0, insecure_warning(p));
+                }
                 cluster_plans.push(cp);
                 steps.append(&mut s);
             }
@@ -402,6 +409,19 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, Vec<PlanError>> {
     } else {
         Err(errors)
     }
+}
+
+/// Said in every plan while a provider block turns certificate checks off.
+fn insecure_warning(p: &crate::model::ProviderSpec) -> String {
+    let at = p
+        .origin
+        .as_ref()
+        .map(|o| format!(" ({o})"))
+        .unwrap_or_default();
+    format!(
+        "provider \"{}\"{at} has insecure_skip_tls_verify = true: kup does not verify the TLS certificate of its API endpoint, so anyone on the network path could impersonate it and read its credentials. Trust the endpoint's CA with ca_file instead",
+        p.key()
+    )
 }
 
 /// What the safety checks find for one cluster, on their own (`kup check`).

@@ -21,6 +21,7 @@ pub mod kube;
 #[cfg(feature = "kubeadm")]
 pub mod kubeadm;
 pub mod rate;
+pub mod tls;
 
 /// Every provider kind kup knows about, and the cargo feature that compiles it in.
 const KNOWN_KINDS: &[(&str, &str)] = &[
@@ -156,6 +157,7 @@ mod tests {
             requests_per_second: None,
             request_timeout: None,
             operation_timeout: None,
+            tls: Default::default(),
             channel_server: None,
             versions: Vec::new(),
             kind: kind.into(),

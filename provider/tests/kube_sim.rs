@@ -80,6 +80,7 @@ impl Env {
             requests_per_second: None,
             request_timeout: None,
             operation_timeout: None,
+            tls: Default::default(),
             channel_server: None,
             versions: Vec::new(),
             kind: "eks".into(),

@@ -55,7 +55,8 @@ pub async fn run(args: ApplyArgs) -> Result<ExitCode> {
             run.finished.len(),
             run.saved_plan.plan.steps.len()
         ));
-        let saved = run.saved_plan.clone();
+        let mut saved = run.saved_plan.clone();
+        fill_sensitive(&mut saved, &args.vars)?;
         if mode != Mode::Json {
             println!("Steps left from that run:");
             for s in saved
@@ -249,8 +250,10 @@ async fn rollback(
 }
 
 async fn apply_plan_file(args: &ApplyArgs, mode: Mode) -> Result<ExitCode> {
-    if !args.vars.vars.is_empty()
-        || !args.vars.var_files.is_empty()
+    let mut saved = read_plan_file(&args.target)?;
+    // -var and -var-file may only give back the sensitive values a plan file never holds.
+    let gives_vars = !args.vars.vars.is_empty() || !args.vars.var_files.is_empty();
+    if (gives_vars && !saved.needs_sensitive_values())
         || !args.targets.is_empty()
         || args.refresh_only
     {
@@ -258,7 +261,6 @@ async fn apply_plan_file(args: &ApplyArgs, mode: Mode) -> Result<ExitCode> {
             "a saved plan already fixes variables and targets; -var, -var-file, -target and -refresh-only go to `kup plan`".into(),
         ));
     }
-    let saved = read_plan_file(&args.target)?;
     if saved.kup_version != env!("CARGO_PKG_VERSION") {
         return Err(Failure::Message(format!(
             "plan file {} was made by kup {}, and this is kup {}: a plan is applied by the kup that made it (steps and their checks change between versions). Make the plan again with this kup: `kup plan -out {}`",
@@ -298,6 +300,7 @@ async fn apply_plan_file(args: &ApplyArgs, mode: Mode) -> Result<ExitCode> {
             )));
         }
     }
+    fill_sensitive(&mut saved, &args.vars)?;
     let connected = Connected::start(&saved.desired, &dir).await?;
     if resume.is_none() {
         let clusters: Vec<_> = saved
@@ -361,6 +364,32 @@ async fn apply_plan_file(args: &ApplyArgs, mode: Mode) -> Result<ExitCode> {
     connected.shutdown().await;
     drop(lock);
     Ok(exit_code(&report?))
+}
+
+/// A plan read from a file or the journal holds no sensitive value (kup never writes one):
+/// its hooks' sensitive arguments come from the configuration and variables again.
+fn fill_sensitive(saved: &mut SavedPlan, vars: &crate::VarArgs) -> Result<()> {
+    if !saved.needs_sensitive_values() {
+        return Ok(());
+    }
+    const WHY: &str = "The plan's hooks have sensitive arguments, which kup never writes into plan files or the journal; it reads them from the configuration again";
+    let dir = PathBuf::from(&saved.config_dir);
+    let loaded = match crate::workspace::load_config(&dir, vars) {
+        Ok(l) => l,
+        Err(Failure::Diagnostics { rendered, json }) => {
+            let why = format!("{WHY}, and it does not load: give the sensitive variables again (KUP_VAR_<name>, a kupvars file, or -var)");
+            let mut all = vec![serde_json::json!({ "severity": "error", "summary": why })];
+            all.extend(json.as_array().cloned().unwrap_or_default());
+            return Err(Failure::Diagnostics {
+                rendered: format!("Error: {why}.\n\n{rendered}"),
+                json: serde_json::Value::Array(all),
+            });
+        }
+        Err(e) => return Err(e),
+    };
+    saved
+        .fill_sensitive(&loaded.desired)
+        .map_err(|e| Failure::Message(format!("{WHY}: {e}")))
 }
 
 /// A drain the plan predicts a PodDisruptionBudget will block fails after its timeout and

@@ -218,6 +218,7 @@ fn provider_spec(args: &GenerateArgs, out_dir: &Path) -> Result<ProviderSpec> {
         requests_per_second: None,
         request_timeout: None,
         operation_timeout: None,
+        tls: Default::default(),
         origin: None,
     };
     Ok(spec)

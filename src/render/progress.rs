@@ -42,8 +42,9 @@ pub fn sink(mode: Mode, plan: Option<&Plan>) -> EventSink {
                 at: now_rfc3339(),
                 event: e,
             };
+            let line = serde_json::to_string(&rec).expect("event serializes");
             let mut out = std::io::stdout().lock();
-            let _ = serde_json::to_writer(&mut out, &rec);
+            let _ = out.write_all(kup_engine::redact::redact(&line).as_bytes());
             let _ = out.write_all(b"\n");
             let _ = out.flush();
         }),

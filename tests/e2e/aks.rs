@@ -351,3 +351,63 @@ fn pods_pinned_to_the_blue_pool_by_name_are_refused_before_anything_moves() {
     );
     assert!(sim.mutations().is_empty(), "{:#?}", sim.mutations());
 }
+
+/// The ARM endpoint behind HTTPS with a certificate no system trusts: refused with a clear
+/// error naming it; accepted with `ca_file` (no warning) or with
+/// `insecure_skip_tls_verify` (a warning in the text, JSON and markdown plan).
+#[test]
+fn the_endpoint_certificate_is_verified_unless_the_provider_block_says_otherwise() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = Sim::start(tmp.path(), &world("", "min_available = 3"), 3000.0, None);
+    let front = TlsFront::start(&sim.eks);
+    let dir = config(tmp.path(), &sim, "1.30", "max_unavailable = 1");
+    let d = dir.to_str().unwrap();
+    let main = dir.join("main.kup.hcl");
+    let base = std::fs::read_to_string(&main)
+        .unwrap()
+        .replace(&sim.eks, &front.url);
+    let with = |extra: &str| {
+        std::fs::write(
+            &main,
+            base.replace(
+                "simulate        = true",
+                &format!("simulate = true\n  {extra}"),
+            ),
+        )
+        .unwrap();
+    };
+
+    with("");
+    let refused = kup(&["plan", d]);
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(
+        refused.all().contains(&front.url)
+            && refused.all().contains("certificate")
+            && refused.all().contains("ca_file"),
+        "{refused:?}"
+    );
+
+    std::fs::write(dir.join("ca.pem"), &front.ca_pem).unwrap();
+    with("ca_file = \"ca.pem\"");
+    let trusted = kup(&["plan", d]);
+    assert_eq!(trusted.code, 0, "{trusted:?}");
+    assert!(trusted.stdout.contains("1.30"), "{trusted:?}");
+    assert!(!trusted.all().contains("insecure"), "{trusted:?}");
+
+    with("insecure_skip_tls_verify = true");
+    let warning = "main.kup.hcl:1:1) has insecure_skip_tls_verify = true";
+    let text = kup(&["plan", d]);
+    assert_eq!(text.code, 0, "{text:?}");
+    assert!(text.stdout.contains(warning), "{text:?}");
+    let json = kup(&["plan", "-json", d]);
+    assert_eq!(json.code, 0, "{json:?}");
+    let saved: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let warnings = saved["plan"]["clusters"][0]["warnings"].to_string();
+    assert!(warnings.contains(warning), "{warnings}");
+    let md = kup(&["plan", "-markdown", d]);
+    assert_eq!(md.code, 0, "{md:?}");
+    assert!(
+        md.stdout.contains("insecure_skip_tls_verify = true"),
+        "{md:?}"
+    );
+}

@@ -298,3 +298,61 @@ fn a_failed_step_can_be_retried_with_the_same_configuration() {
     assert_eq!(second.code, 0, "{second:?}");
     assert_eq!(cluster_version(&sim.world_json(), "prod-eu"), "1.29");
 }
+
+/// The EKS endpoint behind HTTPS with a certificate no system trusts: refused, naming the
+/// endpoint; trusted through `ca_file`; accepted with `insecure_skip_tls_verify`, with a
+/// warning in the plan.
+#[test]
+fn eks_verifies_the_endpoint_unless_the_provider_block_says_otherwise() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = Sim::start(tmp.path(), WORLD_ONE, 600.0, None);
+    let front = TlsFront::start(&sim.eks);
+    let dir = config_dir(tmp.path(), &sim, &one_cluster("1.29"));
+    let d = dir.to_str().unwrap();
+    let main = dir.join("main.kup.hcl");
+    let base = std::fs::read_to_string(&main)
+        .unwrap()
+        .replace(&sim.eks, &front.url);
+    std::fs::write(&main, &base).unwrap();
+    let refused = kup(&["plan", d]);
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(
+        refused.all().contains(&front.url)
+            && refused.all().contains("certificate")
+            && refused.all().contains("ca_file")
+            && !refused.all().contains("retrying"),
+        "{refused:?}"
+    );
+
+    std::fs::write(dir.join("ca.pem"), &front.ca_pem).unwrap();
+    std::fs::write(
+        &main,
+        base.replace(
+            "simulate      = true",
+            "simulate      = true\n  ca_file = \"ca.pem\"",
+        ),
+    )
+    .unwrap();
+    let trusted = kup(&["plan", d]);
+    assert_eq!(trusted.code, 0, "{trusted:?}");
+    assert!(trusted.stdout.contains("1.28 → 1.29"), "{trusted:?}");
+    assert!(!trusted.all().contains("insecure"), "{trusted:?}");
+
+    std::fs::write(
+        &main,
+        base.replace(
+            "simulate      = true",
+            "simulate      = true\n  insecure_skip_tls_verify = true",
+        ),
+    )
+    .unwrap();
+    let skipped = kup(&["plan", "-json", d]);
+    assert_eq!(skipped.code, 0, "{skipped:?}");
+    let saved: serde_json::Value = serde_json::from_str(&skipped.stdout).unwrap();
+    let warnings = saved["plan"]["clusters"][0]["warnings"].to_string();
+    assert!(
+        warnings.contains("provider \\\"eks\\\"")
+            && warnings.contains("insecure_skip_tls_verify = true"),
+        "{warnings}"
+    );
+}

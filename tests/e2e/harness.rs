@@ -246,11 +246,9 @@ pub fn kup_in(cwd: Option<&Path>, args: &[&str]) -> Run {
 
 fn kup_with(cwd: Option<&Path>, env: &[(&str, &str)], args: &[&str]) -> Run {
     let mut cmd = Command::new(KUP);
-    cmd.envs(env.iter().copied());
-    cmd.args(args)
-        .env("NO_COLOR", "1")
-        .env_remove("KUP_LOG")
-        .stdin(Stdio::null());
+    // Quiet logs unless the caller asks for them.
+    cmd.env_remove("KUP_LOG").envs(env.iter().copied());
+    cmd.args(args).env("NO_COLOR", "1").stdin(Stdio::null());
     if let Some(c) = cwd {
         cmd.current_dir(c);
     }
@@ -327,4 +325,93 @@ pub fn state_path(dir: &Path) -> PathBuf {
 
 pub fn journal_path(dir: &Path) -> PathBuf {
     dir.join(".kup").join("kup.state.json.journal")
+}
+
+/// An HTTPS front on 127.0.0.1 for a plain-HTTP server (the simulator): TLS ends here with
+/// a certificate for 127.0.0.1 issued by a throwaway CA, and the bytes go on unchanged.
+pub struct TlsFront {
+    /// `https://127.0.0.1:PORT`.
+    pub url: String,
+    /// The CA that issued the front's certificate (PEM), for `ca_file`.
+    pub ca_pem: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TlsFront {
+    /// In front of `backend` (`http://127.0.0.1:PORT`).
+    pub fn start(backend: &str) -> TlsFront {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(DnType::CommonName, "kup test CA");
+        let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+        let issuer = Issuer::new(ca, ca_key);
+        let leaf_key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
+            .unwrap()
+            .signed_by(&leaf_key, &issuer)
+            .unwrap();
+        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![leaf.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+            )
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        let backend = backend.trim_start_matches("http://").to_string();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("https://{}", listener.local_addr().unwrap());
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                loop {
+                    let (tcp, _) = tokio::select! {
+                        c = listener.accept() => match c { Ok(c) => c, Err(_) => continue },
+                        _ = &mut stopped => return,
+                    };
+                    let (acceptor, backend) = (acceptor.clone(), backend.clone());
+                    tokio::spawn(async move {
+                        // A client that refuses the certificate just goes away.
+                        let Ok(mut tls) = acceptor.accept(tcp).await else {
+                            return;
+                        };
+                        let Ok(mut plain) = tokio::net::TcpStream::connect(&backend).await else {
+                            return;
+                        };
+                        let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                    });
+                }
+            });
+        });
+        TlsFront {
+            url,
+            ca_pem,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for TlsFront {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }

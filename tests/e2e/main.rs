@@ -28,4 +28,5 @@ mod rehearse;
 mod remote_state;
 mod safety;
 mod saved_plan;
+mod secrets;
 mod torture;

@@ -51,6 +51,7 @@ struct VarDecl {
     default: Option<Value>,
     default_span: Span_,
     validations: Vec<(usize, Block)>,
+    sensitive: bool,
 }
 
 struct LocalDecl {
@@ -77,6 +78,9 @@ struct Loader<'o> {
     poisoned_vars: HashSet<String>,
     poisoned_locals: HashSet<String>,
     backend: BackendSpec,
+    /// Variables declared `sensitive = true`, and locals computed from one.
+    sensitive_vars: HashSet<String>,
+    sensitive_locals: HashSet<String>,
 }
 
 fn loader<'o>(dir: &Path, opts: &'o LoadOptions) -> Loader<'o> {
@@ -97,6 +101,8 @@ fn loader<'o>(dir: &Path, opts: &'o LoadOptions) -> Loader<'o> {
         locals: Map::new(),
         poisoned_vars: HashSet::new(),
         poisoned_locals: HashSet::new(),
+        sensitive_vars: HashSet::new(),
+        sensitive_locals: HashSet::new(),
         backend: BackendSpec::default(),
     }
 }
@@ -402,8 +408,36 @@ impl Loader<'_> {
         }
     }
 
-    /// Evaluate an expression that may refer to variables and locals.
+    /// Evaluate an expression that may refer to variables and locals. A value derived from
+    /// a sensitive variable is refused: everything but a hook's command is recorded in
+    /// plans and state, which must never hold a secret.
     fn value(&mut self, f: usize, e: &Expr) -> Option<Value> {
+        let (v, sensitive) = self.value_marked(f, e)?;
+        if sensitive {
+            self.err_at(
+                f,
+                e.span(),
+                Diagnostic::error("Sensitive value not allowed here")
+                    .detail("This expression uses a variable declared sensitive = true (directly or through a local). kup records this setting in plans, the journal and the state, which never hold a secret.")
+                    .hint("use sensitive values only in a hook's command arguments, or drop sensitive = true if the value is not secret"),
+            );
+            return None;
+        }
+        Some(v)
+    }
+
+    /// Does an expression with these references derive from a sensitive variable? (Like
+    /// Terraform, any use taints the result: interpolation, functions, conditionals.)
+    fn is_sensitive(&self, refs: &eval::Refs) -> bool {
+        refs.vars.iter().any(|v| self.sensitive_vars.contains(v))
+            || refs
+                .locals
+                .iter()
+                .any(|(l, _)| self.sensitive_locals.contains(l))
+    }
+
+    /// Evaluate an expression; also say whether its value is sensitive.
+    fn value_marked(&mut self, f: usize, e: &Expr) -> Option<(Value, bool)> {
         let vars = self.var_names.clone();
         let locals = self.local_names.clone();
         let scope = Scope {
@@ -425,14 +459,75 @@ impl Loader<'_> {
         {
             return None;
         }
+        let sensitive = self.is_sensitive(&refs);
         let ctx = eval::context(Some(&self.vars), Some(&self.locals));
         match eval::eval(e, &ctx, &self.files[f]) {
-            Ok(v) => Some(v),
+            Ok(v) => Some((v, sensitive)),
             Err(d) => {
                 self.diags.push(d);
                 None
             }
         }
+    }
+
+    /// A hook's `command`: a list of strings, each marked sensitive when it derives from a
+    /// sensitive variable. Elements of a list written out are judged one by one; a list
+    /// computed as a whole is sensitive as a whole.
+    fn get_command(&mut self, f: usize, body: &Body, key: &str) -> Option<crate::model::Argv> {
+        let a = body.get_attribute(key)?;
+        let marked: Vec<(Value, bool)> = match &a.value {
+            Expr::Array(items) => {
+                let mut out = Vec::new();
+                let mut ok = true;
+                for item in items.iter() {
+                    match self.value_marked(f, item) {
+                        Some(v) => out.push(v),
+                        None => ok = false,
+                    }
+                }
+                if !ok {
+                    return None;
+                }
+                out
+            }
+            other => match self.value_marked(f, other)? {
+                (Value::Array(items), s) => items.into_iter().map(|v| (v, s)).collect(),
+                (v, s) => vec![(v, s)],
+            },
+        };
+        if !marked.iter().all(|(v, _)| matches!(v, Value::String(_))) {
+            let shown: Vec<Value> = marked
+                .into_iter()
+                .map(|(v, s)| {
+                    if s {
+                        Value::String(crate::redact::SENSITIVE.into())
+                    } else {
+                        v
+                    }
+                })
+                .collect();
+            self.wrong_type(
+                f,
+                a,
+                "a list of strings",
+                &Value::Array(shown),
+                format!("write {key} = [\"...\", \"...\"]"),
+            );
+            return None;
+        }
+        let (args, sensitive): (Vec<String>, Vec<bool>) = marked
+            .into_iter()
+            .map(|(v, s)| match v {
+                Value::String(t) => {
+                    if s {
+                        crate::redact::register(&t);
+                    }
+                    (t, s)
+                }
+                _ => unreachable!("checked above"),
+            })
+            .unzip();
+        Some(crate::model::Argv::new(args, sensitive))
     }
 
     /// Evaluate an expression that may not refer to anything (vars files, defaults).
@@ -731,9 +826,12 @@ impl Loader<'_> {
                 );
                 continue;
             }
-            let command = self
-                .get_string_list(f, &h.body, "command")
-                .unwrap_or_default();
+            let command = match self.get_command(f, &h.body, "command") {
+                Some(c) => c,
+                // Its expression failed and said why.
+                None if h.body.get_attribute("command").is_some() => continue,
+                None => Default::default(),
+            };
             if command.is_empty() {
                 self.err_at(
                     f,
@@ -890,6 +988,65 @@ impl Loader<'_> {
                     ))
                     .hint(format!("remove {key}")),
             );
+        }
+    }
+
+    /// `insecure_skip_tls_verify` and `ca_file` of a provider block, where its clients can
+    /// honour them: refused at their line, with the reason, where they cannot.
+    fn tls_settings(&mut self, f: usize, body: &Body, kind: &str) -> crate::model::TlsSettings {
+        let insecure = self
+            .get_bool(f, body, "insecure_skip_tls_verify")
+            .unwrap_or(false);
+        let ca_file = self.get_string(f, body, "ca_file");
+        let refuse = |l: &mut Self, key: &str, why: &str, hint: &str| {
+            if let Some(a) = body.get_attribute(key) {
+                l.err_at(
+                    f,
+                    a.key.span(),
+                    Diagnostic::error(format!(
+                        "{key} is not supported by provider type \"{kind}\""
+                    ))
+                    .detail(why.to_string())
+                    .hint(hint.to_string()),
+                );
+            }
+        };
+        match kind {
+            "gke" => {
+                let why = "The Google Cloud client library builds its own HTTPS client and offers no setting to skip certificate verification or trust another CA.";
+                let hint = "remove it; to trust a TLS-inspecting proxy, add its CA to the system's trust store (or SSL_CERT_FILE)";
+                refuse(self, "insecure_skip_tls_verify", why, hint);
+                refuse(self, "ca_file", why, hint);
+                return Default::default();
+            }
+            "kubeadm" | "k3s" | "rke2" => {
+                let why = "kup reaches these clusters through their kubeconfig, which has its own TLS settings.";
+                let hint = "set insecure-skip-tls-verify: true or certificate-authority in the kubeconfig's cluster entry; kup honours both";
+                refuse(self, "insecure_skip_tls_verify", why, hint);
+                refuse(self, "ca_file", why, hint);
+                return Default::default();
+            }
+            _ => {}
+        }
+        let ca_file = ca_file.and_then(|rel| {
+            let abs = self.abs_dir.join(crate::fsutil::expand_tilde(&rel));
+            if abs.is_file() {
+                Some(abs.display().to_string())
+            } else {
+                let span = body.get_attribute("ca_file").and_then(|a| a.value.span());
+                self.err_at(
+                    f,
+                    span,
+                    Diagnostic::error("ca_file does not exist")
+                        .detail(format!("{} is not a file.", abs.display()))
+                        .hint("point ca_file at a PEM file of CA certificates (paths are relative to the configuration directory)"),
+                );
+                None
+            }
+        });
+        crate::model::TlsSettings {
+            insecure_skip_tls_verify: insecure,
+            ca_file,
         }
     }
 
@@ -1430,7 +1587,7 @@ impl Loader<'_> {
                 f,
                 &b.body,
                 &format!("variable \"{name}\""),
-                &["type", "default", "description"],
+                &["type", "default", "description", "sensitive"],
                 &[("validation", 0)],
             );
             if let Some(prev) = decls.iter().find(|d| d.name == name) {
@@ -1484,6 +1641,23 @@ impl Loader<'_> {
                     }
                 }
             }
+            let mut sensitive = false;
+            if let Some(a) = b.body.get_attribute("sensitive") {
+                match self.literal(f, &a.value, "in a variable's sensitive flag") {
+                    Some(Value::Bool(x)) => sensitive = x,
+                    Some(other) => self.wrong_type(
+                        f,
+                        a,
+                        "true or false",
+                        &other,
+                        "write sensitive = true".into(),
+                    ),
+                    None => {}
+                }
+            }
+            if sensitive {
+                self.sensitive_vars.insert(name.clone());
+            }
             let mut validations = Vec::new();
             for v in b.body.get_blocks("validation") {
                 if !v.labels.is_empty() {
@@ -1528,6 +1702,7 @@ impl Loader<'_> {
                 default,
                 default_span,
                 validations,
+                sensitive,
             });
         }
         decls
@@ -1755,9 +1930,18 @@ impl Loader<'_> {
                 self.poisoned_vars.insert(d.name.clone());
                 continue;
             };
+            if d.sensitive {
+                // From here on, anything kup prints is checked for it.
+                register_leaves(&v);
+            }
             let v = match convert(v, &d.ty) {
                 Ok(v) => v,
                 Err(e) => {
+                    let e = if d.sensitive {
+                        format!("the value ({}) does not convert", crate::redact::SENSITIVE)
+                    } else {
+                        e
+                    };
                     let d2 =
                         Diagnostic::error(format!("Invalid value for variable \"{}\"", d.name))
                             .detail(format!("The variable's type is {}: {e}.", d.ty))
@@ -1818,7 +2002,7 @@ impl Loader<'_> {
             };
             let mut diags = Vec::new();
             check_refs(&cond.value, &scope, &self.files[f], &mut diags);
-            check_refs(&msg.value, &scope, &self.files[f], &mut diags);
+            let message_refs = check_refs(&msg.value, &scope, &self.files[f], &mut diags);
             if !diags.is_empty() {
                 self.diags.extend(diags);
                 ok = false;
@@ -1834,6 +2018,12 @@ impl Loader<'_> {
                 }
             };
             let message = match eval::eval(&msg.value, &ctx, &self.files[f]) {
+                // Like Terraform: a message built from a sensitive value is not shown.
+                Ok(Value::String(_)) if d.sensitive && !message_refs.vars.is_empty() => format!(
+                    "The error message refers to var.{}, which is sensitive, so it is not shown: {}",
+                    d.name,
+                    crate::redact::SENSITIVE
+                ),
                 Ok(Value::String(s)) => s,
                 Ok(other) => {
                     self.wrong_type(
@@ -2005,6 +2195,11 @@ impl Loader<'_> {
                 self.poisoned_locals.insert(name);
                 continue;
             }
+            if d.vars.iter().any(|x| self.sensitive_vars.contains(x))
+                || d.deps.iter().any(|x| self.sensitive_locals.contains(x))
+            {
+                self.sensitive_locals.insert(name.clone());
+            }
             let ctx = eval::context(Some(&self.vars), Some(&self.locals));
             match eval::eval(&d.expr, &ctx, &self.files[d.file]) {
                 Ok(v) => {
@@ -2051,6 +2246,8 @@ impl Loader<'_> {
                     "requests_per_second",
                     "request_timeout",
                     "operation_timeout",
+                    "insecure_skip_tls_verify",
+                    "ca_file",
                 ],
                 &[],
             );
@@ -2279,6 +2476,7 @@ impl Loader<'_> {
                     },
                     None => None,
                 },
+                tls: self.tls_settings(f, &b.body, &kind),
                 origin: Some(origin),
             };
             for key in ["requests_per_second", "request_timeout"] {
@@ -3496,6 +3694,17 @@ fn is_identifier(s: &str) -> bool {
     let mut c = s.chars();
     matches!(c.next(), Some(ch) if ch.is_alphabetic() || ch == '_')
         && c.all(|ch| ch.is_alphanumeric() || ch == '_' || ch == '-')
+}
+
+/// Register every string (and number) inside a sensitive value with the redactor.
+fn register_leaves(v: &Value) {
+    match v {
+        Value::String(s) => crate::redact::register(s),
+        Value::Number(n) => crate::redact::register(&n.to_string()),
+        Value::Array(items) => items.iter().for_each(register_leaves),
+        Value::Object(m) => m.values().for_each(register_leaves),
+        _ => {}
+    }
 }
 
 fn short_value(v: &Value) -> String {

@@ -2085,3 +2085,201 @@ fn bad_backends_are_errors_at_their_line() {
         pos(&src, "\"/prod/\"", 0),
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// sensitive variables
+// ---------------------------------------------------------------------------------------
+
+const SENSITIVE_HOOK: &str = r#"variable "token" {
+  sensitive = true
+}
+locals {
+  header = format("Bearer %s", var.token)
+  plain  = "--quick"
+}
+cluster "prod" {
+  version = "1.31"
+  hook "after_cluster" {
+    command = ["./notify.sh", local.header, local.plain, "token=${var.token}"]
+  }
+}
+"#;
+
+fn token_opts(value: &str) -> LoadOptions {
+    LoadOptions {
+        env: vec![("KUP_VAR_token".into(), value.into())],
+        ..Default::default()
+    }
+}
+
+#[test]
+fn values_derived_from_a_sensitive_variable_are_marked_and_never_serialized() {
+    let src = with_provider(SENSITIVE_HOOK);
+    let (_t, r) = load_files(&[("main.kup.hcl", &src)], &token_opts("s3cr3t-cfg-1"));
+    let l = r.unwrap_or_else(|d| panic!("{d}"));
+    let cmd = &l.desired.clusters[0].hooks[0].command;
+    assert_eq!(
+        cmd.args(),
+        [
+            "./notify.sh",
+            "Bearer s3cr3t-cfg-1",
+            "--quick",
+            "token=s3cr3t-cfg-1"
+        ]
+    );
+    assert_eq!(
+        cmd.shown(),
+        [
+            "./notify.sh",
+            "(sensitive value)",
+            "--quick",
+            "(sensitive value)"
+        ]
+    );
+    let json = serde_json::to_string(&l.desired).unwrap();
+    assert!(!json.contains("s3cr3t-cfg-1"), "{json}");
+    let debug = format!("{:?}", l.desired);
+    assert!(!debug.contains("s3cr3t-cfg-1"), "{debug}");
+    assert!(json.contains("(sensitive value)"), "{json}");
+    // What was derived is known to the redactor too.
+    assert_eq!(
+        crate::redact::redact("x Bearer s3cr3t-cfg-1 y"),
+        "x (sensitive value) y"
+    );
+    // Read back, the command is equal for comparison but must be filled before it runs.
+    let back: crate::model::Desired = serde_json::from_str(&json).unwrap();
+    let mut cmd_back = back.clusters[0].hooks[0].command.clone();
+    assert_eq!(&cmd_back, cmd);
+    assert!(!cmd_back.is_filled());
+    cmd_back.fill(cmd).unwrap();
+    assert_eq!(cmd_back.args(), cmd.args());
+}
+
+#[test]
+fn a_sensitive_value_outside_a_hook_command_is_refused_at_its_line() {
+    let src = with_provider(
+        r#"variable "token" {
+  sensitive = true
+  default   = "tok-default-xyz"
+}
+locals {
+  derived = upper(var.token)
+}
+cluster "prod" {
+  name    = local.derived
+  version = "1.31"
+}
+"#,
+    );
+    let d = errors(&[("main.kup.hcl", &src)]);
+    let e = expect(
+        &d,
+        "Sensitive value not allowed here",
+        "main.kup.hcl",
+        pos(&src, "local.derived", 0),
+    );
+    assert!(hint(&e).contains("hook"), "{e}");
+    // Without the flag the same configuration loads.
+    ok(&[("main.kup.hcl", &src.replace("sensitive = true\n", ""))]);
+}
+
+#[test]
+fn sensitive_must_be_a_bool() {
+    let src = with_provider(
+        r#"variable "token" {
+  sensitive = "yes"
+  default   = "x"
+}
+"#,
+    );
+    let d = errors(&[("main.kup.hcl", &src)]);
+    let e = expect(
+        &d,
+        "Incorrect attribute value type",
+        "main.kup.hcl",
+        pos(&src, "\"yes\"", 0),
+    );
+    assert!(
+        e.detail.as_deref().unwrap_or("").contains("true or false"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_validation_message_built_from_a_sensitive_value_is_not_shown() {
+    let src = with_provider(
+        r#"variable "token" {
+  sensitive = true
+  validation {
+    condition     = length(var.token) > 40
+    error_message = "token ${var.token} is too short"
+  }
+}
+"#,
+    );
+    let d = errors_with(&[("main.kup.hcl", &src)], &token_opts("short-secret-val"));
+    let text = d.iter().map(|d| format!("{d}")).collect::<String>();
+    assert!(
+        text.contains("Invalid value for variable \"token\""),
+        "{text}"
+    );
+    assert!(text.contains("(sensitive value)"), "{text}");
+    assert!(!text.contains("short-secret-val"), "{text}");
+}
+
+// ---------------------------------------------------------------------------------------
+// TLS settings of provider blocks
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn tls_settings_are_taken_where_the_client_honours_them_and_refused_elsewhere() {
+    let aks = "provider \"aks\" {\n  subscription_id = \"s\"\n  resource_group = \"rg\"\n  insecure_skip_tls_verify = true\n  ca_file = \"ca.pem\"\n}\n";
+    let (t, r) = load_files(
+        &[
+            ("main.kup.hcl", aks),
+            ("ca.pem", "-----BEGIN CERTIFICATE-----\n"),
+        ],
+        &LoadOptions::default(),
+    );
+    let l = r.unwrap_or_else(|d| panic!("{d}"));
+    let tls = &l.desired.providers[0].tls;
+    assert!(tls.insecure_skip_tls_verify);
+    let want = t.path().canonicalize().unwrap().join("ca.pem");
+    assert_eq!(tls.ca_file.as_deref(), Some(want.to_str().unwrap()));
+
+    for (src, key, why) in [
+        (
+            "provider \"gke\" {\n  project = \"p\"\n  location = \"l\"\n  ca_file = \"ca.pem\"\n}\n",
+            "ca_file",
+            "Google Cloud client library",
+        ),
+        (
+            "provider \"gke\" {\n  project = \"p\"\n  location = \"l\"\n  insecure_skip_tls_verify = true\n}\n",
+            "insecure_skip_tls_verify",
+            "Google Cloud client library",
+        ),
+        (
+            "provider \"k3s\" {\n  insecure_skip_tls_verify = true\n}\n",
+            "insecure_skip_tls_verify",
+            "kubeconfig",
+        ),
+    ] {
+        let d = errors(&[("main.kup.hcl", src)]);
+        let e = expect(
+            &d,
+            &format!("{key} is not supported by provider type"),
+            "main.kup.hcl",
+            pos(src, key, 0),
+        );
+        assert!(e.detail.as_deref().unwrap_or("").contains(why), "{e}");
+    }
+
+    let missing = "provider \"eks\" {\n  region = \"eu-west-1\"\n  ca_file = \"nope.pem\"\n}\n";
+    let d = errors(&[("main.kup.hcl", missing)]);
+    expect(
+        &d,
+        "ca_file does not exist",
+        "main.kup.hcl",
+        pos(missing, "\"nope.pem\"", 0),
+    );
+}

@@ -1484,7 +1484,7 @@ fn hooks_wrap_the_steps_they_name_and_the_cluster() {
     let (mut spec, act) = k3s_case("v1.29.8+k3s1", "v1.29.8+k3s1", "v1.30.9+k3s1");
     let hook = |point: &str| crate::model::HookSpec {
         point: point.into(),
-        command: vec!["./check.sh".into()],
+        command: vec!["./check.sh".to_string()].into(),
         timeout: Duration::from_secs(60),
     };
     spec.hooks = vec![
@@ -1534,4 +1534,72 @@ fn hooks_wrap_the_steps_they_name_and_the_cluster() {
         .iter()
         .all(|s| !matches!(s.action, Action::RunHook { .. })
             || s.postcondition == vec![Condition::JournalOnly]));
+}
+
+#[test]
+fn a_saved_plan_holds_no_sensitive_hook_argument_and_takes_it_back_from_the_configuration() {
+    let (mut spec, act) = k3s_case("v1.29.8+k3s1", "v1.29.8+k3s1", "v1.30.9+k3s1");
+    let secret = crate::model::Argv::new(
+        vec!["./notify.sh".into(), "Bearer tok-plan-7781".into()],
+        vec![false, true],
+    );
+    spec.hooks = vec![crate::model::HookSpec {
+        point: "after_cluster".into(),
+        command: secret.clone(),
+        timeout: Duration::from_secs(60),
+    }];
+    let desired = Desired {
+        rollouts: Vec::new(),
+        providers: vec![],
+        clusters: vec![spec.clone()],
+    };
+    let plan = run(spec.clone(), act, k3s_policy()).unwrap();
+    let saved = crate::plan::SavedPlan {
+        kup_version: "test".into(),
+        format_version: crate::plan::PLAN_FORMAT_VERSION,
+        created_at: String::new(),
+        config_dir: String::new(),
+        config_hash: String::new(),
+        state_fingerprints: Default::default(),
+        desired: desired.clone(),
+        plan,
+        integrity: String::new(),
+    }
+    .seal();
+    let file = serde_json::to_string(&saved).unwrap();
+    assert!(!file.contains("tok-plan-7781"), "{file}");
+    let mut back: crate::plan::SavedPlan = serde_json::from_str(&file).unwrap();
+    assert!(back.verify_integrity());
+    assert!(back.needs_sensitive_values());
+    let hook_args = |p: &crate::plan::SavedPlan| {
+        p.plan
+            .steps
+            .iter()
+            .find_map(|s| match &s.action {
+                Action::RunHook { command, .. } => Some(command.clone()),
+                _ => None,
+            })
+            .unwrap()
+    };
+    assert!(!hook_args(&back).is_filled());
+
+    // A configuration whose hook changed is refused.
+    let mut changed = desired.clone();
+    changed.clusters[0].hooks[0].command = crate::model::Argv::new(
+        vec!["./other.sh".into(), "Bearer tok-plan-7781".into()],
+        vec![false, true],
+    );
+    let e = back.clone().fill_sensitive(&changed).unwrap_err();
+    assert!(e.contains("changed since the plan was made"), "{e}");
+    let e = back
+        .clone()
+        .fill_sensitive(&Desired::default())
+        .unwrap_err();
+    assert!(e.contains("no longer has this hook"), "{e}");
+
+    back.fill_sensitive(&desired).unwrap();
+    assert!(!back.needs_sensitive_values());
+    assert_eq!(hook_args(&back).args(), secret.args());
+    // Still the plan that was saved.
+    assert!(back.verify_integrity());
 }

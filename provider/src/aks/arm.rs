@@ -84,9 +84,10 @@ impl ArmClient {
         base: &str,
         api_version: &str,
         tokens: Arc<dyn TokenSource>,
+        tls: &kup_engine::model::TlsSettings,
     ) -> Result<ArmClient, ProviderError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
+        let builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(10));
+        let http = crate::tls::reqwest_builder(builder, tls)?
             .build()
             .map_err(|e| ProviderError::new(ErrorKind::Other, format!("HTTP client: {e}")))?;
         Ok(ArmClient {
@@ -177,6 +178,7 @@ impl ArmClient {
                 limit.acquire().await;
             }
             let token = self.tokens.token().await?;
+            kup_engine::redact::register(&token);
             let mut req = self
                 .http
                 .request(method.clone(), &url)
@@ -206,13 +208,24 @@ impl ArmClient {
             let resp = match req.send().await {
                 Ok(r) => r,
                 Err(e) => {
+                    let why = crate::tls::error_chain(&e);
+                    if crate::tls::is_certificate_error(&why) {
+                        // Retrying cannot fix a certificate.
+                        return Err(ProviderError::new(
+                            ErrorKind::Other,
+                            format!(
+                                "{what}: the TLS certificate of Azure Resource Manager at {} is not trusted: {why}. Trust its CA with ca_file = \"/path/to/ca.pem\" in the provider block (or, never in production, insecure_skip_tls_verify = true)",
+                                self.base
+                            ),
+                        ));
+                    }
                     return Err(ProviderError::new(
                         ErrorKind::Transient,
                         format!(
-                            "{what}: cannot reach Azure Resource Manager at {}: {e}",
+                            "{what}: cannot reach Azure Resource Manager at {}: {why}",
                             self.base
                         ),
-                    ))
+                    ));
                 }
             };
             let status = resp.status();
@@ -392,6 +405,7 @@ mod tests {
             "http://127.0.0.1:9/",
             "2026-10-01",
             Arc::new(FixedToken("t".into())),
+            &Default::default(),
         )
         .unwrap();
         assert_eq!(

@@ -62,6 +62,8 @@ pub struct AksProvider {
     subscription: String,
     resource_group: String,
     poll_interval: Duration,
+    /// The provider block's TLS settings, for the Kubernetes clients built for its clusters.
+    tls: kup_engine::model::TlsSettings,
     /// kubernetesVersions per location: the same for every cluster there, read once.
     versions: Mutex<HashMap<String, Arc<KubernetesVersionList>>>,
 }
@@ -120,12 +122,13 @@ impl AksProvider {
             .clone()
             .unwrap_or_else(|| DEFAULT_API_VERSION.to_string());
         Ok(AksProvider {
-            arm: ArmClient::new(base, &api_version, tokens)?
+            arm: ArmClient::new(base, &api_version, tokens, &spec.tls)?
                 .with_rate_limit(spec.requests_per_second)
                 .with_attempt_timeout(spec.request_timeout),
             subscription,
             resource_group,
             poll_interval: spec.poll_interval.unwrap_or(DEFAULT_POLL_INTERVAL),
+            tls: spec.tls.clone(),
             versions: Mutex::new(HashMap::new()),
         })
     }
@@ -730,6 +733,7 @@ impl Provider for AksProvider {
             &yaml,
             &format!("the cluster user credential of {what}"),
             AGENT_POOL_LABEL,
+            &self.tls,
         )
         .await?;
         Ok(Some(Arc::new(ops)))
@@ -745,6 +749,7 @@ mod tests {
             requests_per_second: None,
             request_timeout: None,
             operation_timeout: None,
+            tls: Default::default(),
             channel_server: None,
             versions: Vec::new(),
             kind: "aks".into(),

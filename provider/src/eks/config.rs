@@ -51,7 +51,7 @@ pub(crate) async fn load(
     spec: &ProviderSpec,
     endpoint: Option<&str>,
     simulated: bool,
-) -> SdkConfig {
+) -> Result<SdkConfig, kup_engine::provider::ProviderError> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(retry_config())
         .timeout_config(timeout_config(spec.request_timeout));
@@ -73,23 +73,45 @@ pub(crate) async fn load(
             "kup-simulator",
         ));
     }
-    let sdk = loader.load().await;
-    // The SDK picks its default HTTPS client only when a client is built; to wrap it,
-    // build the same one (hyper 1 with rustls on aws-lc) now.
-    let default_client = || {
+    // The SDK picks its default HTTPS client only when a client is built; to wrap it or
+    // to trust `ca_file` too, build the same one (hyper 1 with rustls on aws-lc) now.
+    let https_client = |ca: Option<&[u8]>| {
         use aws_smithy_http_client::tls;
-        Some(
+        let mut context = tls::TlsContext::builder();
+        if let Some(pem) = ca {
+            context = context.with_trust_store(
+                tls::TrustStore::empty()
+                    .with_native_roots(true)
+                    .with_pem_certificate(pem.to_vec()),
+            );
+        }
+        let context = context.build().map_err(|e| {
+            kup_engine::provider::ProviderError::new(
+                kup_engine::provider::ErrorKind::Other,
+                format!("eks provider: ca_file: {e}"),
+            )
+        })?;
+        Ok::<_, kup_engine::provider::ProviderError>(
             aws_smithy_http_client::Builder::new()
                 .tls_provider(tls::Provider::Rustls(
                     tls::rustls_provider::CryptoMode::AwsLc,
                 ))
+                .tls_context(context)
                 .build_https(),
         )
     };
-    match (
-        spec.requests_per_second,
-        sdk.http_client().or_else(default_client),
-    ) {
+    if spec.tls.insecure_skip_tls_verify {
+        // The SDK's own HTTPS client always verifies; this one is built on reqwest.
+        loader = loader.http_client(SharedHttpClient::new(Unverified::new(&spec.tls)?));
+    } else if let Some(pem) = crate::tls::ca_pem(&spec.tls)? {
+        loader = loader.http_client(https_client(Some(&pem))?);
+    }
+    let sdk = loader.load().await;
+    let client = match sdk.http_client() {
+        Some(c) => Some(c),
+        None => Some(https_client(None)?),
+    };
+    Ok(match (spec.requests_per_second, client) {
         (Some(per_second), Some(inner)) => {
             let limited = RateLimited {
                 inner,
@@ -100,7 +122,7 @@ pub(crate) async fn load(
                 .build()
         }
         _ => sdk,
-    }
+    })
 }
 
 /// The SDK's HTTP client with every request (retries included) waiting its turn under the
@@ -137,6 +159,86 @@ impl HttpConnector for LimitedConnector {
         HttpConnectorFuture::new(async move {
             limit.acquire().await;
             inner.call(request).await
+        })
+    }
+}
+
+/// An HTTP client for the SDK that does not verify the endpoint's certificate
+/// (`insecure_skip_tls_verify = true`; every plan warns).
+#[derive(Debug, Clone)]
+struct Unverified {
+    http: reqwest::Client,
+}
+
+impl Unverified {
+    fn new(
+        tls: &kup_engine::model::TlsSettings,
+    ) -> Result<Unverified, kup_engine::provider::ProviderError> {
+        let builder = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(ATTEMPT_TIMEOUT);
+        let http = crate::tls::reqwest_builder(builder, tls)?
+            .build()
+            .map_err(|e| {
+                kup_engine::provider::ProviderError::new(
+                    kup_engine::provider::ErrorKind::Other,
+                    format!("eks provider: HTTP client: {e}"),
+                )
+            })?;
+        Ok(Unverified { http })
+    }
+}
+
+impl HttpClient for Unverified {
+    fn http_connector(
+        &self,
+        _settings: &HttpConnectorSettings,
+        _components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        SharedHttpConnector::new(self.clone())
+    }
+}
+
+impl HttpConnector for Unverified {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+        use aws_smithy_runtime_api::client::result::ConnectorError;
+        let http = self.http.clone();
+        HttpConnectorFuture::new(async move {
+            let io = |e: reqwest::Error| {
+                if e.is_timeout() {
+                    ConnectorError::timeout(e.into())
+                } else {
+                    ConnectorError::io(e.into())
+                }
+            };
+            let method = reqwest::Method::from_bytes(request.method().as_bytes())
+                .map_err(|e| ConnectorError::user(e.into()))?;
+            let mut req = http.request(method, request.uri());
+            for (k, v) in request.headers() {
+                req = req.header(k, v);
+            }
+            // EKS requests are small JSON documents, always in memory.
+            let body = request.body().bytes().unwrap_or_default().to_vec();
+            let resp = req.body(body).send().await.map_err(io)?;
+            let status = resp.status().as_u16();
+            let headers = resp.headers().clone();
+            let bytes = resp.bytes().await.map_err(io)?;
+            let mut out = HttpResponse::new(
+                status
+                    .try_into()
+                    .map_err(|e: aws_smithy_runtime_api::http::HttpError| {
+                        ConnectorError::other(e.into(), None)
+                    })?,
+                aws_smithy_types::body::SdkBody::from(bytes.to_vec()),
+            );
+            for (k, v) in &headers {
+                if let Ok(v) = v.to_str() {
+                    out.headers_mut()
+                        .append(k.as_str().to_string(), v.to_string());
+                }
+            }
+            Ok(out)
         })
     }
 }

@@ -16,6 +16,8 @@ use crate::{ErrorKind, ProviderError};
 pub(crate) struct ErrCtx {
     pub cluster: String,
     pub region: String,
+    /// The API endpoint the provider talks to, when known (for TLS errors).
+    pub endpoint: Option<String>,
     pub node_group: Option<String>,
     pub addon: Option<String>,
 }
@@ -30,6 +32,10 @@ impl ErrCtx {
     }
     pub fn node_group(mut self, name: &str) -> Self {
         self.node_group = Some(name.to_string());
+        self
+    }
+    pub fn endpoint(mut self, url: String) -> Self {
+        self.endpoint = Some(url);
         self
     }
     pub fn addon(mut self, name: &str) -> Self {
@@ -155,18 +161,7 @@ fn is_credentials_failure(err: &(dyn StdError + 'static)) -> bool {
 
 /// An error and its sources as one line ("a: b: c"), skipping repeats, without the Debug
 /// dumps of HTTP responses that `DisplayErrorContext` appends.
-pub(crate) fn chain_text(err: &(dyn StdError + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
-    while let Some(e) = cur {
-        let t = e.to_string();
-        if !t.is_empty() && !parts.last().is_some_and(|p| p.contains(&t)) {
-            parts.push(t);
-        }
-        cur = e.source();
-    }
-    parts.join(": ")
-}
+pub(crate) use crate::tls::error_chain as chain_text;
 
 /// Convert any EKS operation's `SdkError` into a [`ProviderError`].
 pub(crate) fn map_sdk_error<E>(err: SdkError<E, HttpResponse>, ctx: &ErrCtx) -> ProviderError
@@ -222,6 +217,19 @@ where
         SdkError::DispatchFailure(df) => {
             if is_credentials_failure(&err) {
                 return auth_error(&err, ctx);
+            }
+            let why = chain_text(&err);
+            if crate::tls::is_certificate_error(&why) {
+                // Retrying cannot fix a certificate.
+                return ProviderError::new(
+                    ErrorKind::Other,
+                    format!(
+                        "the TLS certificate of the EKS endpoint {} is not trusted ({}): {why}. Trust its CA with ca_file = \"/path/to/ca.pem\" in the provider block",
+                        ctx.endpoint.as_deref().unwrap_or("(the region's)"),
+                        ctx.describe()
+                    ),
+                )
+                .with_code("TlsCertificate");
             }
             let kind = if df.is_user() {
                 ErrorKind::Other

@@ -80,6 +80,8 @@ pub struct EksProvider {
     spec_region: Option<String>,
     simulated: bool,
     poll_interval: Duration,
+    /// The provider block's TLS settings, for the Kubernetes clients built for its clusters.
+    tls: kup_engine::model::TlsSettings,
     /// One client per region (a provider block may serve clusters in several regions).
     clients: Mutex<HashMap<String, Client>>,
     /// DescribeClusterVersions per region: the same for every cluster, fetched once.
@@ -156,12 +158,13 @@ impl EksProvider {
                 ));
             }
         }
-        let sdk = config::load(spec, endpoint, simulated).await;
+        let sdk = config::load(spec, endpoint, simulated).await?;
         Ok(EksProvider {
             sdk,
             spec_region: spec.region.clone(),
             simulated,
             poll_interval: spec.poll_interval.unwrap_or(DEFAULT_POLL_INTERVAL),
+            tls: spec.tls.clone(),
             clients: Mutex::new(HashMap::new()),
             offered: Memo::new(),
             addon_catalog: Memo::new(),
@@ -188,6 +191,14 @@ impl EksProvider {
                     ),
                 )
             })
+    }
+
+    /// The endpoint requests for `region` go to, for messages.
+    fn endpoint_url(&self, region: &str) -> String {
+        self.sdk
+            .endpoint_url()
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("https://eks.{region}.amazonaws.com"))
     }
 
     fn client(&self, cluster: &ClusterTarget) -> Result<(Client, String), ProviderError> {
@@ -902,7 +913,7 @@ impl Provider for EksProvider {
             name: String::new(),
             region: None,
         })?;
-        let ctx = ErrCtx::cluster("*", &region);
+        let ctx = ErrCtx::cluster("*", &region).endpoint(self.endpoint_url(&region));
         let mut names: Vec<String> = c
             .list_clusters()
             .into_paginator()
@@ -918,7 +929,7 @@ impl Provider for EksProvider {
     async fn refresh(&self, target: &ClusterTarget) -> Result<ActualCluster, ProviderError> {
         let (c, region) = self.client(target)?;
         let name = target.name.as_str();
-        let ctx = ErrCtx::cluster(name, &region);
+        let ctx = ErrCtx::cluster(name, &region).endpoint(self.endpoint_url(&region));
 
         let describe = async {
             c.describe_cluster()
@@ -1138,7 +1149,7 @@ impl Provider for EksProvider {
             return Ok(Some(Arc::new(ops)));
         }
         let (c, region) = self.client(target)?;
-        let ctx = ErrCtx::cluster(&target.name, &region);
+        let ctx = ErrCtx::cluster(&target.name, &region).endpoint(self.endpoint_url(&region));
         let out = c
             .describe_cluster()
             .name(&target.name)
@@ -1181,7 +1192,9 @@ impl Provider for EksProvider {
             region,
             cluster: target.name.clone(),
         });
-        let ops = KubeNodeOps::from_token_source(endpoint, ca, source, EKS_NODEGROUP_LABEL).await?;
+        let ops =
+            KubeNodeOps::from_token_source(endpoint, ca, source, EKS_NODEGROUP_LABEL, &self.tls)
+                .await?;
         Ok(Some(Arc::new(ops)))
     }
 }
@@ -1195,6 +1208,7 @@ mod tests {
             requests_per_second: None,
             request_timeout: None,
             operation_timeout: None,
+            tls: Default::default(),
             channel_server: None,
             versions: Vec::new(),
             kind: "eks".into(),

@@ -791,7 +791,14 @@ impl Provider for GkeProvider {
                     credentials: credentials.clone(),
                     cluster: target.name.clone(),
                 });
-                KubeNodeOps::from_token_source(&url, ca, source, GKE_NODEPOOL_LABEL).await?
+                KubeNodeOps::from_token_source(
+                    &url,
+                    ca,
+                    source,
+                    GKE_NODEPOOL_LABEL,
+                    &Default::default(),
+                )
+                .await?
             }
             _ => {
                 KubeNodeOps::from_endpoint(
@@ -817,6 +824,7 @@ mod tests {
             requests_per_second: None,
             request_timeout: None,
             operation_timeout: None,
+            tls: Default::default(),
             channel_server: None,
             versions: Vec::new(),
             kind: "gke".into(),

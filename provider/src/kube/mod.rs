@@ -32,7 +32,7 @@ use kube::api::{Api, ListParams, ObjectList, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use kup_engine::kube::{DrainError, DrainReport, KubeSnapshot};
-use kup_engine::model::DrainSpec;
+use kup_engine::model::{DrainSpec, TlsSettings};
 use kup_engine::Minor;
 use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
@@ -210,7 +210,11 @@ fn endpoint_kubeconfig(server: &str, ca_pem_base64: Option<&str>) -> Result<Kube
     .map_err(|e| e.to_string())
 }
 
-async fn endpoint_config(url: &str, ca_pem_base64: Option<&str>) -> Result<Config, ProviderError> {
+async fn endpoint_config(
+    url: &str,
+    ca_pem_base64: Option<&str>,
+    tls: &TlsSettings,
+) -> Result<Config, ProviderError> {
     if !(url.starts_with("https://") || url.starts_with("http://")) {
         return Err(cfg_err(format!(
             "Kubernetes API endpoint `{url}` is not an http(s) URL"
@@ -226,10 +230,39 @@ async fn endpoint_config(url: &str, ca_pem_base64: Option<&str>) -> Result<Confi
                  base64-encoded PEM bundle?)"
             ))
         })?;
-    Ok(finish_config(config))
+    with_tls(finish_config(config), tls)
+}
+
+/// The provider block's TLS settings on a client for a cluster the provider described:
+/// `ca_file` is trusted besides the cluster's own CA, and `insecure_skip_tls_verify`
+/// turns verification off (the plan warns).
+fn with_tls(mut config: Config, tls: &TlsSettings) -> Result<Config, ProviderError> {
+    config.accept_invalid_certs |= tls.insecure_skip_tls_verify;
+    let extra = crate::tls::ca_certs_der(tls)?;
+    if !extra.is_empty() {
+        config.root_cert.get_or_insert_with(Vec::new).extend(extra);
+    }
+    Ok(config)
+}
+
+/// The kubeconfig's tokens, passwords and client keys, for the redactor (kube keeps them
+/// as secrets, but a debug log of a request or an error could still quote one).
+fn register_kubeconfig_secrets(kc: &Kubeconfig) {
+    for named in &kc.auth_infos {
+        // Serializing is the one way kube exposes them.
+        let Ok(v) = serde_json::to_value(&named.auth_info) else {
+            continue;
+        };
+        for key in ["token", "password", "client-key-data"] {
+            if let Some(s) = v.get(key).and_then(|s| s.as_str()) {
+                kup_engine::redact::register(s);
+            }
+        }
+    }
 }
 
 fn with_bearer(mut config: Config, token: &str) -> Result<Config, ProviderError> {
+    kup_engine::redact::register(token);
     let mut v = http::HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
         ProviderError::new(
             ErrorKind::Auth,
@@ -330,7 +363,9 @@ impl KubeNodeOps {
                 }
             )));
         }
-        Self::from_parsed_kubeconfig(kc, &source, ctx, node_group_label).await
+        // The user's own kubeconfig carries its own TLS settings.
+        Self::from_parsed_kubeconfig(kc, &source, ctx, node_group_label, &TlsSettings::default())
+            .await
     }
 
     /// From a kubeconfig a provider handed out (AKS's listClusterUserCredential), using
@@ -339,6 +374,7 @@ impl KubeNodeOps {
         yaml: &str,
         source: &str,
         node_group_label: &str,
+        tls: &TlsSettings,
     ) -> Result<KubeNodeOps, ProviderError> {
         let kc = Kubeconfig::from_yaml(yaml)
             .map_err(|e| cfg_err(format!("cannot read the kubeconfig from {source}: {e}")))?;
@@ -348,7 +384,7 @@ impl KubeNodeOps {
             .filter(|c| !c.is_empty())
             .or_else(|| kc.contexts.first().map(|c| c.name.clone()))
             .ok_or_else(|| cfg_err(format!("the kubeconfig from {source} has no context")))?;
-        Self::from_parsed_kubeconfig(kc, source, ctx, node_group_label).await
+        Self::from_parsed_kubeconfig(kc, source, ctx, node_group_label, tls).await
     }
 
     async fn from_parsed_kubeconfig(
@@ -356,7 +392,9 @@ impl KubeNodeOps {
         source: &str,
         ctx: String,
         node_group_label: &str,
+        tls: &TlsSettings,
     ) -> Result<KubeNodeOps, ProviderError> {
+        register_kubeconfig_secrets(&kc);
         let opts = KubeConfigOptions {
             context: Some(ctx.clone()),
             ..Default::default()
@@ -366,7 +404,7 @@ impl KubeNodeOps {
             .map_err(|e| cfg_err(format!("kubeconfig {source}, context `{ctx}`: {e}")))?;
         let target = format!("{} (context `{ctx}` in {source})", config.cluster_url);
         let url = config.cluster_url.to_string();
-        let client = client_for(finish_config(config), &target)?;
+        let client = client_for(with_tls(finish_config(config), tls)?, &target)?;
         Ok(KubeNodeOps {
             conn: Conn::Static(client),
             node_group_label: node_group_label.to_string(),
@@ -383,7 +421,7 @@ impl KubeNodeOps {
         bearer_token: String,
         node_group_label: &str,
     ) -> Result<KubeNodeOps, ProviderError> {
-        let mut config = endpoint_config(url, ca_pem_base64).await?;
+        let mut config = endpoint_config(url, ca_pem_base64, &TlsSettings::default()).await?;
         if !bearer_token.is_empty() {
             config = with_bearer(config, &bearer_token)?;
         }
@@ -404,8 +442,9 @@ impl KubeNodeOps {
         ca_pem_base64: Option<&str>,
         source: Arc<dyn TokenSource>,
         node_group_label: &str,
+        tls: &TlsSettings,
     ) -> Result<KubeNodeOps, ProviderError> {
-        let config = endpoint_config(url, ca_pem_base64).await?;
+        let config = endpoint_config(url, ca_pem_base64, tls).await?;
         let ops = KubeNodeOps {
             conn: Conn::Refreshing {
                 config: Box::new(config),
@@ -692,5 +731,41 @@ mod tests {
             .err()
             .unwrap();
         assert!(e.message.contains("https://x"), "{}", e.message);
+    }
+
+    #[tokio::test]
+    async fn the_provider_blocks_tls_settings_reach_the_cluster_client() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(
+            &ca,
+            "-----BEGIN CERTIFICATE-----\nAAEC\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nAwQF\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let plain = endpoint_config("https://x", None, &TlsSettings::default())
+            .await
+            .unwrap();
+        assert!(!plain.accept_invalid_certs);
+        assert_eq!(plain.root_cert, None);
+        let tls = TlsSettings {
+            insecure_skip_tls_verify: true,
+            ca_file: Some(ca.display().to_string()),
+        };
+        let c = endpoint_config("https://x", None, &tls).await.unwrap();
+        assert!(c.accept_invalid_certs);
+        assert_eq!(c.root_cert, Some(vec![vec![0, 1, 2], vec![3, 4, 5]]));
+    }
+
+    #[test]
+    fn kubeconfig_credentials_are_known_to_the_redactor() {
+        let kc = Kubeconfig::from_yaml(
+            "apiVersion: v1\nkind: Config\nusers:\n- name: u\n  user:\n    token: kc-token-3f9d1a\n    client-key-data: a2V5LWRhdGEtNzc0Mg==\n",
+        )
+        .unwrap();
+        register_kubeconfig_secrets(&kc);
+        assert_eq!(
+            kup_engine::redact::redact("Bearer kc-token-3f9d1a / a2V5LWRhdGEtNzc0Mg=="),
+            "Bearer (sensitive value) / (sensitive value)"
+        );
     }
 }
