@@ -100,7 +100,7 @@ fn cluster_version(sim: &Sim) -> String {
 }
 
 fn assert_budgets_kept(sim: &Sim) {
-    let a = get_json(&format!("{}/kube/prod/audit", sim.admin));
+    let a = sim.kube_audit("prod");
     let text = a.to_string();
     assert!(a["lost_pods"].as_array().unwrap().is_empty(), "{text}");
     assert_eq!(a["pdbs"]["shop/web"]["violated"], false, "{text}");
@@ -199,7 +199,7 @@ fn a_drain_timeout_stops_the_pool_upgrade_and_the_next_apply_resumes_it() {
         .as_str()
         .unwrap()
         .starts_with("1.30."));
-    let a = get_json(&format!("{}/kube/prod/audit", sim.admin));
+    let a = sim.kube_audit("prod");
     assert!(a["lost_pods"].as_array().unwrap().is_empty(), "{a}");
 }
 

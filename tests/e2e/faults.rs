@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::harness::*;
 use crate::torture::{
-    assert_upgraded_once_nothing_lost, minor_of, provider_steps, Scenario, SCENARIOS,
+    assert_upgraded_once_nothing_lost, minor_of, planned_provider_steps, CloudUpgrade, CLOUD,
 };
 
 /// (name, fault spec). `stall` holds an answer back 5 s against a 1 s request_timeout.
@@ -27,11 +27,11 @@ const FAULTS: &[(&str, &str)] = &[
 
 /// The scenario's configuration with a short per-attempt limit, so a stalled answer
 /// costs a second rather than the default 30.
-fn config_with_short_attempts(s: &Scenario, sim: &Sim) -> String {
+fn config_with_short_attempts(s: &CloudUpgrade, sim: &Sim) -> String {
     config_plus(s, sim, "request_timeout = \"1s\"")
 }
 
-fn one_case(s: &Scenario, fault: &str, spec: &str) {
+fn one_case(s: &CloudUpgrade, fault: &str, spec: &str) {
     let ctx = format!("{} under {fault} ({spec})", s.name);
     let tmp = tempfile::tempdir().unwrap();
     let sim = Sim::start(tmp.path(), s.world, s.speed, None);
@@ -43,7 +43,7 @@ fn one_case(s: &Scenario, fault: &str, spec: &str) {
     )
     .unwrap();
     let d = dir.to_str().unwrap();
-    let steps = provider_steps(d, &ctx);
+    let steps = planned_provider_steps(d, &ctx);
     // From here every endpoint's first request gets the fault.
     sim.set_faults(spec);
     let run = kup(&["apply", "-auto-approve", d]);
@@ -92,7 +92,7 @@ fn is_injected_refusal(call: &Value) -> bool {
 }
 
 /// Every fault for one scenario; reports every failing case, not just the first.
-fn matrix(s: &Scenario) {
+fn matrix(s: &CloudUpgrade) {
     let failed: Vec<String> = FAULTS
         .iter()
         .filter_map(|(name, spec)| {
@@ -116,23 +116,23 @@ fn matrix(s: &Scenario) {
 
 #[test]
 fn every_eks_endpoint_survives_every_fault() {
-    matrix(&SCENARIOS[0]);
+    matrix(&CLOUD[0]);
 }
 
 #[cfg(feature = "gke")]
 #[test]
 fn every_gke_endpoint_survives_every_fault() {
-    matrix(&SCENARIOS[2]);
+    matrix(&CLOUD[2]);
 }
 
 #[cfg(feature = "aks")]
 #[test]
 fn every_aks_endpoint_survives_every_fault() {
-    matrix(&SCENARIOS[3]);
+    matrix(&CLOUD[3]);
 }
 
 /// The scenario's configuration with `attribute` added to its provider block.
-fn config_plus(s: &Scenario, sim: &Sim, attribute: &str) -> String {
+fn config_plus(s: &CloudUpgrade, sim: &Sim, attribute: &str) -> String {
     let text = (s.config)(sim);
     assert!(text.contains("  poll_interval"), "{text}");
     text.replacen(
@@ -144,7 +144,7 @@ fn config_plus(s: &Scenario, sim: &Sim, attribute: &str) -> String {
 
 #[test]
 fn an_operation_that_never_ends_stops_at_its_deadline_and_is_waited_on_not_reissued() {
-    let s = &SCENARIOS[0];
+    let s = &CLOUD[0];
     let tmp = tempfile::tempdir().unwrap();
     let sim = Sim::start(tmp.path(), s.world, s.speed, Some("hang=prod-eu"));
     let dir = tmp.path().join("config");
@@ -199,7 +199,7 @@ fn an_operation_that_never_ends_stops_at_its_deadline_and_is_waited_on_not_reiss
 
 #[test]
 fn kubernetes_api_gone_during_a_blue_green_drain_loses_no_pod() {
-    let s = &SCENARIOS[1];
+    let s = &CLOUD[1];
     let tmp = tempfile::tempdir().unwrap();
     // From the first eviction, every connection to the cluster's API is dropped for 2 s.
     let sim = Sim::start(tmp.path(), s.world, s.speed, Some("kubedown=prod-eu:2s"));
@@ -215,7 +215,7 @@ fn kubernetes_api_gone_during_a_blue_green_drain_loses_no_pod() {
     )
     .unwrap();
     let d = dir.to_str().unwrap();
-    let steps = provider_steps(d, s.name);
+    let steps = planned_provider_steps(d, s.name);
     let run = kup(&["apply", "-auto-approve", d]);
     assert_eq!(run.code, 0, "{run:?}");
     let report = sim.faults();
@@ -233,7 +233,7 @@ fn kubernetes_api_gone_during_a_blue_green_drain_loses_no_pod() {
 
 /// An operation that ends Failed stops its step with the provider's code, naming the node
 /// group; once the fault is gone, the next apply finishes.
-fn failed_operation_names_pool_and_code(s: &Scenario, fault: &str, pool: &str, code: &str) {
+fn failed_operation_names_pool_and_code(s: &CloudUpgrade, fault: &str, pool: &str, code: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let sim = Sim::start(tmp.path(), s.world, s.speed, Some(fault));
     let dir = tmp.path().join("config");
@@ -259,7 +259,7 @@ fn failed_operation_names_pool_and_code(s: &Scenario, fault: &str, pool: &str, c
 #[test]
 fn a_failed_gke_operation_stops_naming_the_pool_and_the_code() {
     failed_operation_names_pool_and_code(
-        &SCENARIOS[2],
+        &CLOUD[2],
         "fail=shop/default:FAILED_PRECONDITION:node pool upgrade blocked",
         "default",
         "FAILED_PRECONDITION",
@@ -270,7 +270,7 @@ fn a_failed_gke_operation_stops_naming_the_pool_and_the_code() {
 #[test]
 fn a_failed_aks_operation_stops_naming_the_pool_and_the_code() {
     failed_operation_names_pool_and_code(
-        &SCENARIOS[3],
+        &CLOUD[3],
         "fail=checkout/apps:QuotaExceeded",
         "apps",
         "QuotaExceeded",
@@ -279,7 +279,7 @@ fn a_failed_aks_operation_stops_naming_the_pool_and_the_code() {
 
 #[test]
 fn a_green_group_that_never_becomes_ready_stops_naming_it_and_loses_no_pod() {
-    let s = &SCENARIOS[1];
+    let s = &CLOUD[1];
     let tmp = tempfile::tempdir().unwrap();
     let sim = Sim::start(
         tmp.path(),

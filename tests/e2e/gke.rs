@@ -84,7 +84,7 @@ fn gke_version(sim: &Sim) -> (String, String) {
 }
 
 fn assert_budgets_kept(sim: &Sim) {
-    let a = get_json(&format!("{}/kube/shop/audit", sim.admin));
+    let a = sim.kube_audit("shop");
     let text = a.to_string();
     assert!(a["lost_pods"].as_array().unwrap().is_empty(), "{text}");
     assert_eq!(a["pdbs"]["shop/storefront"]["violated"], false, "{text}");

@@ -116,6 +116,34 @@ impl Sim {
             .count()
     }
 
+    /// The simulator's Kubernetes audit of `cluster` (budgets, lost pods, SUC Jobs and
+    /// Plan writes, kubeadm host operations).
+    pub fn kube_audit(&self, cluster: &str) -> Value {
+        get_json(&format!("{}/kube/{cluster}/audit", self.admin))
+    }
+
+    /// Each node of `cluster` and the kubelet version it reports.
+    pub fn kubelets(&self, cluster: &str) -> std::collections::BTreeMap<String, String> {
+        let nodes: Value = self
+            .kube_request(cluster, reqwest::Method::GET, "/api/v1/nodes")
+            .json()
+            .unwrap();
+        nodes["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| {
+                (
+                    n["metadata"]["name"].as_str().unwrap().to_string(),
+                    n["status"]["nodeInfo"]["kubeletVersion"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                )
+            })
+            .collect()
+    }
+
     pub fn clear_faults(&self) {
         http()
             .delete(format!("{}/faults", self.admin))

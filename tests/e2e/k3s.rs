@@ -13,7 +13,7 @@ const PLANS: &str = "/apis/upgrade.cattle.io/v1/namespaces/system-upgrade/plans"
 
 /// 3 servers and 5 agents at 1.29 with the controller installed, a channel server, and a
 /// PDB-protected workload.
-fn world(dist: &str, extra: &str) -> String {
+pub(crate) fn world(dist: &str, extra: &str) -> String {
     let (v, b) = if dist == "rke2" {
         ("", "rke2r")
     } else {
@@ -51,9 +51,14 @@ k3s_cluster "edge" {{
     )
 }
 
-const SUC: &str = "suc { installed = true }";
+pub(crate) const SUC: &str = "suc { installed = true }";
 
-fn config(root: &std::path::Path, sim: &Sim, provider: &str, cluster_attrs: &str) -> String {
+pub(crate) fn config(
+    root: &std::path::Path,
+    sim: &Sim,
+    provider: &str,
+    cluster_attrs: &str,
+) -> String {
     let dir = root.join("config");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
@@ -86,29 +91,12 @@ cluster "edge" {{
     dir.to_str().unwrap().to_string()
 }
 
-fn audit(sim: &Sim) -> Value {
-    get_json(&format!("{}/kube/edge/audit", sim.admin))
+pub(crate) fn audit(sim: &Sim) -> Value {
+    sim.kube_audit("edge")
 }
 
-fn kubelets(sim: &Sim) -> BTreeMap<String, String> {
-    let nodes: Value = sim
-        .kube_request("edge", reqwest::Method::GET, "/api/v1/nodes")
-        .json()
-        .unwrap();
-    nodes["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| {
-            (
-                n["metadata"]["name"].as_str().unwrap().to_string(),
-                n["status"]["nodeInfo"]["kubeletVersion"]
-                    .as_str()
-                    .unwrap()
-                    .to_string(),
-            )
-        })
-        .collect()
+pub(crate) fn kubelets(sim: &Sim) -> BTreeMap<String, String> {
+    sim.kubelets("edge")
 }
 
 fn plans(sim: &Sim) -> Vec<Value> {

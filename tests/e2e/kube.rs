@@ -57,7 +57,7 @@ fn node_group_names(world: &serde_json::Value, cluster: &str) -> Vec<String> {
 }
 
 fn audit(sim: &Sim, cluster: &str) -> serde_json::Value {
-    get_json(&format!("{}/kube/{cluster}/audit", sim.admin))
+    sim.kube_audit(cluster)
 }
 
 /// No pod lost, no budget ever violated, every workload back; returns the audit.

@@ -31,7 +31,7 @@ kubeadm_cluster "lab" {
 }
 "#;
 
-fn sshd_or_skip(test: &str) -> bool {
+pub(crate) fn sshd_or_skip(test: &str) -> bool {
     if Hosts::sshd_available() {
         return true;
     }
@@ -41,15 +41,15 @@ fn sshd_or_skip(test: &str) -> bool {
 
 /// Fields drop in order: the hosts (closing their SSH connections) before the
 /// simulator, and both before their directory.
-struct Lab {
-    hosts: Hosts,
-    sim: Sim,
-    dir: String,
-    _tmp: tempfile::TempDir,
+pub(crate) struct Lab {
+    pub(crate) hosts: Hosts,
+    pub(crate) sim: Sim,
+    pub(crate) dir: String,
+    pub(crate) _tmp: tempfile::TempDir,
 }
 
 /// cp3 and w2 are dnf hosts (w2 with DNF5); the rest apt.
-fn lab(faults: Option<&str>, speed: f64) -> Lab {
+pub(crate) fn lab(faults: Option<&str>, speed: f64) -> Lab {
     lab_with(faults, speed, "")
 }
 
@@ -115,12 +115,12 @@ cluster "lab" {{
     }
 }
 
-fn audit(sim: &Sim) -> Value {
-    get_json(&format!("{}/kube/lab/audit", sim.admin))
+pub(crate) fn audit(sim: &Sim) -> Value {
+    sim.kube_audit("lab")
 }
 
 /// The simulator's record of kubeadm's effects, in order: (op, node, version).
-fn effects(sim: &Sim) -> Vec<(String, String, String)> {
+pub(crate) fn effects(sim: &Sim) -> Vec<(String, String, String)> {
     audit(sim)["kubeadm"]
         .as_array()
         .cloned()
@@ -137,25 +137,8 @@ fn effects(sim: &Sim) -> Vec<(String, String, String)> {
         .collect()
 }
 
-fn kubelets(sim: &Sim) -> BTreeMap<String, String> {
-    let nodes: Value = sim
-        .kube_request("lab", reqwest::Method::GET, "/api/v1/nodes")
-        .json()
-        .unwrap();
-    nodes["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| {
-            (
-                n["metadata"]["name"].as_str().unwrap().to_string(),
-                n["status"]["nodeInfo"]["kubeletVersion"]
-                    .as_str()
-                    .unwrap()
-                    .to_string(),
-            )
-        })
-        .collect()
+pub(crate) fn kubelets(sim: &Sim) -> BTreeMap<String, String> {
+    sim.kubelets("lab")
 }
 
 /// The lines of a host's transcript that change it, without the `sudo -n` wrappers.

@@ -414,6 +414,10 @@ pub struct Audit {
     /// Every SUC Job created, oldest first (K3s/RKE2 clusters only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub jobs: Vec<suc::JobAudit>,
+    /// Every write that changed a system-upgrade-controller Plan's spec (creations, spec
+    /// changes, deletions), oldest first; the controller's status writes are not in it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub plan_writes: Vec<suc::PlanWrite>,
     /// Agent nodes whose upgrade (cordon/drain/upgrade) started while some server node's
     /// kubelet was still older than the agent's target version.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -590,6 +594,11 @@ impl KCluster {
             util::name(&obj).to_string(),
         );
         self.store[k.idx()].insert(key, obj.clone());
+        if k == Kind::Plan {
+            self.audit
+                .plan_writes
+                .push(suc::PlanWrite::of("create", &obj));
+        }
         self.emit(k, "ADDED", obj.clone(), None);
         obj
     }
@@ -607,6 +616,11 @@ impl KCluster {
         obj["metadata"]["resourceVersion"] = prev["metadata"]["resourceVersion"].clone();
         if *prev == obj {
             return false;
+        }
+        if k == Kind::Plan && prev["spec"] != obj["spec"] {
+            self.audit
+                .plan_writes
+                .push(suc::PlanWrite::of("update", &obj));
         }
         let rv = self.next_rv();
         obj["metadata"]["resourceVersion"] = json!(rv.to_string());
@@ -631,6 +645,11 @@ impl KCluster {
 
     pub fn remove(&mut self, k: Kind, ns: &str, name: &str) -> Option<Value> {
         let mut obj = self.store[k.idx()].remove(&(ns.to_string(), name.to_string()))?;
+        if k == Kind::Plan {
+            self.audit
+                .plan_writes
+                .push(suc::PlanWrite::of("delete", &obj));
+        }
         let rv = self.next_rv();
         obj["metadata"]["resourceVersion"] = json!(rv.to_string());
         self.emit(k, "DELETED", obj.clone(), None);

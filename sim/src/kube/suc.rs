@@ -110,6 +110,31 @@ pub struct JobAudit {
     pub message: Option<String>,
 }
 
+/// A write that changed a Plan's spec (`audit.plan_writes`).
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanWrite {
+    /// `namespace/name`.
+    pub plan: String,
+    /// `create`, `update` or `delete`.
+    pub op: String,
+    /// The Plan's `spec.version` (or `spec.channel`) after the write, before a deletion.
+    pub version: Option<String>,
+}
+
+impl PlanWrite {
+    pub fn of(op: &str, plan: &Value) -> PlanWrite {
+        let spec = &plan["spec"];
+        PlanWrite {
+            plan: format!("{}/{}", util::namespace(plan), util::name(plan)),
+            op: op.to_string(),
+            version: spec["version"]
+                .as_str()
+                .or(spec["channel"].as_str())
+                .map(str::to_string),
+        }
+    }
+}
+
 /// 56 hex characters (the length of upstream's sha224), from FNV rounds.
 fn hash56(s: &str) -> String {
     format!(
@@ -1118,6 +1143,37 @@ mod tests {
         let w = json!({ "startTime": "10:00pm", "endTime": "11:00am" });
         assert_eq!(window_open(&w, t), Ok(true));
         assert!(window_open(&json!({ "timeZone": "Europe/Berlin" }), t).is_err());
+    }
+
+    #[test]
+    fn plan_writes_record_spec_changes_only() {
+        let mut kc = KCluster::new("edge", 1.0);
+        let plan = json!({ "metadata": { "name": "kup-servers", "namespace": "system-upgrade" },
+            "spec": { "version": "v1.30.9+k3s1", "concurrency": 1 } });
+        kc.create(Kind::Plan, plan, 0.0);
+        // The controller's status writes are not spec changes.
+        kc.update(Kind::Plan, "system-upgrade", "kup-servers", |p| {
+            p["status"]["latestVersion"] = json!("v1.30.9+k3s1");
+        });
+        kc.update(Kind::Plan, "system-upgrade", "kup-servers", |p| {
+            p["spec"]["version"] = json!("v1.31.4+k3s1");
+        });
+        kc.remove(Kind::Plan, "system-upgrade", "kup-servers");
+        let w: Vec<(String, String, Option<String>)> = kc
+            .audit
+            .plan_writes
+            .iter()
+            .map(|w| (w.plan.clone(), w.op.clone(), w.version.clone()))
+            .collect();
+        let p = || "system-upgrade/kup-servers".to_string();
+        assert_eq!(
+            w,
+            [
+                (p(), "create".into(), Some("v1.30.9+k3s1".into())),
+                (p(), "update".into(), Some("v1.31.4+k3s1".into())),
+                (p(), "delete".into(), Some("v1.31.4+k3s1".into())),
+            ]
+        );
     }
 
     #[test]
