@@ -82,6 +82,13 @@ async fn plan_is_stale_after_out_of_band_change() {
         .send()
         .await
         .unwrap();
+    // Let the hand-made upgrade land first: caught half-way (DescribeCluster still at
+    // 1.28, ListUpdates already done), the world would look unchanged to the refresh.
+    tokio::task::block_in_place(|| {
+        wait_until("the hand-made upgrade", || {
+            cluster_version(&sim.world_json(), "prod-eu").starts_with("1.29")
+        })
+    });
     let before = tokio::task::block_in_place(|| sim.mutations().len());
     let apply = tokio::task::spawn_blocking(move || kup(&["apply", &p]))
         .await
