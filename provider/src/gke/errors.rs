@@ -105,20 +105,6 @@ pub(crate) fn kind_for(code: Option<Code>, http: Option<u16>, message: &str) -> 
     }
 }
 
-/// An error and its sources as one line ("a: b: c"), skipping repeats.
-fn chain_text(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = cur {
-        let t = e.to_string();
-        if !t.is_empty() && !parts.last().is_some_and(|p| p.contains(&t)) {
-            parts.push(t);
-        }
-        cur = e.source();
-    }
-    parts.join(": ")
-}
-
 /// Convert any GKE call's error into a [`ProviderError`].
 pub(crate) fn map_error(err: Error, ctx: &ErrCtx) -> ProviderError {
     if let Some(status) = err.status() {
@@ -150,7 +136,7 @@ pub(crate) fn map_error(err: Error, ctx: &ErrCtx) -> ProviderError {
             format!(
                 "no usable Google Cloud credentials for {} ({}); {CREDENTIALS_HELP}",
                 ctx.describe(),
-                chain_text(&err)
+                crate::tls::error_chain(&err)
             ),
         )
         .with_code("CredentialsError");
@@ -162,7 +148,7 @@ pub(crate) fn map_error(err: Error, ctx: &ErrCtx) -> ProviderError {
             .http_payload()
             .map(|p| String::from_utf8_lossy(p).trim().to_string())
             .filter(|p| !p.is_empty())
-            .unwrap_or_else(|| chain_text(&err));
+            .unwrap_or_else(|| crate::tls::error_chain(&err));
         let mut message = format!("GKE answered HTTP {http} for {}: {payload}", ctx.describe());
         if kind == ErrorKind::Auth {
             message.push_str(&format!("; {CREDENTIALS_HELP}"));
@@ -175,7 +161,7 @@ pub(crate) fn map_error(err: Error, ctx: &ErrCtx) -> ProviderError {
             format!(
                 "could not reach GKE for {}: {}",
                 ctx.describe(),
-                chain_text(&err)
+                crate::tls::error_chain(&err)
             ),
         )
         .with_code(if err.is_timeout() {
@@ -192,7 +178,7 @@ pub(crate) fn map_error(err: Error, ctx: &ErrCtx) -> ProviderError {
             format!(
                 "GKE's answer for {} could not be read: {}",
                 ctx.describe(),
-                chain_text(&err)
+                crate::tls::error_chain(&err)
             ),
         )
         .with_code("Unreadable");
@@ -203,7 +189,7 @@ pub(crate) fn map_error(err: Error, ctx: &ErrCtx) -> ProviderError {
             format!(
                 "could not reach GKE for {}: {}",
                 ctx.describe(),
-                chain_text(&err)
+                crate::tls::error_chain(&err)
             ),
         )
         .with_code("Transport");
@@ -213,7 +199,7 @@ pub(crate) fn map_error(err: Error, ctx: &ErrCtx) -> ProviderError {
         format!(
             "GKE call failed for {}: {}",
             ctx.describe(),
-            chain_text(&err)
+            crate::tls::error_chain(&err)
         ),
     )
 }
