@@ -1,0 +1,4 @@
+//! placeholder
+pub fn providers_schema_json() -> String {
+    String::new()
+}
