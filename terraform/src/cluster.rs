@@ -546,9 +546,10 @@ impl ClusterResource {
         }
     }
 
-    fn journal_path(&self, configured: &Configured, state: &ClusterState) -> PathBuf {
-        let id = state.id.as_deref_option().unwrap_or("cluster");
-        let file: String = id
+    /// One journal per cluster, named after its id (`eks/prod-eu` → `eks_prod-eu.journal`).
+    fn journal_path(configured: &Configured, session: &Session) -> PathBuf {
+        let spec = session.cluster();
+        let file: String = format!("{}/{}", spec.provider, spec.name)
             .chars()
             .map(|c| {
                 if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
@@ -579,7 +580,54 @@ impl ClusterResource {
             }
             return Some((state, prior_private));
         }
+        let configured = self.configured(diags)?;
         let mut p = self.prepare(&state, diags).await?;
+        let journal_path = Self::journal_path(&configured, &p.session);
+        let unfinished =
+            match session::unfinished_run(&journal_path, prior_private.journal.as_deref()) {
+                Ok(u) => u,
+                Err(e) => {
+                    diags.root_error("kup cannot read its journal", e);
+                    return None;
+                }
+            };
+        if let Some(run) = unfinished {
+            // An apply was killed half-way: the next apply finishes that run first, as
+            // `kup apply` does. The steps it has left come from the journal, so the plan
+            // stays the same until the apply, whatever the running operations do meanwhile.
+            let spec = p.session.cluster();
+            state.id = Value::Value(format!("{}/{}", spec.provider, spec.name));
+            state.planned_steps = Value::Value(
+                run.saved_plan
+                    .plan
+                    .steps
+                    .iter()
+                    .filter(|s| !run.finished.contains(&s.id))
+                    .map(|s| format!("{}: {}", s.id, s.action.describe()))
+                    .collect(),
+            );
+            state.version_timeline = Value::Value(timeline(&run.saved_plan));
+            state.current_version = Value::Unknown;
+            let mut detail = format!(
+                "terraform apply finishes kup run {} first ({} of {} steps were finished)",
+                run.run_id,
+                run.finished.len(),
+                run.saved_plan.plan.steps.len()
+            );
+            if run.saved_plan.config_hash != p.session.config_hash {
+                detail.push_str(
+                    ", then stops: the configuration changed since that run started, so run terraform apply again to plan the change",
+                );
+            }
+            diags.root_warning("An apply of this cluster did not finish", detail);
+            return Some((
+                state,
+                Private {
+                    saved_plan: None,
+                    journal: prior_private.journal,
+                },
+            ));
+        }
         let (saved, actual) = match p.session.plan().await {
             Ok(x) => x,
             Err(PlanFailure::Message(m)) => {
@@ -675,7 +723,7 @@ impl ClusterResource {
         let Some(mut p) = self.prepare(&planned, diags).await else {
             return Err(private);
         };
-        let journal_path = self.journal_path(&configured, &planned);
+        let journal_path = Self::journal_path(&configured, &p.session);
         if let Some(parent) = journal_path.parent() {
             let _ = std::fs::create_dir_all(parent);
         }
@@ -695,16 +743,60 @@ impl ClusterResource {
                 }
             }
         }
+        let kept = |diags: &mut Diagnostics, summary: String, detail: String| {
+            diags.root_error(summary, detail);
+            Private {
+                saved_plan: private.saved_plan.clone(),
+                journal: std::fs::read_to_string(&journal_path).ok(),
+            }
+        };
+        match p.session.resume(&journal_path).await {
+            Ok(None) => {}
+            Ok(Some((report, config_hash))) => {
+                if !report.succeeded() {
+                    return Err(kept(
+                        diags,
+                        format!("kup apply did not finish (run {})", report.run_id),
+                        failures(&report),
+                    ));
+                }
+                diags.root_warning(
+                    format!(
+                        "kup finished the apply that did not finish before (run {})",
+                        report.run_id
+                    ),
+                    String::new(),
+                );
+                if config_hash != p.session.config_hash {
+                    return Err(kept(
+                        diags,
+                        "The configuration changed since the unfinished apply started".into(),
+                        "kup finished that apply; run terraform plan and apply again for the change.".into(),
+                    ));
+                }
+            }
+            Err(e) => return Err(kept(diags, "kup apply stopped".into(), e)),
+        }
+        // What `terraform plan` showed, exactly; kup's preconditions refuse it when the
+        // cluster changed in between. (None: the plan was to finish an unfinished run,
+        // done above; whatever is left is planned now.)
         let saved: SavedPlan = match private.saved_plan.as_deref().map(serde_json::from_str) {
             Some(Ok(s)) => s,
-            _ => match p.session.plan().await {
+            Some(Err(e)) => {
+                return Err(kept(
+                    diags,
+                    "The plan in Terraform's private state is not a kup plan".into(),
+                    e.to_string(),
+                ))
+            }
+            None => match p.session.plan().await {
                 Ok((s, _)) => s,
                 Err(_) => {
-                    diags.root_error(
-                        "kup cannot plan this cluster",
-                        "run terraform plan to see why",
-                    );
-                    return Err(private);
+                    return Err(kept(
+                        diags,
+                        "kup cannot plan this cluster".into(),
+                        "run terraform plan to see why".into(),
+                    ));
                 }
             },
         };
@@ -717,65 +809,61 @@ impl ClusterResource {
             .map(|b| format!("node group {}: {} ({})", b.node_group, b.pdb, b.reason))
             .collect();
         if !blocked.is_empty() {
-            diags.root_error(
-                "kup will not start a plan whose drain a PodDisruptionBudget blocks",
+            return Err(kept(
+                diags,
+                "kup will not start a plan whose drain a PodDisruptionBudget blocks".into(),
                 format!(
                     "{}\nFree the budget, or set drain {{ on_blocked = \"wait\" }} on the group to drain and wait.",
                     blocked.join("\n")
                 ),
-            );
-            return Err(private);
-        }
-        let report = p.session.apply(&saved, &journal_path).await;
-        let journal_text = std::fs::read_to_string(&journal_path).ok();
-        let keep = |diags: &mut Diagnostics, summary: String, detail: String| {
-            diags.root_error(summary, detail);
-            Private {
-                saved_plan: private.saved_plan.clone(),
-                journal: journal_text.clone(),
-            }
-        };
-        let report = match report {
-            Ok(r) => r,
-            Err(e) => return Err(keep(diags, "kup apply stopped".into(), e)),
-        };
-        if !report.succeeded() {
-            let mut lines: Vec<String> = report
-                .failed
-                .iter()
-                .map(|(step, why)| format!("{step}: {why}"))
-                .collect();
-            lines.extend(
-                report
-                    .not_run
-                    .iter()
-                    .map(|(step, why)| format!("{step} (not run): {why}")),
-            );
-            return Err(keep(
-                diags,
-                format!("kup apply did not finish (run {})", report.run_id),
-                format!(
-                    "{}\nThe journal is kept; the next terraform apply resumes the run.",
-                    lines.join("\n")
-                ),
             ));
         }
-        // The run finished: the journal file holds nothing to resume.
+        if !saved.plan.is_empty() {
+            match p.session.run(&saved, &journal_path).await {
+                Ok(report) if report.succeeded() => {}
+                Ok(report) => {
+                    return Err(kept(
+                        diags,
+                        format!("kup apply did not finish (run {})", report.run_id),
+                        failures(&report),
+                    ))
+                }
+                Err(e) => return Err(kept(diags, "kup apply stopped".into(), e)),
+            }
+        }
+        // The run finished: the journal holds nothing to resume.
         let _ = std::fs::remove_file(&journal_path);
         let spec = p.session.cluster().clone();
         let mut state = planned;
-        match p.session.handle(&spec).await {
-            Ok(h) => match p.session.refresh(&h).await {
-                Ok(actual) => state.current_version = Value::Value(actual.version.to_string()),
-                Err(e) => {
-                    diags.root_warning("kup cannot read the cluster after the apply", e);
-                    state.current_version = Value::Null;
-                }
-            },
-            Err(e) => diags.root_warning("kup cannot read the cluster after the apply", e),
+        let actual = match p.session.handle(&spec).await {
+            Ok(h) => p.session.refresh(&h).await,
+            Err(e) => Err(e),
+        };
+        match actual {
+            Ok(actual) => state.current_version = Value::Value(actual.version.to_string()),
+            Err(e) => {
+                diags.root_warning("kup cannot read the cluster after the apply", e);
+                state.current_version = Value::Null;
+            }
         }
         Ok((state, Private::default()))
     }
+}
+
+fn failures(report: &kup_engine::executor::ApplyReport) -> String {
+    let mut lines: Vec<String> = report
+        .failed
+        .iter()
+        .map(|(step, why)| format!("{step}: {why}"))
+        .collect();
+    lines.extend(
+        report
+            .not_run
+            .iter()
+            .map(|(step, why)| format!("{step} (not run): {why}")),
+    );
+    lines.push("The journal is kept; the next terraform apply resumes or re-plans.".into());
+    lines.join("\n")
 }
 
 /// The arguments (not the computed attributes) are the same.

@@ -231,47 +231,77 @@ impl Session {
         Ok((saved, actual))
     }
 
-    /// Carry out `saved` with the journal at `journal_path`. A run the journal shows
-    /// unfinished (a killed or interrupted apply) is finished first, as `kup apply` does.
-    pub async fn apply(
+    fn executor(
         &self,
-        saved: &SavedPlan,
-        journal_path: &Path,
-    ) -> Result<ApplyReport, String> {
-        let mut clusters = BTreeMap::new();
-        let spec = self.cluster();
-        clusters.insert(spec.address(), self.handle(spec).await?);
-        // The sender lives as long as the run: nothing cancels a Terraform apply's run
-        // half-way (Terraform waits for the provider to answer).
-        let (_cancel_tx, cancel) = tokio::sync::watch::channel(false);
-        let executor = Executor {
-            clusters,
+        handle: ClusterHandle,
+        cancel: tokio::sync::watch::Receiver<bool>,
+    ) -> Executor {
+        Executor {
+            clusters: [(self.cluster().address(), handle)].into(),
             parallelism: 4,
             retry: RetryPolicy::default(),
             events: logged(),
             cancel,
             wave_gates: kup_engine::executor::WaveGates::Wait,
-        };
-        let open = || {
-            Journal::open(journal_path)
-                .map_err(|e| format!("cannot open the journal {}: {e}", journal_path.display()))
-        };
-        let records = journal::read(journal_path).map_err(|e| e.to_string())?;
-        if let Some(run) = journal::unfinished_run(&records) {
-            tracing::info!(run = %run.run_id, "resuming the unfinished run in the journal");
-            let report = executor
-                .run(&run.saved_plan, open()?, Some(&run))
-                .await
-                .map_err(|e| format!("apply stopped: {e}"))?;
-            if !report.succeeded() {
-                return Ok(report);
-            }
         }
-        executor
-            .run(saved, open()?, None)
+    }
+
+    /// Finish the run the journal at `journal_path` shows unfinished (a killed apply), as
+    /// `kup apply` does: its report and the configuration hash it was planned from.
+    pub async fn resume(
+        &self,
+        journal_path: &Path,
+    ) -> Result<Option<(ApplyReport, String)>, String> {
+        let records = journal::read(journal_path).map_err(|e| e.to_string())?;
+        let Some(run) = journal::unfinished_run(&records) else {
+            return Ok(None);
+        };
+        let handle = self.handle(self.cluster()).await?;
+        // Nothing cancels a run half-way (Terraform waits for the provider's answer); the
+        // sender lives as long as the run.
+        let (_cancel_tx, cancel) = tokio::sync::watch::channel(false);
+        let report = self
+            .executor(handle, cancel)
+            .run(&run.saved_plan, open(journal_path)?, Some(&run))
+            .await
+            .map_err(|e| format!("apply stopped: {e}"))?;
+        Ok(Some((report, run.saved_plan.config_hash.clone())))
+    }
+
+    /// Carry out `saved`, journaling to `journal_path`.
+    pub async fn run(&self, saved: &SavedPlan, journal_path: &Path) -> Result<ApplyReport, String> {
+        let handle = self.handle(self.cluster()).await?;
+        let (_cancel_tx, cancel) = tokio::sync::watch::channel(false);
+        self.executor(handle, cancel)
+            .run(saved, open(journal_path)?, None)
             .await
             .map_err(|e| format!("apply stopped: {e}"))
     }
+}
+
+fn open(journal_path: &Path) -> Result<Journal, String> {
+    Journal::open(journal_path)
+        .map_err(|e| format!("cannot open the journal {}: {e}", journal_path.display()))
+}
+
+/// The run a journal shows unfinished: from the file, or else from the copy Terraform
+/// kept in the private state.
+pub fn unfinished_run(
+    journal_path: &Path,
+    kept: Option<&str>,
+) -> Result<Option<journal::UnfinishedRun>, String> {
+    let mut records = journal::read(journal_path).map_err(|e| e.to_string())?;
+    if records.is_empty() {
+        if let Some(text) = kept {
+            records = text
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(serde_json::from_str)
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("the journal in Terraform's private state is damaged: {e}"))?;
+        }
+    }
+    Ok(journal::unfinished_run(&records))
 }
 
 pub enum PlanFailure {

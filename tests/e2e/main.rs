@@ -26,4 +26,5 @@ mod preflight;
 mod rehearse;
 mod safety;
 mod saved_plan;
+mod terraform;
 mod torture;
