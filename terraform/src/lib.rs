@@ -21,7 +21,7 @@ use tf_provider::value::ValueEmpty;
 use tf_provider::{map, Diagnostics, DynamicDataSource, DynamicResource, Provider};
 
 pub use provider_config::{Configured, ProviderConfig};
-pub use schema_json::providers_schema_json;
+pub use schema_json::{providers_schema_json, FILE as SCHEMA_FILE};
 
 /// The provider's address in `required_providers` (`source = "kup/kup"`).
 pub const SOURCE: &str = "registry.terraform.io/kup/kup";

@@ -299,3 +299,65 @@ fn killed_terraform_apply_resumes_from_the_journal() {
     );
     assert!(!journal.exists());
 }
+
+#[test]
+fn terraform_prints_the_checked_in_schema_and_kup_versions_reads_the_provider() {
+    if !terraform_present() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = Sim::start(tmp.path(), WORLD_ONE, 3000.0, None);
+    let dir = workdir(
+        tmp.path(),
+        &sim,
+        r#"data "kup_versions" "prod" {
+  cluster = "prod-eu"
+}
+
+output "current" {
+  value = data.kup_versions.prod.current_version
+}
+
+output "offered" {
+  value = data.kup_versions.prod.versions
+}
+"#,
+    );
+    // The document under schemas/ is what Terraform itself prints for this provider.
+    let schema = terraform(&dir, &["providers", "schema", "-json"]);
+    assert_eq!(schema.code, 0, "{schema:?}");
+    let printed: serde_json::Value = serde_json::from_str(&schema.stdout).unwrap();
+    let checked_in: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("schemas")
+                .join(kup_terraform::SCHEMA_FILE),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(printed, checked_in);
+
+    let apply = terraform(&dir, &["apply", "-auto-approve"]);
+    assert_eq!(apply.code, 0, "{apply:?}");
+    let out = terraform(&dir, &["output", "-json"]);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["current"]["value"], "1.28", "{v}");
+    let offered = v["offered"]["value"].as_array().unwrap();
+    let versions: Vec<&str> = offered
+        .iter()
+        .map(|o| o["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(versions.first(), Some(&"1.28.15"), "{v}");
+    assert!(versions.contains(&"1.30.11"), "{v}");
+    // Support dates come from kup's release table, as the planner's warnings do.
+    assert_eq!(offered[0]["end_of_support"], "2024-11-26", "{v}");
+    assert_eq!(
+        offered[0]["support"], "end of standard support on EKS",
+        "{v}"
+    );
+    assert!(
+        sim.mutations().is_empty(),
+        "reading versions changed the world"
+    );
+}
