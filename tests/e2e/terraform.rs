@@ -361,3 +361,31 @@ output "offered" {
         "reading versions changed the world"
     );
 }
+
+#[test]
+fn the_example_upgrades_the_simulated_cluster_and_converges() {
+    if !terraform_present() {
+        return;
+    }
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/terraform");
+    let tmp = tempfile::tempdir().unwrap();
+    let world = std::fs::read_to_string(example.join("world.hcl")).unwrap();
+    let sim = Sim::start(tmp.path(), &world, 3000.0, None);
+    // The example as written, with the CLI configuration the tests use.
+    let dir = workdir(tmp.path(), &sim, "");
+    std::fs::copy(example.join("main.tf"), dir.join("main.tf")).unwrap();
+    let endpoint = format!("endpoint={}", sim.eks);
+    let apply = terraform(&dir, &["apply", "-auto-approve", "-var", &endpoint]);
+    assert_eq!(apply.code, 0, "{apply:?}");
+    assert!(
+        apply
+            .stdout
+            .contains("\"1.30.11 (end of standard support on EKS: 2025-07-23)\""),
+        "{apply:?}"
+    );
+    let w = sim.world_json();
+    assert_eq!(cluster_version(&w, "prod-eu"), "1.30");
+    assert_eq!(node_group_version(&w, "prod-eu", "payments"), "1.30");
+    let again = terraform(&dir, &["plan", "-detailed-exitcode", "-var", &endpoint]);
+    assert_eq!(again.code, 0, "{again:?}");
+}
