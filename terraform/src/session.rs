@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use kup_engine::config::{self, LoadOptions, Loaded, Severity};
 use kup_engine::events::Event;
-use kup_engine::executor::{retry, ApplyReport, ClusterHandle, EventSink, Executor, RetryPolicy};
+use kup_engine::executor::{ApplyReport, ClusterHandle, EventSink, Executor, RetryPolicy};
 use kup_engine::journal::{self, Journal};
 use kup_engine::model::{ActualCluster, ClusterSpec};
 use kup_engine::plan::{fingerprint, SavedPlan, PLAN_FORMAT_VERSION};
@@ -172,11 +172,16 @@ impl Session {
         })
     }
 
+    /// kup's refresh of the cluster, with the in-cluster scan its safety checks read.
     pub async fn refresh(&self, handle: &ClusterHandle) -> Result<ActualCluster, String> {
-        let mut call = || handle.refresh_noting_kube();
-        let (actual, _) = retry(&RetryPolicy::default(), &quiet(), None, &mut call)
+        let (mut actual, note) = handle
+            .refresh_for_plan(self.cluster(), &RetryPolicy::default(), &quiet())
             .await
             .map_err(|e| format!("cannot read the cluster: {e}"))?;
+        if note.is_some() {
+            // As `kup plan`: versions from the provider only.
+            actual.kube = None;
+        }
         Ok(actual)
     }
 
