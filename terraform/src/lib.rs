@@ -97,6 +97,13 @@ pub fn main() -> anyhow::Result<()> {
     // tf-provider appends a backtrace to every diagnostic when backtraces are captured;
     // users should read kup's message, not the provider's stack (panics keep theirs).
     std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    // Ctrl-C reaches the whole process group; Terraform handles it and stops its providers
+    // over the protocol, letting a running apply answer (go-plugin servers ignore SIGINT
+    // for the same reason). A provider killed anyway leaves its journal to resume.
+    // SAFETY: setting a signal disposition before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+    }
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
