@@ -65,6 +65,8 @@ pub struct ProviderConfig {
     /// Where apply journals live (default `.kup/terraform` in Terraform's working
     /// directory).
     pub state_dir: Value<String>,
+    /// A kup configuration directory whose `provider` blocks are used too.
+    pub config_dir: Value<String>,
 }
 
 pub fn attr(ty: &str, description: &str, constraint: AttributeConstraint) -> Attribute {
@@ -105,14 +107,24 @@ pub fn schema() -> Schema {
             description: Description::plain(
                 "Upgrades Kubernetes clusters with kup's planner, skew checks, strategies and journal.",
             ),
-            attributes: [(
-                "state_dir".to_string(),
-                attr(
-                    "string",
-                    "Where apply journals are kept while a run is unfinished (default `.kup/terraform` in Terraform's working directory).",
-                    AttributeConstraint::Optional,
+            attributes: [
+                (
+                    "state_dir".to_string(),
+                    attr(
+                        "string",
+                        "Where apply journals are kept while a run is unfinished (default `.kup/terraform` in Terraform's working directory).",
+                        AttributeConstraint::Optional,
+                    ),
                 ),
-            )]
+                (
+                    "config_dir".to_string(),
+                    attr(
+                        "string",
+                        "A kup configuration directory (`*.kup.hcl`) whose `provider` blocks are used as well, so kup and Terraform share one set of provider settings.",
+                        AttributeConstraint::Optional,
+                    ),
+                ),
+            ]
             .into_iter()
             .collect(),
             blocks,
@@ -136,6 +148,7 @@ impl ProviderConfig {
     /// No value is still unknown (validation before other resources are known).
     pub fn is_known(&self) -> bool {
         !self.state_dir.is_unknown()
+            && !self.config_dir.is_unknown()
             && self.kinds().iter().all(|(_, v)| match v {
                 Value::Unknown => false,
                 Value::Null => true,
@@ -145,6 +158,39 @@ impl ProviderConfig {
 }
 
 impl ProviderBlock {
+    /// A provider block kup's loader read from a configuration directory.
+    fn from_spec(spec: &kup_engine::model::ProviderSpec) -> ProviderBlock {
+        let v = |o: &Option<String>| Value::from(o.clone());
+        ProviderBlock {
+            alias: v(&spec.alias),
+            region: v(&spec.region),
+            profile: v(&spec.profile),
+            project: v(&spec.project),
+            location: v(&spec.location),
+            subscription_id: v(&spec.subscription_id),
+            resource_group: v(&spec.resource_group),
+            api_version: v(&spec.api_version),
+            channel_server: v(&spec.channel_server),
+            versions: if spec.versions.is_empty() {
+                Value::Null
+            } else {
+                Value::Value(spec.versions.clone())
+            },
+            endpoint: v(&spec.endpoint),
+            simulate: if spec.simulate {
+                Value::Value(true)
+            } else {
+                Value::Null
+            },
+            speed: spec.speed.into(),
+            poll_interval: spec
+                .poll_interval
+                .map(|d| format!("{}ms", d.as_millis()))
+                .into(),
+            requests_per_second: spec.requests_per_second.into(),
+        }
+    }
+
     fn is_known(&self) -> bool {
         let strings = [
             &self.alias,
@@ -166,13 +212,10 @@ impl ProviderBlock {
             && !self.requests_per_second.is_unknown()
     }
 
-    fn write(&self, kind: &str, at: &[Step], w: &mut HclWriter) {
-        let p = |name: &str| {
-            let mut s = at.to_vec();
-            s.push(Step::Attr(name.into()));
-            path(&s)
-        };
-        w.open("provider", Some(kind), Some(path(at)));
+    /// `provider "KIND" { ... }`, each line attributed by `p` (given the attribute name,
+    /// or "" for the block itself).
+    fn write(&self, kind: &str, p: &dyn Fn(&str) -> AttributePath, w: &mut HclWriter) {
+        w.open("provider", Some(kind), Some(p("")));
         let strings = [
             ("alias", &self.alias),
             ("region", &self.region),
@@ -219,15 +262,44 @@ impl Configured {
         let mut keys = Vec::new();
         for (kind, blocks) in config.kinds() {
             for (i, b) in blocks.iter().flatten().enumerate() {
-                b.write(
-                    kind,
-                    &[Step::Attr(kind.into()), Step::Index(i as i64)],
-                    &mut w,
-                );
+                let at = [Step::Attr(kind.into()), Step::Index(i as i64)];
+                let p = |name: &str| {
+                    let mut s = at.to_vec();
+                    if !name.is_empty() {
+                        s.push(Step::Attr(name.into()));
+                    }
+                    path(&s)
+                };
+                b.write(kind, &p, &mut w);
                 keys.push(match b.alias.as_deref_option() {
                     Some(a) => format!("{kind}.{a}"),
                     None => kind.to_string(),
                 });
+            }
+        }
+        if let Some(dir) = config.config_dir.as_deref_option() {
+            let opts = kup_engine::config::LoadOptions {
+                env: std::env::vars().collect(),
+                ..Default::default()
+            };
+            match kup_engine::config::load_dir(std::path::Path::new(dir), &opts) {
+                Ok(loaded) => {
+                    // Their problems were found at their own lines already; anything the
+                    // loader says about them here belongs to `config_dir`.
+                    let p = |_: &str| AttributePath::new("config_dir");
+                    for spec in &loaded.desired.providers {
+                        ProviderBlock::from_spec(spec).write(&spec.kind, &p, &mut w);
+                        keys.push(spec.key());
+                    }
+                }
+                Err(d) => {
+                    diags.error(
+                        format!("The kup configuration in {dir} has errors"),
+                        d.render(&[]),
+                        AttributePath::new("config_dir"),
+                    );
+                    return None;
+                }
             }
         }
         if keys.is_empty() {
@@ -261,5 +333,50 @@ impl Configured {
             }
         }
         Some(configured)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_dir_provider_blocks_join_the_terraform_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("main.kup.hcl"),
+            "provider \"eks\" {\n  alias = \"us\"\n  region = \"us-east-1\"\n  poll_interval = \"2s\"\n}\n\ncluster \"a\" {\n  provider = \"eks.us\"\n  version = \"1.30\"\n}\n",
+        )
+        .unwrap();
+        let config = ProviderConfig {
+            eks: Value::Value(vec![ProviderBlock {
+                region: "eu-west-1".to_string().into(),
+                ..Default::default()
+            }]),
+            config_dir: Value::Value(dir.path().display().to_string()),
+            ..Default::default()
+        };
+        let mut diags = Diagnostics::default();
+        let c = Configured::new(&config, &mut diags).expect("configured");
+        assert!(diags.errors.is_empty(), "{diags:?}");
+        assert_eq!(c.keys, ["eks", "eks.us"]);
+        let text = c.providers.text();
+        assert!(text.contains("region = \"us-east-1\""), "{text}");
+        assert!(text.contains("poll_interval = \"2000ms\""), "{text}");
+
+        // A broken directory is an error at `config_dir`, with kup's file:line:col.
+        std::fs::write(
+            dir.path().join("main.kup.hcl"),
+            "provider \"eks\" {\n  regoin = \"us-east-1\"\n}\n",
+        )
+        .unwrap();
+        let mut diags = Diagnostics::default();
+        assert!(Configured::new(&config, &mut diags).is_none());
+        assert_eq!(diags.errors[0].attribute, AttributePath::new("config_dir"));
+        assert!(
+            diags.errors[0].detail.contains("main.kup.hcl:2:3"),
+            "{:?}",
+            diags.errors[0]
+        );
     }
 }
