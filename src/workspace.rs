@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures::stream::{self, StreamExt};
 use kup_engine::config::{self, Diagnostics, LoadOptions, Loaded};
 use kup_engine::events::Event;
-use kup_engine::executor::{retry, ClusterHandle, EventSink, RetryPolicy};
+use kup_engine::executor::{ClusterHandle, EventSink, RetryPolicy};
 use kup_engine::model::{
     ActualCluster, BackendKind, BackendSpec, ClusterSpec, Desired, ProviderSpec,
 };
@@ -253,46 +253,26 @@ impl Connected {
                             Err(format!("provider \"{}\" is not configured", spec.provider)),
                         );
                     };
-                    let mut call = || h.refresh_noting_kube();
-                    let r = retry(&retry_policy, events, None, &mut call).await;
-                    let r = r.map(|(mut actual, note)| {
-                        if let Some(note) = note {
-                            events(Event::Message {
-                                level: kup_engine::events::Level::Warning,
-                                text: format!(
-                                    "{}: cannot read the Kubernetes API ({note}); kubelet versions and drain predictions come from the provider only",
-                                    spec.address()
-                                ),
-                            });
-                            actual.kube = None;
-                        }
-                        actual
-                    });
+                    let r = h
+                        .refresh_for_plan(spec, &retry_policy, events)
+                        .await
+                        .map(|(mut actual, note)| {
+                            if let Some(note) = note {
+                                events(Event::Message {
+                                    level: kup_engine::events::Level::Warning,
+                                    text: format!(
+                                        "{}: cannot read the Kubernetes API ({note}); kubelet versions and drain predictions come from the provider only",
+                                        spec.address()
+                                    ),
+                                });
+                                actual.kube = None;
+                            }
+                            actual
+                        });
                     let r = r.map_err(|e| e.to_string()).and_then(|mut actual| {
                         actual.api_uses = manifest_api_uses(&self.dir, &spec.preflight.manifests)?;
                         Ok(actual)
                     });
-                    // What the safety checks read in the cluster, when kup can reach it.
-                    let r = match (r, &h.node_ops) {
-                        (Ok(mut actual), Some(ops)) if actual.kube.is_some() && wants_scan(spec) => {
-                            let mut call = || ops.scan();
-                            match retry(&retry_policy, events, None, &mut call).await {
-                                Ok(scan) => actual.scan = Some(scan),
-                                // A finding, so `kup check -json` says the checks are
-                                // incomplete rather than passing.
-                                Err(e) => {
-                                    actual.scan = Some(kup_engine::kube::ClusterScan {
-                                        gaps: vec![format!(
-                                            "cannot read the cluster for the safety checks ({e}): API server health, workloads and objects at removed APIs in the cluster are not checked"
-                                        )],
-                                        ..Default::default()
-                                    })
-                                }
-                            }
-                            Ok(actual)
-                        }
-                        (r, _) => r,
-                    };
                     (spec.label.clone(), r)
                 }
             })
@@ -500,15 +480,6 @@ fn refuse_to_orphan_local_state(dir: &Path, store: &StateStore) -> Result<(), Fa
         remote = store.describe(),
         local = local.display(),
     )))
-}
-
-/// Whether any check needs the in-cluster scan.
-fn wants_scan(spec: &ClusterSpec) -> bool {
-    use kup_engine::model::CheckMode;
-    spec.preflight.removed_apis != CheckMode::Off
-        || spec.preflight.health != CheckMode::Off
-        || spec.preflight.addons != CheckMode::Off
-        || spec.postflight.enabled
 }
 
 /// The objects in the `preflight { manifests = [...] }` folders and files (`*.yaml`,

@@ -84,6 +84,34 @@ impl ClusterHandle {
         Ok((actual, last))
     }
 
+    /// What planning reads: `refresh_noting_kube` with retries, plus the in-cluster scan
+    /// the safety checks of `spec` need, when the Kubernetes API answers. A scan that fails
+    /// becomes a gap in it, so the checks say they are incomplete rather than passing.
+    pub async fn refresh_for_plan(
+        &self,
+        spec: &crate::model::ClusterSpec,
+        retry_policy: &RetryPolicy,
+        events: &EventSink,
+    ) -> Result<(crate::model::ActualCluster, Option<String>), ProviderError> {
+        let mut call = || self.refresh_noting_kube();
+        let (mut actual, note) = retry(retry_policy, events, None, &mut call).await?;
+        if let (None, Some(ops)) = (&note, &self.node_ops) {
+            if actual.kube.is_some() && wants_scan(spec) {
+                let mut call = || ops.scan();
+                actual.scan = Some(match retry(retry_policy, events, None, &mut call).await {
+                    Ok(scan) => scan,
+                    Err(e) => crate::kube::ClusterScan {
+                        gaps: vec![format!(
+                            "cannot read the cluster for the safety checks ({e}): API server health, workloads and objects at removed APIs in the cluster are not checked"
+                        )],
+                        ..Default::default()
+                    },
+                });
+            }
+        }
+        Ok((actual, note))
+    }
+
     fn scaled(&self, d: Duration) -> Duration {
         if self.time_scale > 1.0 {
             d.div_f64(self.time_scale)
@@ -109,6 +137,15 @@ pub fn short_duration(d: Duration) -> String {
     } else {
         format!("{:.1}s", d.as_secs_f64())
     }
+}
+
+/// Whether any check of `spec` needs the in-cluster scan.
+fn wants_scan(spec: &crate::model::ClusterSpec) -> bool {
+    use crate::model::CheckMode;
+    spec.preflight.removed_apis != CheckMode::Off
+        || spec.preflight.health != CheckMode::Off
+        || spec.preflight.addons != CheckMode::Off
+        || spec.postflight.enabled
 }
 
 /// `1.2s`, for reports.

@@ -29,4 +29,5 @@ mod remote_state;
 mod safety;
 mod saved_plan;
 mod secrets;
+mod terraform;
 mod torture;
