@@ -49,10 +49,10 @@ impl Rng {
 /// A running world, the configuration that upgrades it, and what must outlive the runs.
 /// Fields drop in order: the hosts (holding SSH connections) before the simulator, both
 /// before their directory.
-struct Rig {
+pub(crate) struct Rig {
     _hosts: Option<Box<dyn std::any::Any>>,
-    sim: Sim,
-    dir: PathBuf,
+    pub sim: Sim,
+    pub dir: PathBuf,
     _tmp: tempfile::TempDir,
 }
 
@@ -354,7 +354,7 @@ cluster "checkout" {{
 }
 
 #[cfg(feature = "k3s")]
-mod k3s_rig {
+pub(crate) mod k3s_rig {
     use std::collections::BTreeMap;
 
     use super::*;
