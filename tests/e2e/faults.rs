@@ -201,6 +201,42 @@ fn run_all(faults: &[(&str, &str)], case: impl Fn(&str, &str) + std::panic::RefU
     );
 }
 
+/// kubeadm over SSH with the Kubernetes API (drains, node waits) struck: fewer kinds, as
+/// each case costs an upgrade of six hosts over SSH. Held to the torture's kubeadm
+/// invariants (one `kubeadm upgrade apply` per hop, each kubelet restarted once per
+/// release, nothing upgraded again after) and to no pod lost, no budget broken.
+#[cfg(feature = "kubeadm")]
+#[test]
+fn a_kubeadm_upgrade_survives_kubernetes_api_faults() {
+    if !crate::kubeadm::sshd_or_skip("a_kubeadm_upgrade_survives_kubernetes_api_faults") {
+        return;
+    }
+    run_all(
+        &[
+            ("503", "kube:error503=first,retry_after=1"),
+            ("reset", "kube:reset=first"),
+            ("truncate", "kube:truncate=first"),
+        ],
+        |fault, spec| {
+            let ctx = format!("kubeadm under {fault} ({spec})");
+            let rig = crate::torture::kubeadm_rig::start(600.0).expect("sshd is installed");
+            rig.sim.set_faults(spec);
+            let run = kup(&["apply", "-auto-approve", rig.dir.to_str().unwrap()]);
+            assert_eq!(run.code, 0, "{ctx}: {run:?}");
+            let kind = spec.split('=').next().unwrap().trim_start_matches("kube:");
+            let endpoints = assert_every_endpoint_struck(&rig.sim.faults(), kind, true, &ctx);
+            assert!(
+                endpoints
+                    .iter()
+                    .any(|e| e == "kube POST /api/v1/namespaces/{namespace}/pods/{name}/eviction"),
+                "{ctx}: no eviction: {endpoints:#?}"
+            );
+            crate::torture::kubeadm_rig::check(&rig, &ctx);
+            assert_nothing_lost(&rig.sim, &["lab"], &ctx);
+        },
+    );
+}
+
 #[cfg(feature = "k3s")]
 #[test]
 fn every_k3s_kubernetes_endpoint_survives_every_fault() {
