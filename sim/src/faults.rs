@@ -42,7 +42,9 @@ pub const AKS_ERROR_CODES: &[&str] = crate::aks::ERROR_CODES;
 const FORMS: &str = "accepted items: seed=N, throttle=RATE (429), error500=RATE, error503=RATE, \
 reset=RATE (connection closed with no response), truncate=RATE (body cut mid-JSON), \
 garbage=RATE (200 with a non-JSON body), stall=RATE (response held back stall_for), \
-where RATE is 0..1 or `first` (the first request to each endpoint), retry_after=SECONDS \
+where RATE is 0..1 or `first` (the first request to each endpoint); each of these kinds \
+prefixed `kube:` (e.g. kube:error500=first) strikes the simulated Kubernetes API instead of the cloud APIs, \
+retry_after=SECONDS \
 (429s and 503s carry Retry-After), stall_for=DURATION (default 65s), \
 latency=DURATION (e.g. 20ms, 1s), fail=CLUSTER[/NODEGROUP|/NODEPOOL|/addon:NAME]:ERRORCODE[:MESSAGE], \
 hang=CLUSTER[/NODEGROUP|/NODEPOOL|/AGENTPOOL|/addon:NAME], notready=CLUSTER/NODEGROUP|NODEPOOL|AGENTPOOL, \
@@ -174,8 +176,13 @@ pub struct KubeadmFail {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FaultSpec {
     pub seed: Option<u64>,
-    /// Per-request faults and how often each strikes (absent: never).
+    /// Per-request faults on the cloud APIs (EKS, GKE, ARM) and how often each strikes
+    /// (absent: never).
     pub rates: Vec<(Fault, Rate)>,
+    /// `kube:KIND=RATE`: per-request faults on the clusters' Kubernetes APIs. Kept apart
+    /// from `rates` so a cloud fault spec never strikes the drains and node waits by
+    /// surprise, and a kube spec leaves the cloud calls clean.
+    pub kube_rates: Vec<(Fault, Rate)>,
     /// `retry_after=SECONDS`: injected 429s and 503s carry `Retry-After`.
     pub retry_after: Option<u32>,
     /// `stall_for=DURATION`: how long a stalled response is held back.
@@ -282,13 +289,29 @@ fn parse_target<'a>(item: &str, v: &'a str) -> Result<(Target, Option<&'a str>),
     Ok((Target::NodeGroup(cluster, ng), rest))
 }
 
+fn rate_in(rates: &[(Fault, Rate)], kind: Fault) -> Rate {
+    rates
+        .iter()
+        .find(|(f, _)| *f == kind)
+        .map_or(Rate::Random(0.0), |(_, r)| *r)
+}
+
+/// A later item for the same kind replaces the earlier one.
+fn set_rate(rates: &mut Vec<(Fault, Rate)>, kind: Fault, rate: Rate) {
+    rates.retain(|(f, _)| *f != kind);
+    rates.push((kind, rate));
+    rates.sort_by_key(|(f, _)| *f);
+}
+
 impl FaultSpec {
-    /// How often `kind` strikes.
+    /// How often `kind` strikes a cloud API request.
     pub fn rate(&self, kind: Fault) -> Rate {
-        self.rates
-            .iter()
-            .find(|(f, _)| *f == kind)
-            .map_or(Rate::Random(0.0), |(_, r)| *r)
+        rate_in(&self.rates, kind)
+    }
+
+    /// How often `kind` strikes a Kubernetes API request.
+    pub fn kube_rate(&self, kind: Fault) -> Rate {
+        rate_in(&self.kube_rates, kind)
     }
 
     /// No faults.
@@ -298,7 +321,10 @@ impl FaultSpec {
 
     /// True when nothing is injected.
     pub fn is_none(&self) -> bool {
-        self.rates.iter().all(|(_, r)| *r == Rate::Random(0.0))
+        self.rates
+            .iter()
+            .chain(&self.kube_rates)
+            .all(|(_, r)| *r == Rate::Random(0.0))
             && self.latency.is_zero()
             && self.kubedown.is_empty()
             && self.fail.is_empty()
@@ -324,7 +350,21 @@ impl FaultSpec {
                 return Err(bad(item, "expected KEY=VALUE"));
             };
             let value = value.trim();
-            match key.trim() {
+            let key = key.trim();
+            if let Some(k) = key.strip_prefix("kube:") {
+                let Some(kind) = Fault::ALL.into_iter().find(|f| f.key() == k) else {
+                    return Err(bad(
+                        item,
+                        &format!(
+                            "`kube:` takes a per-request kind ({}), not `{k}`",
+                            Fault::ALL.map(Fault::key).join(", ")
+                        ),
+                    ));
+                };
+                set_rate(&mut spec.kube_rates, kind, parse_fault_rate(item, value)?);
+                continue;
+            }
+            match key {
                 "seed" => {
                     spec.seed = Some(
                         value
@@ -337,10 +377,7 @@ impl FaultSpec {
                         .into_iter()
                         .find(|f| f.key() == k)
                         .expect("listed");
-                    let rate = parse_fault_rate(item, value)?;
-                    spec.rates.retain(|(f, _)| *f != kind);
-                    spec.rates.push((kind, rate));
-                    spec.rates.sort_by_key(|(f, _)| *f);
+                    set_rate(&mut spec.rates, kind, parse_fault_rate(item, value)?);
                 }
                 "retry_after" => {
                     let secs: u32 = value.parse().map_err(|_| {
@@ -450,11 +487,15 @@ impl fmt::Display for FaultSpec {
         if let Some(seed) = self.seed {
             parts.push(format!("seed={seed}"));
         }
-        for (kind, rate) in &self.rates {
-            match rate {
-                Rate::First => parts.push(format!("{}=first", kind.key())),
-                Rate::Random(r) if *r > 0.0 => parts.push(format!("{}={r}", kind.key())),
-                Rate::Random(_) => {}
+        for (prefix, rates) in [("", &self.rates), ("kube:", &self.kube_rates)] {
+            for (kind, rate) in rates {
+                match rate {
+                    Rate::First => parts.push(format!("{prefix}{}=first", kind.key())),
+                    Rate::Random(r) if *r > 0.0 => {
+                        parts.push(format!("{prefix}{}={r}", kind.key()))
+                    }
+                    Rate::Random(_) => {}
+                }
             }
         }
         if let Some(s) = self.retry_after {
@@ -647,6 +688,25 @@ mod tests {
             .is_empty());
         assert!(!FaultSpec::parse("kubedown=prod-eu:60s").unwrap().is_none());
         assert!(FaultSpec::parse("reset=0").unwrap().is_none());
+    }
+
+    #[test]
+    fn parses_kube_prefixed_kinds_apart_from_cloud_ones() {
+        let s = FaultSpec::parse("kube:error500=first,throttle=0.2,kube:reset=0.1,retry_after=1")
+            .unwrap();
+        assert_eq!(s.kube_rate(Fault::Error500), Rate::First);
+        assert_eq!(s.kube_rate(Fault::Reset), Rate::Random(0.1));
+        assert_eq!(s.kube_rate(Fault::Throttle), Rate::Random(0.0));
+        assert_eq!(s.rate(Fault::Throttle), Rate::Random(0.2));
+        assert_eq!(s.rate(Fault::Error500), Rate::Random(0.0));
+        assert_eq!(s.retry_after, Some(1));
+        assert_eq!(FaultSpec::parse(&s.to_string()).unwrap(), s);
+        let k = FaultSpec::parse("kube:garbage=first").unwrap();
+        assert!(k.rates.is_empty() && !k.is_none());
+        assert!(FaultSpec::parse("kube:garbage=0").unwrap().is_none());
+        let e = FaultSpec::parse("kube:hang=c").unwrap_err();
+        assert!(e.contains("kube:hang=c") && e.contains("not `hang`"), "{e}");
+        assert!(FaultSpec::parse("kube:reset=2").is_err());
     }
 
     #[test]

@@ -105,17 +105,34 @@ impl FaultState {
     /// request in `Fault::ALL` order; then the random kinds draw, from the RNG only for
     /// non-zero rates, so a seed gives the same sequence for the same requests.
     pub fn roll(&mut self, endpoint: &str) -> Option<Fault> {
+        self.roll_among(endpoint, &Fault::ALL)
+    }
+
+    /// [`roll`](Self::roll) limited to the kinds in `allowed` (a watch takes no
+    /// response-damaging kinds, an eviction no throttling). Endpoints whose key starts
+    /// with `kube ` draw from the `kube:` rates, every other from the cloud rates.
+    pub fn roll_among(&mut self, endpoint: &str, allowed: &[Fault]) -> Option<Fault> {
+        let kube = endpoint.starts_with("kube ");
+        let rate = |spec: &FaultSpec, f: Fault| {
+            if !allowed.contains(&f) {
+                Rate::Random(0.0)
+            } else if kube {
+                spec.kube_rate(f)
+            } else {
+                spec.rate(f)
+            }
+        };
         let rec = self.endpoints.entry(endpoint.to_string()).or_default();
         rec.requests += 1;
         let nth = rec.requests as usize;
         let firsts: Vec<Fault> = Fault::ALL
             .into_iter()
-            .filter(|f| self.spec.rate(*f) == Rate::First)
+            .filter(|f| rate(&self.spec, *f) == Rate::First)
             .collect();
         let fault = if nth <= firsts.len() {
             Some(firsts[nth - 1])
         } else {
-            Fault::ALL.into_iter().find(|f| match self.spec.rate(*f) {
+            Fault::ALL.into_iter().find(|f| match rate(&self.spec, *f) {
                 Rate::Random(p) if p > 0.0 => self.rng.random::<f64>() < p,
                 _ => false,
             })

@@ -49,10 +49,10 @@ impl Rng {
 /// A running world, the configuration that upgrades it, and what must outlive the runs.
 /// Fields drop in order: the hosts (holding SSH connections) before the simulator, both
 /// before their directory.
-struct Rig {
+pub(crate) struct Rig {
     _hosts: Option<Box<dyn std::any::Any>>,
-    sim: Sim,
-    dir: PathBuf,
+    pub sim: Sim,
+    pub dir: PathBuf,
     _tmp: tempfile::TempDir,
 }
 
@@ -354,7 +354,7 @@ cluster "checkout" {{
 }
 
 #[cfg(feature = "k3s")]
-mod k3s_rig {
+pub(crate) mod k3s_rig {
     use std::collections::BTreeMap;
 
     use super::*;
@@ -465,7 +465,7 @@ mod k3s_rig {
 }
 
 #[cfg(feature = "kubeadm")]
-mod kubeadm_rig {
+pub(crate) mod kubeadm_rig {
     use super::*;
 
     /// `crate::kubeadm`'s lab: 3 control-plane hosts and 3 workers behind real sshds, two
@@ -490,7 +490,7 @@ mod kubeadm_rig {
 
     /// Host operations from the simulator's record of what the hosts' kubeadm and
     /// systemctl did.
-    pub fn check(rig: &Rig, _: &SavedPlan, ctx: &str) {
+    pub fn check(rig: &Rig, ctx: &str) {
         let rounds = ["1.30.9", "1.31.4"];
         let kubelets = rig.sim.kubelets("lab");
         assert!(
@@ -644,7 +644,7 @@ const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "kubeadm",
         start: kubeadm_rig::start,
-        check: kubeadm_rig::check,
+        check: |rig, _, ctx| kubeadm_rig::check(rig, ctx),
         clusters: &["lab"],
         target: ("lab", "1.31"),
         span_ms: 16000,

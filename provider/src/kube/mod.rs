@@ -131,7 +131,10 @@ pub(crate) fn kube_err(e: kube::Error, what: &str) -> ProviderError {
             }
             err
         }
-        kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_) => {
+        kube::Error::HyperError(_)
+        | kube::Error::Service(_)
+        | kube::Error::ReadEvents(_)
+        | kube::Error::SerdeError(_) => {
             ProviderError::new(ErrorKind::Transient, format!("{what}: {e}"))
         }
         kube::Error::Auth(_) => ProviderError::new(ErrorKind::Auth, format!("{what}: {e}")),
@@ -139,11 +142,17 @@ pub(crate) fn kube_err(e: kube::Error, what: &str) -> ProviderError {
     }
 }
 
-/// Worth retrying: connection trouble, 429 (not from eviction), 5xx.
+/// Worth retrying: connection trouble, 429 (not from eviction), 5xx, and a success whose
+/// body is not the JSON the apiserver sends (a proxy's error page in front of it, or a body
+/// cut short): the request may be sent again because every write kup makes is idempotent
+/// (server-side apply, merge patches, creates that take AlreadyExists as done).
 pub(crate) fn is_transient(e: &kube::Error) -> bool {
     match e {
         kube::Error::Api(s) => s.code == 429 || (500..=599).contains(&s.code),
-        kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_) => true,
+        kube::Error::HyperError(_)
+        | kube::Error::Service(_)
+        | kube::Error::ReadEvents(_)
+        | kube::Error::SerdeError(_) => true,
         _ => false,
     }
 }

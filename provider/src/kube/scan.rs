@@ -325,9 +325,13 @@ impl KubeNodeOps {
         }))
         .expect("a valid Pod");
         let pp = PostParams::default();
-        retrying(|| pods.create(&pp, &pod))
-            .await
-            .map_err(|e| self.err(e, &format!("creating the {what}")))?;
+        match retrying(|| pods.create(&pp, &pod)).await {
+            Ok(_) => {}
+            // A retry after an answer that was lost (a reset, a cut body): the first
+            // attempt created it.
+            Err(kube::Error::Api(s)) if s.code == 409 && s.reason == "AlreadyExists" => {}
+            Err(e) => return Err(self.err(e, &format!("creating the {what}"))),
+        }
         let outcome = self.wait_running(&pods, name, timeout).await;
         let dp = DeleteParams::default().grace_period(0);
         let cleanup = retrying(|| pods.delete(name, &dp))

@@ -19,6 +19,7 @@ use super::util;
 use super::{KCluster, Kind, WEvent, KINDS};
 use crate::catalog;
 use crate::eks::parse_query;
+use crate::faults::Fault;
 use crate::state::{now_secs, App};
 
 /// State of one cluster's API server.
@@ -420,7 +421,26 @@ pub async fn handle(
         },
         Route::Res(r) => {
             let watch = method == Method::GET && r.name.is_none() && params.flag("watch");
+            let (fault, retry_after, stall_for) = {
+                let mut inner = s.app.lock();
+                let fault = inner.faults.roll_among(
+                    &fault_endpoint(&method, &r, watch),
+                    fault_kinds(watch, eviction),
+                );
+                (
+                    fault,
+                    inner.faults.spec.retry_after,
+                    inner.faults.stall_for(),
+                )
+            };
+            if let Some(refused) = fault.and_then(|f| refusal(f, retry_after)) {
+                return crate::server::faulted(fault, err_resp(refused), retry_after, stall_for)
+                    .await;
+            }
             if watch {
+                if fault == Some(Fault::Reset) {
+                    std::panic::resume_unwind(Box::new("kup-sim: injected reset"));
+                }
                 return watch_resp(s, r, params, wants_table).await;
             }
             let ctype = headers
@@ -436,36 +456,128 @@ pub async fn handle(
                     .unwrap_or(""),
             );
             let now = now_secs();
-            let mut inner = s.app.lock();
-            let changed = inner.advance(now);
-            let inner_ref = &mut *inner;
-            let result = match inner_ref.kube.cluster_mut(&s.cluster) {
-                None => Err(ApiErr::new(503, "ServiceUnavailable", "cluster is gone")),
-                // Controllers run asynchronously (next tick), as in a real cluster; the
-                // eviction subresource updates the PDB it consumed inline.
-                Some(kc) => dispatch(
-                    kc,
-                    &method,
-                    &r,
-                    &params,
-                    &Req {
-                        ctype: &ctype,
-                        body: &body,
-                        manager: &manager,
-                        wants_table,
-                    },
-                    now,
-                ),
+            // The guard must be gone before the await below (the future must be Send).
+            let result = {
+                let mut inner = s.app.lock();
+                let changed = inner.advance(now);
+                let inner_ref = &mut *inner;
+                let result = match inner_ref.kube.cluster_mut(&s.cluster) {
+                    None => Err(ApiErr::new(503, "ServiceUnavailable", "cluster is gone")),
+                    // Controllers run asynchronously (next tick), as in a real cluster; the
+                    // eviction subresource updates the PDB it consumed inline.
+                    Some(kc) => dispatch(
+                        kc,
+                        &method,
+                        &r,
+                        &params,
+                        &Req {
+                            ctype: &ctype,
+                            body: &body,
+                            manager: &manager,
+                            wants_table,
+                        },
+                        now,
+                    ),
+                };
+                if changed {
+                    s.app.save_logged(&inner, now);
+                }
+                result
             };
-            if changed {
-                s.app.save_logged(&inner, now);
-            }
-            drop(inner);
-            match result {
+            let resp = match result {
                 Ok((code, v)) => json_resp(code, &v),
                 Err(e) => err_resp(e),
-            }
+            };
+            crate::server::faulted(fault, resp, retry_after, stall_for).await
         }
+    }
+}
+
+/// The `/_sim/faults` key of a Kubernetes API request: `kube`, the verb (`WATCH` for a
+/// watch, else the HTTP method) and the route template, so `first` strikes each kind of
+/// call once whatever object it names (e.g. `kube PATCH
+/// /apis/upgrade.cattle.io/v1/namespaces/{namespace}/plans/{name}`).
+fn fault_endpoint(method: &Method, r: &Res, watch: bool) -> String {
+    let info = r.kind.info();
+    let mut path = if info.group.is_empty() {
+        format!("/api/{}", info.version)
+    } else {
+        format!("/apis/{}/{}", info.group, info.version)
+    };
+    if r.ns.is_some() {
+        path.push_str("/namespaces/{namespace}");
+    }
+    path.push('/');
+    path.push_str(info.plural);
+    if r.name.is_some() {
+        path.push_str("/{name}");
+    }
+    if let Some(sub) = &r.sub {
+        path.push('/');
+        path.push_str(sub);
+    }
+    let verb = if watch { "WATCH" } else { method.as_str() };
+    format!("kube {verb} {path}")
+}
+
+/// The kinds a Kubernetes API request can be struck with. A watch is struck only before
+/// its stream starts (a refusal or a dropped connection): a stream cut short later is a
+/// normal event every watcher resumes from, and a body of garbage or a stall on a stream
+/// has no fixed end to damage. An eviction takes no injected 429: its 429 means a
+/// PodDisruptionBudget refused it, which the drain tests cover as itself.
+fn fault_kinds(watch: bool, eviction: bool) -> &'static [Fault] {
+    if watch {
+        &[
+            Fault::Throttle,
+            Fault::Error500,
+            Fault::Error503,
+            Fault::Reset,
+        ]
+    } else if eviction {
+        &[
+            Fault::Error500,
+            Fault::Error503,
+            Fault::Reset,
+            Fault::Truncate,
+            Fault::Garbage,
+            Fault::Stall,
+        ]
+    } else {
+        &Fault::ALL
+    }
+}
+
+/// The apiserver's own answer for a refusing fault: the `Status` it sends under API
+/// priority and fairness (429, whose details carry `retryAfterSeconds` with the
+/// `Retry-After` header), for an internal error (500) and when it cannot serve (503).
+fn refusal(fault: Fault, retry_after: Option<u32>) -> Option<ApiErr> {
+    match fault {
+        Fault::Throttle => {
+            let mut e = ApiErr::new(
+                429,
+                "TooManyRequests",
+                "Too many requests, please try again later.",
+            );
+            if let Some(secs) = retry_after {
+                e.details = json!({ "retryAfterSeconds": secs });
+            }
+            Some(e)
+        }
+        Fault::Error500 => {
+            let mut e = ApiErr::new(
+                500,
+                "InternalError",
+                "Internal error occurred: etcdserver: request timed out",
+            );
+            e.details = json!({ "causes": [ { "message": "etcdserver: request timed out" } ] });
+            Some(e)
+        }
+        Fault::Error503 => Some(ApiErr::new(
+            503,
+            "ServiceUnavailable",
+            "the server is currently unable to handle the request",
+        )),
+        _ => None,
     }
 }
 
@@ -1679,6 +1791,41 @@ async fn watch_resp(s: KubeSrv, r: Res, params: Params, wants_table: bool) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fault_endpoints_are_route_templates() {
+        let key = |m: Method, path: &str, watch: bool| match parse_route(path) {
+            Some(Route::Res(r)) => fault_endpoint(&m, &r, watch),
+            _ => panic!("{path} is not a resource route"),
+        };
+        assert_eq!(
+            key(
+                Method::PATCH,
+                "/apis/upgrade.cattle.io/v1/namespaces/system-upgrade/plans/server-plan",
+                false
+            ),
+            "kube PATCH /apis/upgrade.cattle.io/v1/namespaces/{namespace}/plans/{name}"
+        );
+        assert_eq!(
+            key(Method::GET, "/api/v1/nodes", true),
+            "kube WATCH /api/v1/nodes"
+        );
+        assert_eq!(
+            key(
+                Method::POST,
+                "/api/v1/namespaces/default/pods/web-1/eviction",
+                false
+            ),
+            "kube POST /api/v1/namespaces/{namespace}/pods/{name}/eviction"
+        );
+        assert_eq!(
+            key(Method::GET, "/api/v1/pods", false),
+            "kube GET /api/v1/pods"
+        );
+        assert!(!fault_kinds(false, true).contains(&Fault::Throttle));
+        assert!(!fault_kinds(true, false).contains(&Fault::Truncate));
+        assert_eq!(fault_kinds(false, false), &Fault::ALL);
+    }
 
     #[test]
     fn field_manager_follows_the_apiserver() {
