@@ -1,6 +1,6 @@
 # kup as a Terraform provider, against kup's simulator:
 #
-#   cargo build --bin kup --bin terraform-provider-kup
+#   cargo build -p kup -p kup-terraform   # kup and terraform-provider-kup, in target/debug
 #   cp world.hcl /tmp/world.hcl   # the simulator writes kubeconfigs beside its world
 #   ../../target/debug/kup sim serve --world /tmp/world.hcl &   # prints {"eks": "http://127.0.0.1:PORT", ...}
 #   export TF_CLI_CONFIG_FILE=$PWD/terraform.rc
